@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** The well-known Azurite development account (public, documented by Microsoft; not a secret). */
+export const DEV_ACCOUNT = 'devstoreaccount1';
+export const DEV_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export interface AzuritePorts {
+  blob: number;
+  queue: number;
+  table: number;
+}
+
+export interface AzuriteOptions {
+  /** Ports to bind; 0 (the default) lets the OS pick free ones. */
+  ports?: AzuritePorts;
+  /** A folder to keep data in; without it, data lives in memory and dies with the process. */
+  location?: string;
+  /** Where Azurite's own output goes besides the start-up parsing (npm start shows it). */
+  onOutput?: (text: string) => void;
+}
+
+export interface AzuriteInstance {
+  connectionString: string;
+  ports: AzuritePorts;
+  stop(): Promise<void>;
+}
+
+export function connectionStringFor(ports: AzuritePorts): string {
+  const base = 'http://127.0.0.1';
+  return [
+    'DefaultEndpointsProtocol=http',
+    `AccountName=${DEV_ACCOUNT}`,
+    `AccountKey=${DEV_KEY}`,
+    `BlobEndpoint=${base}:${ports.blob}/${DEV_ACCOUNT}`,
+    `QueueEndpoint=${base}:${ports.queue}/${DEV_ACCOUNT}`,
+    `TableEndpoint=${base}:${ports.table}/${DEV_ACCOUNT}`,
+  ].join(';');
+}
+
+function azuriteEntryPoint(): string {
+  const pkg = createRequire(__filename).resolve('azurite/package.json');
+  return path.join(path.dirname(pkg), 'dist', 'src', 'azurite.js');
+}
+
+/**
+ * Starts Azurite on loopback, never sending telemetry. By default it is private and in memory
+ * on OS-chosen ports, so parallel test runs (and parallel CI jobs on one machine) never collide;
+ * the real ports are read back from Azurite's own start-up lines.
+ */
+export async function startAzurite(options: AzuriteOptions = {}): Promise<AzuriteInstance> {
+  const want = options.ports ?? { blob: 0, queue: 0, table: 0 };
+  const persistence = options.location ? ['--location', options.location] : ['--inMemoryPersistence'];
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      azuriteEntryPoint(),
+      '--disableTelemetry',
+      ...persistence,
+      '--skipApiVersionCheck',
+      '--blobHost', '127.0.0.1', '--blobPort', String(want.blob),
+      '--queueHost', '127.0.0.1', '--queuePort', String(want.queue),
+      '--tableHost', '127.0.0.1', '--tablePort', String(want.table),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+
+  const ports = await new Promise<AzuritePorts>((resolve, reject) => {
+    const found: Partial<Record<'blob' | 'queue' | 'table', number>> = {};
+    let output = '';
+    const timer = setTimeout(() => fail(new Error(`Azurite did not start in time:\n${output}`)), 30_000);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      child.kill();
+      reject(error);
+    };
+    child.on('exit', (code) => fail(new Error(`Azurite exited early (code ${code}):\n${output}`)));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      options.onOutput?.(chunk.toString());
+      for (const match of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/127\.0\.0\.1:(\d+)/g)) {
+        found[match[1]!.toLowerCase() as 'blob' | 'queue' | 'table'] = Number(match[2]);
+      }
+      if (found.blob && found.queue && found.table) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ blob: found.blob, queue: found.queue, table: found.table });
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      options.onOutput?.(chunk.toString());
+    });
+  });
+
+  return {
+    connectionString: connectionStringFor(ports),
+    ports,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
