@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDataverseWebhook } from '../src/dataverse';
+import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+
+export function docsSampleBody(): Buffer {
+  const markdown = readFileSync(path.resolve(__dirname, '..', '..', '..', 'shared', 'docs', 'use-webhooks.md'), 'utf8');
+  const block = /```json\n([\s\S]*?)\n```/.exec(markdown)?.[1];
+  if (!block) throw new Error('use-webhooks.md has no ```json block');
+  return Buffer.from(block);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function nanosPerCall(work: () => unknown, batch: number): number {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < batch; i++) work();
+  return Number(process.hrtime.bigint() - start) / batch;
+}
+
+/**
+ * Times a baseline and a candidate in alternating rounds, so that whatever else the machine is
+ * doing weighs on both alike; the ratio is the median of the per-round ratios.
+ */
+export function compare(baseline: () => unknown, candidate: () => unknown, batch: number, rounds = 21) {
+  for (let i = 0; i < batch * 3; i++) {
+    baseline();
+    candidate();
+  }
+  const base: number[] = [];
+  const cand: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    base.push(nanosPerCall(baseline, batch));
+    cand.push(nanosPerCall(candidate, batch));
+    ratios.push(cand[round]! / base[round]!);
+  }
+  return { baselineNanos: median(base), candidateNanos: median(cand), ratio: median(ratios) };
+}
+
+export interface ParseFigure {
+  payload: string;
+  bytes: number;
+  jsonParseMicros: number;
+  parseMicros: number;
+  ratio: number;
+}
+
+export function benchParse(): ParseFigure[] {
+  const payloads = [
+    { payload: 'docs sample (contact Update)', body: docsSampleBody(), batch: 2000 },
+    { payload: 'CreateMultiple, 250 KB', body: Buffer.from(largeCreateMultiple(250 * 1024)), batch: 40 },
+  ];
+  return payloads.map(({ payload, body, batch }) => {
+    const result = parseDataverseWebhook({ body, headers: {} });
+    if (!result.ok) throw new Error(`benchmark payload does not parse: ${result.error.message}`);
+    // Both sides start from the bytes as received, so UTF-8 decoding is counted on each.
+    const timing = compare(
+      () => JSON.parse(body.toString('utf8')),
+      () => parseDataverseWebhook({ body, headers: {} }),
+      batch,
+    );
+    return {
+      payload,
+      bytes: body.length,
+      jsonParseMicros: timing.baselineNanos / 1000,
+      parseMicros: timing.candidateNanos / 1000,
+      ratio: timing.ratio,
+    };
+  });
+}

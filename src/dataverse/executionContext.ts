@@ -1,0 +1,96 @@
+import { parseDataContractDate } from './dates';
+import { formatPath, IssueFound, MAX_REPORTED_ISSUES } from './errors';
+import {
+  EXECUTION_MODES,
+  isEntity,
+  isEntityReference,
+  STAGE_NAMES,
+  type DataverseRecord,
+  type DataverseValue,
+  type ExecutionContext,
+} from './model';
+import { ValueNormalizer } from './normalizeValue';
+import { EXECUTION_CONTEXT_PROPERTIES, rawExecutionContext } from './rawSchemas';
+
+/**
+ * Dataverse stops plug-in chains at Depth 8 and real ParentContext chains are shorter still;
+ * the bound only keeps a hostile body from recursing without end.
+ */
+export const MAX_CONTEXT_DEPTH = 64;
+
+/** Validates and normalizes a RemoteExecutionContext, ParentContext chain included. */
+export function normalizeExecutionContext(raw: unknown, path: Array<string | number> = [], level = 0): ExecutionContext {
+  if (level >= MAX_CONTEXT_DEPTH) {
+    throw new IssueFound('too-deep', [
+      { path: formatPath(path.slice(0, 3)) + '…', message: `ParentContext nests deeper than ${MAX_CONTEXT_DEPTH} levels` },
+    ]);
+  }
+  const parsed = rawExecutionContext.safeParse(raw);
+  if (!parsed.success) {
+    throw new IssueFound(
+      'invalid-context',
+      parsed.error.issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => ({
+        path: formatPath([...path, ...issue.path]),
+        message: issue.message,
+      })),
+    );
+  }
+  const context = parsed.data;
+  const values = new ValueNormalizer(path);
+
+  let operationCreatedOn: Date | null = null;
+  if (context.OperationCreatedOn !== null && context.OperationCreatedOn !== undefined) {
+    operationCreatedOn = parseDataContractDate(context.OperationCreatedOn);
+    if (!operationCreatedOn) values.at('OperationCreatedOn', () => values.fail('expected a /Date(…)/ value'));
+  }
+
+  const inputParameters = values.at('InputParameters', () => values.keyValues(context.InputParameters));
+  const target = inputParameters['Target'];
+
+  return {
+    messageName: context.MessageName,
+    primaryEntityName: context.PrimaryEntityName,
+    primaryEntityId: context.PrimaryEntityId,
+    secondaryEntityName: !context.SecondaryEntityName || context.SecondaryEntityName === 'none' ? null : context.SecondaryEntityName,
+    stage: context.Stage,
+    stageName: STAGE_NAMES[context.Stage] ?? null,
+    mode: EXECUTION_MODES[context.Mode] ?? null,
+    depth: context.Depth,
+    isolationMode: context.IsolationMode ?? null,
+    correlationId: context.CorrelationId,
+    operationId: context.OperationId ?? null,
+    requestId: context.RequestId ?? null,
+    organizationId: context.OrganizationId,
+    organizationName: context.OrganizationName ?? null,
+    businessUnitId: context.BusinessUnitId ?? null,
+    userId: context.UserId,
+    initiatingUserId: context.InitiatingUserId ?? null,
+    initiatingUserAgent: context.InitiatingUserAgent ?? null,
+    initiatingUserAzureActiveDirectoryObjectId: context.InitiatingUserAzureActiveDirectoryObjectId ?? null,
+    userAzureActiveDirectoryObjectId: context.UserAzureActiveDirectoryObjectId ?? null,
+    operationCreatedOn,
+    isExecutingOffline: context.IsExecutingOffline ?? null,
+    isInTransaction: context.IsInTransaction ?? null,
+    isOfflinePlayback: context.IsOfflinePlayback ?? null,
+    inputParameters,
+    outputParameters: values.at('OutputParameters', () => values.keyValues(context.OutputParameters)),
+    sharedVariables: values.at('SharedVariables', () => values.keyValues(context.SharedVariables)),
+    preEntityImages: values.at('PreEntityImages', () => values.entityImages(context.PreEntityImages)),
+    postEntityImages: values.at('PostEntityImages', () => values.entityImages(context.PostEntityImages)),
+    owningExtension: values.at('OwningExtension', () => values.optionalEntityReference(context.OwningExtension)),
+    parentContext:
+      context.ParentContext === null || context.ParentContext === undefined
+        ? null
+        : normalizeExecutionContext(context.ParentContext, [...path, 'ParentContext'], level + 1),
+    target: isEntity(target) || isEntityReference(target) ? target : null,
+    additionalProperties: additionalProperties(raw as Record<string, unknown>, values),
+  };
+}
+
+function additionalProperties(raw: Record<string, unknown>, values: ValueNormalizer): DataverseRecord<DataverseValue> {
+  const extra: DataverseRecord<DataverseValue> = Object.create(null);
+  for (const key of Object.keys(raw)) {
+    if (!EXECUTION_CONTEXT_PROPERTIES.has(key)) extra[key] = values.at(key, () => values.value(raw[key]));
+  }
+  return extra;
+}

@@ -1,0 +1,137 @@
+import { z } from 'zod';
+
+/**
+ * zod schemas for the DataContract JSON that Dataverse sends, one per shape. They validate
+ * one level at a time: nested values are `unknown` here and normalized (and validated) by
+ * `normalizeValue`, which tracks depth and paths. That keeps hostile nesting off the stack.
+ */
+
+/** `6d81597f-0f9f-e711-8122-000d3aa2331c`, any case. A character loop: a dozen run per context. */
+export function isGuid(text: unknown): text is string {
+  if (typeof text !== 'string' || text.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const code = text.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (code !== 45 /* - */) return false;
+    } else if (!((code >= 48 && code <= 57) || ((code | 32) >= 97 && (code | 32) <= 102))) {
+      return false;
+    }
+  }
+  return true;
+}
+export const guid = z.custom<string>(isGuid, 'expected a GUID');
+
+export type RawKeyValueArray = ReadonlyArray<{ key: string; value?: unknown }>;
+
+/**
+ * Checked in place rather than rebuilt by zod: attribute arrays are the bulk of a payload, and
+ * copying every pair only to walk it again doubled the cost of normalizing.
+ */
+export function isKeyValueArray(raw: unknown): raw is RawKeyValueArray {
+  if (!Array.isArray(raw)) return false;
+  for (let i = 0; i < raw.length; i++) {
+    const pair: unknown = raw[i];
+    if (typeof pair !== 'object' || pair === null || typeof (pair as { key?: unknown }).key !== 'string') return false;
+  }
+  return true;
+}
+export const keyValueArray = z.custom<RawKeyValueArray>(isKeyValueArray, 'expected an array of {"key", "value"} pairs');
+
+/** Real captures give `RowVersion` as a string ("5948260"); a number is accepted and kept as text. */
+const rowVersion = z.union([z.string(), z.number()]).nullish();
+
+export const rawEntityReference = z.object({
+  Id: guid,
+  LogicalName: z.string(),
+  Name: z.string().nullish(),
+  KeyAttributes: keyValueArray.nullish(),
+  RowVersion: rowVersion,
+});
+
+export const rawEntity = z.object({
+  LogicalName: z.string(),
+  Id: guid.nullish(),
+  Attributes: keyValueArray,
+  FormattedValues: keyValueArray.nullish(),
+  KeyAttributes: keyValueArray.nullish(),
+  RelatedEntities: z.array(z.object({ key: z.unknown(), value: z.unknown() })).nullish(),
+  RowVersion: rowVersion,
+  EntityState: z.number().int().nullish(),
+});
+
+export const rawOptionSetValue = z.object({ Value: z.number().int() });
+
+export const rawMoney = z.object({ Value: z.number() });
+
+export const rawEntityCollection = z.object({
+  Entities: z.array(z.unknown()),
+  EntityName: z.string().nullish(),
+  MoreRecords: z.boolean().nullish(),
+  PagingCookie: z.string().nullish(),
+  TotalRecordCount: z.number().int().nullish(),
+  TotalRecordCountLimitExceeded: z.boolean().nullish(),
+  MinActiveRowVersion: z.string().nullish(),
+});
+
+export const rawAliasedValue = z.object({
+  EntityLogicalName: z.string(),
+  AttributeLogicalName: z.string(),
+  Value: z.unknown(),
+});
+
+export const rawBooleanManagedProperty = z.object({
+  Value: z.boolean(),
+  CanBeChanged: z.boolean().nullish(),
+  ManagedPropertyLogicalName: z.string().nullish(),
+});
+
+export const rawRelationship = z.object({
+  SchemaName: z.string(),
+  PrimaryEntityRole: z.number().int().nullish(),
+});
+
+export const rawColumnSet = z.object({
+  AllColumns: z.boolean().nullish(),
+  Columns: z.array(z.string()).nullish(),
+});
+
+export const rawFetchExpression = z.object({ Query: z.string() });
+
+/**
+ * One level of RemoteExecutionContext. Required: what identifies and routes an event, which
+ * every capture since 2017 carries. Optional: what older contexts lack or truncation removes.
+ */
+export const rawExecutionContext = z.object({
+  MessageName: z.string().min(1),
+  PrimaryEntityName: z.string(),
+  PrimaryEntityId: guid,
+  SecondaryEntityName: z.string().nullish(),
+  Stage: z.number().int(),
+  Mode: z.number().int(),
+  Depth: z.number().int(),
+  IsolationMode: z.number().int().nullish(),
+  CorrelationId: guid,
+  OperationId: guid.nullish(),
+  RequestId: guid.nullish(),
+  OrganizationId: guid,
+  OrganizationName: z.string().nullish(),
+  BusinessUnitId: guid.nullish(),
+  UserId: guid,
+  InitiatingUserId: guid.nullish(),
+  InitiatingUserAgent: z.string().nullish(),
+  InitiatingUserAzureActiveDirectoryObjectId: guid.nullish(),
+  UserAzureActiveDirectoryObjectId: guid.nullish(),
+  OperationCreatedOn: z.string().nullish(),
+  IsExecutingOffline: z.boolean().nullish(),
+  IsInTransaction: z.boolean().nullish(),
+  IsOfflinePlayback: z.boolean().nullish(),
+  InputParameters: keyValueArray.nullish(),
+  OutputParameters: keyValueArray.nullish(),
+  SharedVariables: keyValueArray.nullish(),
+  PreEntityImages: keyValueArray.nullish(),
+  PostEntityImages: keyValueArray.nullish(),
+  OwningExtension: z.unknown(),
+  ParentContext: z.unknown(),
+});
+export type RawExecutionContext = z.infer<typeof rawExecutionContext>;
+export const EXECUTION_CONTEXT_PROPERTIES: ReadonlySet<string> = new Set(Object.keys(rawExecutionContext.shape));
