@@ -130,8 +130,8 @@ export const rawExecutionContext = z.object({
   SharedVariables: keyValueArray.nullish(),
   PreEntityImages: keyValueArray.nullish(),
   PostEntityImages: keyValueArray.nullish(),
-  OwningExtension: z.unknown(),
-  ParentContext: z.unknown(),
+  OwningExtension: z.unknown().optional(),
+  ParentContext: z.unknown().optional(),
 });
 export type RawExecutionContext = z.infer<typeof rawExecutionContext>;
 export const EXECUTION_CONTEXT_PROPERTIES: ReadonlySet<string> = new Set(Object.keys(rawExecutionContext.shape));
