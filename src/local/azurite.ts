@@ -100,9 +100,16 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     ports,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
+        // Azurite closes its servers on SIGTERM but its timers keep the process alive; in-memory
+        // data has nothing to flush, so it is killed at once, and a persistent one after a grace.
+        if (!options.location) {
+          child.kill('SIGKILL');
+          return;
+        }
         child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3_000).unref();
       }),
   };
 }
