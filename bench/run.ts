@@ -1,12 +1,23 @@
+import { benchAck } from './ack';
 import { benchParse } from './parse';
 
-function main(): void {
+async function main(): Promise<void> {
   console.log('parse + normalize vs JSON.parse of the same bytes (medians of 21 alternating rounds)');
   for (const figure of benchParse()) {
     console.log(
       `  ${figure.payload.padEnd(32)} ${String(figure.bytes).padStart(7)} B  JSON.parse ${figure.jsonParseMicros.toFixed(1).padStart(8)} µs  parse ${figure.parseMicros.toFixed(1).padStart(8)} µs  ratio ${figure.ratio.toFixed(2)}×`,
     );
   }
+
+  console.log('\nack path (request → checks → parse → enqueue → 202) vs a bare handler that only stores the raw body, Azurite on loopback');
+  for (const f of await benchAck()) {
+    console.log(
+      `  ${f.payload.padEnd(32)} ${String(f.bytes).padStart(7)} B  bare p50 ${f.bareP50.toFixed(2)} ms p99 ${f.bareP99.toFixed(2)} ms  ack p50 ${f.ackP50.toFixed(2)} ms p99 ${f.ackP99.toFixed(2)} ms  p50 ratio ${f.p50Ratio.toFixed(2)}×`,
+    );
+  }
 }
 
-main();
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

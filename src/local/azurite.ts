@@ -60,6 +60,8 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
       '--disableTelemetry',
       ...persistence,
       '--skipApiVersionCheck',
+      // No access log: one line per request is noise in tests and in `npm start` alike.
+      '--silent',
       '--blobHost', '127.0.0.1', '--blobPort', String(want.blob),
       '--queueHost', '127.0.0.1', '--queuePort', String(want.queue),
       '--tableHost', '127.0.0.1', '--tablePort', String(want.table),
@@ -67,32 +69,42 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
 
+  // Drained for as long as Azurite runs: an unread pipe fills up and blocks it.
+  const forward = (chunk: Buffer) => options.onOutput?.(chunk.toString());
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+
   const ports = await new Promise<AzuritePorts>((resolve, reject) => {
     const found: Partial<Record<'blob' | 'queue' | 'table', number>> = {};
     let output = '';
-    const timer = setTimeout(() => fail(new Error(`Azurite did not start in time:\n${output}`)), 30_000);
-    const fail = (error: Error) => {
+    const settle = () => {
       clearTimeout(timer);
-      child.kill();
-      reject(error);
+      child.stdout?.off('data', onStartupOutput);
+      child.stderr?.off('data', onStartupOutput);
+      child.off('exit', onEarlyExit);
     };
-    child.on('exit', (code) => fail(new Error(`Azurite exited early (code ${code}):\n${output}`)));
-    child.stdout?.on('data', (chunk: Buffer) => {
+    const onStartupOutput = (chunk: Buffer) => {
       output += chunk.toString();
-      options.onOutput?.(chunk.toString());
       for (const match of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/127\.0\.0\.1:(\d+)/g)) {
         found[match[1]!.toLowerCase() as 'blob' | 'queue' | 'table'] = Number(match[2]);
       }
       if (found.blob && found.queue && found.table) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
+        settle();
         resolve({ blob: found.blob, queue: found.queue, table: found.table });
       }
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      options.onOutput?.(chunk.toString());
-    });
+    };
+    const onEarlyExit = (code: number | null) => {
+      settle();
+      reject(new Error(`Azurite exited early (code ${code}):\n${output}`));
+    };
+    const timer = setTimeout(() => {
+      settle();
+      child.kill('SIGKILL');
+      reject(new Error(`Azurite did not start in time:\n${output}`));
+    }, 30_000);
+    child.stdout?.on('data', onStartupOutput);
+    child.stderr?.on('data', onStartupOutput);
+    child.on('exit', onEarlyExit);
   });
 
   return {

@@ -1,0 +1,269 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { QueueClient } from '@azure/storage-queue';
+import type { ContainerClient } from '@azure/storage-blob';
+import { parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
+import type { EventLog } from '../observability/log';
+import type { ExpectedCredential, IngestSettings } from '../settings';
+import { deletePayload, putPayload, type BlobReference } from '../storage/claimCheck';
+import { Deadline } from '../storage/deadline';
+import { encodeQueueMessage, fitsInQueueMessage } from '../storage/queueMessages';
+import { keepRejected } from '../storage/rejectedStore';
+import { ENVELOPE_VERSION, logIdentifiers, summarize, type EnvelopeBody, type EventEnvelope } from './envelope';
+
+/**
+ * Accepting a webhook: check, parse, store durably, answer.
+ *
+ * Dataverse counts any non-2xx as a failure (for a synchronous step, the user's operation rolls
+ * back), retries once only on 502/503/504, and gives up after 60 s. So:
+ *  - 202 only once the event is in the queue (and its body in Blob storage when large);
+ *  - 503 whenever storage could not be written in time, so that Dataverse tries again;
+ *  - 400 for a body that can never succeed, and only once that body is kept for inspection;
+ *  - 401/403/405/413 for requests that are not ours to take.
+ */
+
+export interface IncomingWebhook {
+  method: string;
+  url: string;
+  headers: Headers;
+  /** The raw body bytes. */
+  body(): Promise<Buffer>;
+}
+
+export interface WebhookResponse {
+  status: number;
+  headers?: Record<string, string>;
+  jsonBody?: Record<string, unknown>;
+}
+
+export interface AcceptDependencies {
+  settings: IngestSettings;
+  storage: { eventsQueue: QueueClient; payloads: ContainerClient; rejected: ContainerClient };
+  log: EventLog;
+  now?: () => Date;
+  newEventId?: () => string;
+}
+
+export type AcceptOutcome =
+  | 'accepted'
+  | 'rejected-body'
+  | 'unauthorized'
+  | 'forbidden-organization'
+  | 'method-not-allowed'
+  | 'too-large'
+  | 'storage-unavailable';
+
+export interface AcceptResult {
+  response: WebhookResponse;
+  outcome: AcceptOutcome;
+  eventId: string;
+  event?: DataverseEvent;
+}
+
+/** Headers worth keeping with an event: what Dataverse sends about it, never credentials. */
+const KEPT_HEADER = /^(x-ms-dynamics-|x-ms-correlation-request-id$|x-request-id$)/;
+
+export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDependencies): Promise<AcceptResult> {
+  const now = deps.now ?? (() => new Date());
+  const eventId = (deps.newEventId ?? randomUUID)();
+  const { settings, log } = deps;
+  const answer = (outcome: AcceptOutcome, status: number, jsonBody: Record<string, unknown>, headers?: Record<string, string>): AcceptResult => ({
+    outcome,
+    eventId,
+    response: { status, jsonBody: { eventId, ...jsonBody }, ...(headers ? { headers } : {}) },
+  });
+
+  if (request.method.toUpperCase() !== 'POST') {
+    return answer('method-not-allowed', 405, { error: 'method-not-allowed', message: 'Dataverse webhooks are POSTed' }, { Allow: 'POST' });
+  }
+
+  const url = new URL(request.url);
+  const missing = firstMismatch(settings.requiredHeaders, (name) => request.headers.get(name)) ??
+    firstMismatch(settings.requiredQuery, (name) => url.searchParams.get(name));
+  if (missing) {
+    log.warn('Webhook refused: credentials did not match', { eventId, credential: missing });
+    return answer('unauthorized', 401, { error: 'unauthorized', message: 'The request does not carry the expected credentials' });
+  }
+
+  const declaredLength = Number(request.headers.get('content-length') ?? '0');
+  if (declaredLength > settings.maxBodyBytes) return tooLarge();
+  const body = await request.body();
+  if (body.length > settings.maxBodyBytes) return tooLarge();
+
+  const receivedAt = now();
+  const headers = keptHeaders(request.headers, settings);
+  const deadline = new Deadline(settings.storageDeadlineMs);
+  try {
+    // A body too large for a queue message goes to Blob storage. The upload starts before parsing
+    // and is abandoned if the body is refused; one turn of the event loop puts its request on the
+    // wire, so that Azure Storage receives it while this process parses (measured in the bench).
+    const claimCheck = body.length > MAX_INLINE_BODY_BYTES ? startClaimCheck(deps.storage.payloads, eventId, body, deadline) : null;
+    if (claimCheck) await new Promise<void>((resolve) => setImmediate(resolve));
+    const parsed = parseDataverseWebhook({ body, headers: request.headers });
+    if (!parsed.ok) {
+      claimCheck?.abandon();
+      return await rejected(parsed.error, headers, receivedAt);
+    }
+
+    const { event } = parsed;
+    if (!organizationAllowed(event, settings.allowedOrganizations)) {
+      claimCheck?.abandon();
+      log.warn('Webhook refused: organization not allowed', { eventId, organizationId: event.organizationId, organization: event.headers.organization });
+      return answer('forbidden-organization', 403, { error: 'forbidden', message: 'This organization may not send events here' });
+    }
+
+    const summary = summarize(event);
+    const envelope = (body: EnvelopeBody): EventEnvelope => ({
+      v: ENVELOPE_VERSION,
+      eventId,
+      receivedAt: receivedAt.toISOString(),
+      headers,
+      truncated: event.truncated,
+      summary,
+      body,
+      replays: 0,
+    });
+    const ids = logIdentifiers({ eventId, summary });
+    try {
+      const stored = await deadline.bound(enqueue(deps.storage, eventId, body, envelope, claimCheck, deadline));
+      log.info('Webhook accepted', { ...ids, claimCheck: stored.claimCheck, bytes: body.length, truncated: event.truncated });
+      return { ...answer('accepted', 202, { status: 'accepted' }), event };
+    } catch (storageError) {
+      log.error('Could not store an accepted webhook; answering 503 so Dataverse retries', { ...ids, reason: describe(storageError) });
+      return { ...unavailable(), event };
+    }
+  } finally {
+    deadline.clear();
+  }
+
+  async function rejected(error: WebhookParseError, headers: Record<string, string>, receivedAt: Date): Promise<AcceptResult> {
+    try {
+      const kept = await deadline.bound(
+        keepRejected(
+          deps.storage.rejected,
+          {
+            eventId,
+            reason: error.kind,
+            errors: error.issues.map((issue) => `${issue.path}: ${issue.message}`),
+            body,
+            headers,
+            maxBytes: settings.rejectedMaxBytes,
+            receivedAt,
+          },
+          deadline.signal,
+        ),
+      );
+      log.warn('Webhook rejected: not a usable execution context', { eventId, reason: error.kind, rejectedBlob: kept.name, bytes: body.length });
+      return answer('rejected-body', 400, error.toJSON());
+    } catch (storageError) {
+      // Until the body is kept, a 400 would lose it for good: ask Dataverse to send it again.
+      log.error('Could not keep a rejected body; answering 503 so Dataverse retries', { eventId, reason: describe(storageError) });
+      return unavailable();
+    }
+  }
+
+  function tooLarge(): AcceptResult {
+    log.warn('Webhook refused: body too large', { eventId, limit: settings.maxBodyBytes });
+    return answer('too-large', 413, { error: 'too-large', message: `The body is larger than ${settings.maxBodyBytes} bytes` });
+  }
+
+  function unavailable(): AcceptResult {
+    return answer('storage-unavailable', 503, { error: 'storage-unavailable', message: 'The event could not be stored; try again' }, { 'Retry-After': '1' });
+  }
+}
+
+/**
+ * Bodies above this go to Blob storage without trying the queue: base64 makes 4 bytes of every 3,
+ * and JSON escaping inside the envelope adds more, so they could never fit in 64 KiB.
+ */
+const MAX_INLINE_BODY_BYTES = 40 * 1024;
+
+interface ClaimCheckUpload {
+  reference: Promise<BlobReference>;
+  /** The event is refused or could not be enqueued: remove the blob (best effort). */
+  abandon(): void;
+}
+
+function startClaimCheck(payloads: ContainerClient, eventId: string, body: Buffer, deadline: Deadline): ClaimCheckUpload {
+  const reference = putPayload(payloads, `${eventId}.json`, body, deadline.signal);
+  // Awaited later, or never if the body is refused: a failure here is not unhandled.
+  reference.catch(() => undefined);
+  return {
+    reference,
+    abandon: () => {
+      void reference.then((uploaded) => deletePayload(payloads, uploaded)).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Inline when the encoded message fits a queue message (64 KiB); otherwise the body is in Blob
+ * storage and the message carries a reference to it (claim check). A blob orphaned by a failed
+ * enqueue is removed on a best-effort basis; the lifecycle rule catches the rest.
+ */
+async function enqueue(
+  storage: AcceptDependencies['storage'],
+  eventId: string,
+  body: Buffer,
+  envelope: (body: EnvelopeBody) => EventEnvelope,
+  startedClaimCheck: ClaimCheckUpload | null,
+  deadline: Deadline,
+): Promise<{ claimCheck: boolean }> {
+  if (!startedClaimCheck) {
+    const inline = encodeQueueMessage(envelope({ inline: body.toString('utf8') }));
+    if (fitsInQueueMessage(inline)) {
+      await storage.eventsQueue.sendMessage(inline, { abortSignal: deadline.signal });
+      return { claimCheck: false };
+    }
+  }
+  // A small body can still overflow once escaped and encoded: then it takes the claim check too.
+  const claimCheck = startedClaimCheck ?? startClaimCheck(storage.payloads, eventId, body, deadline);
+  try {
+    const reference = await claimCheck.reference;
+    await storage.eventsQueue.sendMessage(encodeQueueMessage(envelope({ blob: reference })), { abortSignal: deadline.signal });
+    return { claimCheck: true };
+  } catch (error) {
+    claimCheck.abandon();
+    throw error;
+  }
+}
+
+/** Returns the name of the first expected credential that is missing or wrong, or null. */
+function firstMismatch(expected: ExpectedCredential[], actual: (name: string) => string | null): string | null {
+  for (const credential of expected) {
+    const value = actual(credential.name);
+    // Every candidate is compared, so the time taken does not reveal which one (or whether any) matched.
+    let matched = false;
+    for (const candidate of credential.values) matched = constantTimeEquals(value ?? '', candidate) || matched;
+    if (value === null || !matched) return credential.name;
+  }
+  return null;
+}
+
+/** Compares digests, so neither the length nor the content of the secret leaks through timing. */
+function constantTimeEquals(actual: string, expected: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(actual), digest(expected));
+}
+
+function organizationAllowed(event: DataverseEvent, allowed: string[]): boolean {
+  if (allowed.length === 0) return true;
+  const candidates = [event.organizationId, event.headers.organization, event.organizationName]
+    .filter((value): value is string => value !== null)
+    .map((value) => value.toLowerCase());
+  return candidates.some((candidate) => allowed.includes(candidate));
+}
+
+function keptHeaders(headers: Headers, settings: IngestSettings): Record<string, string> {
+  const credentialNames = new Set(settings.requiredHeaders.map((credential) => credential.name.toLowerCase()));
+  const kept: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    const lower = name.toLowerCase();
+    if (KEPT_HEADER.test(lower) && !credentialNames.has(lower)) kept[lower] = value;
+  });
+  return kept;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`.slice(0, 300);
+  return 'unknown error';
+}

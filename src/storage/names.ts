@@ -1,0 +1,35 @@
+/**
+ * The storage names the app uses. The HTTP function writes EVENTS_QUEUE and the queue trigger
+ * reads it; the Functions host moves a message that failed maxDequeueCount times to
+ * `<queue>-poison`, which the poison trigger reads.
+ */
+export const EVENTS_QUEUE = 'dataverse-events';
+export const POISON_QUEUE = `${EVENTS_QUEUE}-poison`;
+/** Bodies too large for a queue message (claim checks). */
+export const PAYLOAD_CONTAINER = 'dataverse-payloads';
+/** Bodies answered 400, kept (bounded) so a schema bug never silently loses real events. */
+export const REJECTED_CONTAINER = 'dataverse-rejected';
+/** One row per processed delivery: the effects-once ledger. */
+export const LEDGER_TABLE = 'DataverseEventLedger';
+/** One row per poisoned event, for `failures` and `replay`. */
+export const FAILURES_TABLE = 'DataverseEventFailures';
+
+export interface StorageNames {
+  eventsQueue: string;
+  payloadContainer: string;
+  rejectedContainer: string;
+  ledgerTable: string;
+  failuresTable: string;
+}
+
+export const DEFAULT_STORAGE_NAMES: StorageNames = {
+  eventsQueue: EVENTS_QUEUE,
+  payloadContainer: PAYLOAD_CONTAINER,
+  rejectedContainer: REJECTED_CONTAINER,
+  ledgerTable: LEDGER_TABLE,
+  failuresTable: FAILURES_TABLE,
+};
+
+export function poisonQueueName(eventsQueue: string): string {
+  return `${eventsQueue}-poison`;
+}

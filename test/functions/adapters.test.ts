@@ -1,0 +1,42 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { receiveDataverseWebhook } from '../../src/functions/dataverseWebhook';
+import { processDataverseEvent } from '../../src/functions/processDataverseEvent';
+import { createStorageClients, ensureStorageResources, type StorageClients } from '../../src/storage/clients';
+import { fixture } from '../support/fixtures';
+import { invocationContext, webhookRequest } from '../support/requests';
+import { drainQueue } from '../support/storage';
+
+/**
+ * The thin adapters as the host calls them: a real HttpRequest and InvocationContext, the
+ * process-wide clients on AzureWebJobsStorage with the app's real names. This is the only test
+ * file that uses the default names on the shared Azurite.
+ */
+describe('the function adapters', () => {
+  let storage: StorageClients;
+  beforeAll(async () => {
+    process.env.AzureWebJobsStorage = inject('azuriteConnectionString');
+    storage = createStorageClients(process.env.AzureWebJobsStorage);
+    await ensureStorageResources(storage);
+  });
+
+  it('the HTTP function answers 202 and the queue function rebuilds the event from what it wrote', async () => {
+    const http = invocationContext('dataverseWebhook');
+    const response = await receiveDataverseWebhook(webhookRequest(fixture('01-').body), http.context);
+    expect(response.status).toBe(202);
+    const eventId = (response.jsonBody as { eventId: string }).eventId;
+    expect(http.text()).toContain(`eventId=${eventId}`);
+
+    const messages = await drainQueue(storage.eventsQueue);
+    expect(messages).toHaveLength(1);
+    const queue = invocationContext('processDataverseEvent');
+    await processDataverseEvent(messages[0], queue.context);
+    expect(queue.text()).toContain(`eventId=${eventId}`);
+    expect(queue.text()).toContain('table=msdyn_agentstatus');
+  });
+
+  it('a GET reaches the same handler and gets 405 with Allow: POST', async () => {
+    const response = await receiveDataverseWebhook(webhookRequest('', { method: 'GET' }), invocationContext().context);
+    expect(response).toMatchObject({ status: 405, headers: { Allow: 'POST' } });
+  });
+});
