@@ -71,14 +71,16 @@ export class SettingsError extends Error {
   override readonly name = 'SettingsError';
 }
 
+function parseSettings<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  // Name the setting and the problem; the value itself may be a secret.
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+  throw new SettingsError(`Invalid app settings: ${problems}`);
+}
+
 export function readIngestSettings(env: NodeJS.ProcessEnv = process.env): IngestSettings {
-  const parsed = settingsSchema.safeParse(env);
-  if (!parsed.success) {
-    // Name the setting and the problem; the value itself may be a secret.
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
-    throw new SettingsError(`Invalid app settings: ${problems}`);
-  }
-  const settings = parsed.data;
+  const settings = parseSettings(settingsSchema, env);
   return {
     maxBodyBytes: settings.WEBHOOK_MAX_BODY_BYTES,
     storageDeadlineMs: settings.WEBHOOK_STORAGE_DEADLINE_MS,
@@ -95,4 +97,31 @@ let cachedIngestSettings: IngestSettings | undefined;
 export function ingestSettings(): IngestSettings {
   cachedIngestSettings ??= readIngestSettings();
   return cachedIngestSettings;
+}
+
+const processSettingsSchema = z.object({
+  PROCESSOR_MAX_DEPTH: positiveInteger(8),
+  PROCESSOR_LEASE_SECONDS: positiveInteger(300),
+});
+
+export interface ProcessSettings {
+  /** Events deeper than this (a handler's writes triggering itself) are recorded and not handled. */
+  maxDepth: number;
+  /**
+   * How long a processor holds an event before another may take it over. At least the function
+   * timeout (host.json functionTimeout, 5 min), so a live handler is never run twice at once.
+   */
+  leaseMs: number;
+}
+
+export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): ProcessSettings {
+  const settings = parseSettings(processSettingsSchema, env);
+  return { maxDepth: settings.PROCESSOR_MAX_DEPTH, leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000 };
+}
+
+let cachedProcessSettings: ProcessSettings | undefined;
+
+export function processSettings(): ProcessSettings {
+  cachedProcessSettings ??= readProcessSettings();
+  return cachedProcessSettings;
 }

@@ -25,3 +25,18 @@ export function invocationLog(context: InvocationContext): EventLog {
 }
 
 export const silentLog: EventLog = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** An error for a log line: its type and message, bounded; never its stack. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`.slice(0, 500);
+  return 'unknown error';
+}
+
+/** A log whose every line also carries `properties` (an event's identifiers, say). */
+export function logWith(log: EventLog, properties: LogProperties): EventLog {
+  return {
+    info: (message, more) => log.info(message, { ...properties, ...more }),
+    warn: (message, more) => log.warn(message, { ...properties, ...more }),
+    error: (message, more) => log.error(message, { ...properties, ...more }),
+  };
+}

@@ -2,7 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { QueueClient } from '@azure/storage-queue';
 import type { ContainerClient } from '@azure/storage-blob';
 import { parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
-import type { EventLog } from '../observability/log';
+import { describeError, type EventLog } from '../observability/log';
 import type { ExpectedCredential, IngestSettings } from '../settings';
 import { deletePayload, putPayload, type BlobReference } from '../storage/claimCheck';
 import { Deadline } from '../storage/deadline';
@@ -128,7 +128,7 @@ export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDepend
       log.info('Webhook accepted', { ...ids, claimCheck: stored.claimCheck, bytes: body.length, truncated: event.truncated });
       return { ...answer('accepted', 202, { status: 'accepted' }), event };
     } catch (storageError) {
-      log.error('Could not store an accepted webhook; answering 503 so Dataverse retries', { ...ids, reason: describe(storageError) });
+      log.error('Could not store an accepted webhook; answering 503 so Dataverse retries', { ...ids, reason: describeError(storageError) });
       return { ...unavailable(), event };
     }
   } finally {
@@ -156,7 +156,7 @@ export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDepend
       return answer('rejected-body', 400, error.toJSON());
     } catch (storageError) {
       // Until the body is kept, a 400 would lose it for good: ask Dataverse to send it again.
-      log.error('Could not keep a rejected body; answering 503 so Dataverse retries', { eventId, reason: describe(storageError) });
+      log.error('Could not keep a rejected body; answering 503 so Dataverse retries', { eventId, reason: describeError(storageError) });
       return unavailable();
     }
   }
@@ -261,9 +261,4 @@ function keptHeaders(headers: Headers, settings: IngestSettings): Record<string,
     if (KEPT_HEADER.test(lower) && !credentialNames.has(lower)) kept[lower] = value;
   });
   return kept;
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`.slice(0, 300);
-  return 'unknown error';
 }

@@ -15,6 +15,7 @@ describe('function registrations', () => {
     await import('../../src/index');
     webhook = await import('../../src/functions/dataverseWebhook');
     await import('../../src/functions/processDataverseEvent');
+    await import('../../src/functions/recordPoisonedEvent');
     names = await import('../../src/storage/names');
   });
 
@@ -42,6 +43,11 @@ describe('function registrations', () => {
       connection: 'AzureWebJobsStorage',
     });
     expect(names.DEFAULT_STORAGE_NAMES.eventsQueue).toBe(names.EVENTS_QUEUE);
+  });
+
+  it('the poison recorder reads the queue the host moves failed messages to', () => {
+    expect(host.trigger('recordPoisonedEvent')).toMatchObject({ type: 'queueTrigger', queueName: `${names.EVENTS_QUEUE}-poison`, connection: 'AzureWebJobsStorage' });
+    expect(names.POISON_QUEUE).toBe(`${names.EVENTS_QUEUE}-poison`);
   });
 
   it('no function declares an output binding the handlers would have to set', () => {

@@ -1,0 +1,185 @@
+import { RestError, type TableClient } from '@azure/data-tables';
+import type { RecordVersion } from '../dataverse/accessors';
+
+/**
+ * The effects-once ledger, in Table storage. For one delivery key (one step's delivery of one
+ * operation, see deliveryKey.ts) it holds a row per unit of work (a handler, or a handler and one
+ * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
+ * done after it; and a `$event` row once every unit of the event is settled. A second partition
+ * kind holds, per record and handler, the newest record version applied (for stale updates).
+ */
+
+export type UnitState = 'processing' | 'done' | 'stale' | 'failed';
+export type EventSettlement = 'processed' | 'unhandled' | 'depth-exceeded';
+
+interface UnitRow {
+  partitionKey: string;
+  rowKey: string;
+  state: UnitState;
+  eventId: string;
+  attempts: number;
+  leaseUntil: number;
+  lastError?: string;
+  updatedAt: string;
+}
+
+interface WatermarkRow {
+  partitionKey: string;
+  rowKey: string;
+  kind: RecordVersion['kind'];
+  value: string;
+  eventId: string;
+}
+
+export type Claim =
+  | { kind: 'claimed'; key: string; unit: string; etag: string; attempts: number }
+  | { kind: 'already-done'; state: 'done' | 'stale' }
+  | { kind: 'busy'; retryAfterMs: number };
+
+export interface UnitFailure {
+  unit: string;
+  attempts: number;
+  error: string;
+}
+
+const EVENT_ROW = '$event';
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof RestError ? error.statusCode : undefined;
+}
+
+export class Ledger {
+  constructor(
+    private readonly table: TableClient,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async eventSettlement(key: string): Promise<EventSettlement | null> {
+    try {
+      const row = await this.table.getEntity<{ outcome: EventSettlement }>(key, EVENT_ROW);
+      return row.outcome;
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  }
+
+  async settleEvent(key: string, eventId: string, outcome: EventSettlement): Promise<void> {
+    await this.table.upsertEntity({ partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() }, 'Replace');
+  }
+
+  /**
+   * Claims one unit of work for this processor. The insert is atomic: of two processors racing on
+   * one event, one gets the row. A unit that failed, or whose holder's lease ran out (a crashed
+   * worker), is taken over with an ETag-conditioned update, which again only one can win.
+   */
+  async claim(key: string, unit: string, eventId: string, leaseMs: number): Promise<Claim> {
+    const row: UnitRow = {
+      partitionKey: key,
+      rowKey: unit,
+      state: 'processing',
+      eventId,
+      attempts: 1,
+      leaseUntil: this.now() + leaseMs,
+      updatedAt: new Date(this.now()).toISOString(),
+    };
+    try {
+      const created = await this.table.createEntity(row);
+      return { kind: 'claimed', key, unit, etag: created.etag ?? '*', attempts: 1 };
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+    }
+    const existing = await this.table.getEntity<UnitRow>(key, unit);
+    if (existing.state === 'done' || existing.state === 'stale') return { kind: 'already-done', state: existing.state };
+    if (existing.state === 'processing' && existing.leaseUntil > this.now()) {
+      return { kind: 'busy', retryAfterMs: existing.leaseUntil - this.now() };
+    }
+    const attempts = (existing.attempts ?? 0) + 1;
+    try {
+      const updated = await this.table.updateEntity({ ...row, attempts, lastError: existing.lastError ?? '' }, 'Replace', { etag: existing.etag });
+      return { kind: 'claimed', key, unit, etag: updated.etag ?? '*', attempts };
+    } catch (error) {
+      if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
+      throw error;
+    }
+  }
+
+  async complete(claim: Extract<Claim, { kind: 'claimed' }>, state: 'done' | 'stale', eventId: string): Promise<void> {
+    await this.table.upsertEntity(
+      { partitionKey: claim.key, rowKey: claim.unit, state, eventId, attempts: claim.attempts, leaseUntil: 0, updatedAt: new Date(this.now()).toISOString() } satisfies UnitRow,
+      'Replace',
+    );
+  }
+
+  async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {
+    await this.table.upsertEntity(
+      {
+        partitionKey: claim.key,
+        rowKey: claim.unit,
+        state: 'failed',
+        eventId,
+        attempts: claim.attempts,
+        leaseUntil: 0,
+        lastError: error.slice(0, 1000),
+        updatedAt: new Date(this.now()).toISOString(),
+      } satisfies UnitRow,
+      'Replace',
+    );
+  }
+
+  /** The units of an event that last failed, with their error: what a poison record reports. */
+  async failures(key: string): Promise<UnitFailure[]> {
+    const failures: UnitFailure[] = [];
+    const rows = this.table.listEntities<UnitRow>({ queryOptions: { filter: `PartitionKey eq '${key.replaceAll("'", "''")}'` } });
+    for await (const row of rows) {
+      if (row.rowKey !== EVENT_ROW && row.state === 'failed') {
+        failures.push({ unit: row.rowKey ?? '', attempts: row.attempts ?? 0, error: row.lastError ?? '' });
+      }
+    }
+    return failures;
+  }
+
+  /** True when a newer version of this record was already applied by this handler. */
+  async isStale(record: RecordAddress, handler: string, version: RecordVersion): Promise<boolean> {
+    const applied = await this.watermark(record, handler);
+    return applied !== null && applied.kind === version.kind && BigInt(applied.value) > version.value;
+  }
+
+  /** Records that this handler applied `version` of the record, unless a newer one already was. */
+  async advanceWatermark(record: RecordAddress, handler: string, version: RecordVersion, eventId: string): Promise<void> {
+    const row: WatermarkRow = { partitionKey: watermarkPartition(record), rowKey: handler, kind: version.kind, value: version.value.toString(), eventId };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const applied = await this.watermark(record, handler);
+      try {
+        if (applied === null) {
+          await this.table.createEntity(row);
+        } else {
+          if (applied.kind === version.kind && BigInt(applied.value) >= version.value) return;
+          await this.table.updateEntity(row, 'Replace', { etag: applied.etag });
+        }
+        return;
+      } catch (error) {
+        // Another processor moved the watermark in between: read it again and compare.
+        if (statusOf(error) !== 409 && statusOf(error) !== 412) throw error;
+      }
+    }
+  }
+
+  private async watermark(record: RecordAddress, handler: string): Promise<(WatermarkRow & { etag: string }) | null> {
+    try {
+      return await this.table.getEntity<WatermarkRow>(watermarkPartition(record), handler);
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  }
+}
+
+export interface RecordAddress {
+  table: string;
+  id: string;
+}
+
+function watermarkPartition(record: RecordAddress): string {
+  return `record|${record.table}|${record.id.toLowerCase()}`;
+}
