@@ -1,5 +1,6 @@
 import { benchAck } from './ack';
 import { benchParse } from './parse';
+import { benchProcess } from './process';
 
 async function main(): Promise<void> {
   console.log('parse + normalize vs JSON.parse of the same bytes (medians of 21 alternating rounds)');
@@ -13,6 +14,13 @@ async function main(): Promise<void> {
   for (const f of await benchAck()) {
     console.log(
       `  ${f.payload.padEnd(32)} ${String(f.bytes).padStart(7)} B  bare p50 ${f.bareP50.toFixed(2)} ms p99 ${f.bareP99.toFixed(2)} ms  ack p50 ${f.ackP50.toFixed(2)} ms p99 ${f.ackP99.toFixed(2)} ms  p50 ratio ${f.p50Ratio.toFixed(2)}×`,
+    );
+  }
+
+  console.log('\nprocessing: events/s from a pre-filled queue through dedupe to a no-op handler vs Azurite alone doing the same reads and deletes (medians of 3 rounds)');
+  for (const f of await benchProcess()) {
+    console.log(
+      `  ${f.payload.padEnd(32)} ${String(f.events).padStart(4)} events  Azurite alone ${f.azuriteAlonePerSecond.toFixed(0).padStart(5)}/s  processed ${f.processedPerSecond.toFixed(0).padStart(5)}/s  ratio ${f.ratio.toFixed(2)}×`,
     );
   }
 }

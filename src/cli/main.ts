@@ -1,3 +1,4 @@
+import { failuresCommand, FAILURES_USAGE, replayCommand, REPLAY_USAGE } from './failures';
 import { inspectCommand, INSPECT_USAGE } from './inspect';
 import { processIO, UsageError, type CommandIO } from './io';
 
@@ -5,6 +6,8 @@ type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage:
 
 const COMMANDS: Record<string, Command> = {
   inspect: { run: inspectCommand, usage: INSPECT_USAGE },
+  failures: { run: failuresCommand, usage: FAILURES_USAGE },
+  replay: { run: replayCommand, usage: REPLAY_USAGE },
 };
 
 const USAGE = `Usage: dataverse-webhooks <command> [options]

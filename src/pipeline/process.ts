@@ -1,14 +1,15 @@
+import { RestError } from '@azure/storage-blob';
 import { attribute, changedAttributes, postImage, preImage, recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
 import { describeError, logWith, type EventLog, type LogProperties } from '../observability/log';
 import type { ProcessSettings } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
-import { Ledger, type EventSettlement } from '../storage/ledger';
+import { Ledger, type Completion, type EventSettlement } from '../storage/ledger';
 import { encodeQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { logIdentifiers, type EventEnvelope } from './envelope';
-import type { HandlerContext, HandlerRegistry } from './handlerRegistry';
+import type { HandlerContext, HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { loadEvent } from './loadEvent';
 
 /**
@@ -67,70 +68,103 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     truncated,
   });
 
-  const settled = await ledger.eventSettlement(key);
-  if (settled) {
-    deps.log.info('Event already settled; this copy is a duplicate', { ...ids, settled });
-    await releaseClaimCheck(envelope, deps);
-    return outcome('duplicate');
-  }
+  // The last unit's completion is written with the event's settlement, in one transaction.
+  let lastCompletion: Completion | undefined;
 
   if (envelope.summary.depth > deps.settings.maxDepth) {
     deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', { ...ids, depth: envelope.summary.depth, maxDepth: deps.settings.maxDepth });
     return settle('depth-exceeded', [], null);
   }
 
-  const event = await loadEvent(envelope, deps.storage.payloads);
+  let event: DataverseEvent;
+  try {
+    event = await loadEvent(envelope, deps.storage.payloads);
+  } catch (error) {
+    // A copy of a settled claim-check event finds its blob deleted: that is a duplicate, not a fault.
+    if (!isNotFound(error) || !(await ledger.eventSettlement(key))) throw error;
+    deps.log.info('Event already settled; this copy is a duplicate', ids);
+    return outcome('duplicate');
+  }
   const matched = deps.handlers.match(event);
   if (matched.length === 0) {
     deps.log.info('No handler for this event', ids);
     return settle('unhandled', [], event.truncated);
   }
 
-  const units: ProcessOutcome['units'] = [];
-  for (const handler of matched) {
+  const work = matched.flatMap((handler) => {
     const perRecord = handler.perRecord ? targetRecords(event) : [];
     const records: Array<Entity | null> = perRecord.length > 0 ? perRecord : [targetEntity(event)];
-    for (const record of records) {
-      const unit = handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name;
-      const claim = await ledger.claim(key, unit, envelope.eventId, deps.settings.leaseMs);
-      if (claim.kind === 'busy') {
-        await defer(envelope, claim.retryAfterMs, deps);
-        deps.log.info('Event is being processed elsewhere; a copy will look again later', { ...ids, handler: handler.name, retryAfterMs: claim.retryAfterMs });
-        return outcome('deferred', units, event.truncated);
-      }
-      if (claim.kind === 'already-done') {
-        units.push({ handler: handler.name, recordId: record?.id ?? null, result: 'duplicate' });
-        continue;
-      }
-      const log = logWith(deps.log, { ...ids, handler: handler.name, recordId: record?.id });
-      const version = handler.skipStale ? recordVersion(event, record) : null;
-      const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
-      if (version && (await ledger.isStale(address, handler.name, version))) {
-        await ledger.complete(claim, 'stale', envelope.eventId);
-        log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
-        units.push({ handler: handler.name, recordId: record?.id ?? null, result: 'stale' });
-        continue;
-      }
-      try {
-        await handler.handle(event, handlerContext(event, envelope, record, log, deps.deliveryCount));
-      } catch (error) {
-        await ledger.fail(claim, envelope.eventId, describeError(error));
-        log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
-        throw new HandlerFailedError(handler.name, envelope.eventId, error);
-      }
-      if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
-      await ledger.complete(claim, 'done', envelope.eventId);
-      units.push({ handler: handler.name, recordId: record?.id ?? null, result: 'done' });
+    return records.map((record) => ({ handler, record, unit: handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name }));
+  });
+  const units: ProcessOutcome['units'] = [];
+  for (const [index, { handler, record, unit }] of work.entries()) {
+    const claim = await ledger.claim(key, unit, envelope.eventId, deps.settings.leaseMs);
+    if (claim.kind === 'busy') {
+      await defer(envelope, claim.retryAfterMs, deps);
+      deps.log.info('Event is being processed elsewhere; a copy will look again later', { ...ids, handler: handler.name, retryAfterMs: claim.retryAfterMs });
+      return outcome('deferred', units, event.truncated);
     }
+    const recordId = record?.id ?? null;
+    if (claim.kind === 'already-done') {
+      units.push({ handler: handler.name, recordId, result: 'duplicate' });
+      continue;
+    }
+    const log = logWith(deps.log, { ...ids, handler: handler.name, recordId });
+    const result = await runUnit(event, envelope, handler, record, log, ledger, claim, deps.deliveryCount);
+    units.push({ handler: handler.name, recordId, result });
+    const completion: Completion = { claim, state: result, eventId: envelope.eventId };
+    if (index === work.length - 1) lastCompletion = completion;
+    else await ledger.complete(completion);
+  }
+  if (units.every((unit) => unit.result === 'duplicate')) {
+    deps.log.info('Every handler had already run; this copy is a duplicate', ids);
+    return settle('processed', units, event.truncated, 'duplicate');
   }
   deps.log.info('Event processed', { ...ids, units: units.length, truncated: event.truncated });
   return settle('processed', units, event.truncated);
 
-  async function settle(status: EventSettlement, settledUnits: ProcessOutcome['units'], truncated: boolean | null): Promise<ProcessOutcome> {
-    await ledger.settleEvent(key, envelope.eventId, status);
+  async function settle(
+    settlement: EventSettlement,
+    settledUnits: ProcessOutcome['units'],
+    truncated: boolean | null,
+    status: ProcessOutcome['status'] = settlement,
+  ): Promise<ProcessOutcome> {
+    await ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion);
     await releaseClaimCheck(envelope, deps);
     return outcome(status, settledUnits, truncated);
   }
+}
+
+/** Runs one handler on one record (or the event), unless a newer version was already applied. */
+async function runUnit(
+  event: DataverseEvent,
+  envelope: EventEnvelope,
+  handler: RegisteredHandler,
+  record: Entity | null,
+  log: EventLog,
+  ledger: Ledger,
+  claim: Completion['claim'],
+  deliveryCount: number,
+): Promise<'done' | 'stale'> {
+  const version = handler.skipStale ? recordVersion(event, record) : null;
+  const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
+  if (version && (await ledger.isStale(address, handler.name, version))) {
+    log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
+    return 'stale';
+  }
+  try {
+    await handler.handle(event, handlerContext(event, envelope, record, log, deliveryCount));
+  } catch (error) {
+    await ledger.fail(claim, envelope.eventId, describeError(error));
+    log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
+    throw new HandlerFailedError(handler.name, envelope.eventId, error);
+  }
+  if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
+  return 'done';
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof RestError && error.statusCode === 404;
 }
 
 function handlerContext(event: DataverseEvent, envelope: EventEnvelope, record: Entity | null, log: EventLog, deliveryCount: number): HandlerContext {

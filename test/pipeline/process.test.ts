@@ -159,6 +159,22 @@ describe('processing, from the HTTP handler through the real queue to a handler'
     expect(await blobNames(storage.payloads)).toEqual([]);
   });
 
+  it('a redelivered claim-check message whose blob is gone is a duplicate once its event is settled, an error before', async () => {
+    const { registry, effects } = recordingRegistry();
+    await ingest(storage, largeCreateMultiple(300 * 1024));
+    const [message] = await drainQueue(storage.eventsQueue);
+    const deps = { storage, handlers: registry, settings: readProcessSettings({}), log: silentLog, deliveryCount: 1 };
+    expect((await processEnvelope(parseEnvelope(message), deps)).status).toBe('processed');
+    expect((await processEnvelope(parseEnvelope(message), { ...deps, deliveryCount: 2 })).status).toBe('duplicate');
+    expect(effects).toHaveLength(1);
+
+    await ingest(storage, largeCreateMultiple(300 * 1024));
+    const [unsettled] = await drainQueue(storage.eventsQueue);
+    const envelope = parseEnvelope(unsettled);
+    await storage.payloads.deleteBlob(`${envelope.eventId}.json`);
+    await expect(processEnvelope(envelope, deps)).rejects.toMatchObject({ statusCode: 404 });
+  });
+
   it('a poisoned claim-check event keeps its blob, and its replay rebuilds the body', async () => {
     let failing = true;
     const seen: string[] = [];

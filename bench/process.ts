@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { startAzurite } from '../src/local/azurite';
+import { runQueueOnce, type QueueFunction } from '../src/local/queueHost';
+import { silentLog } from '../src/observability/log';
+import { acceptWebhook } from '../src/pipeline/accept';
+import { parseEnvelope } from '../src/pipeline/envelope';
+import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
+import { processEnvelope } from '../src/pipeline/process';
+import { readIngestSettings, readProcessSettings } from '../src/settings';
+import { getPayload, deletePayload } from '../src/storage/claimCheck';
+import { createStorageClients, ensureStorageResources, type StorageClients } from '../src/storage/clients';
+import { docsSampleBody } from './parse';
+
+export interface ProcessFigure {
+  payload: string;
+  events: number;
+  azuriteAlonePerSecond: number;
+  processedPerSecond: number;
+  ratio: number;
+}
+
+const HOST = { maxDequeueCount: 5, visibilityTimeoutSeconds: 30, batchSize: 32 };
+
+/** A copy of the body that is a different delivery (new correlation and operation ids). */
+function distinctDelivery(body: Buffer): Buffer {
+  const context = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+  context.CorrelationId = randomUUID();
+  context.OperationId = randomUUID();
+  context.RequestId = randomUUID();
+  return Buffer.from(JSON.stringify(context));
+}
+
+async function prefill(storage: StorageClients, body: Buffer, count: number): Promise<void> {
+  const settings = readIngestSettings({});
+  const headers = new Headers({ 'x-ms-dynamics-organization': 'contoso.crm.dynamics.com' });
+  for (let i = 0; i < count; i += 16) {
+    await Promise.all(
+      Array.from({ length: Math.min(16, count - i) }, async () => {
+        const copy = distinctDelivery(body);
+        const result = await acceptWebhook({ method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => copy }, { settings, storage, log: silentLog });
+        if (result.response.status !== 202) throw new Error(`prefill answered ${result.response.status}`);
+      }),
+    );
+  }
+}
+
+async function eventsPerSecond(storage: StorageClients, run: QueueFunction, count: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  let done = 0;
+  while (done < count) {
+    const once = await runQueueOnce(storage.eventsQueue, storage.poisonQueue, run, HOST);
+    if (once.failed > 0) throw new Error('a benchmark event failed');
+    done += once.succeeded;
+  }
+  return count / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
+/**
+ * Events per second from a pre-filled queue through dedupe to a no-op handler, against what
+ * Azurite alone sustains for the same reads and deletes (the message, and the claim-check blob).
+ */
+export async function benchProcess(): Promise<ProcessFigure[]> {
+  const azurite = await startAzurite();
+  try {
+    const storage = createStorageClients(azurite.connectionString);
+    await ensureStorageResources(storage);
+    const handlers = new HandlerRegistry().on({ name: 'no-op', entity: '*', message: '*' }, () => undefined);
+    const settings = readProcessSettings({});
+    const processed: QueueFunction = async (message, deliveryCount) => {
+      await processEnvelope(parseEnvelope(message), { storage, handlers, settings, log: silentLog, deliveryCount });
+    };
+    const azuriteAlone: QueueFunction = async (message) => {
+      const envelope = parseEnvelope(message);
+      if ('blob' in envelope.body) {
+        await getPayload(storage.payloads, envelope.body.blob);
+        await deletePayload(storage.payloads, envelope.body.blob);
+      }
+    };
+    const payloads = [
+      { payload: 'docs sample (contact Update)', body: docsSampleBody(), events: 400 },
+      { payload: 'CreateMultiple, 250 KB', body: Buffer.from(largeCreateMultiple(250 * 1024)), events: 60 },
+    ];
+    const figures: ProcessFigure[] = [];
+    for (const { payload, body, events } of payloads) {
+      const alone: number[] = [];
+      const ours: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        await prefill(storage, body, events);
+        alone.push(await eventsPerSecond(storage, azuriteAlone, events));
+        await prefill(storage, body, events);
+        ours.push(await eventsPerSecond(storage, processed, events));
+      }
+      figures.push({ payload, events, azuriteAlonePerSecond: median(alone), processedPerSecond: median(ours), ratio: median(ours) / median(alone) });
+    }
+    return figures;
+  } finally {
+    await azurite.stop();
+  }
+}

@@ -1,0 +1,47 @@
+import { parseArgs } from 'node:util';
+import { failureStore, replayFailures } from '../pipeline/failures';
+import { UsageError, type CommandIO } from './io';
+import { cliStorage } from './storageConnection';
+
+export const FAILURES_USAGE = `Usage: dataverse-webhooks failures [--json] [--all]
+
+Lists poisoned events, oldest first: one line each, starting with the eventId, then when it was
+poisoned, table, message, record id, attempts and the error. --all includes replayed ones.
+Uses AzureWebJobsStorage (the environment, else local.settings.json).`;
+
+export const REPLAY_USAGE = `Usage: dataverse-webhooks replay <eventId>... | --all
+
+Moves poisoned events back to the main queue, as they were, to be processed again.
+Uses AzureWebJobsStorage (the environment, else local.settings.json).`;
+
+export async function failuresCommand(args: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, all: { type: 'boolean' } } });
+  if (positionals.length > 0) throw new UsageError('failures takes no arguments');
+  const failures = await failureStore(await cliStorage(io)).list({ includeReplayed: values.all ?? false });
+  if (values.json) {
+    io.stdout(`${JSON.stringify(failures, null, 2)}\n`);
+    return 0;
+  }
+  if (failures.length === 0) {
+    io.stderr('No poisoned events.\n');
+    return 0;
+  }
+  for (const failure of failures) {
+    const fields = [failure.eventId, failure.poisonedAt, failure.table || '-', failure.message || '-', failure.recordId || '-', `attempts=${failure.attempts}`];
+    if (failure.state !== 'poisoned') fields.push(failure.state);
+    io.stdout(`${fields.join('  ')}  ${failure.error.replace(/\s+/g, ' ')}\n`);
+  }
+  return 0;
+}
+
+export async function replayCommand(args: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { all: { type: 'boolean' } } });
+  if (Boolean(values.all) === positionals.length > 0) throw new UsageError('replay takes event ids, or --all');
+  const results = await replayFailures(values.all ? 'all' : positionals, { storage: await cliStorage(io) });
+  for (const result of results) {
+    if (result.replayed) io.stdout(`${result.eventId}  replayed\n`);
+    else io.stderr(`${result.eventId}  not replayed: ${result.reason}\n`);
+  }
+  if (results.length === 0) io.stderr('No poisoned events to replay.\n');
+  return results.every((result) => result.replayed) ? 0 : 1;
+}

@@ -1,0 +1,85 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main';
+import { startAzurite, type AzuriteInstance } from '../../src/local/azurite';
+import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { createStorageClients, ensureStorageResources, type StorageClients } from '../../src/storage/clients';
+import { captureIO } from '../support/cliIO';
+import { fixture } from '../support/fixtures';
+import { ingest, processor } from '../support/processing';
+import { drainQueue } from '../support/storage';
+
+/** The commands use the app's real names, so this file has an Azurite of its own. */
+describe('dataverse-webhooks failures and replay', () => {
+  let azurite: AzuriteInstance;
+  let storage: StorageClients;
+  const eventIds: string[] = [];
+
+  beforeAll(async () => {
+    azurite = await startAzurite();
+    storage = createStorageClients(azurite.connectionString);
+    await ensureStorageResources(storage);
+    const failing = new HandlerRegistry().on({ name: 'always-fails', entity: '*', message: '*' }, () => {
+      throw new Error('CRM sync API answered 500');
+    });
+    eventIds.push(await ingest(storage, fixture('08-').body));
+    eventIds.push(await ingest(storage, fixture('01-').body));
+    await processor(storage, failing).drain();
+  });
+  afterAll(() => azurite.stop());
+
+  const env = () => ({ AzureWebJobsStorage: azurite.connectionString });
+
+  it('lists each poisoned event on a line that starts with its eventId', async () => {
+    const io = captureIO({ env: env() });
+    expect(await main(['failures'], io)).toBe(0);
+    const lines = io.out().trim().split('\n');
+    expect(lines.map((line) => line.split('  ')[0]).sort()).toEqual([...eventIds].sort());
+    const account = lines.find((line) => line.startsWith(eventIds[0]!))!;
+    expect(account).toContain('account  Update  ec4e2f7d-9d60-e811-a95a-000d3af24950  attempts=3');
+    expect(account).toContain('always-fails: Error: CRM sync API answered 500');
+  });
+
+  it('--json gives the records to machines; the connection can come from local.settings.json', async () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'dvw-'));
+    writeFileSync(path.join(folder, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { AzureWebJobsStorage: azurite.connectionString } }));
+    const io = captureIO({ env: {}, cwd: folder });
+    expect(await main(['failures', '--json'], io)).toBe(0);
+    const records = JSON.parse(io.out()) as Array<{ eventId: string; state: string }>;
+    expect(records.map((record) => record.eventId).sort()).toEqual([...eventIds].sort());
+    expect(records.every((record) => record.state === 'poisoned')).toBe(true);
+  });
+
+  it('says what is missing when there is no storage connection', async () => {
+    const io = captureIO({ env: {}, cwd: mkdtempSync(path.join(tmpdir(), 'dvw-')) });
+    expect(await main(['failures'], io)).toBe(1);
+    expect(io.err()).toContain('No storage connection: set AzureWebJobsStorage');
+  });
+
+  it('replay moves the named event back to the main queue, and refuses unknown ids with exit 1', async () => {
+    const io = captureIO({ env: env() });
+    expect(await main(['replay', eventIds[0]!, 'not-an-event'], io)).toBe(1);
+    expect(io.out()).toBe(`${eventIds[0]}  replayed\n`);
+    expect(io.err()).toContain('not-an-event  not replayed: no such poisoned event');
+    const queued = (await drainQueue(storage.eventsQueue)) as Array<{ eventId: string; replays: number }>;
+    expect(queued.map((message) => [message.eventId, message.replays])).toEqual([[eventIds[0], 1]]);
+
+    const listed = captureIO({ env: env() });
+    await main(['failures'], listed);
+    expect(listed.out().trim().split('\n').map((line) => line.split('  ')[0])).toEqual([eventIds[1]]);
+  });
+
+  it('replay --all takes the rest; replay without ids is a usage error', async () => {
+    const usage = captureIO({ env: env() });
+    expect(await main(['replay'], usage)).toBe(2);
+    const io = captureIO({ env: env() });
+    expect(await main(['replay', '--all'], io)).toBe(0);
+    expect(io.out()).toBe(`${eventIds[1]}  replayed\n`);
+    const empty = captureIO({ env: env() });
+    expect(await main(['failures'], empty)).toBe(0);
+    expect(empty.out()).toBe('');
+    expect(empty.err()).toBe('No poisoned events.\n');
+  });
+});
