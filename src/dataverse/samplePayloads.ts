@@ -151,27 +151,29 @@ export function sampleAccount(index: number, id: string = randomUUID()): RawJson
   );
 }
 
+/** A CreateMultiple of `accounts` sample accounts, with ids 00000000-0000-4000-8000-00000000000N. */
+export function createMultipleOfAccounts(accounts: number): { [key: string]: RawJson } {
+  return rawExecutionContext({
+    messageName: 'CreateMultiple',
+    entityName: 'account',
+    inputParameters: {
+      Targets: {
+        __type: `EntityCollection:${CONTRACTS}`,
+        Entities: Array.from({ length: accounts }, (_, i) => sampleAccount(i, `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`)),
+        EntityName: 'account',
+        MinActiveRowVersion: null,
+        MoreRecords: false,
+        PagingCookie: null,
+        TotalRecordCount: -1,
+        TotalRecordCountLimitExceeded: false,
+      },
+    },
+  });
+}
+
 /** A CreateMultiple whose Targets collection makes the body about `targetBytes` long. */
 export function largeCreateMultiple(targetBytes: number): string {
-  const build = (count: number) =>
-    JSON.stringify(
-      rawExecutionContext({
-        messageName: 'CreateMultiple',
-        entityName: 'account',
-        inputParameters: {
-          Targets: {
-            __type: `EntityCollection:${CONTRACTS}`,
-            Entities: Array.from({ length: count }, (_, i) => sampleAccount(i, `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`)),
-            EntityName: 'account',
-            MinActiveRowVersion: null,
-            MoreRecords: false,
-            PagingCookie: null,
-            TotalRecordCount: -1,
-            TotalRecordCountLimitExceeded: false,
-          },
-        },
-      }),
-    );
+  const build = (count: number) => JSON.stringify(createMultipleOfAccounts(count));
   const perRecord = Buffer.byteLength(build(2)) - Buffer.byteLength(build(1));
   const base = Buffer.byteLength(build(0));
   return build(Math.max(1, Math.round((targetBytes - base) / perRecord)));

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { DataverseEvent } from '../../src/dataverse';
-import { largeCreateMultiple, rawEntity, rawExecutionContext, sampleAccount } from '../../src/dataverse/samplePayloads';
+import { createMultipleOfAccounts, largeCreateMultiple, rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
@@ -238,24 +238,7 @@ describe('processing, from the HTTP handler through the real queue to a handler'
       }
       calls.push(id.slice(-1));
     });
-    const body = JSON.stringify(
-      rawExecutionContext({
-        messageName: 'CreateMultiple',
-        entityName: 'account',
-        inputParameters: {
-          Targets: {
-            __type: 'EntityCollection:http://schemas.microsoft.com/xrm/2011/Contracts',
-            Entities: [0, 1, 2, 3].map((i) => sampleAccount(i, `00000000-0000-4000-8000-00000000000${i}`)),
-            EntityName: 'account',
-            MinActiveRowVersion: null,
-            MoreRecords: false,
-            PagingCookie: null,
-            TotalRecordCount: -1,
-            TotalRecordCountLimitExceeded: false,
-          },
-        },
-      }),
-    );
+    const body = JSON.stringify(createMultipleOfAccounts(4));
     await ingest(storage, body);
     const run = processor(storage, registry);
     expect(await run.drain()).toEqual({ succeeded: 1, failed: 1, poisoned: 0 });
