@@ -1,18 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { createStorageClients, type StorageClients } from '../storage/clients';
+import { createStorageClients, storageConnectionFrom, type StorageClients, type StorageConnection } from '../storage/clients';
 import type { CommandIO } from './io';
 
 const localSettings = z.object({ Values: z.record(z.string(), z.string()).optional() });
 
 /**
- * The storage the app uses: `AzureWebJobsStorage` from the environment, else from the Values of
- * local.settings.json in the current folder, so the tools work against Azurite and Azure alike.
+ * The storage the app uses: the `AzureWebJobsStorage` settings from the environment, else from the
+ * Values of local.settings.json in the current folder, so the tools work against Azurite and Azure
+ * alike (a connection string, or an identity-based connection with your Azure login).
  */
-export async function storageConnectionString(io: CommandIO): Promise<string> {
-  const fromEnvironment = io.env.AzureWebJobsStorage;
-  if (fromEnvironment) return fromEnvironment;
+export async function storageConnection(io: CommandIO): Promise<StorageConnection> {
+  if (Object.keys(io.env).some((name) => name === 'AzureWebJobsStorage' || name.startsWith('AzureWebJobsStorage__'))) {
+    return storageConnectionFrom(io.env);
+  }
   const file = path.join(io.cwd, 'local.settings.json');
   let text: string;
   try {
@@ -21,11 +23,10 @@ export async function storageConnectionString(io: CommandIO): Promise<string> {
     throw new Error('No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)');
   }
   const parsed = localSettings.safeParse(JSON.parse(text));
-  const value = parsed.success ? parsed.data.Values?.AzureWebJobsStorage : undefined;
-  if (!value) throw new Error(`No storage connection: ${file} has no Values.AzureWebJobsStorage`);
-  return value;
+  if (!parsed.success) throw new Error(`No storage connection: ${file} is not a local.settings.json`);
+  return storageConnectionFrom(parsed.data.Values ?? {});
 }
 
 export async function cliStorage(io: CommandIO): Promise<StorageClients> {
-  return createStorageClients(await storageConnectionString(io), { retry: { maxTries: 2, tryTimeoutMs: 10_000 } });
+  return createStorageClients(await storageConnection(io), { retry: { maxTries: 2, tryTimeoutMs: 10_000 } });
 }
