@@ -1,10 +1,14 @@
 import { inspectCommand, INSPECT_USAGE } from './inspect';
 import { processIO, UsageError, type CommandIO } from './io';
+import { registerCommand, REGISTER_USAGE } from './register';
+import { statusCommand, STATUS_USAGE } from './status';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
 const COMMANDS: Record<string, Command> = {
   inspect: { run: inspectCommand, usage: INSPECT_USAGE },
+  register: { run: registerCommand, usage: REGISTER_USAGE },
+  status: { run: statusCommand, usage: STATUS_USAGE },
 };
 
 const USAGE = `Usage: dataverse-webhooks <command> [options]
