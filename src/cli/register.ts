@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { settingsAuthValue } from '../registration/authValue';
 import { loadRegistration, type Registration } from '../registration/definition';
 import { fetchFunctionKey } from '../registration/functionKeys';
-import { registerWebhook, type RegisterResult } from '../registration/register';
+import { MASKED, registerWebhook, type RegisterResult } from '../registration/register';
 import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, type ConnectionDependencies } from './dataverseConnection';
 import { UsageError, type CommandIO } from './io';
 
@@ -87,16 +87,16 @@ export function createRegisterCommand(dependencies: ConnectionDependencies) {
         if (!resolved) throw new UsageError(`--key-from-azure needs ${option} (or ${variable})`);
         return resolved;
       };
-      return fetchFunctionKey(
-        {
-          subscriptionId: required(values.subscription, '--subscription', 'AZURE_SUBSCRIPTION_ID'),
-          resourceGroup: required(values['resource-group'], '--resource-group', 'AZURE_RESOURCE_GROUP'),
-          app: required(values.app, '--app', 'AZURE_FUNCTION_APP_NAME'),
-          functionName: values['host-key'] ? undefined : (values.function ?? WEBHOOK_FUNCTION),
-          keyName: values['key-name'],
-        },
-        { ...http, armUrl: dependencies.armUrl },
-      );
+      const location = {
+        subscriptionId: required(values.subscription, '--subscription', 'AZURE_SUBSCRIPTION_ID'),
+        resourceGroup: required(values['resource-group'], '--resource-group', 'AZURE_RESOURCE_GROUP'),
+        app: required(values.app, '--app', 'AZURE_FUNCTION_APP_NAME'),
+        functionName: values['host-key'] ? undefined : (values.function ?? WEBHOOK_FUNCTION),
+        keyName: values['key-name'],
+      };
+      // A dry run prints the key masked anyway, so it does not call Azure for it.
+      if (values['dry-run']) return MASKED;
+      return fetchFunctionKey(location, { ...http, armUrl: dependencies.armUrl });
     };
 
     const result = await registerWebhook(client, {

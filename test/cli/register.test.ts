@@ -191,6 +191,11 @@ describe('dataverse-webhooks register', () => {
     expect(result.out).toContain('"sdkmessageprocessingstepid@odata.bind":"/sdkmessageprocessingsteps(<id of the new step \\"contact deletes\\">)"');
     expect(result.out).toContain('endpoint "dataverse-webhooks": would be created');
 
+    const fromAzure = await register(['--dry-run', '--key-from-azure', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']);
+    expect(fromAzure.out).toContain('"authvalue":"***"');
+    expect(arm.requests).toEqual([]);
+    expect(dataverse.writes()).toEqual([]);
+
     await register(['--key', KEY]);
     dataverse.reset();
     const rotate = await register(['--dry-run', '--rotate-key', '--key', 'next-key-value']);
