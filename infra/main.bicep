@@ -15,6 +15,9 @@ param location string
 @description('WEBHOOK_ALLOWED_ORGANIZATIONS: organization host names or ids allowed to post (empty allows all).')
 param allowedOrganizations string = ''
 
+@description('DATAVERSE_URL: the organization the app re-reads truncated records from, e.g. https://contoso.crm.dynamics.com.')
+param dataverseUrl string = ''
+
 @description('The largest number of instances Flex Consumption may scale out to.')
 @minValue(40)
 @maxValue(1000)
@@ -84,6 +87,7 @@ module functionApp 'modules/functionApp.bicep' = {
     deploymentContainerName: storage.outputs.deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     allowedOrganizations: allowedOrganizations
+    dataverseUrl: dataverseUrl
     maximumInstanceCount: maximumInstanceCount
   }
   // The host reads its storage with the identity from its first start: grant the roles first.

@@ -12,6 +12,7 @@ param deploymentContainerName string
 @secure()
 param applicationInsightsConnectionString string
 param allowedOrganizations string
+param dataverseUrl string
 param maximumInstanceCount int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -81,6 +82,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // Application Insights accepts telemetry only from Entra ID (local authentication is off).
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       WEBHOOK_ALLOWED_ORGANIZATIONS: allowedOrganizations
+      // For re-reading truncated records: DefaultAzureCredential picks the user-assigned identity
+      // by AZURE_CLIENT_ID; that identity needs an application user in the Dataverse organization.
+      AZURE_CLIENT_ID: identityClientId
+      DATAVERSE_URL: dataverseUrl
     }
   }
 }
