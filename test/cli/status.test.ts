@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { createStatusCommand } from '../../src/cli/status';
@@ -102,6 +103,9 @@ describe('dataverse-webhooks status', () => {
     expect(noOrg.err()).toContain('Which organization? Pass --org');
     const badCount = captureIO({ env: {} });
     expect(await main(['status', '--failed', 'many'], badCount)).toBe(2);
+    const repositoryFile = captureIO({ cwd: path.resolve(__dirname, '..', '..'), env: {} });
+    expect(await main(['register'], repositoryFile)).toBe(2);
+    expect(repositoryFile.err()).toContain('The webhook URL is neither in');
     const help = captureIO();
     expect(await main(['register', '--help'], help)).toBe(0);
     expect(help.out()).toContain('--key-from-azure');
