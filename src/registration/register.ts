@@ -222,7 +222,8 @@ export async function registerWebhook(client: DataverseClient, options: Register
   }
 
   return {
-    endpoint: { name: endpointName, id: endpointRef.id ?? null, action: endpointAction, changes: endpointDifference.changes },
+    // A new endpoint's columns are all "changes"; the request shows them.
+    endpoint: { name: endpointName, id: endpointRef.id ?? null, action: endpointAction, changes: existing ? endpointDifference.changes : [] },
     steps: outcomes,
     writes: sent,
   };
