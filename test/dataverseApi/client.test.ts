@@ -66,6 +66,13 @@ describe('the Dataverse Web API client', () => {
     expect(String(unknownColumn)).toContain("POST serviceendpoints failed: HTTP 400 0x80060888: The property 'nosuchcolumn' does not exist");
   });
 
+  it('reports a token Dataverse refuses as a 401, without the token', async () => {
+    const refused = createDataverseClient(dataverse.url, { tokens: scopedTokens({ [`${dataverse.url}/.default`]: 'a-token-for-another-tenant' }) });
+    const error = await refused.list('sdkmessages', named).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ status: 401, request: 'GET sdkmessages' });
+    expect(String(error)).not.toContain('a-token-for-another-tenant');
+  });
+
   it('does not echo a body that is not a JSON error', async () => {
     dataverse.fail({ path: 'sdkmessages', status: 500, body: 'secret-looking text', headers: { 'Content-Type': 'text/plain' } });
     const error = await client.list('sdkmessages', named).catch((caught: unknown) => caught);
