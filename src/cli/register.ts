@@ -73,7 +73,14 @@ export function createRegisterCommand(dependencies: ConnectionDependencies) {
       throw new UsageError(`--key and --key-from-azure are for WebhookKey endpoints; this one is ${registration.endpoint.auth.type}`);
     }
 
-    const { client, http } = connectToDataverse(values.org, io, dependencies);
+    // A dry run still reads (it must know what exists); it lists those reads, so nothing it sent is hidden.
+    const reads: string[] = [];
+    const sendFetch = dependencies.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
+    const recordingFetch = (input: string, init: RequestInit) => {
+      reads.push(`${init.method ?? 'GET'} ${readable(input)}`);
+      return sendFetch(input, init);
+    };
+    const { client, http } = connectToDataverse(values.org, io, values['dry-run'] ? { ...dependencies, fetch: recordingFetch } : dependencies);
 
     const authValue = async (): Promise<string> => {
       const auth = registration.endpoint.auth;
@@ -107,21 +114,32 @@ export function createRegisterCommand(dependencies: ConnectionDependencies) {
       prune: values.prune,
       dryRun: values['dry-run'],
     });
-    io.stdout(values.json ? `${JSON.stringify(result, null, 2)}\n` : formatRegisterResult(result, registration, values['dry-run']));
+    io.stdout(values.json ? `${JSON.stringify(values['dry-run'] ? { ...result, reads } : result, null, 2)}\n` : formatRegisterResult(result, registration, values['dry-run'] ? reads : null));
     return 0;
   };
 }
 
 export const registerCommand = createRegisterCommand(AZURE_DEPENDENCIES);
 
-export function formatRegisterResult(result: RegisterResult, registration: Registration, dryRun: boolean): string {
+function readable(url: string): string {
+  try {
+    return decodeURIComponent(url);
+  } catch {
+    return url;
+  }
+}
+
+/** `dryRunReads`: the requests a dry run sent (reads only), or null for a real run. */
+export function formatRegisterResult(result: RegisterResult, registration: Registration, dryRunReads: string[] | null): string {
+  const dryRun = dryRunReads !== null;
   const lines: string[] = [];
   const describe = (kind: string, outcome: { name: string; action: string; changes: string[] }) =>
     `${kind} "${outcome.name}": ${dryRun && outcome.action !== 'unchanged' && !outcome.action.startsWith('kept') ? `would be ${outcome.action}` : outcome.action}${outcome.changes.length > 0 ? ` (${outcome.changes.join('; ')})` : ''}`;
   lines.push(describe('endpoint', result.endpoint) + (result.endpoint.id ? ` [${result.endpoint.id}]` : ''));
   for (const step of result.steps) lines.push(describe('step', step));
   if (registration.steps.length === 0) lines.push('(the file lists no steps)');
-  if (dryRun) {
+  if (dryRunReads !== null) {
+    lines.push('', `Dry run: read Dataverse with ${dryRunReads.length} request(s):`, ...dryRunReads);
     lines.push('', result.writes.length === 0 ? 'Dry run: nothing to write.' : `Dry run: nothing was written. ${result.writes.length} request(s) would be sent:`);
     for (const write of result.writes) {
       lines.push(`${write.method} ${write.url}`);

@@ -46,7 +46,7 @@ export const endpointRow = z.object({
   isauthvalueset: z.boolean().nullable(),
 });
 export type EndpointRow = z.infer<typeof endpointRow>;
-export const WEBHOOK_ENDPOINT = (endpoint: EndpointRow): boolean => endpoint.contract === WEBHOOK_CONTRACT;
+export const isWebhookEndpoint = (endpoint: EndpointRow): boolean => endpoint.contract === WEBHOOK_CONTRACT;
 const ENDPOINT_COLUMNS = ['serviceendpointid', 'name', 'contract', 'url', 'authtype', 'messageformat', 'description', 'isauthvalueset'];
 
 export const stepRow = z.object({

@@ -1,6 +1,6 @@
 import type { DataverseClient } from '../dataverseApi';
 import { AUTH_TYPES, IMAGE_TYPES, MODES, STAGES } from './definition';
-import { findEndpointsByName, listEndpointSteps, listFailedJobs, listStepImages, listWebhookEndpoints, WEBHOOK_ENDPOINT, type FailedJobRow } from './rows';
+import { findEndpointsByName, listEndpointSteps, listFailedJobs, listStepImages, listWebhookEndpoints, isWebhookEndpoint, type FailedJobRow } from './rows';
 
 /** What `status` shows: each webhook endpoint, its steps and images, and the recent failures of each step. */
 export interface WebhookStatus {
@@ -35,7 +35,7 @@ function nameOf(table: Record<string, number>, value: number | null): string {
 }
 
 export async function readWebhookStatus(client: DataverseClient, options: { endpointName?: string; failedJobsPerStep: number }): Promise<WebhookStatus> {
-  const endpoints = options.endpointName === undefined ? await listWebhookEndpoints(client) : (await findEndpointsByName(client, options.endpointName)).filter(WEBHOOK_ENDPOINT);
+  const endpoints = options.endpointName === undefined ? await listWebhookEndpoints(client) : (await findEndpointsByName(client, options.endpointName)).filter(isWebhookEndpoint);
   return {
     organizationUrl: client.organizationUrl,
     endpoints: await Promise.all(

@@ -190,6 +190,8 @@ describe('dataverse-webhooks register', () => {
     expect(result.out).toContain('"eventhandler_serviceendpoint@odata.bind":"/serviceendpoints(<id of the new serviceendpoint \\"dataverse-webhooks\\">)"');
     expect(result.out).toContain('"sdkmessageprocessingstepid@odata.bind":"/sdkmessageprocessingsteps(<id of the new step \\"contact deletes\\">)"');
     expect(result.out).toContain('endpoint "dataverse-webhooks": would be created');
+    expect(result.out).toContain(`Dry run: read Dataverse with ${dataverse.requests.length} request(s):\nGET ${dataverse.url}/api/data/v9.2/serviceendpoints?$select=`);
+    expect(dataverse.requests.every((request) => request.method === 'GET')).toBe(true);
 
     const fromAzure = await register(['--dry-run', '--key-from-azure', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']);
     expect(fromAzure.out).toContain('"authvalue":"***"');
