@@ -24,7 +24,8 @@ ${ORG_OPTION_HELP}
   --prune          delete the endpoint's steps that the file no longer lists (kept otherwise)
   --rotate-key     write the key/settings even though the endpoint exists (Dataverse never
                    returns them, so a new key cannot be detected): use it after adding a key
-  --dry-run        read Dataverse, then print every write it would send (secrets masked), send none
+  --dry-run        only read Dataverse: print those reads and every write it would send
+                   (secrets masked), and send no write
   --json           print the result as JSON
 
 Key options (a WebhookKey endpoint needs its function key when it is created or rotated):
