@@ -1,6 +1,8 @@
 import { failuresCommand, FAILURES_USAGE, replayCommand, REPLAY_USAGE } from './failures';
 import { inspectCommand, INSPECT_USAGE } from './inspect';
 import { processIO, UsageError, type CommandIO } from './io';
+import { registerCommand, REGISTER_USAGE } from './register';
+import { statusCommand, STATUS_USAGE } from './status';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
@@ -8,6 +10,8 @@ const COMMANDS: Record<string, Command> = {
   inspect: { run: inspectCommand, usage: INSPECT_USAGE },
   failures: { run: failuresCommand, usage: FAILURES_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
+  register: { run: registerCommand, usage: REGISTER_USAGE },
+  status: { run: statusCommand, usage: STATUS_USAGE },
 };
 
 const USAGE = `Usage: dataverse-webhooks <command> [options]

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { ApiError, createHttpClient, readJson, type HttpMethod, type HttpOptions } from './http';
+import { idFromEntityIdHeader, identifier, rowPath } from './odata';
+
+/** The Web API version every path is relative to. */
+export const WEB_API_VERSION = 'v9.2';
+
+const ODATA_HEADERS = { 'OData-MaxVersion': '4.0', 'OData-Version': '4.0' } as const;
+
+export interface DataverseClient {
+  /** `https://contoso.crm.dynamics.com` */
+  readonly organizationUrl: string;
+  /** `https://contoso.crm.dynamics.com/api/data/v9.2/` */
+  readonly serviceRoot: string;
+  /** GETs a path relative to the service root (`EntityDefinitions(LogicalName='account')?$select=…`). */
+  get<T>(path: string, schema: z.ZodType<T>): Promise<T>;
+  /** GETs a collection, following `@odata.nextLink` to the last page. */
+  list<T>(path: string, rowSchema: z.ZodType<T>): Promise<T[]>;
+  /** POSTs a new row and returns its id, read from the `OData-EntityId` header. */
+  create(entitySet: string, body: Record<string, unknown>): Promise<string>;
+  /** PATCHes an existing row; `If-Match: *` so a row deleted meanwhile is a 404, never re-created. */
+  update(entitySet: string, id: string, body: Record<string, unknown>): Promise<void>;
+  delete(entitySet: string, id: string): Promise<void>;
+}
+
+export class OrganizationUrlError extends Error {
+  override readonly name = 'OrganizationUrlError';
+}
+
+/**
+ * `https://contoso.crm.dynamics.com` from what a user types (a trailing slash or path is dropped).
+ * Plain http is accepted for loopback only, where the tests' stand-in for Dataverse listens.
+ */
+export function parseOrganizationUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text.includes('://') ? text : `https://${text}`);
+  } catch {
+    throw new OrganizationUrlError(`Not a URL: ${JSON.stringify(text.slice(0, 200))}`);
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new OrganizationUrlError(`The organization URL must be https: ${url.origin}`);
+  }
+  if (url.username || url.password) throw new OrganizationUrlError('The organization URL must not carry credentials');
+  return new URL(url.origin);
+}
+
+/** The token scope for an organization: `https://contoso.crm.dynamics.com/.default`. */
+export function dataverseScope(organizationUrl: URL): string {
+  return `${organizationUrl.origin}/.default`;
+}
+
+const collectionPage = z.object({ value: z.array(z.unknown()), '@odata.nextLink': z.string().optional() });
+
+export function createDataverseClient(organization: string | URL, options: HttpOptions): DataverseClient {
+  const organizationUrl = typeof organization === 'string' ? parseOrganizationUrl(organization) : parseOrganizationUrl(organization.href);
+  const serviceRoot = `${organizationUrl.origin}/api/data/${WEB_API_VERSION}/`;
+  const scope = dataverseScope(organizationUrl);
+  const http = createHttpClient(options);
+
+  const describe = (method: HttpMethod, path: string) => {
+    let readable = path;
+    try {
+      readable = decodeURIComponent(path);
+    } catch {
+      // keep the encoded form
+    }
+    return `${method} ${readable}`;
+  };
+  const send = (method: HttpMethod, path: string, extra: { headers?: Record<string, string>; body?: unknown } = {}) =>
+    http.send({ method, url: new URL(path, serviceRoot), scope, headers: { ...ODATA_HEADERS, ...extra.headers }, body: extra.body }, describe(method, path));
+
+  return {
+    organizationUrl: organizationUrl.origin,
+    serviceRoot,
+
+    async get(path, schema) {
+      const response = await send('GET', path);
+      return readJson(response, schema, describe('GET', path));
+    },
+
+    async list(path, rowSchema) {
+      const rows: z.infer<typeof rowSchema>[] = [];
+      let next: string | undefined = path;
+      while (next !== undefined) {
+        const page: z.infer<typeof collectionPage> = await readJson(await send('GET', next), collectionPage, describe('GET', next));
+        for (const [index, row] of page.value.entries()) {
+          const parsed = rowSchema.safeParse(row);
+          if (!parsed.success) {
+            const where = parsed.error.issues[0]?.path.join('.') ?? '';
+            throw new ApiError(describe('GET', path), 200, 'UnexpectedResponse', `row ${index} does not have the expected shape (${where}: ${parsed.error.issues[0]?.message ?? ''})`);
+          }
+          rows.push(parsed.data);
+        }
+        const nextLink: string | undefined = page['@odata.nextLink'];
+        // The token goes only where the first request went.
+        if (nextLink !== undefined && !nextLink.startsWith(serviceRoot)) {
+          throw new ApiError(describe('GET', path), 200, 'UnexpectedResponse', 'the next page link points outside the organization');
+        }
+        next = nextLink?.slice(serviceRoot.length);
+      }
+      return rows;
+    },
+
+    async create(entitySet, body) {
+      const path = identifier(entitySet);
+      const response = await send('POST', path, { body });
+      const id = idFromEntityIdHeader(response.headers.get('odata-entityid'));
+      await response.body?.cancel();
+      if (!id) throw new ApiError(describe('POST', path), response.status, 'UnexpectedResponse', 'no OData-EntityId header with the new row id');
+      return id;
+    },
+
+    async update(entitySet, id, body) {
+      const response = await send('PATCH', rowPath(entitySet, id), { body, headers: { 'If-Match': '*' } });
+      await response.body?.cancel();
+    },
+
+    async delete(entitySet, id) {
+      const response = await send('DELETE', rowPath(entitySet, id));
+      await response.body?.cancel();
+    },
+  };
+}

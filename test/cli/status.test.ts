@@ -1,0 +1,117 @@
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main';
+import { createStatusCommand } from '../../src/cli/status';
+import { captureIO } from '../support/cliIO';
+import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import { scopedTokens } from '../support/tokens';
+
+let dataverse: FakeDataverse;
+
+beforeEach(async () => {
+  dataverse = await startFakeDataverse();
+});
+afterEach(() => dataverse.close());
+
+async function status(args: string[]) {
+  const io = captureIO({ env: { DATAVERSE_URL: dataverse.url } });
+  const tokens = scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token });
+  const code = await createStatusCommand({ tokens: () => tokens, sleep: async () => {} })(args, io);
+  return { code, out: io.out() };
+}
+
+function seed() {
+  dataverse.seedMessages(['Update'], ['account']);
+  const updateId = String(dataverse.rows('sdkmessages')[0]?.sdkmessageid);
+  const hook = dataverse.insert('serviceendpoints', { name: 'dataverse-webhooks', contract: 8, url: 'https://func.azurewebsites.net/api/dataverse/webhook', authtype: 4, authvalue: 'never-shown' });
+  const other = dataverse.insert('serviceendpoints', { name: 'another hook', contract: 8, url: 'https://other.example/hook', authtype: 5 });
+  dataverse.insert('serviceendpoints', { name: 'a queue', contract: 2, url: null });
+  const step = dataverse.insert('sdkmessageprocessingsteps', {
+    name: 'dataverse-webhooks: Update of account',
+    stage: 40,
+    mode: 1,
+    rank: 1,
+    asyncautodelete: true,
+    filteringattributes: 'name,accountnumber',
+    statecode: 0,
+    _eventhandler_value: hook,
+    _sdkmessageid_value: updateId,
+  });
+  const disabled = dataverse.insert('sdkmessageprocessingsteps', { name: 'sync step', stage: 20, mode: 0, rank: 2, statecode: 1, _eventhandler_value: other, _sdkmessageid_value: updateId });
+  dataverse.insert('sdkmessageprocessingstepimages', { name: 'pre', entityalias: 'pre', imagetype: 0, attributes: 'name', messagepropertyname: 'Target', _sdkmessageprocessingstepid_value: step });
+  dataverse.insert('asyncoperations', { name: 'older failure', statuscode: 31, errorcode: -2147204723, friendlymessage: 'The webhook call failed\nbecause of HTTP 503', completedon: '2026-11-24T10:00:00Z', _owningextensionid_value: step });
+  dataverse.insert('asyncoperations', { name: 'newer failure', statuscode: 31, errorcode: -2147204723, message: 'HTTP 401', completedon: '2026-11-25T09:00:00Z', _owningextensionid_value: step });
+  dataverse.insert('asyncoperations', { name: 'succeeded', statuscode: 30, completedon: '2026-11-25T09:30:00Z', _owningextensionid_value: step });
+  dataverse.insert('asyncoperations', { name: 'failure of another step', statuscode: 31, completedon: '2026-11-25T09:30:00Z', _owningextensionid_value: disabled });
+  return { hook, step };
+}
+
+describe('dataverse-webhooks status', () => {
+  it('lists the webhook endpoints, their steps and images, and each step’s failed jobs, newest first', async () => {
+    const { hook, step } = seed();
+    const result = await status([]);
+    expect(result.code).toBe(0);
+    expect(dataverse.violations).toEqual([]);
+    expect(result.out).toBe(
+      [
+        `Webhook endpoints in ${dataverse.url}:`,
+        '',
+        `another hook  (HttpHeader, id ${dataverse.rows('serviceendpoints')[1]?.serviceendpointid})`,
+        '  url: https://other.example/hook',
+        `  step "sync step" (disabled): PreOperation, Synchronous, rank 2`,
+        `    id ${dataverse.rows('sdkmessageprocessingsteps')[1]?.sdkmessageprocessingstepid}`,
+        '    failed jobs: 1',
+        '      2026-11-25T09:30:00Z  error ?',
+        '',
+        `dataverse-webhooks  (WebhookKey, id ${hook})`,
+        '  url: https://func.azurewebsites.net/api/dataverse/webhook',
+        '  step "dataverse-webhooks: Update of account": PostOperation, Asynchronous, rank 1, deletes succeeded jobs',
+        `    id ${step}; filtering attributes: name,accountnumber`,
+        '    image "pre": PreImage, attributes name',
+        '    failed jobs: 2',
+        '      2026-11-25T09:00:00Z  error -2147204723  HTTP 401',
+        '      2026-11-24T10:00:00Z  error -2147204723  The webhook call failed because of HTTP 503',
+        '',
+      ].join('\n'),
+    );
+    expect(result.out).not.toContain('never-shown');
+    expect(result.out).not.toContain('a queue');
+    const jobQueries = dataverse.requests.filter((request) => request.path.startsWith('asyncoperations'));
+    expect(jobQueries.map((request) => request.path)).toContain(
+      `asyncoperations?$select=asyncoperationid,name,errorcode,friendlymessage,message,completedon&$filter=statuscode eq 31 and _owningextensionid_value eq ${step}&$orderby=completedon desc&$top=5`,
+    );
+  });
+
+  it('narrows to one endpoint with --name, limits the failed jobs with --failed, and prints JSON with --json', async () => {
+    const { hook } = seed();
+    const result = await status(['--name', 'dataverse-webhooks', '--failed', '1', '--json']);
+    const parsed = JSON.parse(result.out);
+    expect(parsed.endpoints).toHaveLength(1);
+    expect(parsed.endpoints[0]).toMatchObject({ id: hook, name: 'dataverse-webhooks', authType: 'WebhookKey' });
+    expect(parsed.endpoints[0].steps[0].failedJobs.map((job: { name: string }) => job.name)).toEqual(['newer failure']);
+    expect(parsed.endpoints[0].steps[0].images).toEqual([{ alias: 'pre', type: 'PreImage', attributes: 'name' }]);
+  });
+
+  it('says so when there is no webhook', async () => {
+    const result = await status([]);
+    expect(result.out).toBe(`No webhook endpoints (serviceendpoints with contract 8) in ${dataverse.url}.\n`);
+  });
+
+  it('is wired into the CLI: usage errors exit 2 before any credential is used', async () => {
+    const noOrg = captureIO({ env: {} });
+    expect(await main(['status'], noOrg)).toBe(2);
+    expect(noOrg.err()).toContain('Which organization? Pass --org');
+    const badCount = captureIO({ env: {} });
+    expect(await main(['status', '--failed', 'many'], badCount)).toBe(2);
+    const repositoryFile = captureIO({ cwd: path.resolve(__dirname, '..', '..'), env: {} });
+    expect(await main(['register'], repositoryFile)).toBe(2);
+    expect(repositoryFile.err()).toContain('The webhook URL is neither in');
+    const help = captureIO();
+    expect(await main(['register', '--help'], help)).toBe(0);
+    expect(help.out()).toContain('--key-from-azure');
+    const list = captureIO();
+    expect(await main([], list)).toBe(2);
+    expect(list.out()).toMatch(/register\s+Creates or updates the Dataverse webhook/);
+    expect(list.out()).toMatch(/status\s+Lists the webhook endpoints/);
+  });
+});
