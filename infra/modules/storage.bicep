@@ -67,8 +67,10 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   }
 ]
 
-// Claim-check bodies are needed only until the event is processed (with retries and poison
-// handling, days at most); rejected bodies are kept a month for diagnosis. Both hold customer data.
+// Claim-check bodies are deleted by the processor once their event is settled; what this rule
+// removes are orphans and the bodies (and poisoned/ copies) of events that were never replayed, so
+// it must outlast how long operators take to replay failures. Rejected bodies are kept a month for
+// diagnosis. Both hold customer data.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -76,12 +78,12 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
     policy: {
       rules: [
         {
-          name: 'delete-dataverse-payloads-after-7-days'
+          name: 'delete-dataverse-payloads-after-30-days'
           enabled: true
           type: 'Lifecycle'
           definition: {
             filters: { blobTypes: ['blockBlob'], prefixMatch: ['${payloadContainer}/'] }
-            actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: 7 } } }
+            actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: 30 } } }
           }
         }
         {

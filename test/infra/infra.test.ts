@@ -28,8 +28,8 @@ describe('the infrastructure templates', () => {
     expect(storage).toMatch(/for table in \[ledgerTable, failuresTable\]/);
   });
 
-  it('delete claim-check bodies after 7 days and rejected bodies after 30', () => {
-    expect(storage).toMatch(/prefixMatch: \['\$\{payloadContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 7 \} \} \}/);
+  it('delete claim-check bodies (and poisoned copies) after 30 days, as long as rejected bodies', () => {
+    expect(storage).toMatch(/prefixMatch: \['\$\{payloadContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 30 \} \} \}/);
     expect(storage).toMatch(/prefixMatch: \['\$\{rejectedContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 30 \} \} \}/);
   });
 
