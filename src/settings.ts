@@ -102,6 +102,7 @@ export function ingestSettings(): IngestSettings {
 const processSettingsSchema = z.object({
   PROCESSOR_MAX_DEPTH: positiveInteger(8),
   PROCESSOR_LEASE_SECONDS: positiveInteger(300),
+  DATAVERSE_URL: z.url({ protocol: /^https$/ }).optional(),
 });
 
 export interface ProcessSettings {
@@ -112,11 +113,13 @@ export interface ProcessSettings {
    * timeout (host.json functionTimeout, 5 min), so a live handler is never run twice at once.
    */
   leaseMs: number;
+  /** The organization truncated records are re-read from (`rereadTruncated`); null: no re-reads. */
+  dataverseUrl: string | null;
 }
 
 export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): ProcessSettings {
   const settings = parseSettings(processSettingsSchema, env);
-  return { maxDepth: settings.PROCESSOR_MAX_DEPTH, leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000 };
+  return { maxDepth: settings.PROCESSOR_MAX_DEPTH, leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000, dataverseUrl: settings.DATAVERSE_URL ?? null };
 }
 
 let cachedProcessSettings: ProcessSettings | undefined;

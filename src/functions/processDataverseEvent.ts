@@ -1,4 +1,5 @@
 import { app, type InvocationContext } from '@azure/functions';
+import { createAzureTokenProvider, createDataverseClient, createRecordReader, type RecordReader } from '../dataverseApi';
 import { handlers } from '../handlers';
 import { invocationLog } from '../observability/log';
 import { parseEnvelope } from '../pipeline/envelope';
@@ -7,13 +8,24 @@ import { processSettings } from '../settings';
 import { getStorageClients } from '../storage/clients';
 import { EVENTS_QUEUE } from '../storage/names';
 
+let recordReader: RecordReader | null | undefined;
+
+/** One reader per worker, so the table metadata it caches and its token are reused. */
+function processRecordReader(dataverseUrl: string | null): RecordReader | null {
+  // The app's managed identity, named by AZURE_CLIENT_ID, which DefaultAzureCredential reads.
+  recordReader ??= dataverseUrl ? createRecordReader(createDataverseClient(dataverseUrl, { tokens: createAzureTokenProvider() })) : null;
+  return recordReader;
+}
+
 export async function processDataverseEvent(message: unknown, context: InvocationContext): Promise<void> {
+  const settings = processSettings();
   await processEnvelope(parseEnvelope(message), {
     storage: getStorageClients(),
     handlers,
-    settings: processSettings(),
+    settings,
     log: invocationLog(context),
     deliveryCount: Number(context.triggerMetadata?.dequeueCount ?? 1),
+    recordReader: processRecordReader(settings.dataverseUrl),
   });
 }
 

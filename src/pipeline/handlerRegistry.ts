@@ -1,5 +1,6 @@
 import type { AttributeChange } from '../dataverse/accessors';
 import type { DataverseEvent, DataverseValue, Entity, ExecutionMode, StageName } from '../dataverse';
+import type { DataverseRow } from '../dataverseApi/recordReader';
 import type { EventLog } from '../observability/log';
 
 /** What a handler is for. `entity` and `message` take `*` for any; matching ignores case. */
@@ -24,6 +25,13 @@ export interface HandlerOptions extends EventFilter {
   perRecord?: boolean;
   /** Skip an event older than one this handler already applied to the same record (see README). */
   skipStale?: boolean;
+  /**
+   * When Dataverse truncated the event (its Target and images removed), read the record again
+   * from the Dataverse Web API before calling the handler: `true` for every column, or the
+   * columns to read. The row is `ctx.rereadRecord`. Needs DATAVERSE_URL; a failed read is
+   * retried like a handler failure.
+   */
+  rereadTruncated?: boolean | readonly string[];
 }
 
 export interface HandlerContext {
@@ -34,6 +42,11 @@ export interface HandlerContext {
   log: EventLog;
   /** The record this call is about: the Target, or one entity of Targets for `perRecord` handlers. */
   record: Entity | null;
+  /**
+   * The record as the Web API returns it now, for a truncated event and a handler registered with
+   * `rereadTruncated`; null otherwise.
+   */
+  rereadRecord: DataverseRow | null;
   /** What an Update changed, from the pre-image to the Target. */
   changes(preImageAlias?: string): AttributeChange[];
   /** The latest value the event knows for an attribute: Target, then post-image, then pre-image. */
@@ -49,6 +62,8 @@ export interface RegisteredHandler {
   filter: EventFilter;
   perRecord: boolean;
   skipStale: boolean;
+  /** Columns to re-read for a truncated event; [] for every column; null for no re-read. */
+  rereadColumns: readonly string[] | null;
   handle: EventHandler;
 }
 
@@ -76,6 +91,7 @@ export class HandlerRegistry {
       filter: { entity, message, ...(stage ? { stage } : {}), ...(mode ? { mode } : {}) },
       perRecord: options.perRecord ?? false,
       skipStale: options.skipStale ?? false,
+      rereadColumns: options.rereadTruncated === true ? [] : options.rereadTruncated ? [...options.rereadTruncated] : null,
       handle,
     });
     return this;

@@ -1,6 +1,7 @@
 import { RestError } from '@azure/storage-blob';
 import { attribute, changedAttributes, postImage, preImage, recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
+import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
 import { describeError, logWith, type EventLog, type LogProperties } from '../observability/log';
 import type { ProcessSettings } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
@@ -30,6 +31,8 @@ export interface ProcessDependencies {
   log: EventLog;
   /** The queue's dequeue count for this message (1 on first delivery). */
   deliveryCount: number;
+  /** Re-reads records of truncated events for handlers that ask; null when DATAVERSE_URL is not set. */
+  recordReader?: RecordReader | null;
   now?: () => number;
 }
 
@@ -110,7 +113,7 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
       continue;
     }
     const log = logWith(deps.log, { ...ids, handler: handler.name, recordId });
-    const result = await runUnit(event, envelope, handler, record, log, ledger, claim, deps.deliveryCount);
+    const result = await runUnit(event, envelope, handler, record, log, ledger, claim, deps);
     units.push({ handler: handler.name, recordId, result });
     const completion: Completion = { claim, state: result, eventId: envelope.eventId };
     if (index === work.length - 1) lastCompletion = completion;
@@ -144,7 +147,7 @@ async function runUnit(
   log: EventLog,
   ledger: Ledger,
   claim: Completion['claim'],
-  deliveryCount: number,
+  deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'>,
 ): Promise<'done' | 'stale'> {
   const version = handler.skipStale ? recordVersion(event, record) : null;
   const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
@@ -153,7 +156,8 @@ async function runUnit(
     return 'stale';
   }
   try {
-    await handler.handle(event, handlerContext(event, envelope, record, log, deliveryCount));
+    const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
+    await handler.handle(event, handlerContext(event, envelope, record, rereadRecord, log, deps.deliveryCount));
   } catch (error) {
     await ledger.fail(claim, envelope.eventId, describeError(error));
     log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
@@ -167,12 +171,31 @@ function isNotFound(error: unknown): boolean {
   return error instanceof RestError && error.statusCode === 404;
 }
 
-function handlerContext(event: DataverseEvent, envelope: EventEnvelope, record: Entity | null, log: EventLog, deliveryCount: number): HandlerContext {
+export class RereadUnavailableError extends Error {
+  override readonly name = 'RereadUnavailableError';
+}
+
+/** The record read again from Dataverse, for a truncated event and a handler that asked. */
+async function reread(event: DataverseEvent, handler: RegisteredHandler, record: Entity | null, reader: RecordReader | null): Promise<DataverseRow | null> {
+  if (!event.truncated || handler.rereadColumns === null) return null;
+  if (!reader) throw new RereadUnavailableError(`handler ${handler.name} re-reads truncated events, and DATAVERSE_URL is not set`);
+  return reader.retrieve(record?.logicalName ?? event.primaryEntityName, record?.id ?? event.primaryEntityId, handler.rereadColumns);
+}
+
+function handlerContext(
+  event: DataverseEvent,
+  envelope: EventEnvelope,
+  record: Entity | null,
+  rereadRecord: DataverseRow | null,
+  log: EventLog,
+  deliveryCount: number,
+): HandlerContext {
   return {
     eventId: envelope.eventId,
     deliveryCount,
     log,
     record,
+    rereadRecord,
     changes: (alias) => changedAttributes(event, alias),
     attribute: (name) => attribute(event, name),
     preImage: (alias) => preImage(event, alias),

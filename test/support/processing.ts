@@ -1,3 +1,4 @@
+import type { RecordReader } from '../../src/dataverseApi';
 import { drainQueueWithHost, type DrainResult } from '../../src/local/queueHost';
 import { silentLog, type EventLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
@@ -28,7 +29,13 @@ export interface Processor {
   drain(): Promise<DrainResult>;
 }
 
-export function processor(storage: StorageClients, handlers: HandlerRegistry, settings: Partial<ProcessSettings> = {}, log: EventLog = silentLog): Processor {
+export function processor(
+  storage: StorageClients,
+  handlers: HandlerRegistry,
+  settings: Partial<ProcessSettings> = {},
+  log: EventLog = silentLog,
+  recordReader: RecordReader | null = null,
+): Processor {
   const outcomes: ProcessOutcome[] = [];
   const full = { ...readProcessSettings({}), ...settings };
   return {
@@ -38,7 +45,7 @@ export function processor(storage: StorageClients, handlers: HandlerRegistry, se
         storage.eventsQueue,
         storage.poisonQueue,
         async (message, deliveryCount) => {
-          outcomes.push(await processEnvelope(parseEnvelope(message), { storage, handlers, settings: full, log, deliveryCount }));
+          outcomes.push(await processEnvelope(parseEnvelope(message), { storage, handlers, settings: full, log, deliveryCount, recordReader }));
         },
         TEST_HOST,
       );
