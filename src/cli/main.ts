@@ -1,10 +1,12 @@
 import { inspectCommand, INSPECT_USAGE } from './inspect';
 import { processIO, UsageError, type CommandIO } from './io';
+import { sendCommand, SEND_USAGE } from './send';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
 const COMMANDS: Record<string, Command> = {
   inspect: { run: inspectCommand, usage: INSPECT_USAGE },
+  send: { run: sendCommand, usage: SEND_USAGE },
 };
 
 const USAGE = `Usage: dataverse-webhooks <command> [options]
