@@ -35,7 +35,8 @@ export type TelemetryMetricName = (typeof TELEMETRY_METRIC_NAMES)[number];
 /**
  * The property names every item about one event carries, so that one KQL filter follows it from
  * the HTTP request through the queue to the handler. They are the names `logIdentifiers` uses in
- * log lines. `reason` says why for rejected and poisoned; `status` is the HTTP status answered.
+ * log lines, plus `recordId` (PrimaryEntityId). `reason` says why for rejected and poisoned;
+ * `status` is the HTTP status answered.
  */
 export const TELEMETRY_PROPERTY_NAMES = {
   eventId: 'eventId',
@@ -45,12 +46,18 @@ export const TELEMETRY_PROPERTY_NAMES = {
   organization: 'organization',
   table: 'table',
   message: 'message',
+  recordId: 'recordId',
   reason: 'reason',
   status: 'status',
 } as const;
 
-/** Values are identifiers; null and undefined are left out, the rest sent as text. */
-export type TelemetryProperties = Readonly<Record<string, string | number | boolean | null | undefined>>;
+export type TelemetryPropertyName = keyof typeof TELEMETRY_PROPERTY_NAMES;
+
+/**
+ * Only the names above, so the KQL in the README keeps matching what is sent. Values are
+ * identifiers; null and undefined are left out, the rest sent as text.
+ */
+export type TelemetryProperties = Readonly<Partial<Record<TelemetryPropertyName, string | number | boolean | null | undefined>>>;
 export type TelemetryMeasurements = Readonly<Record<string, number>>;
 
 export interface Telemetry {
