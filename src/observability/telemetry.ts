@@ -185,6 +185,8 @@ function applicationInsightsTelemetry(connectionString: string, warn: (message: 
 }
 
 let processTelemetry: Telemetry = NO_TELEMETRY;
+/** The SDK, once it started: the correlation hook needs it. */
+let startedSdk: ApplicationInsightsModule | undefined;
 let startedFrom: 'nothing' | 'connection-string' | undefined;
 let stopProcessTelemetry: (() => Promise<void>) | undefined;
 
@@ -207,9 +209,11 @@ export function startTelemetry(options: StartTelemetryOptions = {}): Telemetry {
   if (!connectionString) return processTelemetry;
   try {
     processTelemetry = applicationInsightsTelemetry(connectionString, warn);
+    const sdk = createRequire(__filename)('applicationinsights') as ApplicationInsightsModule;
+    startedSdk = sdk;
     stopProcessTelemetry = async () => {
       await processTelemetry.flush();
-      await (createRequire(__filename)('applicationinsights') as ApplicationInsightsModule).defaultClient.shutdown();
+      await sdk.defaultClient.shutdown();
     };
   } catch (error) {
     warn(`Application Insights could not start; no telemetry is sent: ${error instanceof Error ? error.message : String(error)}`);
@@ -227,5 +231,32 @@ export async function shutdownTelemetry(): Promise<void> {
   const stop = stopProcessTelemetry;
   stopProcessTelemetry = undefined;
   processTelemetry = NO_TELEMETRY;
+  startedSdk = undefined;
   await stop?.();
+}
+
+/** What correlation needs of a preInvocation hook's context; @azure/functions' PreInvocationContext fits. */
+export interface InvocationToCorrelate<Handler> {
+  readonly invocationContext: { readonly traceContext?: { readonly traceParent?: string | undefined } | undefined };
+  functionHandler: Handler;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * A preInvocation hook (`app.hook.preInvocation(continueHostTrace)`): runs the invocation inside the
+ * trace the Functions host started for it, so our events share the operation_Id of the host's
+ * request and trace telemetry. Application Insights 3.x no longer does this by itself in Functions.
+ */
+export function continueHostTrace<Handler extends (...args: never[]) => unknown>(hook: InvocationToCorrelate<Handler>): void {
+  const sdk = startedSdk;
+  const traceParent = hook.invocationContext.traceContext?.traceParent;
+  const parts = traceParent ? TRACEPARENT.exec(traceParent) : null;
+  if (!sdk || !parts) return;
+  try {
+    const hostTrace = sdk.startOperation({ traceId: parts[1]!, spanId: parts[2]!, traceFlags: Number.parseInt(parts[3]!, 16), isRemote: true });
+    if (hostTrace) hook.functionHandler = sdk.wrapWithCorrelationContext(hook.functionHandler, hostTrace);
+  } catch {
+    // Correlation is a nicety: an invocation must run whatever the SDK does.
+  }
 }

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -139,7 +139,7 @@ describe('telemetry in a process of its own', () => {
     interface Received {
       path: string;
       encoding: string | undefined;
-      items: Array<{ name: string; iKey: string; data: { baseType: string; baseData: Record<string, unknown> } }>;
+      items: Array<{ name: string; iKey: string; tags: Record<string, string>; data: { baseType: string; baseData: Record<string, unknown> } }>;
     }
     const received: Received[] = [];
     let server: Server;
@@ -179,6 +179,7 @@ describe('telemetry in a process of its own', () => {
 
     it('exports the custom events and metrics, with their properties, and sends nothing elsewhere', async () => {
       const { port } = server.address() as AddressInfo;
+      const hostTrace = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
       const iKey = randomUUID();
       const endpoint = `https://127.0.0.1:${port}/`;
       const { report, stderr } = await runChild(
@@ -187,6 +188,7 @@ describe('telemetry in a process of its own', () => {
           // Read once at process start: the child trusts the self-signed certificate of this server only.
           NODE_EXTRA_CA_CERTS: certificate,
           LOAD_APP_ENTRY: '1',
+          HOST_TRACE_PARENT: `00-${hostTrace.traceId}-${hostTrace.spanId}-01`,
         },
         CALLS,
       );
@@ -198,7 +200,10 @@ describe('telemetry in a process of its own', () => {
       const items = tracked.flatMap((request) => request.items);
       expect(new Set(items.map((item) => item.iKey))).toEqual(new Set([iKey]));
 
-      const events = items.filter((item) => item.data.baseType === 'EventData').map((item) => item.data.baseData);
+      const eventItems = items.filter((item) => item.data.baseType === 'EventData');
+      // Inside the host's trace: the same operation as the host's request telemetry.
+      for (const item of eventItems) expect(item.tags).toMatchObject({ 'ai.operation.id': hostTrace.traceId, 'ai.operation.parentId': hostTrace.spanId });
+      const events = eventItems.map((item) => item.data.baseData);
       expect(events.map((event) => event['name']).sort()).toEqual(['dataverse.accepted', 'dataverse.rejected']);
       expect(events.find((event) => event['name'] === 'dataverse.accepted')).toMatchObject({
         properties: { eventId: eventIds.accepted, ...identifiers, status: '202' },

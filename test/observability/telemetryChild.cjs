@@ -4,7 +4,7 @@
 // (which flushes), and prints what it saw as one JSON line.
 const path = require('node:path');
 const modulePath = path.resolve(__dirname, '..', '..', 'dist', 'src', 'observability', 'telemetry.js');
-const { startTelemetry, telemetry, shutdownTelemetry } = require(modulePath);
+const { continueHostTrace, startTelemetry, telemetry, shutdownTelemetry } = require(modulePath);
 
 async function run() {
   // As the Functions host does: the app entry point loads first and starts telemetry itself.
@@ -14,11 +14,20 @@ async function run() {
   const started = startTelemetry({ warn: (message) => warnings.push(message) });
   const again = startTelemetry();
   let threw = null;
+  // As the Functions host calls a handler: through the preInvocation hook, with its trace context.
+  const hook = {
+    invocationContext: { traceContext: { traceParent: process.env.HOST_TRACE_PARENT } },
+    functionHandler: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      for (const call of JSON.parse(process.env.TELEMETRY_CALLS ?? '[]')) {
+        if (call.kind === 'event') telemetry().event(call.name, call.properties, call.measurements);
+        else telemetry().metric(call.name, call.value, call.properties);
+      }
+    },
+  };
+  continueHostTrace(hook);
   try {
-    for (const call of JSON.parse(process.env.TELEMETRY_CALLS ?? '[]')) {
-      if (call.kind === 'event') telemetry().event(call.name, call.properties, call.measurements);
-      else telemetry().metric(call.name, call.value, call.properties);
-    }
+    await hook.functionHandler();
   } catch (error) {
     threw = String(error);
   }
