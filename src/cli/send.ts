@@ -33,15 +33,12 @@ Exits 0 on a 2xx, 1 on any other status or when the URL cannot be reached, 2 on 
 const GENERATION_OPTIONS = ['entity', 'message', 'id', 'attribute', 'stage', 'mode'] as const;
 
 /** The parts of the app's answer worth printing: identifiers and reasons, never a payload value. */
-const answerSchema = z
-  .object({
-    eventId: z.string(),
-    status: z.string(),
-    error: z.string(),
-    message: z.string(),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })),
-  })
-  .partial();
+const answerSchema = z.object({
+  eventId: z.string().optional().catch(undefined),
+  error: z.string().optional().catch(undefined),
+  message: z.string().optional().catch(undefined),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().catch(undefined),
+});
 
 export async function sendCommand(args: string[], io: CommandIO): Promise<number> {
   const { positionals, values } = parseArgs({

@@ -46,7 +46,8 @@ export function findFunc(options: { projectRoot: string; pathEnv: string | undef
   return null;
 }
 
-function isListening(port: number): Promise<boolean> {
+/** Whether something accepts connections on the loopback port. */
+export function isListening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     const done = (listening: boolean) => {

@@ -212,4 +212,28 @@ describe('dataverse-webhooks send', () => {
     expect(await main(['send', '--url', closed.url, '--code', 'very-secret-key'], io)).toBe(1);
     expect(io.err()).toBe(`Could not reach ${closed.url}: connection refused\nIs the app running? Start it with "npm start".\n`);
   });
+
+  it('reports an answer that is not the app\'s JSON, and gives up after --timeout', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const other = createServer((request, response) => {
+      if (request.url?.startsWith('/slow')) return; // never answers
+      response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end('Internal error with no JSON');
+    });
+    other.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const failed = captureIO();
+      expect(await main(['send', '--url', `${base}/api`], failed)).toBe(1);
+      expect(failed.err()).toMatch(/^500 Internal Server Error  eventId -  latency \d+ ms\n$/);
+
+      const slow = captureIO();
+      expect(await main(['send', '--url', `${base}/slow`, '--timeout', '0.2'], slow)).toBe(1);
+      expect(slow.err()).toBe(`Could not reach ${base}/slow: no answer within 0.2 s\nIs the app running? Start it with "npm start".\n`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
+  });
 });

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TableServiceClient } from '@azure/data-tables';
 import { describe, expect, inject, it } from 'vitest';
 import { connectionStringFor, type AzuritePorts } from '../../src/local/azurite';
-import { findFunc, FUNC_MISSING_MESSAGE } from '../../src/local/start';
+import { findFunc, FUNC_MISSING_MESSAGE, isListening } from '../../src/local/start';
 import { createStorageClients } from '../../src/storage/clients';
 
 const START_SCRIPT = path.resolve(__dirname, '..', '..', 'dist', 'src', 'local', 'start.js');
@@ -51,15 +51,6 @@ async function freePorts(): Promise<AzuritePorts> {
   );
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return { blob: ports[0]!, queue: ports[1]!, table: ports[2]! };
-}
-
-function isListening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-    socket.connect(port, '127.0.0.1');
-  });
 }
 
 async function waitForFile(file: string, child: ChildProcess, output: () => string): Promise<void> {
