@@ -145,7 +145,7 @@ type ApplicationInsightsModule = typeof ApplicationInsights;
  * own setup failed (an invalid connection string, say): the first failure turns telemetry off
  * with one warning, since an event must never fail because of its telemetry.
  */
-function applicationInsightsTelemetry(connectionString: string, warn: (message: string) => void): Telemetry {
+function applicationInsightsTelemetry(connectionString: string, warn: (message: string) => void): { telemetry: Telemetry; sdk: ApplicationInsightsModule } {
   // Loaded only when used: the SDK pulls in OpenTelemetry, which an app without telemetry need not load.
   const appInsights = createRequire(__filename)('applicationinsights') as ApplicationInsightsModule;
   appInsights
@@ -165,7 +165,7 @@ function applicationInsightsTelemetry(connectionString: string, warn: (message: 
       warn(`Application Insights telemetry is off for this process: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
-  return {
+  const telemetry: Telemetry = {
     get enabled() {
       return !failed;
     },
@@ -182,12 +182,13 @@ function applicationInsightsTelemetry(connectionString: string, warn: (message: 
       }
     },
   };
+  return { telemetry, sdk: appInsights };
 }
 
 let processTelemetry: Telemetry = NO_TELEMETRY;
 /** The SDK, once it started: the correlation hook needs it. */
 let startedSdk: ApplicationInsightsModule | undefined;
-let startedFrom: 'nothing' | 'connection-string' | undefined;
+let started = false;
 let stopProcessTelemetry: (() => Promise<void>) | undefined;
 
 export interface StartTelemetryOptions {
@@ -201,15 +202,15 @@ export interface StartTelemetryOptions {
  * Without the setting nothing is loaded, exported or sent. Later calls return the same telemetry.
  */
 export function startTelemetry(options: StartTelemetryOptions = {}): Telemetry {
-  if (startedFrom) return processTelemetry;
+  if (started) return processTelemetry;
+  started = true;
   const env = options.env ?? process.env;
   const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
   const connectionString = env['APPLICATIONINSIGHTS_CONNECTION_STRING']?.trim();
-  startedFrom = connectionString ? 'connection-string' : 'nothing';
   if (!connectionString) return processTelemetry;
   try {
-    processTelemetry = applicationInsightsTelemetry(connectionString, warn);
-    const sdk = createRequire(__filename)('applicationinsights') as ApplicationInsightsModule;
+    const { telemetry, sdk } = applicationInsightsTelemetry(connectionString, warn);
+    processTelemetry = telemetry;
     startedSdk = sdk;
     stopProcessTelemetry = async () => {
       await processTelemetry.flush();
