@@ -187,19 +187,28 @@ function stopChild(child: ChildProcess): Promise<void> {
  */
 export async function runDevLoop(options: DevLoopOptions): Promise<number> {
   const err = options.err ?? ((text: string) => process.stderr.write(text));
-  let loop: DevLoop;
-  try {
-    loop = await startDevLoop(options);
-  } catch (error) {
-    err(error instanceof FuncMissingError ? error.message : `npm start could not start: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
-  const onSignal = () => void loop.stop();
+  // Listening from the start: a Ctrl-C while Azurite starts must still stop it once it is up,
+  // rather than kill this process and leave Azurite behind.
+  let loop: DevLoop | undefined;
+  let stopRequested = false;
+  const onSignal = () => {
+    stopRequested = true;
+    void loop?.stop();
+  };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, onSignal);
-  const code = await loop.finished;
-  for (const signal of signals) process.off(signal, onSignal);
-  return code;
+  try {
+    try {
+      loop = await startDevLoop(options);
+    } catch (error) {
+      err(error instanceof FuncMissingError ? error.message : `npm start could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
+    if (stopRequested) void loop.stop();
+    return await loop.finished;
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
 }
 
 if (require.main === module) {

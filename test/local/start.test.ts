@@ -17,7 +17,7 @@ function tempDir(prefix: string): string {
 }
 
 /** A stand-in for a long-running program: reports what it saw, then waits for SIGTERM and says so. */
-function fakeProgram(file: string, report: string, options: { exitAtOnceWith?: number } = {}): string {
+function fakeProgram(file: string, report: string, options: { exitWith?: number; exitOnceExists?: string } = {}): string {
   writeFileSync(
     file,
     `#!${process.execPath}
@@ -31,7 +31,7 @@ const reachable = (port) => new Promise((resolve) => {
 });
 Promise.all(ports.map(reachable)).then((results) => {
   fs.writeFileSync(${JSON.stringify(report)}, JSON.stringify({ argv: process.argv.slice(2), cwd: process.cwd(), storage, reachable: results }));
-  ${options.exitAtOnceWith === undefined ? '' : `process.exit(${options.exitAtOnceWith});`}
+  ${options.exitWith === undefined ? '' : `const exit = () => (fs.existsSync(${JSON.stringify(options.exitOnceExists)}) ? process.exit(${options.exitWith}) : setTimeout(exit, 20)); exit();`}
 });
 process.on('SIGTERM', () => {
   fs.writeFileSync(${JSON.stringify(`${report}.stopped`)}, 'SIGTERM');
@@ -76,7 +76,9 @@ function startScenario(ports: AzuritePorts, options: { funcExitsWith?: number } 
   const bin = path.join(root, 'bin');
   mkdirSync(bin);
   const report = { func: path.join(root, 'func-report.json'), watch: path.join(root, 'watch-report.json') };
-  fakeProgram(path.join(bin, 'func'), report.func, options.funcExitsWith === undefined ? {} : { exitAtOnceWith: options.funcExitsWith });
+  // A func that ends by itself waits until the watcher runs (its SIGTERM handler installed), as a
+  // real one takes seconds to start.
+  fakeProgram(path.join(bin, 'func'), report.func, options.funcExitsWith === undefined ? {} : { exitWith: options.funcExitsWith, exitOnceExists: report.watch });
   const watch = fakeProgram(path.join(root, 'fake-watch.cjs'), report.watch);
   const child = spawn(process.execPath, [DRIVER], {
     env: {
@@ -178,5 +180,21 @@ describe('npm start: the dev loop', () => {
     expect(scenario.output()).toContain('func start exited (code 3)');
     expect(readFileSync(`${scenario.report.watch}.stopped`, 'utf8')).toBe('SIGTERM');
     expect(await isListening(ports.queue)).toBe(false);
+  });
+
+  it('leaves nothing running when SIGTERM comes while it is still starting', async () => {
+    const ports = await freePorts();
+    const scenario = startScenario(ports);
+    // Azurite's blob service is up: it is still starting the others, or the storage is being created.
+    while (!(await isListening(ports.blob))) {
+      if (scenario.child.exitCode !== null) throw new Error(`the dev loop exited early:\n${scenario.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    scenario.child.kill('SIGTERM');
+    await scenario.exited;
+    expect(await Promise.all([ports.blob, ports.queue, ports.table].map(isListening))).toEqual([false, false, false]);
+    for (const report of [scenario.report.func, scenario.report.watch]) {
+      if (existsSync(report)) expect(readFileSync(`${report}.stopped`, 'utf8')).toBe('SIGTERM');
+    }
   });
 });
