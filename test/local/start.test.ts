@@ -1,20 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TableServiceClient } from '@azure/data-tables';
 import { describe, expect, inject, it } from 'vitest';
 import { connectionStringFor, type AzuritePorts } from '../../src/local/azurite';
 import { findFunc, FUNC_MISSING_MESSAGE, isListening } from '../../src/local/start';
 import { createStorageClients } from '../../src/storage/clients';
+import { useTempDirs } from '../support/tempDirs';
 
 const START_SCRIPT = path.resolve(__dirname, '..', '..', 'dist', 'src', 'local', 'start.js');
 const DRIVER = path.join(__dirname, 'devLoopDriver.cjs');
 
-function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
-}
+const tempDir = useTempDirs();
 
 /** A stand-in for a long-running program: reports what it saw, then waits for SIGTERM and says so. */
 function fakeProgram(file: string, report: string, options: { exitWith?: number; exitOnceExists?: string } = {}): string {

@@ -1,9 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -17,8 +16,10 @@ import {
   TELEMETRY_METRIC_NAMES,
   telemetryItemName,
 } from '../../src/observability/telemetry';
+import { useTempDirs } from '../support/tempDirs';
 
 const CHILD = path.join(__dirname, 'telemetryChild.cjs');
+const tempDir = useTempDirs();
 const LOOPBACK_ONLY = path.join(__dirname, '..', 'support', 'loopbackOnly.cjs');
 
 interface ChildReport {
@@ -42,7 +43,7 @@ function runChild(env: Record<string, string>, calls: Call[]): Promise<{ report:
       env: {
         PATH: process.env.PATH ?? '',
         // The SDK keeps unsent telemetry on disk under the temp folder: not the developer's.
-        TMPDIR: mkdtempSync(path.join(tmpdir(), 'telemetry-child-')),
+        TMPDIR: tempDir('telemetry-child-'),
         // Its own usage statistics go to Microsoft: off, and the loopback guard catches the rest.
         APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
         APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true',
@@ -146,7 +147,7 @@ describe('telemetry in a process of its own', () => {
     let certificate: string;
 
     beforeAll(async () => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'telemetry-tls-'));
+      const dir = tempDir('telemetry-tls-');
       certificate = path.join(dir, 'cert.pem');
       const key = path.join(dir, 'key.pem');
       await promisify(execFile)('openssl', [
