@@ -7,5 +7,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Tests load the app entry point, which starts Application Insights from this setting: a
+    // developer's own connection string must never receive test telemetry.
+    env: { APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
   },
 });

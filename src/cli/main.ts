@@ -3,6 +3,7 @@ import { inspectCommand, INSPECT_USAGE } from './inspect';
 import { processIO, UsageError, type CommandIO } from './io';
 import { registerCommand, REGISTER_USAGE } from './register';
 import { statusCommand, STATUS_USAGE } from './status';
+import { sendCommand, SEND_USAGE } from './send';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, Command> = {
   replay: { run: replayCommand, usage: REPLAY_USAGE },
   register: { run: registerCommand, usage: REGISTER_USAGE },
   status: { run: statusCommand, usage: STATUS_USAGE },
+  send: { run: sendCommand, usage: SEND_USAGE },
 };
 
 const USAGE = `Usage: dataverse-webhooks <command> [options]

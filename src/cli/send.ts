@@ -1,0 +1,155 @@
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { parseHeaderOption, readInput, UsageError, type CommandIO } from './io';
+import { fileWebhookRequest, generatedWebhookRequest, truncated, type StepMode, type WebhookRequestToSend } from './webhookRequest';
+
+export const DEFAULT_WEBHOOK_URL = 'http://localhost:7071/api/dataverse/webhook';
+
+export const SEND_USAGE = `Usage: dataverse-webhooks send [FILE|-] [--url URL] [--code KEY] [options]
+
+Posts a Dataverse webhook request (a payload file, or one generated from options) and prints the status, eventId and latency.
+
+  --url URL                  where to post (default ${DEFAULT_WEBHOOK_URL})
+  --code KEY                 function key, sent as ?code= (a WebhookKey registration)
+  --header "name: value"     a header to add (an HttpHeader registration); repeatable
+  --query name=value         a query parameter to add (an HttpQueryString registration); repeatable
+  --organization HOST        x-ms-dynamics-organization (default: from the body, else contoso.crm.dynamics.com)
+  --truncated                remove ParentContext, InputParameters, PreEntityImages and PostEntityImages
+                             and send x-ms-dynamics-msg-size-exceeded, as Dataverse does above 256 KB
+  --timeout SECONDS          give up after this long (default 60, as Dataverse)
+
+Without FILE, the body is generated:
+  --entity NAME              table logical name (default account)
+  --message NAME             Create, Update, Delete, ... (default Update)
+  --id GUID                  the record id (default: a new one)
+  --attribute name=value     a column of Target; name:type=value for other types:
+                             int, decimal, bool, money, choice, date (ISO 8601), lookup (table/GUID), null
+  --stage 10|20|40           PreValidation, PreOperation, PostOperation (default 40)
+  --mode sync|async          (default async; async only in stage 40)
+
+Exits 0 on a 2xx, 1 on any other status or when the URL cannot be reached, 2 on a usage mistake.`;
+
+const GENERATION_OPTIONS = ['entity', 'message', 'id', 'attribute', 'stage', 'mode'] as const;
+
+/** The parts of the app's answer worth printing: identifiers and reasons, never a payload value. */
+const answerSchema = z.object({
+  eventId: z.string().optional().catch(undefined),
+  error: z.string().optional().catch(undefined),
+  message: z.string().optional().catch(undefined),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().catch(undefined),
+});
+
+export async function sendCommand(args: string[], io: CommandIO): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      code: { type: 'string' },
+      header: { type: 'string', multiple: true, short: 'H' },
+      query: { type: 'string', multiple: true },
+      organization: { type: 'string' },
+      truncated: { type: 'boolean' },
+      timeout: { type: 'string' },
+      entity: { type: 'string' },
+      message: { type: 'string' },
+      id: { type: 'string' },
+      attribute: { type: 'string', multiple: true },
+      stage: { type: 'string' },
+      mode: { type: 'string' },
+    },
+  });
+  if (positionals.length > 1) throw new UsageError('send takes at most one file (or - for stdin)');
+  const file = positionals[0];
+  if (file !== undefined) {
+    const generation = GENERATION_OPTIONS.filter((name) => values[name] !== undefined);
+    if (generation.length > 0) throw new UsageError(`--${generation.join(', --')} describe a generated body; they do not apply to a file`);
+  }
+  if (values.mode !== undefined && values.mode !== 'sync' && values.mode !== 'async') throw new UsageError('--mode is sync or async');
+  const timeoutSeconds = Number(values.timeout ?? '60');
+  if (!(timeoutSeconds > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+
+  const url = targetUrl(values.url ?? DEFAULT_WEBHOOK_URL, values.code, values.query ?? []);
+  let request: WebhookRequestToSend =
+    file === undefined
+      ? generatedWebhookRequest({
+          entity: values.entity ?? 'account',
+          message: values.message ?? 'Update',
+          ...(values.id !== undefined ? { id: values.id } : {}),
+          attributes: values.attribute ?? [],
+          ...(values.stage !== undefined ? { stage: values.stage } : {}),
+          ...(values.mode !== undefined ? { mode: values.mode as StepMode } : {}),
+          ...(values.organization !== undefined ? { organization: values.organization } : {}),
+        })
+      : fileWebhookRequest(await readInput(file, io), values.organization !== undefined ? { organization: values.organization } : {});
+  if (values.truncated) request = truncated(request);
+  const headers = new Headers(request.headers);
+  for (const header of values.header ?? []) headers.set(...parseHeaderOption(header));
+
+  // The URL may carry a key: only its origin and path are ever printed.
+  const shownUrl = `${url.origin}${url.pathname}`;
+  const started = performance.now();
+  let response: Response;
+  let answerText: string;
+  try {
+    response = await fetch(url, { method: 'POST', headers, body: request.body, signal: AbortSignal.timeout(timeoutSeconds * 1000) });
+    answerText = await response.text();
+  } catch (error) {
+    io.stderr(`Could not reach ${shownUrl}: ${unreachableReason(error, timeoutSeconds)}\n`);
+    if (url.hostname === 'localhost' || url.hostname === '127.0.0.1') io.stderr('Is the app running? Start it with "npm start".\n');
+    return 1;
+  }
+  const latencyMs = performance.now() - started;
+
+  const answer = parseAnswer(answerText);
+  const line = [`${response.status} ${response.statusText}`.trim(), `eventId ${answer.eventId ?? '-'}`, `latency ${latencyMs.toFixed(0)} ms`];
+  if (response.ok) {
+    io.stdout(`${line.join('  ')}\n`);
+    return 0;
+  }
+  io.stderr(`${line.join('  ')}\n`);
+  if (answer.error || answer.message) io.stderr(`${[answer.error, answer.message].filter(Boolean).join(': ')}\n`);
+  for (const issue of answer.issues ?? []) io.stderr(`  ${issue.path}: ${issue.message}\n`);
+  return 1;
+}
+
+function targetUrl(text: string, code: string | undefined, query: string[]): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--url is not a URL: ${text}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be http or https');
+  if (code !== undefined) url.searchParams.set('code', code);
+  for (const pair of query) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new UsageError('--query expects name=value');
+    url.searchParams.append(pair.slice(0, equals), pair.slice(equals + 1));
+  }
+  return url;
+}
+
+function parseAnswer(text: string): z.infer<typeof answerSchema> {
+  try {
+    return answerSchema.catch({}).parse(JSON.parse(text));
+  } catch {
+    return {};
+  }
+}
+
+function unreachableReason(error: unknown, timeoutSeconds: number): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `no answer within ${timeoutSeconds} s`;
+  // fetch reports "fetch failed" and keeps the socket error as its cause.
+  const cause = error instanceof Error ? error.cause : undefined;
+  const code = cause instanceof Error && 'code' in cause ? String(cause.code) : undefined;
+  const reasons: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ENOTFOUND: 'host not found',
+    ECONNRESET: 'connection reset',
+    EAI_AGAIN: 'host name lookup failed',
+  };
+  if (code) return reasons[code] ?? code;
+  return cause instanceof Error ? cause.message : error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main';
+import { fileWebhookRequest, generatedWebhookRequest, truncated } from '../../src/cli/webhookRequest';
+import { parseDataverseWebhookOrThrow, TRUNCATED_PROPERTIES, type Entity } from '../../src/dataverse';
+import { silentLog } from '../../src/observability/log';
+import { acceptWebhook } from '../../src/pipeline/accept';
+import { parseEnvelope, type EventEnvelope } from '../../src/pipeline/envelope';
+import { readIngestSettings, type IngestSettings } from '../../src/settings';
+import type { StorageClients } from '../../src/storage/clients';
+import { captureIO } from '../support/cliIO';
+import { capturedFixtures, fixture, SHARED_DIR } from '../support/fixtures';
+import { drainQueue, isolatedStorage } from '../support/storage';
+
+function parse(request: { body: string; headers: Record<string, string> }) {
+  return parseDataverseWebhookOrThrow({ body: request.body, headers: request.headers });
+}
+
+describe('generated webhook requests parse exactly like real ones', () => {
+  it('a synchronous PreOperation Create with a column of every supported type', () => {
+    const id = randomUUID();
+    const ownerId = randomUUID();
+    const request = generatedWebhookRequest({
+      entity: 'contact',
+      message: 'Create',
+      id,
+      stage: 'PreOperation',
+      mode: 'sync',
+      organization: 'fabrikam.crm4.dynamics.com',
+      attributes: [
+        'firstname=Ann=Marie',
+        'numberofchildren:int=2',
+        'creditlimit:money=1500.5',
+        'exchangerate:decimal=1.25',
+        'donotemail:bool=true',
+        'gendercode:choice=2',
+        'birthdate:date=1990-05-17T00:00:00Z',
+        `parentcustomerid:lookup=account/${ownerId}`,
+        'description:null=',
+      ],
+    });
+    const event = parse(request);
+    expect(event).toMatchObject({
+      messageName: 'Create',
+      primaryEntityName: 'contact',
+      primaryEntityId: id,
+      stage: 20,
+      stageName: 'PreOperation',
+      mode: 'Synchronous',
+      depth: 1,
+      organizationName: 'fabrikam',
+      truncated: false,
+      removedProperties: [],
+      headers: { organization: 'fabrikam.crm4.dynamics.com', entityName: 'contact', requestName: 'Create' },
+    });
+    expect(event.headers.correlationRequestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(event.outputParameters).toEqual({ id });
+    const target = event.target as Entity;
+    expect(target.$type).toBe('Entity');
+    expect({ ...target.attributes }).toEqual({
+      contactid: id,
+      firstname: 'Ann=Marie',
+      numberofchildren: 2,
+      creditlimit: { $type: 'Money', value: 1500.5 },
+      exchangerate: 1.25,
+      donotemail: true,
+      gendercode: { $type: 'OptionSetValue', value: 2 },
+      birthdate: new Date('1990-05-17T00:00:00Z'),
+      parentcustomerid: { $type: 'EntityReference', logicalName: 'account', id: ownerId, name: null, keyAttributes: {}, rowVersion: null },
+      description: null,
+    });
+    expect(request.headers['content-type']).toBe('application/json');
+  });
+
+  it('an asynchronous Update by default, and a Delete whose Target is a reference', () => {
+    const update = parse(generatedWebhookRequest({ entity: 'account', message: 'Update' }));
+    expect(update).toMatchObject({ stage: 40, mode: 'Asynchronous', headers: { organization: 'contoso.crm.dynamics.com', requestName: 'Update' } });
+    const id = randomUUID();
+    const deleted = parse(generatedWebhookRequest({ entity: 'account', message: 'Delete', id }));
+    expect(deleted.target).toMatchObject({ $type: 'EntityReference', logicalName: 'account', id });
+  });
+
+  it('a truncated one lacks the four properties and says so, as above 256 KB', () => {
+    const event = parse(truncated(generatedWebhookRequest({ entity: 'account', message: 'Update', attributes: ['name=Contoso'] })));
+    expect(event.truncated).toBe(true);
+    expect([...event.removedProperties].sort()).toEqual([...TRUNCATED_PROPERTIES].sort());
+    expect(event.target).toBeNull();
+  });
+
+  it('a fixture file keeps its bytes and gets headers from its own fields', () => {
+    for (const fixture of capturedFixtures()) {
+      const request = fileWebhookRequest(fixture.body);
+      expect(request.body).toBe(fixture.body.toString('utf8'));
+      const event = parse(request);
+      expect(event.headers.entityName).toBe(event.primaryEntityName);
+      expect(event.headers.requestName).toBe(event.messageName);
+    }
+  });
+
+  it('refuses what Dataverse would never send', async () => {
+    for (const args of [
+      ['--mode', 'async', '--stage', '20'],
+      ['--stage', '30'],
+      ['--id', 'not-a-guid'],
+      ['--attribute', 'age:int=old'],
+      ['--attribute', 'x:color=red'],
+      ['--message', 'Delete', '--attribute', 'name=x'],
+      [path.join(SHARED_DIR, 'fixtures', '03-shko_allfields-create-sync-postop-alltypes.json'), '--entity', 'account'],
+    ]) {
+      const io = captureIO();
+      expect(await main(['send', ...args], io), args.join(' ')).toBe(2);
+      expect(io.err()).toContain('Usage: dataverse-webhooks send');
+    }
+  });
+});
+
+/** The real acceptWebhook behind a loopback HTTP server, on storage of its own in the test Azurite. */
+async function ingestServer(storage: StorageClients, settings: Partial<IngestSettings>) {
+  const urls: URL[] = [];
+  const server: Server = createServer((request: IncomingMessage, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', async () => {
+      const url = new URL(request.url ?? '/', `http://${request.headers.host}`);
+      urls.push(url);
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(request.headers)) {
+        for (const item of [value ?? []].flat()) headers.append(name, item);
+      }
+      const result = await acceptWebhook(
+        { method: request.method ?? 'GET', url: url.toString(), headers, body: async () => Buffer.concat(chunks) },
+        { settings: { ...readIngestSettings({}), ...settings }, storage, log: silentLog },
+      );
+      response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
+      response.end(JSON.stringify(result.response.jsonBody ?? {}));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/api/dataverse/webhook`, urls, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('dataverse-webhooks send', () => {
+  let storage: StorageClients;
+  let app: Awaited<ReturnType<typeof ingestServer>>;
+  beforeAll(async () => {
+    storage = await isolatedStorage();
+    app = await ingestServer(storage, {
+      requiredHeaders: [{ name: 'x-webhook-key', values: ['header-secret'] }],
+      requiredQuery: [{ name: 'tenant', values: ['contoso'] }],
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const credentials = ['--header', 'x-webhook-key: header-secret', '--query', 'tenant=contoso'];
+
+  async function sendAndDequeue(args: string[]): Promise<{ envelope: EventEnvelope; out: string }> {
+    const io = captureIO();
+    const code = await main(['send', '--url', app.url, ...credentials, ...args], io);
+    expect(code, io.err()).toBe(0);
+    const [message, ...rest] = await drainQueue(storage.eventsQueue);
+    expect(rest).toEqual([]);
+    const envelope = parseEnvelope(message);
+    expect(io.out()).toMatch(new RegExp(`^202 Accepted  eventId ${envelope.eventId}  latency \\d+ ms\\n$`));
+    return { envelope, out: io.out() };
+  }
+
+  it('posts a fixture file as it is, with the Dataverse headers, and the event lands on the queue', async () => {
+    const file = path.join(SHARED_DIR, 'fixtures', '08-account-update-sync-postop-2018-legacy.json');
+    const { envelope } = await sendAndDequeue([file, '--code', 'function-key']);
+    const { body } = fixture('08-');
+    const original = parseDataverseWebhookOrThrow({ body, headers: {} });
+    expect(envelope.body).toEqual({ inline: body.toString('utf8') });
+    expect(envelope.summary).toMatchObject({ primaryEntityId: original.primaryEntityId, messageName: 'Update', primaryEntityName: 'account' });
+    expect(envelope.headers).toMatchObject({ 'x-ms-dynamics-entity-name': 'account', 'x-ms-dynamics-request-name': 'Update' });
+    expect(envelope.headers['x-ms-correlation-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(envelope.headers['x-webhook-key']).toBeUndefined();
+    expect(app.urls.at(-1)?.searchParams.get('code')).toBe('function-key');
+  });
+
+  it('posts a generated, truncated event that the app sees as truncated', async () => {
+    const id = randomUUID();
+    const { envelope } = await sendAndDequeue(['--entity', 'contact', '--message', 'Create', '--id', id, '--mode', 'sync', '--truncated']);
+    expect(envelope.truncated).toBe(true);
+    expect(envelope.summary).toMatchObject({ primaryEntityName: 'contact', primaryEntityId: id, messageName: 'Create', mode: 'Synchronous' });
+    expect(envelope.headers['x-ms-dynamics-msg-size-exceeded']).toBe('true');
+  });
+
+  it('exits 1 and says why on a non-2xx: missing credentials, a body that is not a context', async () => {
+    const noCredentials = captureIO();
+    expect(await main(['send', '--url', app.url], noCredentials)).toBe(1);
+    expect(noCredentials.err()).toMatch(/^401 Unauthorized  eventId [0-9a-f-]{36}  latency \d+ ms\nunauthorized: /);
+    expect(noCredentials.out()).toBe('');
+
+    const invalid = captureIO({ stdin: '{"MessageName": 42, "secret": "do-not-print"}' });
+    expect(await main(['send', '-', '--url', app.url, ...credentials], invalid)).toBe(1);
+    expect(invalid.err()).toMatch(/^400 Bad Request/);
+    expect(invalid.err()).toContain('$.MessageName');
+    expect(invalid.err()).not.toContain('do-not-print');
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+  });
+
+  it('exits 1 with a clear message when nothing listens at the URL, and never prints the key', async () => {
+    const closed = await ingestServer(storage, {});
+    await closed.close();
+    const io = captureIO();
+    expect(await main(['send', '--url', closed.url, '--code', 'very-secret-key'], io)).toBe(1);
+    expect(io.err()).toBe(`Could not reach ${closed.url}: connection refused\nIs the app running? Start it with "npm start".\n`);
+  });
+
+  it('reports an answer that is not the app\'s JSON, and gives up after --timeout', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const other = createServer((request, response) => {
+      if (request.url?.startsWith('/slow')) return; // never answers
+      response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end('Internal error with no JSON');
+    });
+    other.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const failed = captureIO();
+      expect(await main(['send', '--url', `${base}/api`], failed)).toBe(1);
+      expect(failed.err()).toMatch(/^500 Internal Server Error  eventId -  latency \d+ ms\n$/);
+
+      const slow = captureIO();
+      expect(await main(['send', '--url', `${base}/slow`, '--timeout', '0.2'], slow)).toBe(1);
+      expect(slow.err()).toBe(`Could not reach ${base}/slow: no answer within 0.2 s\nIs the app running? Start it with "npm start".\n`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
+  });
+});
