@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { shutdownTelemetry, startTelemetry } from '../observability/telemetry';
 import { failureStore, replayFailures } from '../pipeline/failures';
 import { UsageError, type CommandIO } from './io';
 import { cliStorage } from './storageConnection';
@@ -37,7 +38,10 @@ export async function failuresCommand(args: string[], io: CommandIO): Promise<nu
 export async function replayCommand(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { all: { type: 'boolean' } } });
   if (Boolean(values.all) === positionals.length > 0) throw new UsageError('replay takes event ids, or --all');
-  const results = await replayFailures(values.all ? 'all' : positionals, { storage: await cliStorage(io) });
+  // A replay is part of an event's story: with a connection string set, it is told to Application Insights too.
+  const events = startTelemetry({ env: io.env, warn: (message) => io.stderr(`${message}\n`) });
+  const results = await replayFailures(values.all ? 'all' : positionals, { storage: await cliStorage(io), telemetry: events });
+  await shutdownTelemetry();
   for (const result of results) {
     if (result.replayed) io.stdout(`${result.eventId}  replayed\n`);
     else io.stderr(`${result.eventId}  not replayed: ${result.reason}\n`);

@@ -1,5 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { invocationLog } from '../observability/log';
+import { telemetry } from '../observability/telemetry';
 import { acceptWebhook } from '../pipeline/accept';
 import { ingestSettings } from '../settings';
 import { getStorageClients } from '../storage/clients';
@@ -15,7 +16,7 @@ export async function receiveDataverseWebhook(request: HttpRequest, context: Inv
       headers: request.headers,
       body: async () => Buffer.from(await request.arrayBuffer()),
     },
-    { settings: ingestSettings(), storage: getStorageClients(), log: invocationLog(context) },
+    { settings: ingestSettings(), storage: getStorageClients(), log: invocationLog(context), telemetry: telemetry() },
   );
   return result.response;
 }

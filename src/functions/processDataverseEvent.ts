@@ -2,6 +2,7 @@ import { app, type InvocationContext } from '@azure/functions';
 import { createAzureTokenProvider, createDataverseClient, createRecordReader, type RecordReader } from '../dataverseApi';
 import { handlers } from '../handlers';
 import { invocationLog } from '../observability/log';
+import { telemetry } from '../observability/telemetry';
 import { parseEnvelope } from '../pipeline/envelope';
 import { processEnvelope } from '../pipeline/process';
 import { processSettings } from '../settings';
@@ -26,6 +27,7 @@ export async function processDataverseEvent(message: unknown, context: Invocatio
     log: invocationLog(context),
     deliveryCount: Number(context.triggerMetadata?.dequeueCount ?? 1),
     recordReader: processRecordReader(settings.dataverseUrl),
+    telemetry: telemetry(),
   });
 }
 

@@ -1,14 +1,15 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { QueueClient } from '@azure/storage-queue';
 import type { ContainerClient } from '@azure/storage-blob';
-import { parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
+import { DATAVERSE_HEADER_NAMES, parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
 import { describeError, type EventLog } from '../observability/log';
 import type { ExpectedCredential, IngestSettings } from '../settings';
 import { deletePayload, putPayload, type BlobReference } from '../storage/claimCheck';
 import { Deadline } from '../storage/deadline';
 import { encodeQueueMessage, fitsInQueueMessage } from '../storage/queueMessages';
 import { keepRejected } from '../storage/rejectedStore';
-import { ENVELOPE_VERSION, logIdentifiers, summarize, type EnvelopeBody, type EventEnvelope } from './envelope';
+import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
+import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope } from './envelope';
 
 /**
  * Accepting a webhook: check, parse, store durably, answer.
@@ -39,6 +40,7 @@ export interface AcceptDependencies {
   settings: IngestSettings;
   storage: { eventsQueue: QueueClient; payloads: ContainerClient; rejected: ContainerClient };
   log: EventLog;
+  telemetry?: Telemetry;
   now?: () => Date;
   newEventId?: () => string;
 }
@@ -55,6 +57,8 @@ export type AcceptOutcome =
 export interface AcceptResult {
   response: WebhookResponse;
   outcome: AcceptOutcome;
+  /** Why a body was refused (the parse error kind), when the outcome alone does not say. */
+  reason?: string;
   eventId: string;
   event?: DataverseEvent;
 }
@@ -63,8 +67,26 @@ export interface AcceptResult {
 const KEPT_HEADER = /^(x-ms-dynamics-|x-ms-correlation-request-id$|x-request-id$)/;
 
 export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDependencies): Promise<AcceptResult> {
-  const now = deps.now ?? (() => new Date());
+  const started = process.hrtime.bigint();
   const eventId = (deps.newEventId ?? randomUUID)();
+  const telemetry = deps.telemetry ?? NO_TELEMETRY;
+  telemetry.event('received', { eventId, correlationRequestId: request.headers.get(DATAVERSE_HEADER_NAMES.correlationRequestId) });
+  const result = await decide(request, eventId, deps);
+  const ackLatencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : { eventId, correlationRequestId: request.headers.get(DATAVERSE_HEADER_NAMES.correlationRequestId) };
+  const status = result.response.status;
+  if (result.outcome === 'accepted') {
+    telemetry.event('accepted', { ...ids, status }, { ackLatencyMs });
+    if (result.event?.truncated) telemetry.event('truncated', ids);
+  } else {
+    telemetry.event('rejected', { ...ids, status, reason: result.reason ?? result.outcome }, { ackLatencyMs });
+  }
+  telemetry.metric('ackLatencyMs', ackLatencyMs, { status, table: result.event?.primaryEntityName, message: result.event?.messageName });
+  return result;
+}
+
+async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDependencies): Promise<AcceptResult> {
+  const now = deps.now ?? (() => new Date());
   const { settings, log } = deps;
   const answer = (outcome: AcceptOutcome, status: number, jsonBody: Record<string, unknown>, headers?: Record<string, string>): AcceptResult => ({
     outcome,
@@ -153,7 +175,7 @@ export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDepend
         ),
       );
       log.warn('Webhook rejected: not a usable execution context', { eventId, reason: error.kind, rejectedBlob: kept.name, bytes: body.length });
-      return answer('rejected-body', 400, error.toJSON());
+      return { ...answer('rejected-body', 400, error.toJSON()), reason: error.kind };
     } catch (storageError) {
       // Until the body is kept, a 400 would lose it for good: ask Dataverse to send it again.
       log.error('Could not keep a rejected body; answering 503 so Dataverse retries', { eventId, reason: describeError(storageError) });

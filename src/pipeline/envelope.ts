@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { DataverseEvent } from '../dataverse';
 import { isGuid } from '../dataverse/rawSchemas';
+import type { TelemetryProperties } from '../observability/telemetry';
 
 /**
  * The queue message that carries one accepted webhook from the HTTP function to the processor.
@@ -103,4 +104,9 @@ export function logIdentifiers(envelope: Pick<EventEnvelope, 'eventId' | 'summar
     table: summary.primaryEntityName,
     message: summary.messageName,
   };
+}
+
+/** The same identifiers for a telemetry item, with the record id. */
+export function telemetryIdentifiers(eventId: string, summary: EventSummary): TelemetryProperties {
+  return { ...logIdentifiers({ eventId, summary }), recordId: summary.primaryEntityId };
 }

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { describeError, type EventLog } from '../observability/log';
+import type { Telemetry } from '../observability/telemetry';
 import type { StorageClients } from '../storage/clients';
 import { FailureStore, type FailureRecord } from '../storage/failureStore';
 import { Ledger } from '../storage/ledger';
 import { encodeQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
-import { InvalidEnvelopeError, parseEnvelope, type EventEnvelope } from './envelope';
+import { InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers, type EventEnvelope } from './envelope';
 
 type FailureStorage = Pick<StorageClients, 'failures' | 'payloads' | 'ledger' | 'eventsQueue'>;
 
@@ -19,7 +20,7 @@ export function failureStore(storage: Pick<StorageClients, 'failures' | 'payload
  */
 export async function recordPoisoned(
   message: unknown,
-  deps: { storage: FailureStorage; log: EventLog; now?: () => Date },
+  deps: { storage: FailureStorage; log: EventLog; telemetry?: Telemetry; now?: () => Date },
 ): Promise<FailureRecord> {
   const now = (deps.now ?? (() => new Date()))();
   const store = failureStore(deps.storage);
@@ -32,6 +33,7 @@ export async function recordPoisoned(
     const failure = unreadableFailure(now, error.message);
     await store.record(failure, typeof message === 'string' ? message : JSON.stringify(message) ?? '');
     deps.log.error('A poisoned queue message is not an event envelope; kept as it came', { eventId: failure.eventId });
+    deps.telemetry?.event('poisoned', { eventId: failure.eventId, reason: 'not-an-envelope' });
     return failure;
   }
 
@@ -53,6 +55,8 @@ export async function recordPoisoned(
   };
   await store.record(failure, JSON.stringify(envelope));
   deps.log.error('Event poisoned: recorded for replay', { eventId: failure.eventId, table: failure.table, message: failure.message, attempts: failure.attempts });
+  // The failed handlers' names: their errors may quote customer data, so they stay in the table.
+  deps.telemetry?.event('poisoned', { ...telemetryIdentifiers(envelope.eventId, summary), reason: failed.map((unit) => unit.unit).join(',') || 'before-any-handler' }, { attempts: failure.attempts });
   return failure;
 }
 
@@ -80,7 +84,7 @@ export interface ReplayResult {
 }
 
 /** Puts poisoned events back on the main queue as they were, counting the replay. */
-export async function replayFailures(eventIds: string[] | 'all', deps: { storage: FailureStorage; now?: () => Date }): Promise<ReplayResult[]> {
+export async function replayFailures(eventIds: string[] | 'all', deps: { storage: FailureStorage; telemetry?: Telemetry; now?: () => Date }): Promise<ReplayResult[]> {
   const store = failureStore(deps.storage);
   const now = deps.now ?? (() => new Date());
   const failures = eventIds === 'all' ? await store.list() : await Promise.all(eventIds.map(async (id) => (await store.get(id)) ?? id));
@@ -98,6 +102,7 @@ export async function replayFailures(eventIds: string[] | 'all', deps: { storage
       const envelope = parseEnvelope(await store.message(failure.eventId));
       await deps.storage.eventsQueue.sendMessage(encodeQueueMessage({ ...envelope, replays: envelope.replays + 1 }));
       await store.markReplayed(failure, now());
+      deps.telemetry?.event('replayed', { ...telemetryIdentifiers(envelope.eventId, envelope.summary) }, { replays: envelope.replays + 1 });
       results.push({ eventId: failure.eventId, replayed: true });
     } catch (error) {
       results.push({ eventId: failure.eventId, replayed: false, reason: describeError(error) });

@@ -3,13 +3,14 @@ import { attribute, changedAttributes, postImage, preImage, recordVersion, targe
 import type { DataverseEvent, Entity } from '../dataverse';
 import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
 import { describeError, logWith, type EventLog, type LogProperties } from '../observability/log';
+import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
 import type { ProcessSettings } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
 import { Ledger, type Completion, type EventSettlement } from '../storage/ledger';
 import { encodeQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
-import { logIdentifiers, type EventEnvelope } from './envelope';
+import { logIdentifiers, telemetryIdentifiers, type EventEnvelope } from './envelope';
 import type { HandlerContext, HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { loadEvent } from './loadEvent';
 
@@ -33,6 +34,7 @@ export interface ProcessDependencies {
   deliveryCount: number;
   /** Re-reads records of truncated events for handlers that ask; null when DATAVERSE_URL is not set. */
   recordReader?: RecordReader | null;
+  telemetry?: Telemetry;
   now?: () => number;
 }
 
@@ -64,12 +66,16 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
   const ledger = new Ledger(deps.storage.ledger, now);
   const key = deliveryKey(envelope.summary);
   const ids: LogProperties = { ...logIdentifiers(envelope), deliveryCount: deps.deliveryCount, replays: envelope.replays };
-  const outcome = (status: ProcessOutcome['status'], units: ProcessOutcome['units'] = [], truncated: boolean | null = null): ProcessOutcome => ({
-    eventId: envelope.eventId,
-    status,
-    units,
-    truncated,
-  });
+  const telemetry = deps.telemetry ?? NO_TELEMETRY;
+  const telemetryIds = telemetryIdentifiers(envelope.eventId, envelope.summary);
+  const queueWaitMs = Math.max(0, now() - Date.parse(envelope.receivedAt));
+  telemetry.metric('queueWaitMs', queueWaitMs, { table: envelope.summary.primaryEntityName, message: envelope.summary.messageName });
+  const outcome = (status: ProcessOutcome['status'], units: ProcessOutcome['units'] = [], truncated: boolean | null = null): ProcessOutcome => {
+    if (status === 'duplicate') telemetry.event('duplicate', telemetryIds);
+    else if (status !== 'deferred') telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs, units: units.length });
+    for (const unit of units) if (unit.result === 'stale') telemetry.event('stale', { ...telemetryIds, reason: unit.handler });
+    return { eventId: envelope.eventId, status, units, truncated };
+  };
 
   // The last unit's completion is written with the event's settlement, in one transaction.
   let lastCompletion: Completion | undefined;

@@ -205,7 +205,7 @@ describe('processing, from the HTTP handler through the real queue to a handler'
   it('an event deeper than PROCESSOR_MAX_DEPTH is recorded and not handled', async () => {
     const { registry, effects } = recordingRegistry();
     await ingest(storage, contactUpdate({ depth: 3 }));
-    const run = processor(storage, registry, { maxDepth: 2 });
+    const run = processor(storage, registry, { settings: { maxDepth: 2 } });
     await run.drain();
     expect(effects).toEqual([]);
     expect(run.outcomes[0]?.status).toBe('depth-exceeded');

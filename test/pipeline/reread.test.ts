@@ -51,7 +51,7 @@ describe('re-reading the record of a truncated event', () => {
     const registry = rereadingRegistry(seen);
     await ingest(storage, accountUpdate(accountId, { truncated: true }), TRUNCATED);
     await ingest(storage, accountUpdate(accountId, { truncated: false }));
-    await processor(storage, registry, {}, undefined, reader).drain();
+    await processor(storage, registry, { recordReader: reader }).drain();
     expect(seen).toEqual(
       expect.arrayContaining([
         { truncated: true, row: expect.objectContaining({ accountid: accountId, name: 'Contoso Pharmaceuticals', accountnumber: 'A-7' }) },
@@ -67,7 +67,7 @@ describe('re-reading the record of a truncated event', () => {
     const seen: Array<{ truncated: boolean; row: DataverseRow | null }> = [];
     dataverse.fail({ path: 'accounts(', status: 503, times: 2 });
     await ingest(storage, accountUpdate(accountId, { truncated: true }), TRUNCATED);
-    const result = await processor(storage, rereadingRegistry(seen), {}, undefined, reader).drain();
+    const result = await processor(storage, rereadingRegistry(seen), { recordReader: reader }).drain();
     expect(result).toEqual({ succeeded: 1, failed: 2, poisoned: 0 });
     expect(seen).toHaveLength(1);
     expect(seen[0]?.row).toMatchObject({ name: 'Contoso Pharmaceuticals' });
@@ -76,7 +76,7 @@ describe('re-reading the record of a truncated event', () => {
   it('without DATAVERSE_URL the event fails and is poisoned with a reason that says so', async () => {
     const seen: Array<{ truncated: boolean; row: DataverseRow | null }> = [];
     const eventId = await ingest(storage, accountUpdate(accountId, { truncated: true }), TRUNCATED);
-    await processor(storage, rereadingRegistry(seen), {}, undefined, null).drain();
+    await processor(storage, rereadingRegistry(seen), { recordReader: null }).drain();
     expect(seen).toEqual([]);
     expect(await failureStore(storage).get(eventId)).toMatchObject({ state: 'poisoned', error: expect.stringContaining('DATAVERSE_URL is not set') });
   });

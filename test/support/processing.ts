@@ -1,6 +1,7 @@
 import type { RecordReader } from '../../src/dataverseApi';
 import { drainQueueWithHost, type DrainResult } from '../../src/local/queueHost';
 import { silentLog, type EventLog } from '../../src/observability/log';
+import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { recordPoisoned } from '../../src/pipeline/failures';
@@ -14,10 +15,10 @@ import { dataverseHeaders, FUNCTION_URL } from './requests';
 export const TEST_HOST = { maxDequeueCount: 3, visibilityTimeoutSeconds: 0, batchSize: 16, idleMs: 300 };
 
 /** POSTs a body through the real ingest path onto the test's queue; returns the eventId. */
-export async function ingest(storage: StorageClients, body: Buffer | string, headers: Record<string, string> = dataverseHeaders()): Promise<string> {
+export async function ingest(storage: StorageClients, body: Buffer | string, headers: Record<string, string> = dataverseHeaders(), telemetry?: Telemetry): Promise<string> {
   const result = await acceptWebhook(
     { method: 'POST', url: `${FUNCTION_URL}?code=k`, headers: new Headers(headers), body: async () => Buffer.from(body) },
-    { settings: readIngestSettings({}), storage, log: silentLog },
+    { settings: readIngestSettings({}), storage, log: silentLog, ...(telemetry ? { telemetry } : {}) },
   );
   if (result.response.status !== 202) throw new Error(`ingest answered ${result.response.status}: ${JSON.stringify(result.response.jsonBody)}`);
   return result.eventId;
@@ -29,15 +30,17 @@ export interface Processor {
   drain(): Promise<DrainResult>;
 }
 
-export function processor(
-  storage: StorageClients,
-  handlers: HandlerRegistry,
-  settings: Partial<ProcessSettings> = {},
-  log: EventLog = silentLog,
-  recordReader: RecordReader | null = null,
-): Processor {
+export interface ProcessorOptions {
+  settings?: Partial<ProcessSettings>;
+  log?: EventLog;
+  recordReader?: RecordReader | null;
+  telemetry?: Telemetry;
+}
+
+export function processor(storage: StorageClients, handlers: HandlerRegistry, options: ProcessorOptions = {}): Processor {
   const outcomes: ProcessOutcome[] = [];
-  const full = { ...readProcessSettings({}), ...settings };
+  const full = { ...readProcessSettings({}), ...options.settings };
+  const { log = silentLog, recordReader = null, telemetry } = options;
   return {
     outcomes,
     async drain() {
@@ -45,12 +48,12 @@ export function processor(
         storage.eventsQueue,
         storage.poisonQueue,
         async (message, deliveryCount) => {
-          outcomes.push(await processEnvelope(parseEnvelope(message), { storage, handlers, settings: full, log, deliveryCount, recordReader }));
+          outcomes.push(await processEnvelope(parseEnvelope(message), { storage, handlers, settings: full, log, deliveryCount, recordReader, ...(telemetry ? { telemetry } : {}) }));
         },
         TEST_HOST,
       );
       await drainQueueWithHost(storage.poisonQueue, storage.poisonQueue, async (message) => {
-        await recordPoisoned(message, { storage, log });
+        await recordPoisoned(message, { storage, log, ...(telemetry ? { telemetry } : {}) });
       }, { ...TEST_HOST, maxDequeueCount: 100 });
       return result;
     },
