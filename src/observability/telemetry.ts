@@ -214,7 +214,11 @@ export function startTelemetry(options: StartTelemetryOptions = {}): Telemetry {
     startedSdk = sdk;
     stopProcessTelemetry = async () => {
       await processTelemetry.flush();
-      await sdk.defaultClient.shutdown();
+      try {
+        await sdk.defaultClient.shutdown();
+      } catch {
+        // An SDK whose own setup failed cannot shut down either; there is nothing left to send.
+      }
     };
   } catch (error) {
     warn(`Application Insights could not start; no telemetry is sent: ${error instanceof Error ? error.message : String(error)}`);
