@@ -70,10 +70,11 @@ export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDepend
   const started = process.hrtime.bigint();
   const eventId = (deps.newEventId ?? randomUUID)();
   const telemetry = deps.telemetry ?? NO_TELEMETRY;
-  telemetry.event('received', { eventId, correlationRequestId: request.headers.get(DATAVERSE_HEADER_NAMES.correlationRequestId) });
+  const received = { eventId, correlationRequestId: request.headers.get(DATAVERSE_HEADER_NAMES.correlationRequestId) };
+  telemetry.event('received', received);
   const result = await decide(request, eventId, deps);
   const ackLatencyMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : { eventId, correlationRequestId: request.headers.get(DATAVERSE_HEADER_NAMES.correlationRequestId) };
+  const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : received;
   const status = result.response.status;
   if (result.outcome === 'accepted') {
     telemetry.event('accepted', { ...ids, status }, { ackLatencyMs });
