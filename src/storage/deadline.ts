@@ -39,12 +39,3 @@ export class Deadline {
     clearTimeout(this.timer);
   }
 }
-
-export async function withDeadline<T>(deadlineMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const deadline = new Deadline(deadlineMs);
-  try {
-    return await deadline.bound(work(deadline.signal));
-  } finally {
-    deadline.clear();
-  }
-}
