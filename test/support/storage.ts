@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { createStorageClients, ensureStorageResources, type StorageClients } from '../../src/storage/clients';
+import { decodeQueueMessage } from '../../src/storage/queueMessages';
 
 /**
  * Storage clients on the shared test Azurite with names of their own (queue, containers, tables),
@@ -29,7 +30,7 @@ export async function drainQueue(queue: StorageClients['eventsQueue']): Promise<
     const received = await queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 30 });
     if (received.receivedMessageItems.length === 0) return messages;
     for (const item of received.receivedMessageItems) {
-      messages.push(JSON.parse(Buffer.from(item.messageText, 'base64').toString('utf8')));
+      messages.push(decodeQueueMessage(item.messageText));
       await queue.deleteMessage(item.messageId, item.popReceipt);
     }
   }
