@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { installFakeFunctionsHost, type FakeFunctionsHost } from '../support/functionsHost';
 
@@ -48,6 +50,13 @@ describe('function registrations', () => {
   it('the poison recorder reads the queue the host moves failed messages to', () => {
     expect(host.trigger('recordPoisonedEvent')).toMatchObject({ type: 'queueTrigger', queueName: `${names.EVENTS_QUEUE}-poison`, connection: 'AzureWebJobsStorage' });
     expect(names.POISON_QUEUE).toBe(`${names.EVENTS_QUEUE}-poison`);
+  });
+
+  it('host.json decodes queue messages the way the app encodes them (a mismatch poisons every message)', async () => {
+    const hostJson = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'host.json'), 'utf8')) as { extensions: { queues: { messageEncoding: string } } };
+    const { QUEUE_MESSAGE_ENCODING, encodeQueueMessage } = await import('../../src/storage/queueMessages');
+    expect(hostJson.extensions.queues.messageEncoding).toBe(QUEUE_MESSAGE_ENCODING);
+    expect(Buffer.from(encodeQueueMessage({ a: 1 }), QUEUE_MESSAGE_ENCODING as BufferEncoding).toString('utf8')).toBe('{"a":1}');
   });
 
   it('no function declares an output binding the handlers would have to set', () => {
