@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { DATAVERSE_HEADER_NAMES, MSG_SIZE_EXCEEDED_HEADER, TRUNCATED_PROPERTIES } from '../dataverse';
+import { DATAVERSE_HEADER_NAMES, MSG_SIZE_EXCEEDED_HEADER } from '../dataverse';
 import { isGuid } from '../dataverse/rawSchemas';
 import {
   dataContractDate,
   rawEntity,
   rawEntityReference,
   rawExecutionContext,
+  withoutTruncatedProperties,
   rawMoney,
   rawOptionSetValue,
   type RawJson,
@@ -179,6 +180,5 @@ export function truncated(request: WebhookRequestToSend): WebhookRequestToSend {
     throw new UsageError('--truncated needs a JSON body to remove properties from');
   }
   if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new UsageError('--truncated needs a JSON object body');
-  const kept = Object.fromEntries(Object.entries(context).filter(([name]) => !(TRUNCATED_PROPERTIES as readonly string[]).includes(name)));
-  return { body: JSON.stringify(kept), headers: { ...request.headers, [MSG_SIZE_EXCEEDED_HEADER]: 'true' } };
+  return { body: JSON.stringify(withoutTruncatedProperties(context as Record<string, unknown>)), headers: { ...request.headers, [MSG_SIZE_EXCEEDED_HEADER]: 'true' } };
 }

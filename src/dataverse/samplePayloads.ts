@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { TRUNCATED_PROPERTIES } from './model';
 
 /**
  * Builders for realistic RemoteExecutionContext JSON, in the DataContract shape Dataverse sends.
@@ -177,4 +178,9 @@ export function largeCreateMultiple(targetBytes: number): string {
   const perRecord = Buffer.byteLength(build(2)) - Buffer.byteLength(build(1));
   const base = Buffer.byteLength(build(0));
   return build(Math.max(1, Math.round((targetBytes - base) / perRecord)));
+}
+
+/** A context as Dataverse sends it above 256 KB: ParentContext, InputParameters and the images removed. */
+export function withoutTruncatedProperties<T>(context: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(context).filter(([name]) => !(TRUNCATED_PROPERTIES as readonly string[]).includes(name)));
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { rawExecutionContext } from '../../src/dataverse/samplePayloads';
-import { fixture } from '../support/fixtures';
+import { fixture, truncatedDocsSample } from '../support/fixtures';
 
 const dataverseHeaders = {
   'X-MS-Dynamics-Organization': 'contoso.crm.dynamics.com',
@@ -36,11 +36,7 @@ describe('x-ms-* headers', () => {
 });
 
 describe('x-ms-dynamics-msg-size-exceeded', () => {
-  function truncatedBody(): string {
-    const context = JSON.parse(fixture('use-webhooks.md').body.toString()) as Record<string, unknown>;
-    for (const property of ['ParentContext', 'InputParameters', 'PreEntityImages', 'PostEntityImages']) delete context[property];
-    return JSON.stringify(context);
-  }
+  const truncatedBody = truncatedDocsSample;
 
   it('accepts a body without the four removed properties and flags the event', () => {
     const event = parseDataverseWebhookOrThrow({ body: truncatedBody(), headers: { 'x-ms-dynamics-msg-size-exceeded': 'true' } });

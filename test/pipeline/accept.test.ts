@@ -9,7 +9,7 @@ import { parseEnvelope } from '../../src/pipeline/envelope';
 import { loadEvent } from '../../src/pipeline/loadEvent';
 import { readIngestSettings, type IngestSettings } from '../../src/settings';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
-import { allRealPayloads, fixture } from '../support/fixtures';
+import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
 import { dataverseHeaders, FUNCTION_URL } from '../support/requests';
 import { blobNames, drainQueue, isolatedStorage } from '../support/storage';
 
@@ -90,9 +90,7 @@ describe('accepting a webhook', () => {
   });
 
   it('flags a truncated event and keeps the header for the processor', async () => {
-    const context = JSON.parse(fixture('use-webhooks.md').body.toString());
-    for (const property of ['ParentContext', 'InputParameters', 'PreEntityImages', 'PostEntityImages']) delete context[property];
-    const result = await acceptWebhook(incoming(JSON.stringify(context), { headers: dataverseHeaders({ 'x-ms-dynamics-msg-size-exceeded': 'true' }) }), deps(storage));
+    const result = await acceptWebhook(incoming(truncatedDocsSample(), { headers: dataverseHeaders({ 'x-ms-dynamics-msg-size-exceeded': 'true' }) }), deps(storage));
     expect(result.response.status).toBe(202);
     const envelope = parseEnvelope((await drainQueue(storage.eventsQueue))[0]);
     expect(envelope.truncated).toBe(true);

@@ -9,7 +9,7 @@ import { processEnvelope } from '../../src/pipeline/process';
 import { readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { silentLog } from '../../src/observability/log';
-import { allRealPayloads, fixture } from '../support/fixtures';
+import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';
 import { dataverseHeaders } from '../support/requests';
 import { blobNames, drainQueue, isolatedStorage } from '../support/storage';
@@ -139,9 +139,7 @@ describe('processing, from the HTTP handler through the real queue to a handler'
 
   it('a truncated event reaches its handler flagged, with what was removed', async () => {
     const { registry, effects } = recordingRegistry();
-    const context = JSON.parse(fixture('use-webhooks.md').body.toString()) as Record<string, unknown>;
-    for (const property of ['ParentContext', 'InputParameters', 'PreEntityImages', 'PostEntityImages']) delete context[property];
-    await ingest(storage, JSON.stringify(context), dataverseHeaders({ 'x-ms-dynamics-msg-size-exceeded': 'true' }));
+    await ingest(storage, truncatedDocsSample(), dataverseHeaders({ 'x-ms-dynamics-msg-size-exceeded': 'true' }));
     await processor(storage, registry).drain();
     expect(effects).toHaveLength(1);
     expect(effects[0]!.event).toMatchObject({ truncated: true, target: null });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DataverseRow } from '../../src/dataverseApi';
 import { createDataverseClient, createRecordReader, type RecordReader } from '../../src/dataverseApi';
-import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { rawEntity, rawExecutionContext, withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 import { failureStore } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import type { StorageClients } from '../../src/storage/clients';
@@ -20,8 +20,7 @@ function accountUpdate(id: string, options: { truncated: boolean }): string {
     entityId: id,
     inputParameters: { Target: rawEntity('account', id, { accountid: id, name: 'Contoso' }) },
   });
-  if (options.truncated) for (const property of ['ParentContext', 'InputParameters', 'PreEntityImages', 'PostEntityImages']) delete context[property];
-  return JSON.stringify(context);
+  return JSON.stringify(options.truncated ? withoutTruncatedProperties(context) : context);
 }
 
 describe('re-reading the record of a truncated event', () => {

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 
 /** `shared/` sits beside the repository, both here and in CI's clean clone. */
 export const SHARED_DIR = path.resolve(__dirname, '..', '..', '..', 'shared');
@@ -34,4 +35,9 @@ export function fixture(name: string): Fixture {
   const found = allRealPayloads().find((candidate) => candidate.name.startsWith(name));
   if (!found) throw new Error(`no fixture named ${name}`);
   return found;
+}
+
+/** The docs sample as Dataverse would send it above 256 KB (send it with x-ms-dynamics-msg-size-exceeded). */
+export function truncatedDocsSample(): string {
+  return JSON.stringify(withoutTruncatedProperties(JSON.parse(docsSample().body.toString('utf8')) as Record<string, unknown>));
 }
