@@ -1,8 +1,14 @@
 import { z } from 'zod';
+import { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } from './hostConfig';
 
 /**
  * Every setting the app reads, parsed once from app settings (environment variables; in local
- * development, `local.settings.json` Values). A bad value fails loudly at start-up, not per request.
+ * development, `local.settings.json` Values). A bad value is reported once when the app starts
+ * (`checkSettings`, from the appStart hook), naming the setting and never its value; the work that
+ * needs it then fails in a way that loses nothing (a 503 that Dataverse retries, a queue retry).
+ *
+ * An empty value means unset: the Bicep writes `''` for a parameter nobody gave (DATAVERSE_URL,
+ * WEBHOOK_ALLOWED_ORGANIZATIONS), and the portal lets anyone blank a setting.
  */
 
 const positiveInteger = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -69,14 +75,23 @@ export interface IngestSettings {
 
 export class SettingsError extends Error {
   override readonly name = 'SettingsError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid app settings: ${problems.join('; ')}`);
+  }
+}
+
+/** The settings that have a value: empty and blank ones are treated as unset. */
+function definedSettings(env: NodeJS.ProcessEnv): Record<string, string> {
+  const defined: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value !== undefined && value.trim() !== '') defined[name] = value;
+  return defined;
 }
 
 function parseSettings<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
-  const parsed = schema.safeParse(env);
+  const parsed = schema.safeParse(definedSettings(env));
   if (parsed.success) return parsed.data;
   // Name the setting and the problem; the value itself may be a secret.
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
-  throw new SettingsError(`Invalid app settings: ${problems}`);
+  throw new SettingsError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
 }
 
 export function readIngestSettings(env: NodeJS.ProcessEnv = process.env): IngestSettings {
@@ -91,17 +106,44 @@ export function readIngestSettings(env: NodeJS.ProcessEnv = process.env): Ingest
   };
 }
 
-let cachedIngestSettings: IngestSettings | undefined;
-
-/** The process-wide settings, read on first use (app settings do not change while a worker runs). */
-export function ingestSettings(): IngestSettings {
-  cachedIngestSettings ??= readIngestSettings();
-  return cachedIngestSettings;
+/** Reads once, keeping the error too: a bad setting is not re-parsed (nor re-reported) per request. */
+function once<T>(read: () => T): () => T {
+  let result: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+  return () => {
+    if (!result) {
+      try {
+        result = { ok: true, value: read() };
+      } catch (error) {
+        result = { ok: false, error };
+      }
+    }
+    if (!result.ok) throw result.error;
+    return result.value;
+  };
 }
+
+/**
+ * The process-wide settings, read on first use (app settings do not change while a worker runs).
+ * Throws the same SettingsError on every call while a setting is bad.
+ */
+export const ingestSettings: () => IngestSettings = once(() => readIngestSettings());
+
+const FUNCTION_TIMEOUT_SECONDS = FUNCTION_TIMEOUT_MS / 1000;
+const INVOCATION_BUDGET_SECONDS = INVOCATION_BUDGET_MS / 1000;
 
 const processSettingsSchema = z.object({
   PROCESSOR_MAX_DEPTH: positiveInteger(8),
-  PROCESSOR_LEASE_SECONDS: positiveInteger(300),
+  // The lease must outlast the longest invocation, or a second processor could take over a unit
+  // whose handler is still running.
+  PROCESSOR_LEASE_SECONDS: positiveInteger(FUNCTION_TIMEOUT_SECONDS).refine(
+    (seconds) => seconds >= FUNCTION_TIMEOUT_SECONDS,
+    `must be at least host.json functionTimeout (${FUNCTION_TIMEOUT_SECONDS})`,
+  ),
+  // Below functionTimeout, so that a hung handler fails its unit instead of restarting the worker.
+  PROCESSOR_HANDLER_TIMEOUT_SECONDS: positiveInteger(120).refine(
+    (seconds) => seconds <= INVOCATION_BUDGET_SECONDS,
+    `must be at most ${INVOCATION_BUDGET_SECONDS} (host.json functionTimeout less ${FUNCTION_TIMEOUT_SECONDS - INVOCATION_BUDGET_SECONDS} s)`,
+  ),
   DATAVERSE_URL: z.url({ protocol: /^https$/ }).optional(),
 });
 
@@ -113,18 +155,50 @@ export interface ProcessSettings {
    * timeout (host.json functionTimeout, 5 min), so a live handler is never run twice at once.
    */
   leaseMs: number;
+  /**
+   * How long one handler call may run before its signal aborts and its unit fails (to be retried
+   * like any failure). Also bounded by what is left of the invocation's budget.
+   */
+  handlerTimeoutMs: number;
   /** The organization truncated records are re-read from (`rereadTruncated`); null: no re-reads. */
   dataverseUrl: string | null;
 }
 
 export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): ProcessSettings {
   const settings = parseSettings(processSettingsSchema, env);
-  return { maxDepth: settings.PROCESSOR_MAX_DEPTH, leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000, dataverseUrl: settings.DATAVERSE_URL ?? null };
+  return {
+    maxDepth: settings.PROCESSOR_MAX_DEPTH,
+    leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000,
+    handlerTimeoutMs: settings.PROCESSOR_HANDLER_TIMEOUT_SECONDS * 1000,
+    dataverseUrl: settings.DATAVERSE_URL ?? null,
+  };
 }
 
-let cachedProcessSettings: ProcessSettings | undefined;
+export const processSettings: () => ProcessSettings = once(() => readProcessSettings());
 
-export function processSettings(): ProcessSettings {
-  cachedProcessSettings ??= readProcessSettings();
-  return cachedProcessSettings;
+/** The settings, or why they are invalid: for work that must answer (503, a retry) rather than throw. */
+export function settingsOrError<T>(read: () => T): T | SettingsError {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof SettingsError) return error;
+    throw error;
+  }
+}
+
+/**
+ * Every problem with the app's settings, one line each (the setting's name and what is wrong,
+ * never its value): what the appStart hook reports. Empty when all is well.
+ */
+export function checkSettings(env: NodeJS.ProcessEnv = process.env): string[] {
+  const problems: string[] = [];
+  for (const read of [readIngestSettings, readProcessSettings]) {
+    try {
+      read(env);
+    } catch (error) {
+      if (!(error instanceof SettingsError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  return problems;
 }

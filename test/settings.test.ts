@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } from '../src/hostConfig';
+import { checkSettings, readIngestSettings, readProcessSettings } from '../src/settings';
+
+const root = path.resolve(__dirname, '..');
+const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
+
+/**
+ * The app settings exactly as `azd up` writes them: infra/modules/functionApp.bicep's appsettings,
+ * each fed by a parameter of infra/main.bicep. A parameter nobody set is its default, and for
+ * DATAVERSE_URL and WEBHOOK_ALLOWED_ORGANIZATIONS that default is an empty string.
+ */
+function settingsAsTheBicepWritesThem(): Record<string, string> {
+  const main = read('infra/main.bicep');
+  const functionApp = read('infra/modules/functionApp.bicep');
+  const emptyByDefault = new Set([...main.matchAll(/^param (\w+) string = ''$/gm)].map((match) => match[1]!));
+  const moduleBlock = /module functionApp [^{]*\{[\s\S]*?params: \{([\s\S]*?)\n {2}\}/.exec(main)?.[1] ?? '';
+  const passed = new Map([...moduleBlock.matchAll(/^\s+(\w+): (\w+)$/gm)].map((match) => [match[1]!, match[2]!]));
+  const appSettings = /resource appSettings 'config' = \{[\s\S]*?properties: \{([\s\S]*?)\n {4}\}/.exec(functionApp)?.[1] ?? '';
+  const env: Record<string, string> = {};
+  for (const [, name, value] of appSettings.matchAll(/^\s+(\w+): (.+)$/gm)) {
+    const literal = /^'([^']*)'$/.exec(value!.trim());
+    const mainParam = passed.get(value!.trim());
+    env[name!] = literal ? literal[1]! : mainParam && emptyByDefault.has(mainParam) ? '' : `<${value!.trim()}>`;
+  }
+  return env;
+}
+
+describe('app settings', () => {
+  it('as an azd up deployment with no optional parameter writes them, are valid: empty means unset', () => {
+    const env = settingsAsTheBicepWritesThem();
+    // The parsing above found what the templates say (a change to them must be seen here).
+    expect(env).toMatchObject({ DATAVERSE_URL: '', WEBHOOK_ALLOWED_ORGANIZATIONS: '', AzureWebJobsStorage__credential: 'managedidentity' });
+    expect(checkSettings(env)).toEqual([]);
+    expect(readProcessSettings(env).dataverseUrl).toBeNull();
+    expect(readIngestSettings(env).allowedOrganizations).toEqual([]);
+  });
+
+  it('an empty or blank value of any setting is its default', () => {
+    const names = ['WEBHOOK_MAX_BODY_BYTES', 'WEBHOOK_STORAGE_DEADLINE_MS', 'WEBHOOK_REJECTED_MAX_BYTES', 'WEBHOOK_REQUIRED_HEADERS', 'WEBHOOK_REQUIRED_QUERY', 'WEBHOOK_ALLOWED_ORGANIZATIONS', 'PROCESSOR_MAX_DEPTH', 'PROCESSOR_LEASE_SECONDS', 'PROCESSOR_HANDLER_TIMEOUT_SECONDS', 'DATAVERSE_URL'];
+    for (const blank of ['', '   ']) {
+      const env = Object.fromEntries(names.map((name) => [name, blank]));
+      expect(readIngestSettings(env)).toEqual(readIngestSettings({}));
+      expect(readProcessSettings(env)).toEqual(readProcessSettings({}));
+    }
+  });
+
+  it('a bad value is named with what is wrong, never with the value itself', () => {
+    const problems = checkSettings({ PROCESSOR_MAX_DEPTH: 'deep-secret', DATAVERSE_URL: 'http://secret-host', WEBHOOK_REQUIRED_HEADERS: '{not json secret' });
+    expect(problems).toHaveLength(3);
+    expect(problems.join('\n')).not.toMatch(/secret/);
+    expect(problems.find((problem) => problem.startsWith('PROCESSOR_MAX_DEPTH: '))).toBeDefined();
+    expect(problems.find((problem) => problem.startsWith('DATAVERSE_URL: '))).toBeDefined();
+    expect(problems.find((problem) => problem.startsWith('WEBHOOK_REQUIRED_HEADERS: must be a JSON object'))).toBeDefined();
+  });
+
+  it('the lease must outlast the longest invocation, and a handler must stop before the invocation has to', () => {
+    expect(checkSettings({ PROCESSOR_LEASE_SECONDS: String(FUNCTION_TIMEOUT_MS / 1000 - 1) })).toEqual([
+      `PROCESSOR_LEASE_SECONDS: must be at least host.json functionTimeout (${FUNCTION_TIMEOUT_MS / 1000})`,
+    ]);
+    expect(checkSettings({ PROCESSOR_HANDLER_TIMEOUT_SECONDS: String(INVOCATION_BUDGET_MS / 1000 + 1) })).toHaveLength(1);
+    expect(checkSettings({ PROCESSOR_HANDLER_TIMEOUT_SECONDS: String(INVOCATION_BUDGET_MS / 1000) })).toEqual([]);
+    const defaults = readProcessSettings({});
+    expect(defaults.leaseMs).toBeGreaterThanOrEqual(FUNCTION_TIMEOUT_MS);
+    expect(defaults.handlerTimeoutMs).toBeLessThanOrEqual(INVOCATION_BUDGET_MS);
+  });
+});
