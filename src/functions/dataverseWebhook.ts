@@ -1,12 +1,19 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { app, type HttpMethod, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
-import { acceptWebhook } from '../pipeline/accept';
-import { ingestSettings } from '../settings';
+import { acceptWebhook, refuseMethod } from '../pipeline/accept';
+import { ingestSettings, settingsOrError } from '../settings';
 import { getStorageClients } from '../storage/clients';
 
 /** `https://<app>.azurewebsites.net/api/dataverse/webhook?code=<function key>` */
 export const WEBHOOK_ROUTE = 'dataverse/webhook';
+
+/**
+ * Every method of @azure/functions' `HttpMethod` but POST, and but TRACE and CONNECT: the Fetch
+ * standard forbids those two, so the library's HttpRequest (undici's Request) cannot be built for
+ * them and such a function could only fail.
+ */
+export const OTHER_METHODS: HttpMethod[] = ['GET', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 
 export async function receiveDataverseWebhook(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const result = await acceptWebhook(
@@ -16,9 +23,13 @@ export async function receiveDataverseWebhook(request: HttpRequest, context: Inv
       headers: request.headers,
       body: async () => Buffer.from(await request.arrayBuffer()),
     },
-    { settings: ingestSettings(), storage: getStorageClients(), log: invocationLog(context), telemetry: telemetry() },
+    { settings: settingsOrError(ingestSettings), storage: getStorageClients(), log: invocationLog(context), telemetry: telemetry() },
   );
   return result.response;
+}
+
+export async function refuseOtherMethods(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  return (await refuseMethod(request, { log: invocationLog(context), telemetry: telemetry() })).response;
 }
 
 // authLevel 'function': the host itself checks the key a WebhookKey registration sends as ?code=.
@@ -29,11 +40,12 @@ app.http('dataverseWebhook', {
   handler: receiveDataverseWebhook,
 });
 
-// The host answers a method no function registered with 404; this answers the other methods on
-// the same route with 405 and `Allow: POST`, so a misconfigured sender learns what is wrong.
+// The host answers a method no function registered on a route with 404. This answers every other
+// method with 405 and `Allow: POST`, so a misconfigured sender learns what is wrong. It is
+// anonymous (behind the key, the host would answer its own empty 401 first) and stores nothing.
 app.http('dataverseWebhookOtherMethods', {
   route: WEBHOOK_ROUTE,
-  methods: ['GET', 'PUT', 'PATCH', 'DELETE'],
-  authLevel: 'function',
-  handler: receiveDataverseWebhook,
+  methods: OTHER_METHODS,
+  authLevel: 'anonymous',
+  handler: refuseOtherMethods,
 });

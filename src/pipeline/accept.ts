@@ -3,10 +3,11 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { ContainerClient } from '@azure/storage-blob';
 import { DATAVERSE_HEADER_NAMES, parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
 import { describeError, type EventLog } from '../observability/log';
-import type { ExpectedCredential, IngestSettings } from '../settings';
+import { SettingsError, type ExpectedCredential, type IngestSettings } from '../settings';
 import { deletePayload, putPayload, type BlobReference } from '../storage/claimCheck';
-import { Deadline } from '../storage/deadline';
-import { encodeQueueMessage, fitsInQueueMessage } from '../storage/queueMessages';
+import { Deadline } from './deadline';
+import { wasRefused } from '../storage/errors';
+import { encodeQueueMessage, fitsInQueueMessage, sendEncodedQueueMessage } from '../storage/queueMessages';
 import { keepRejected } from '../storage/rejectedStore';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
 import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope } from './envelope';
@@ -17,7 +18,10 @@ import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type
  * Dataverse counts any non-2xx as a failure (for a synchronous step, the user's operation rolls
  * back), retries once only on 502/503/504, and gives up after 60 s. So:
  *  - 202 only once the event is in the queue (and its body in Blob storage when large);
- *  - 503 whenever storage could not be written in time, so that Dataverse tries again;
+ *  - 503 whenever the write could not be confirmed in time (or the app's settings are invalid), so
+ *    that Dataverse tries again. "Not confirmed" is not "not stored": a write that reached storage
+ *    just as the deadline fired is processed all the same, and Dataverse's retry of it is the same
+ *    delivery (one delivery key), so its handlers still run once;
  *  - 400 for a body that can never succeed, and only once that body is kept for inspection;
  *  - 401/403/405/413 for requests that are not ours to take.
  */
@@ -37,7 +41,8 @@ export interface WebhookResponse {
 }
 
 export interface AcceptDependencies {
-  settings: IngestSettings;
+  /** The app's settings, or why they are invalid (every request then gets 503, and nothing is read). */
+  settings: IngestSettings | SettingsError;
   storage: { eventsQueue: QueueClient; payloads: ContainerClient; rejected: ContainerClient };
   log: EventLog;
   telemetry?: Telemetry;
@@ -52,7 +57,8 @@ export type AcceptOutcome =
   | 'forbidden-organization'
   | 'method-not-allowed'
   | 'too-large'
-  | 'storage-unavailable';
+  | 'storage-unavailable'
+  | 'settings-invalid';
 
 export interface AcceptResult {
   response: WebhookResponse;
@@ -67,12 +73,29 @@ export interface AcceptResult {
 const KEPT_HEADER = /^(x-ms-dynamics-|x-ms-correlation-request-id$|x-request-id$)/;
 
 export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDependencies): Promise<AcceptResult> {
+  return answered(request, deps, (eventId) => decide(request, eventId, deps));
+}
+
+/**
+ * Any method but POST: 405 with `Allow: POST`, from the route's other function, which is anonymous
+ * (the host's 401 would tell a misconfigured sender nothing) and so touches no storage at all.
+ */
+export async function refuseMethod(request: Pick<IncomingWebhook, 'method' | 'headers'>, deps: Pick<AcceptDependencies, 'log' | 'telemetry' | 'newEventId'>): Promise<AcceptResult> {
+  return answered(request, deps, async (eventId) => methodNotAllowed(request.method, eventId));
+}
+
+/** Runs one decision and tells telemetry what was received and answered, and how fast. */
+async function answered(
+  request: Pick<IncomingWebhook, 'headers'>,
+  deps: Pick<AcceptDependencies, 'telemetry' | 'newEventId'>,
+  decision: (eventId: string) => Promise<AcceptResult>,
+): Promise<AcceptResult> {
   const started = process.hrtime.bigint();
   const eventId = (deps.newEventId ?? randomUUID)();
   const telemetry = deps.telemetry ?? NO_TELEMETRY;
   const received = { eventId, correlationRequestId: request.headers.get(DATAVERSE_HEADER_NAMES.correlationRequestId) };
   telemetry.event('received', received);
-  const result = await decide(request, eventId, deps);
+  const result = await decision(eventId);
   const ackLatencyMs = Number(process.hrtime.bigint() - started) / 1e6;
   const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : received;
   const status = result.response.status;
@@ -86,18 +109,33 @@ export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDepend
   return result;
 }
 
-async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDependencies): Promise<AcceptResult> {
-  const now = deps.now ?? (() => new Date());
-  const { settings, log } = deps;
-  const answer = (outcome: AcceptOutcome, status: number, jsonBody: Record<string, unknown>, headers?: Record<string, string>): AcceptResult => ({
+function answerWith(eventId: string) {
+  return (outcome: AcceptOutcome, status: number, jsonBody: Record<string, unknown>, headers?: Record<string, string>): AcceptResult => ({
     outcome,
     eventId,
     response: { status, jsonBody: { eventId, ...jsonBody }, ...(headers ? { headers } : {}) },
   });
+}
 
-  if (request.method.toUpperCase() !== 'POST') {
-    return answer('method-not-allowed', 405, { error: 'method-not-allowed', message: 'Dataverse webhooks are POSTed' }, { Allow: 'POST' });
+function methodNotAllowed(method: string, eventId: string): AcceptResult {
+  const result = answerWith(eventId)('method-not-allowed', 405, { error: 'method-not-allowed', message: 'Dataverse webhooks are POSTed' }, { Allow: 'POST' });
+  // A HEAD answer has no body.
+  if (method.toUpperCase() === 'HEAD') delete result.response.jsonBody;
+  return result;
+}
+
+async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDependencies): Promise<AcceptResult> {
+  const now = deps.now ?? (() => new Date());
+  const { log } = deps;
+  const answer = answerWith(eventId);
+
+  if (request.method.toUpperCase() !== 'POST') return methodNotAllowed(request.method, eventId);
+  if (deps.settings instanceof SettingsError) {
+    // Reported in full once, when the app started; Dataverse is asked to try again, not told to give up.
+    log.error('Webhook not taken: the app settings are invalid (see the start-up log); answering 503', { eventId });
+    return answer('settings-invalid', 503, { error: 'settings-invalid', message: 'The receiver is misconfigured; try again later' }, { 'Retry-After': '1' });
   }
+  const settings = deps.settings;
 
   const url = new URL(request.url);
   const missing = firstMismatch(settings.requiredHeaders, (name) => request.headers.get(name)) ??
@@ -151,7 +189,7 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
       log.info('Webhook accepted', { ...ids, claimCheck: stored.claimCheck, bytes: body.length, truncated: event.truncated });
       return { ...answer('accepted', 202, { status: 'accepted' }), event };
     } catch (storageError) {
-      log.error('Could not store an accepted webhook; answering 503 so Dataverse retries', { ...ids, reason: describeError(storageError) });
+      log.error('Could not confirm an accepted webhook was stored; answering 503 so Dataverse retries', { ...ids, reason: describeError(storageError) });
       return { ...unavailable(), event };
     }
   } finally {
@@ -190,7 +228,7 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
   }
 
   function unavailable(): AcceptResult {
-    return answer('storage-unavailable', 503, { error: 'storage-unavailable', message: 'The event could not be stored; try again' }, { 'Retry-After': '1' });
+    return answer('storage-unavailable', 503, { error: 'storage-unavailable', message: 'The event could not be confirmed as stored; try again' }, { 'Retry-After': '1' });
   }
 }
 
@@ -202,7 +240,7 @@ const MAX_INLINE_BODY_BYTES = 40 * 1024;
 
 interface ClaimCheckUpload {
   reference: Promise<BlobReference>;
-  /** The event is refused or could not be enqueued: remove the blob (best effort). */
+  /** Nothing refers to the blob (the body was refused, or the message was never written): remove it, best effort. */
   abandon(): void;
 }
 
@@ -220,8 +258,12 @@ function startClaimCheck(payloads: ContainerClient, eventId: string, body: Buffe
 
 /**
  * Inline when the encoded message fits a queue message (64 KiB); otherwise the body is in Blob
- * storage and the message carries a reference to it (claim check). A blob orphaned by a failed
- * enqueue is removed on a best-effort basis; the lifecycle rule catches the rest.
+ * storage and the message carries a reference to it (claim check).
+ *
+ * Once the message has been sent, the blob is the body of an event that may well be on the queue
+ * (a send whose answer was lost, or aborted by the deadline, may have been written all the same),
+ * so it is deleted only when storage refused the message outright; an orphan is left to the
+ * lifecycle rule. Before the send, nothing refers to it and it goes at once.
  */
 async function enqueue(
   storage: AcceptDependencies['storage'],
@@ -234,20 +276,27 @@ async function enqueue(
   if (!startedClaimCheck) {
     const inline = encodeQueueMessage(envelope({ inline: body.toString('utf8') }));
     if (fitsInQueueMessage(inline)) {
-      await storage.eventsQueue.sendMessage(inline, { abortSignal: deadline.signal });
+      await sendEncodedQueueMessage(storage.eventsQueue, inline, { abortSignal: deadline.signal });
       return { claimCheck: false };
     }
   }
   // A small body can still overflow once escaped and encoded: then it takes the claim check too.
   const claimCheck = startedClaimCheck ?? startClaimCheck(storage.payloads, eventId, body, deadline);
+  let reference: BlobReference;
   try {
-    const reference = await claimCheck.reference;
-    await storage.eventsQueue.sendMessage(encodeQueueMessage(envelope({ blob: reference })), { abortSignal: deadline.signal });
-    return { claimCheck: true };
+    reference = await claimCheck.reference;
+    deadline.signal.throwIfAborted();
   } catch (error) {
     claimCheck.abandon();
     throw error;
   }
+  try {
+    await sendEncodedQueueMessage(storage.eventsQueue, encodeQueueMessage(envelope({ blob: reference })), { abortSignal: deadline.signal });
+  } catch (error) {
+    if (wasRefused(error)) claimCheck.abandon();
+    throw error;
+  }
+  return { claimCheck: true };
 }
 
 /** Returns the name of the first expected credential that is missing or wrong, or null. */

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ContainerClient } from '@azure/storage-blob';
+import { isMissingResource } from './errors';
+import { containerResource, provisioned } from './provision';
 
 /** Where a body too large for a queue message was put, and how to know it came back intact. */
 export interface BlobReference {
@@ -18,10 +20,12 @@ function sha256(bytes: Buffer): string {
 }
 
 export async function putPayload(container: ContainerClient, name: string, body: Buffer, signal?: AbortSignal): Promise<BlobReference> {
-  await container.getBlockBlobClient(name).uploadData(body, {
-    abortSignal: signal,
-    blobHTTPHeaders: { blobContentType: 'application/json' },
-  });
+  await provisioned(containerResource(container), () =>
+    container.getBlockBlobClient(name).uploadData(body, {
+      abortSignal: signal,
+      blobHTTPHeaders: { blobContentType: 'application/json' },
+    }),
+  );
   return { container: container.containerName, name, size: body.length, sha256: sha256(body) };
 }
 
@@ -35,5 +39,10 @@ export async function getPayload(container: ContainerClient, reference: BlobRefe
 }
 
 export async function deletePayload(container: ContainerClient, reference: BlobReference, signal?: AbortSignal): Promise<void> {
-  await container.getBlobClient(reference.name).deleteIfExists({ abortSignal: signal });
+  try {
+    await container.getBlobClient(reference.name).deleteIfExists({ abortSignal: signal });
+  } catch (error) {
+    // No container, no blob: already as deleted as it gets.
+    if (!isMissingResource('container', error)) throw error;
+  }
 }

@@ -1,4 +1,5 @@
 import type { ContainerClient } from '@azure/storage-blob';
+import { containerResource, provisioned } from './provision';
 
 export interface RejectedBody {
   eventId: string;
@@ -28,18 +29,20 @@ export async function keepRejected(container: ContainerClient, rejected: Rejecte
   const day = rejected.receivedAt.toISOString().slice(0, 10).replaceAll('-', '/');
   const name = `${day}/${rejected.eventId}.json`;
   const kept = rejected.body.subarray(0, rejected.maxBytes);
-  await container.getBlockBlobClient(name).uploadData(kept, {
-    abortSignal: signal,
-    blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
-    metadata: {
-      eventid: rejected.eventId,
-      reason: rejected.reason,
-      receivedat: rejected.receivedAt.toISOString(),
-      originalbytes: String(rejected.body.length),
-      keptbytes: String(kept.length),
-      errors: metadataText(rejected.errors),
-      headers: metadataText(rejected.headers),
-    },
-  });
+  await provisioned(containerResource(container), () =>
+    container.getBlockBlobClient(name).uploadData(kept, {
+      abortSignal: signal,
+      blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+      metadata: {
+        eventid: rejected.eventId,
+        reason: rejected.reason,
+        receivedat: rejected.receivedAt.toISOString(),
+        originalbytes: String(rejected.body.length),
+        keptbytes: String(kept.length),
+        errors: metadataText(rejected.errors),
+        headers: metadataText(rejected.headers),
+      },
+    }),
+  );
   return { name };
 }

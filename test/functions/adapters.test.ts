@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { receiveDataverseWebhook } from '../../src/functions/dataverseWebhook';
+import { OTHER_METHODS, receiveDataverseWebhook, refuseOtherMethods } from '../../src/functions/dataverseWebhook';
 import { processDataverseEvent } from '../../src/functions/processDataverseEvent';
-import { createStorageClients, ensureStorageResources, type StorageClients } from '../../src/storage/clients';
+import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { fixture } from '../support/fixtures';
 import { invocationContext, webhookRequest } from '../support/requests';
 import { drainQueue } from '../support/storage';
@@ -17,7 +17,6 @@ describe('the function adapters', () => {
   beforeAll(async () => {
     process.env.AzureWebJobsStorage = inject('azuriteConnectionString');
     storage = createStorageClients(process.env.AzureWebJobsStorage);
-    await ensureStorageResources(storage);
   });
 
   it('the HTTP function answers 202 and the queue function rebuilds the event from what it wrote', async () => {
@@ -35,7 +34,18 @@ describe('the function adapters', () => {
     expect(queue.text()).toContain('table=msdyn_agentstatus');
   });
 
-  it('a GET reaches the same handler and gets 405 with Allow: POST', async () => {
+  it('every other method gets 405 with Allow: POST from the anonymous function, and nothing is stored', async () => {
+    for (const method of OTHER_METHODS) {
+      const response = await refuseOtherMethods(webhookRequest(method === 'GET' || method === 'HEAD' ? '' : fixture('01-').body, { method, query: '' }), invocationContext().context);
+      expect(response, method).toMatchObject({ status: 405, headers: { Allow: 'POST' } });
+      // A HEAD answer has no body; the others say why.
+      if (method === 'HEAD') expect(response.jsonBody).toBeUndefined();
+      else expect(response.jsonBody).toMatchObject({ error: 'method-not-allowed' });
+    }
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+  });
+
+  it('a GET reaching the POST function (as a test would call it) gets the same 405', async () => {
     const response = await receiveDataverseWebhook(webhookRequest('', { method: 'GET' }), invocationContext().context);
     expect(response).toMatchObject({ status: 405, headers: { Allow: 'POST' } });
   });

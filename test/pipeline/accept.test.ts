@@ -7,7 +7,7 @@ import type { EventLog, LogProperties } from '../../src/observability/log';
 import { acceptWebhook, type AcceptDependencies, type IncomingWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { loadEvent } from '../../src/pipeline/loadEvent';
-import { readIngestSettings, type IngestSettings } from '../../src/settings';
+import { readIngestSettings, SettingsError, type IngestSettings } from '../../src/settings';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
 import { dataverseHeaders, FUNCTION_URL } from '../support/requests';
@@ -128,6 +128,18 @@ describe('requests that are not ours to take', () => {
     await expectNothingStored();
   });
 
+  it('invalid app settings: 503 with Retry-After, so Dataverse tries again, and nothing is read or stored', async () => {
+    let read = false;
+    const request = { ...incoming(fixture('08-').body), body: async () => ((read = true), Buffer.alloc(0)) };
+    const invalid = new SettingsError(['WEBHOOK_MAX_BODY_BYTES: Invalid input: expected number, received NaN']);
+    const result = await acceptWebhook(request, { ...deps(storage), settings: invalid });
+    expect(result.response).toMatchObject({ status: 503, headers: { 'Retry-After': '1' }, jsonBody: { error: 'settings-invalid' } });
+    // The answer names no setting and no value: the full report is in the start-up log.
+    expect(JSON.stringify(result.response)).not.toContain('WEBHOOK_MAX_BODY_BYTES');
+    expect(read).toBe(false);
+    await expectNothingStored();
+  });
+
   it('HttpHeader registration: 401 without the header or with a wrong value; either rotated value passes', async () => {
     const settings = readIngestSettings({ WEBHOOK_REQUIRED_HEADERS: '{"x-webhook-key": ["old-secret", "new-secret"]}' });
     const body = fixture('08-').body;
@@ -189,6 +201,18 @@ describe('a body that is not a usable execution context', () => {
     const stored = await storage.rejected.getBlobClient(kept!).downloadToBuffer();
     expect(stored.length).toBe(1024);
     expect(stored.toString()).toBe(body.slice(0, 1024));
+  });
+});
+
+describe('on a storage account where nothing exists yet', () => {
+  it('the first requests, all at once, are accepted: the queue, the containers are created as they are needed', async () => {
+    const storage = await isolatedStorage();
+    const bodies = [...allRealPayloads().map((payload) => payload.body), Buffer.from(largeCreateMultiple(300 * 1024)), Buffer.from('{"not":"a context"}')];
+    const results = await Promise.all(bodies.map((body) => acceptWebhook(incoming(body), deps(storage))));
+    expect(results.map((result) => result.response.status)).toEqual([202, 202, 202, 202, 202, 202, 400]);
+    expect(await drainQueue(storage.eventsQueue)).toHaveLength(6);
+    expect(await blobNames(storage.payloads)).toHaveLength(1);
+    expect(await blobNames(storage.rejected)).toHaveLength(1);
   });
 });
 

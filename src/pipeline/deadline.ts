@@ -6,9 +6,10 @@ export class DeadlineExceededError extends Error {
 }
 
 /**
- * A point in time after which storage work is abandoned: its signal aborts the SDK calls, and
- * `bound` rejects at the deadline even if a call ignores the signal, so a hung dependency becomes
- * an answer rather than a Dataverse timeout. One deadline can bound several steps.
+ * A point in time after which work is abandoned: its signal aborts what honours it (the storage
+ * SDKs, fetch, a handler), and `bound` rejects at the deadline even if the work ignores the
+ * signal, so a hung dependency becomes an answer (a 503, a failed unit) rather than a Dataverse
+ * timeout or a worker the host restarts. One deadline can bound several steps.
  */
 export class Deadline {
   private readonly controller = new AbortController();
@@ -32,6 +33,8 @@ export class Deadline {
   }
 
   bound<T>(work: Promise<T>): Promise<T> {
+    // Work abandoned at the deadline may still fail later, with nobody waiting: not an unhandled rejection.
+    work.catch(() => undefined);
     return Promise.race([work, this.expired]);
   }
 
