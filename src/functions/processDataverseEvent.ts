@@ -5,7 +5,7 @@ import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { parseEnvelope } from '../pipeline/envelope';
 import { processEnvelope } from '../pipeline/process';
-import { processSettings } from '../settings';
+import { processSettings, settingsOrError, SettingsError } from '../settings';
 import { getStorageClients } from '../storage/clients';
 import { EVENTS_QUEUE } from '../storage/names';
 
@@ -19,14 +19,14 @@ function processRecordReader(dataverseUrl: string | null): RecordReader | null {
 }
 
 export async function processDataverseEvent(message: unknown, context: InvocationContext): Promise<void> {
-  const settings = processSettings();
+  const settings = settingsOrError(processSettings);
   await processEnvelope(parseEnvelope(message), {
     storage: getStorageClients(),
     handlers,
     settings,
     log: invocationLog(context),
     deliveryCount: Number(context.triggerMetadata?.dequeueCount ?? 1),
-    recordReader: processRecordReader(settings.dataverseUrl),
+    recordReader: settings instanceof SettingsError ? null : processRecordReader(settings.dataverseUrl),
     telemetry: telemetry(),
   });
 }

@@ -33,3 +33,16 @@ export function deliveryKey(summary: EventSummary): string {
   ].map((part) => part.toLowerCase());
   return createHash('sha256').update(parts.join('|')).digest('hex');
 }
+
+/**
+ * A handler's idempotency key for one unit of work (the handler, or the handler and one record):
+ * the same on every retry, redelivery, replay and Dataverse re-POST of that delivery, different
+ * for every other unit. It has the shape of a GUID (RFC 9562 version 8: derived, not random), so
+ * it fits where other systems take one, such as the id of a Dataverse row a handler creates: a
+ * second create of that row then fails as a duplicate instead of creating it twice.
+ */
+export function unitIdempotencyKey(deliveryKeyOfEvent: string, unit: string): string {
+  const hex = createHash('sha256').update(`${deliveryKeyOfEvent}|${unit.toLowerCase()}`).digest('hex');
+  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}

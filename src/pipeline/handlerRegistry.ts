@@ -38,6 +38,19 @@ export interface HandlerContext {
   eventId: string;
   /** 1 on the first delivery; the queue's dequeue count after that. */
   deliveryCount: number;
+  /**
+   * Aborted when the handler's time limit passes (PROCESSOR_HANDLER_TIMEOUT_SECONDS, and never
+   * later than the invocation can run): pass it to fetch and the Azure SDKs. A handler that ignores
+   * it is no longer waited for, its unit fails and is retried, and its work may still finish later.
+   */
+  signal: AbortSignal;
+  /**
+   * The same for every retry, redelivery, replay and Dataverse re-POST of this unit of work (this
+   * handler, and this record for `perRecord`), and different for every other: hand it to systems
+   * that deduplicate (an `Idempotency-Key` header, a unique column, the id of a row you create).
+   * GUID-shaped.
+   */
+  idempotencyKey: string;
   /** Writes lines that carry the event's identifiers. Never log attribute values. */
   log: EventLog;
   /** The record this call is about: the Target, or one entity of Targets for `perRecord` handlers. */

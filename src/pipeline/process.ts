@@ -1,15 +1,17 @@
-import { RestError } from '@azure/storage-blob';
 import { attribute, changedAttributes, postImage, preImage, recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
 import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
+import { INVOCATION_BUDGET_MS } from '../hostConfig';
 import { describeError, logWith, type EventLog, type LogProperties } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
-import type { ProcessSettings } from '../settings';
+import { SettingsError, type ProcessSettings } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
-import { Ledger, type Completion, type EventSettlement } from '../storage/ledger';
-import { encodeQueueMessage } from '../storage/queueMessages';
-import { deliveryKey } from './deliveryKey';
+import { storageErrorCode, storageStatus, wasRefused } from '../storage/errors';
+import { Ledger, type Claim, type Completion, type EventSettlement } from '../storage/ledger';
+import { sendQueueMessage } from '../storage/queueMessages';
+import { Deadline, DeadlineExceededError } from './deadline';
+import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { logIdentifiers, telemetryIdentifiers, type EventEnvelope } from './envelope';
 import type { HandlerContext, HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { loadEvent } from './loadEvent';
@@ -20,15 +22,20 @@ import { loadEvent } from './loadEvent';
  * The queue may deliver a message twice and Dataverse may POST an event twice; both copies share a
  * delivery key. Each handler (each record, for per-record handlers) claims its unit of work in the
  * ledger before its effect and marks it done after, so a copy finds it done and skips it. A handler
- * that throws leaves its unit `failed` and the error goes back to the Functions host, which retries
- * the message after the visibility timeout and, after maxDequeueCount attempts, moves it to the
- * poison queue. Nothing is acknowledged that has not been handled, skipped on purpose, or recorded.
+ * that throws (or outlives its time limit) leaves its unit `failed` and the error goes back to the
+ * Functions host, which retries the message after the visibility timeout and, after
+ * maxDequeueCount attempts, moves it to the poison queue. Nothing is acknowledged that has not been
+ * handled, skipped on purpose, or recorded.
+ *
+ * Every invocation returns to the host by itself before host.json's functionTimeout: past it the
+ * host restarts the whole Node worker, and every other invocation in flight there loses an attempt.
  */
 
 export interface ProcessDependencies {
   storage: Pick<StorageClients, 'payloads' | 'ledger' | 'eventsQueue'>;
   handlers: HandlerRegistry;
-  settings: ProcessSettings;
+  /** The app's settings, or why they are invalid: the event then fails (and is retried) with that reason. */
+  settings: ProcessSettings | SettingsError;
   log: EventLog;
   /** The queue's dequeue count for this message (1 on first delivery). */
   deliveryCount: number;
@@ -36,6 +43,10 @@ export interface ProcessDependencies {
   recordReader?: RecordReader | null;
   telemetry?: Telemetry;
   now?: () => number;
+  /** How long the whole invocation may take; default host.json functionTimeout less a margin. */
+  invocationBudgetMs?: number;
+  /** How retries of a ledger write wait; tests make it instant. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export type UnitResult = 'done' | 'duplicate' | 'stale';
@@ -58,11 +69,19 @@ export class HandlerFailedError extends Error {
   }
 }
 
+export class HandlerTimeoutError extends Error {
+  override readonly name = 'HandlerTimeoutError';
+  constructor(readonly limitMs: number) {
+    super(`did not finish within its time limit of ${limitMs} ms (its ctx.signal was aborted)`);
+  }
+}
+
 /** A copy of a message another processor is working on comes back after this long at the most. */
 const MAX_DEFER_MS = 10_000;
 
 export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDependencies): Promise<ProcessOutcome> {
   const now = deps.now ?? Date.now;
+  const budgetEnd = now() + (deps.invocationBudgetMs ?? INVOCATION_BUDGET_MS);
   const ledger = new Ledger(deps.storage.ledger, now);
   const key = deliveryKey(envelope.summary);
   const ids: LogProperties = { ...logIdentifiers(envelope), deliveryCount: deps.deliveryCount, replays: envelope.replays };
@@ -77,11 +96,26 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     return { eventId: envelope.eventId, status, units, truncated };
   };
 
+  /** An event that fails outside any handler says why in the ledger, for its poison record (best effort). */
+  const failEvent = async (error: unknown): Promise<never> => {
+    try {
+      await ledger.failEvent(key, envelope.eventId, deps.deliveryCount, describeError(error));
+    } catch (ledgerError) {
+      deps.log.warn('Could not note why the event failed', { ...ids, error: describeError(ledgerError) });
+    }
+    deps.log.error('Event failed before its handlers ran; the message will be retried', { ...ids, error: describeError(error) });
+    throw error;
+  };
+
+  if (deps.settings instanceof SettingsError) return failEvent(deps.settings);
+  const settings = deps.settings;
+  const persist = (what: string, write: () => Promise<void>, until: number) => persistWrite(what, write, Math.min(until, budgetEnd), { ...deps, now }, ids);
+
   // The last unit's completion is written with the event's settlement, in one transaction.
   let lastCompletion: Completion | undefined;
 
-  if (envelope.summary.depth > deps.settings.maxDepth) {
-    deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', { ...ids, depth: envelope.summary.depth, maxDepth: deps.settings.maxDepth });
+  if (envelope.summary.depth > settings.maxDepth) {
+    deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', { ...ids, depth: envelope.summary.depth, maxDepth: settings.maxDepth });
     return settle('depth-exceeded', [], null);
   }
 
@@ -90,9 +124,11 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     event = await loadEvent(envelope, deps.storage.payloads);
   } catch (error) {
     // A copy of a settled claim-check event finds its blob deleted: that is a duplicate, not a fault.
-    if (!isNotFound(error) || !(await ledger.eventSettlement(key))) throw error;
-    deps.log.info('Event already settled; this copy is a duplicate', ids);
-    return outcome('duplicate');
+    if (isBlobNotFound(error) && (await ledger.eventSettlement(key))) {
+      deps.log.info('Event already settled; this copy is a duplicate', ids);
+      return outcome('duplicate');
+    }
+    return failEvent(error);
   }
   const matched = deps.handlers.match(event);
   if (matched.length === 0) {
@@ -107,7 +143,7 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
   });
   const units: ProcessOutcome['units'] = [];
   for (const [index, { handler, record, unit }] of work.entries()) {
-    const claim = await ledger.claim(key, unit, envelope.eventId, deps.settings.leaseMs);
+    const claim = await ledger.claim(key, unit, envelope.eventId, settings.leaseMs);
     if (claim.kind === 'busy') {
       await defer(envelope, claim.retryAfterMs, deps);
       deps.log.info('Event is being processed elsewhere; a copy will look again later', { ...ids, handler: handler.name, retryAfterMs: claim.retryAfterMs });
@@ -119,11 +155,12 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
       continue;
     }
     const log = logWith(deps.log, { ...ids, handler: handler.name, recordId });
-    const result = await runUnit(event, envelope, handler, record, log, ledger, claim, deps);
+    const limitMs = Math.min(settings.handlerTimeoutMs, budgetEnd - now());
+    const result = await runUnit({ event, envelope, handler, record, log, ledger, claim, limitMs, idempotencyKey: unitIdempotencyKey(key, unit) }, deps);
     units.push({ handler: handler.name, recordId, result });
     const completion: Completion = { claim, state: result, eventId: envelope.eventId };
     if (index === work.length - 1) lastCompletion = completion;
-    else await ledger.complete(completion);
+    else await persist('a unit done', () => ledger.complete(completion), claim.leaseUntil);
   }
   if (units.every((unit) => unit.result === 'duplicate')) {
     deps.log.info('Every handler had already run; this copy is a duplicate', ids);
@@ -138,43 +175,98 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     truncated: boolean | null,
     status: ProcessOutcome['status'] = settlement,
   ): Promise<ProcessOutcome> {
-    await ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion);
+    // Once a unit's effect happened, marking it done is worth waiting for: given up, the message
+    // would be retried and the effect repeated. It is tried until the unit's lease runs out (after
+    // that another processor may take the unit over anyway) or the invocation's budget does.
+    const until = lastCompletion ? lastCompletion.claim.leaseUntil : budgetEnd;
+    await persist(lastCompletion ? 'the last unit done and the event settled' : 'the event settled', () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion), until);
     await releaseClaimCheck(envelope, deps);
     return outcome(status, settledUnits, truncated);
   }
 }
 
-/** Runs one handler on one record (or the event), unless a newer version was already applied. */
-async function runUnit(
-  event: DataverseEvent,
-  envelope: EventEnvelope,
-  handler: RegisteredHandler,
-  record: Entity | null,
-  log: EventLog,
-  ledger: Ledger,
-  claim: Completion['claim'],
-  deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'>,
-): Promise<'done' | 'stale'> {
+/**
+ * A ledger write retried with back-off (¼ s doubling to 5 s, on top of the SDK's own retries) until
+ * it succeeds, storage refuses it outright, or `until` would pass.
+ */
+async function persistWrite(
+  what: string,
+  write: () => Promise<void>,
+  until: number,
+  deps: Pick<ProcessDependencies, 'log' | 'sleep'> & { now: () => number },
+  ids: LogProperties,
+): Promise<void> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let delayMs = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await write();
+      if (attempt > 1) deps.log.info(`Recorded ${what} after ${attempt} tries`, ids);
+      return;
+    } catch (error) {
+      if (wasRefused(error) || deps.now() + delayMs >= until) throw error;
+      deps.log.warn(`Could not record ${what}; trying again`, { ...ids, attempt, retryInMs: delayMs, error: describeError(error) });
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, 5_000);
+    }
+  }
+}
+
+interface UnitWork {
+  event: DataverseEvent;
+  envelope: EventEnvelope;
+  handler: RegisteredHandler;
+  record: Entity | null;
+  log: EventLog;
+  ledger: Ledger;
+  claim: Extract<Claim, { kind: 'claimed' }>;
+  /** How long the handler (with its re-read) may take. */
+  limitMs: number;
+  idempotencyKey: string;
+}
+
+/**
+ * Runs one handler on one record (or the event), unless a newer version was already applied. The
+ * handler's `ctx.signal` aborts at its time limit; a handler that ignores it is no longer waited
+ * for: its unit fails then, and the message is retried like after any failure.
+ */
+async function runUnit(unit: UnitWork, deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'>): Promise<'done' | 'stale'> {
+  const { event, envelope, handler, record, log, ledger, claim } = unit;
   const version = handler.skipStale ? recordVersion(event, record) : null;
   const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
   if (version && (await ledger.isStale(address, handler.name, version))) {
     log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
     return 'stale';
   }
+  const deadline = new Deadline(Math.max(0, unit.limitMs));
   try {
-    const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
-    await handler.handle(event, handlerContext(event, envelope, record, rereadRecord, log, deps.deliveryCount));
-  } catch (error) {
-    await ledger.fail(claim, envelope.eventId, describeError(error));
+    await deadline.bound(
+      (async () => {
+        const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
+        const context = handlerContext(event, envelope, record, rereadRecord, log, deps.deliveryCount);
+        await handler.handle(event, { ...context, signal: deadline.signal, idempotencyKey: unit.idempotencyKey });
+      })(),
+    );
+  } catch (thrown) {
+    const error = thrown instanceof DeadlineExceededError ? new HandlerTimeoutError(unit.limitMs) : thrown;
+    try {
+      await ledger.fail(claim, envelope.eventId, describeError(error));
+    } catch (ledgerError) {
+      // The unit stays held until its lease ends; the retry then takes it over.
+      log.warn('Could not record the handler failure', { error: describeError(ledgerError) });
+    }
     log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
     throw new HandlerFailedError(handler.name, envelope.eventId, error);
+  } finally {
+    deadline.clear();
   }
   if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
   return 'done';
 }
 
-function isNotFound(error: unknown): boolean {
-  return error instanceof RestError && error.statusCode === 404;
+/** The claim-check blob is gone (not its container: that would be a misconfiguration). */
+function isBlobNotFound(error: unknown): boolean {
+  return storageStatus(error) === 404 && storageErrorCode(error) === 'BlobNotFound';
 }
 
 export class RereadUnavailableError extends Error {
@@ -195,7 +287,7 @@ function handlerContext(
   rereadRecord: DataverseRow | null,
   log: EventLog,
   deliveryCount: number,
-): HandlerContext {
+): Omit<HandlerContext, 'signal' | 'idempotencyKey'> {
   return {
     eventId: envelope.eventId,
     deliveryCount,
@@ -225,7 +317,7 @@ async function releaseClaimCheck(envelope: EventEnvelope, deps: ProcessDependenc
  */
 async function defer(envelope: EventEnvelope, retryAfterMs: number, deps: ProcessDependencies): Promise<void> {
   const seconds = Math.max(1, Math.ceil(Math.min(retryAfterMs, MAX_DEFER_MS) / 1000));
-  await deps.storage.eventsQueue.sendMessage(encodeQueueMessage(envelope), { visibilityTimeout: seconds });
+  await sendQueueMessage(deps.storage.eventsQueue, envelope, { visibilityTimeoutSeconds: seconds });
 }
 
 

@@ -1,12 +1,19 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import type { RecordVersion } from '../dataverse/accessors';
+import { isMissingResource, storageStatus } from './errors';
+import { provisioned, tableResource } from './provision';
 
 /**
  * The effects-once ledger, in Table storage. For one delivery key (one step's delivery of one
  * operation, see deliveryKey.ts) it holds a row per unit of work (a handler, or a handler and one
  * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
- * done after it; and a `$event` row once every unit of the event is settled. A second partition
- * kind holds, per record and handler, the newest record version applied (for stale updates).
+ * done after it; a `$event` row once every unit of the event is settled; and a `$failure` row when
+ * the event failed before or around its handlers (its body could not be loaded, the settings are
+ * invalid), so that a poison record can say why. A second partition kind holds, per record and
+ * handler, the newest record version applied (for stale updates).
+ *
+ * Writes create the table when it does not exist yet; reads of a table that does not exist find
+ * nothing, as they would in an empty one.
  */
 
 export type UnitState = 'processing' | 'done' | 'stale' | 'failed';
@@ -32,7 +39,7 @@ interface WatermarkRow {
 }
 
 export type Claim =
-  | { kind: 'claimed'; key: string; unit: string; etag: string; attempts: number }
+  | { kind: 'claimed'; key: string; unit: string; etag: string; attempts: number; leaseUntil: number }
   | { kind: 'already-done'; state: 'done' | 'stale' }
   | { kind: 'busy'; retryAfterMs: number };
 
@@ -49,10 +56,11 @@ export interface UnitFailure {
 }
 
 const EVENT_ROW = '$event';
+const FAILURE_ROW = '$failure';
+/** How a `$failure` row is named among the failed units. */
+export const BEFORE_HANDLERS = '(before handlers)';
 
-function statusOf(error: unknown): number | undefined {
-  return error instanceof RestError ? error.statusCode : undefined;
-}
+const statusOf = storageStatus;
 
 export class Ledger {
   constructor(
@@ -60,11 +68,17 @@ export class Ledger {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** A write, on a table created first if storage says it does not exist. */
+  private write<T>(operation: () => Promise<T>): Promise<T> {
+    return provisioned(tableResource(this.table), operation);
+  }
+
   async eventSettlement(key: string): Promise<EventSettlement | null> {
     try {
       const row = await this.table.getEntity<{ outcome: EventSettlement }>(key, EVENT_ROW);
       return row.outcome;
     } catch (error) {
+      // No such row, or no table yet.
       if (statusOf(error) === 404) return null;
       throw error;
     }
@@ -77,13 +91,15 @@ export class Ledger {
   async settleEvent(key: string, eventId: string, outcome: EventSettlement, lastUnit?: Completion): Promise<void> {
     const eventRow = { partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() };
     if (!lastUnit) {
-      await this.table.upsertEntity(eventRow, 'Replace');
+      await this.write(() => this.table.upsertEntity(eventRow, 'Replace'));
       return;
     }
-    await this.table.submitTransaction([
-      ['upsert', this.completedRow(lastUnit), 'Replace'],
-      ['upsert', eventRow, 'Replace'],
-    ]);
+    await this.write(() =>
+      this.table.submitTransaction([
+        ['upsert', this.completedRow(lastUnit), 'Replace'],
+        ['upsert', eventRow, 'Replace'],
+      ]),
+    );
   }
 
   /**
@@ -102,8 +118,8 @@ export class Ledger {
       updatedAt: new Date(this.now()).toISOString(),
     };
     try {
-      const created = await this.table.createEntity(row);
-      return { kind: 'claimed', key, unit, etag: created.etag ?? '*', attempts: 1 };
+      const created = await this.write(() => this.table.createEntity(row));
+      return { kind: 'claimed', key, unit, etag: created.etag ?? '*', attempts: 1, leaseUntil: row.leaseUntil };
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
     }
@@ -115,7 +131,7 @@ export class Ledger {
     const attempts = (existing.attempts ?? 0) + 1;
     try {
       const updated = await this.table.updateEntity({ ...row, attempts, lastError: existing.lastError ?? '' }, 'Replace', { etag: existing.etag });
-      return { kind: 'claimed', key, unit, etag: updated.etag ?? '*', attempts };
+      return { kind: 'claimed', key, unit, etag: updated.etag ?? '*', attempts, leaseUntil: row.leaseUntil };
     } catch (error) {
       if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
       throw error;
@@ -123,7 +139,7 @@ export class Ledger {
   }
 
   async complete(completion: Completion): Promise<void> {
-    await this.table.upsertEntity(this.completedRow(completion), 'Replace');
+    await this.write(() => this.table.upsertEntity(this.completedRow(completion), 'Replace'));
   }
 
   private completedRow({ claim, state, eventId }: Completion): UnitRow {
@@ -131,29 +147,30 @@ export class Ledger {
   }
 
   async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {
-    await this.table.upsertEntity(
-      {
-        partitionKey: claim.key,
-        rowKey: claim.unit,
-        state: 'failed',
-        eventId,
-        attempts: claim.attempts,
-        leaseUntil: 0,
-        lastError: error.slice(0, 1000),
-        updatedAt: new Date(this.now()).toISOString(),
-      } satisfies UnitRow,
-      'Replace',
-    );
+    await this.write(() => this.table.upsertEntity(this.failedRow(claim.key, claim.unit, eventId, claim.attempts, error), 'Replace'));
+  }
+
+  /** Why the event failed outside any handler, on its `attempt`-th delivery. */
+  async failEvent(key: string, eventId: string, attempt: number, error: string): Promise<void> {
+    await this.write(() => this.table.upsertEntity(this.failedRow(key, FAILURE_ROW, eventId, attempt, error), 'Replace'));
+  }
+
+  private failedRow(key: string, unit: string, eventId: string, attempts: number, error: string): UnitRow {
+    return { partitionKey: key, rowKey: unit, state: 'failed', eventId, attempts, leaseUntil: 0, lastError: error.slice(0, 1000), updatedAt: new Date(this.now()).toISOString() };
   }
 
   /** The units of an event that last failed, with their error: what a poison record reports. */
   async failures(key: string): Promise<UnitFailure[]> {
     const failures: UnitFailure[] = [];
     const rows = this.table.listEntities<UnitRow>({ queryOptions: { filter: `PartitionKey eq '${key.replaceAll("'", "''")}'` } });
-    for await (const row of rows) {
-      if (row.rowKey !== EVENT_ROW && row.state === 'failed') {
-        failures.push({ unit: row.rowKey ?? '', attempts: row.attempts ?? 0, error: row.lastError ?? '' });
+    try {
+      for await (const row of rows) {
+        if (row.rowKey !== EVENT_ROW && row.state === 'failed') {
+          failures.push({ unit: row.rowKey === FAILURE_ROW ? BEFORE_HANDLERS : (row.rowKey ?? ''), attempts: row.attempts ?? 0, error: row.lastError ?? '' });
+        }
       }
+    } catch (error) {
+      if (!isMissingResource('table', error)) throw error;
     }
     return failures;
   }
@@ -171,7 +188,7 @@ export class Ledger {
       const applied = await this.watermark(record, handler);
       try {
         if (applied === null) {
-          await this.table.createEntity(row);
+          await this.write(() => this.table.createEntity(row));
         } else {
           if (applied.kind === version.kind && BigInt(applied.value) >= version.value) return;
           await this.table.updateEntity(row, 'Replace', { etag: applied.etag });

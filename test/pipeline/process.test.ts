@@ -7,6 +7,7 @@ import { failureStore, replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../../src/pipeline/process';
 import { readProcessSettings } from '../../src/settings';
+import { sendQueueMessage } from '../../src/storage/queueMessages';
 import type { StorageClients } from '../../src/storage/clients';
 import { silentLog } from '../../src/observability/log';
 import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
@@ -245,7 +246,7 @@ describe('processing, from the HTTP handler through the real queue to a handler'
   });
 
   it('a queue message that is not an envelope ends in the failures list, kept as it came', async () => {
-    await storage.eventsQueue.sendMessage(Buffer.from('{"hello":"world"}').toString('base64'));
+    await sendQueueMessage(storage.eventsQueue, { hello: 'world' });
     const run = processor(storage, new HandlerRegistry());
     expect(await run.drain()).toEqual({ succeeded: 0, failed: 3, poisoned: 1 });
     const [failure] = await failureStore(storage).list();
