@@ -1,24 +1,44 @@
 import { parseArgs } from 'node:util';
 import { shutdownTelemetry, startTelemetry } from '../observability/telemetry';
-import { failureStore, replayFailures } from '../pipeline/failures';
+import { silentLog } from '../observability/log';
+import type { StorageClients } from '../storage/clients';
+import { failureStore, replayFailures, sweepPoisonQueue } from '../pipeline/failures';
 import { UsageError, type CommandIO } from './io';
 import { cliStorage } from './storageConnection';
+
+const SWEEP_HELP = `Poisoned messages still waiting in the poison queue (the recordPoisonedEvent function was not
+running, or could not record them) are recorded first, as that function would, so every poisoned
+event is listed once and can be replayed.`;
 
 export const FAILURES_USAGE = `Usage: dataverse-webhooks failures [--json] [--all]
 
 Lists poisoned events, oldest first: one line each, starting with the eventId, then when it was
 poisoned, table, message, record id, attempts and the error. --all includes replayed ones.
+${SWEEP_HELP}
 Uses AzureWebJobsStorage (the environment, else local.settings.json).`;
 
 export const REPLAY_USAGE = `Usage: dataverse-webhooks replay <eventId>... | --all
 
 Moves poisoned events back to the main queue, as they were, to be processed again.
+${SWEEP_HELP}
 Uses AzureWebJobsStorage (the environment, else local.settings.json).`;
+
+/** Records what waits in the poison queue, and says on stderr what could not be seen. */
+async function sweep(storage: StorageClients, io: CommandIO): Promise<void> {
+  const swept = await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
+  if (swept.invisible > 0) {
+    io.stderr(
+      `${swept.invisible} more message(s) in ${storage.poisonQueue.name} are held by the host right now (being recorded, or retried every 10 minutes); run this again later to see them.\n`,
+    );
+  }
+}
 
 export async function failuresCommand(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, all: { type: 'boolean' } } });
   if (positionals.length > 0) throw new UsageError('failures takes no arguments');
-  const failures = await failureStore(await cliStorage(io)).list({ includeReplayed: values.all ?? false });
+  const storage = await cliStorage(io);
+  await sweep(storage, io);
+  const failures = await failureStore(storage).list({ includeReplayed: values.all ?? false });
   if (values.json) {
     io.stdout(`${JSON.stringify(failures, null, 2)}\n`);
     return 0;
@@ -40,7 +60,9 @@ export async function replayCommand(args: string[], io: CommandIO): Promise<numb
   if (Boolean(values.all) === positionals.length > 0) throw new UsageError('replay takes event ids, or --all');
   // A replay is part of an event's story: with a connection string set, it is told to Application Insights too.
   const events = startTelemetry({ env: io.env, warn: (message) => io.stderr(`${message}\n`) });
-  const results = await replayFailures(values.all ? 'all' : positionals, { storage: await cliStorage(io), telemetry: events });
+  const storage = await cliStorage(io);
+  await sweep(storage, io);
+  const results = await replayFailures(values.all ? 'all' : positionals, { storage, telemetry: events });
   await shutdownTelemetry();
   for (const result of results) {
     if (result.replayed) io.stdout(`${result.eventId}  replayed\n`);

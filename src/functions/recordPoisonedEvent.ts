@@ -1,14 +1,22 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
-import { recordPoisoned } from '../pipeline/failures';
+import { recordPoisonedMessage } from '../pipeline/failures';
 import { getStorageClients } from '../storage/clients';
 import { POISON_QUEUE } from '../storage/names';
 
 export async function recordPoisonedEvent(message: unknown, context: InvocationContext): Promise<void> {
-  await recordPoisoned(message, { storage: getStorageClients(), log: invocationLog(context), telemetry: telemetry() });
+  const storage = getStorageClients();
+  const messageId = context.triggerMetadata?.id;
+  await recordPoisonedMessage(
+    message,
+    { storage, poisonQueue: storage.poisonQueue, log: invocationLog(context), telemetry: telemetry() },
+    typeof messageId === 'string' ? { messageId } : {},
+  );
 }
 
+// The host gives this queue no poison queue of its own: see recordPoisonedMessage for what
+// happens to a message that cannot be recorded.
 app.storageQueue('recordPoisonedEvent', {
   queueName: POISON_QUEUE,
   connection: 'AzureWebJobsStorage',

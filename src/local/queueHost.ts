@@ -1,4 +1,5 @@
 import type { QueueClient } from '@azure/storage-queue';
+import { isMissingResource } from '../storage/errors';
 import { decodeQueueMessage } from '../storage/queueMessages';
 
 /**
@@ -24,7 +25,14 @@ export interface DrainResult {
 
 export async function runQueueOnce(queue: QueueClient, poison: QueueClient, run: QueueFunction, options: QueueHostOptions): Promise<DrainResult & { received: number }> {
   const result = { received: 0, succeeded: 0, failed: 0, poisoned: 0 };
-  const batch = await queue.receiveMessages({ numberOfMessages: options.batchSize, visibilityTimeout: 60 });
+  let batch;
+  try {
+    batch = await queue.receiveMessages({ numberOfMessages: options.batchSize, visibilityTimeout: 60 });
+  } catch (error) {
+    // QueueListener.ExecuteAsync: a queue that does not exist (yet) is polled again later, not an error.
+    if (isMissingResource('queue', error)) return result;
+    throw error;
+  }
   result.received = batch.receivedMessageItems.length;
   await Promise.all(
     batch.receivedMessageItems.map(async (item) => {
@@ -35,6 +43,8 @@ export async function runQueueOnce(queue: QueueClient, poison: QueueClient, run:
       } catch {
         result.failed++;
         if (item.dequeueCount >= options.maxDequeueCount) {
+          // QueueProcessor.CopyMessageToPoisonQueueAsync: AddMessageAndCreateIfNotExistsAsync, default time-to-live.
+          await poison.createIfNotExists();
           await poison.sendMessage(item.messageText);
           await queue.deleteMessage(item.messageId, item.popReceipt);
           result.poisoned++;

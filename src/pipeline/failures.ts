@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type { QueueClient } from '@azure/storage-queue';
 import { describeError, type EventLog } from '../observability/log';
 import type { Telemetry } from '../observability/telemetry';
 import type { StorageClients } from '../storage/clients';
-import { FailureStore, type FailureRecord } from '../storage/failureStore';
+import { isMissingResource } from '../storage/errors';
+import { FailureStore, messageBlobName, type FailureRecord } from '../storage/failureStore';
 import { Ledger } from '../storage/ledger';
-import { encodeQueueMessage } from '../storage/queueMessages';
+import { QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers, type EventEnvelope } from './envelope';
 
@@ -14,14 +16,26 @@ export function failureStore(storage: Pick<StorageClients, 'failures' | 'payload
   return new FailureStore(storage.failures, storage.payloads);
 }
 
+export interface RecordDependencies {
+  storage: FailureStorage;
+  log: EventLog;
+  telemetry?: Telemetry;
+  now?: () => Date;
+}
+
+/** Where a poisoned message came from: its id in the poison queue names an unreadable one for good. */
+export interface PoisonSource {
+  messageId?: string;
+}
+
 /**
  * Records a message the Functions host moved to the poison queue, so that it is listed by
- * `failures` and can be replayed. The claim-check blob, if any, is kept for the replay.
+ * `failures` and can be replayed. The claim-check blob, if any, is kept for the replay. Recording
+ * the same message twice gives one record: events are keyed by eventId, unreadable messages by
+ * their poison-queue message id. A copy of a poisoned message that was already replayed (its
+ * envelope counts no more replays than the record) is not recorded again: null.
  */
-export async function recordPoisoned(
-  message: unknown,
-  deps: { storage: FailureStorage; log: EventLog; telemetry?: Telemetry; now?: () => Date },
-): Promise<FailureRecord> {
+export async function recordPoisoned(message: unknown, deps: RecordDependencies, source: PoisonSource = {}): Promise<FailureRecord | null> {
   const now = (deps.now ?? (() => new Date()))();
   const store = failureStore(deps.storage);
   let envelope: EventEnvelope;
@@ -30,11 +44,17 @@ export async function recordPoisoned(
   } catch (error) {
     if (!(error instanceof InvalidEnvelopeError)) throw error;
     // Not ours to rebuild; keep it so nobody loses what it was.
-    const failure = unreadableFailure(now, error.message);
-    await store.record(failure, typeof message === 'string' ? message : JSON.stringify(message) ?? '');
+    const failure = unreadableFailure(now, error.message, source.messageId);
+    await store.record(failure, typeof message === 'string' ? message : (JSON.stringify(message) ?? ''));
     deps.log.error('A poisoned queue message is not an event envelope; kept as it came', { eventId: failure.eventId });
     deps.telemetry?.event('poisoned', { eventId: failure.eventId, reason: 'not-an-envelope' });
     return failure;
+  }
+
+  const previous = await store.get(envelope.eventId);
+  if (previous?.state === 'replayed' && envelope.replays <= previous.replays) {
+    deps.log.info('A poisoned copy of an event already replayed; not recorded again', { eventId: envelope.eventId, replays: envelope.replays });
+    return null;
   }
 
   const failed = await new Ledger(deps.storage.ledger).failures(deliveryKey(envelope.summary));
@@ -60,9 +80,12 @@ export async function recordPoisoned(
   return failure;
 }
 
-function unreadableFailure(now: Date, reason: string): FailureRecord {
+/** The prefix of an unreadable message's id in `failures`. */
+export const UNREADABLE_PREFIX = 'unreadable-';
+
+function unreadableFailure(now: Date, reason: string, messageId: string | undefined): FailureRecord {
   return {
-    eventId: `unreadable-${randomUUID()}`,
+    eventId: `${UNREADABLE_PREFIX}${messageId ?? randomUUID()}`,
     poisonedAt: now.toISOString(),
     table: '',
     message: '',
@@ -75,6 +98,88 @@ function unreadableFailure(now: Date, reason: string): FailureRecord {
     error: reason,
     state: 'poisoned',
   };
+}
+
+/** How long a poisoned message whose recording failed waits, as a fresh copy, before the next try. */
+export const REQUEUE_DELAY_SECONDS = 300;
+
+/** The queue message's body as the host wrote it: text as it is, anything the library parsed as JSON again. */
+function messageText(message: unknown): string {
+  return typeof message === 'string' ? message : (JSON.stringify(message) ?? '');
+}
+
+/**
+ * What the poison queue's function does with each message. The poison queue has no poison queue
+ * of its own (QueueListenerFactory.CreatePoisonQueueReference): a message whose recording keeps
+ * failing is retried by the host only every 10 minutes (a failure is not released, so it waits out
+ * its receive lease), skipped after maxDequeueCount deliveries, and left to expire 7 days after
+ * the host copied it there, never recorded. So when recording fails, a fresh copy of the message
+ * goes back on the poison queue (no expiry, a new dequeue count, a few minutes' delay) and this
+ * delivery succeeds; only when even that fails is the error the host's to retry.
+ */
+export async function recordPoisonedMessage(
+  message: unknown,
+  deps: RecordDependencies & { poisonQueue: QueueClient; requeueDelaySeconds?: number },
+  source: PoisonSource = {},
+): Promise<'recorded' | 'requeued'> {
+  try {
+    await recordPoisoned(message, deps, source);
+    return 'recorded';
+  } catch (error) {
+    const text = messageText(message);
+    await sendEncodedQueueMessage(deps.poisonQueue, Buffer.from(text, 'utf8').toString(QUEUE_MESSAGE_ENCODING), {
+      visibilityTimeoutSeconds: deps.requeueDelaySeconds ?? REQUEUE_DELAY_SECONDS,
+    });
+    deps.log.error('Could not record a poisoned message; a fresh copy waits on the poison queue for the next try', { error: describeError(error), ...source });
+    return 'requeued';
+  }
+}
+
+export interface SweepResult {
+  /** Messages found waiting in the poison queue and recorded now. */
+  recorded: number;
+  /** Messages the poison queue still holds that could not be read now (invisible: being recorded or retried). */
+  invisible: number;
+}
+
+/** Whether queue text is base64, as the app and the host write it; anything else is kept as it is. */
+function decodedBody(text: string): string {
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(text) && text.length % 4 === 0 ? Buffer.from(text, QUEUE_MESSAGE_ENCODING).toString('utf8') : text;
+}
+
+/**
+ * Records every message waiting in the poison queue, as its function would, and removes it from
+ * the queue once recorded: what `failures` and `replay` do first, so that a poisoned event the
+ * function never recorded (it was not running, or recording failed) is listed, replayable and
+ * kept past the 7 days after which the host's copy would expire. Messages the host holds at that
+ * moment are invisible to anyone else; they are counted, not read.
+ */
+export async function sweepPoisonQueue(deps: RecordDependencies & { poisonQueue: QueueClient }): Promise<SweepResult> {
+  const { poisonQueue } = deps;
+  let recorded = 0;
+  try {
+    for (;;) {
+      const batch = await poisonQueue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+      if (batch.receivedMessageItems.length === 0) break;
+      for (const item of batch.receivedMessageItems) {
+        try {
+          await recordPoisoned(decodedBody(item.messageText), deps, { messageId: item.messageId });
+        } catch (error) {
+          // Back for the next try at once; the error says why.
+          await poisonQueue.updateMessage(item.messageId, item.popReceipt, undefined, 0);
+          throw error;
+        }
+        await poisonQueue.deleteMessage(item.messageId, item.popReceipt);
+        recorded++;
+      }
+    }
+    const properties = await poisonQueue.getProperties();
+    return { recorded, invisible: properties.approximateMessagesCount ?? 0 };
+  } catch (error) {
+    // No poison queue yet: nothing was ever poisoned.
+    if (isMissingResource('queue', error)) return { recorded, invisible: 0 };
+    throw error;
+  }
 }
 
 export interface ReplayResult {
@@ -98,9 +203,19 @@ export async function replayFailures(eventIds: string[] | 'all', deps: { storage
       results.push({ eventId: failure.eventId, replayed: false, reason: `already ${failure.state}` });
       continue;
     }
+    let envelope: EventEnvelope;
     try {
-      const envelope = parseEnvelope(await store.message(failure.eventId));
-      await deps.storage.eventsQueue.sendMessage(encodeQueueMessage({ ...envelope, replays: envelope.replays + 1 }));
+      envelope = parseEnvelope(await store.message(failure.eventId));
+    } catch (error) {
+      const reason =
+        error instanceof InvalidEnvelopeError
+          ? `not an event envelope, so there is nothing to process again; it is kept as it came in ${deps.storage.payloads.containerName}/${messageBlobName(failure.eventId)}`
+          : describeError(error);
+      results.push({ eventId: failure.eventId, replayed: false, reason });
+      continue;
+    }
+    try {
+      await sendQueueMessage(deps.storage.eventsQueue, { ...envelope, replays: envelope.replays + 1 });
       await store.markReplayed(failure, now());
       deps.telemetry?.event('replayed', { ...telemetryIdentifiers(envelope.eventId, envelope.summary) }, { replays: envelope.replays + 1 });
       results.push({ eventId: failure.eventId, replayed: true });

@@ -1,9 +1,13 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import type { ContainerClient } from '@azure/storage-blob';
+import { isMissingResource, storageStatus } from './errors';
+import { containerResource, provisioned, tableResource } from './provision';
 
 /**
  * Poisoned events: a row each in the failures table (what `failures` lists), and the queue message
  * that failed, kept as a blob beside the claim checks so `replay` can put it back as it was.
+ * Writes create the table and container when they do not exist yet; an account where nothing
+ * failed yet (no table) simply has no failures.
  */
 
 const PARTITION = 'poisoned';
@@ -37,16 +41,26 @@ export class FailureStore {
 
   async record(failure: FailureRecord, queueMessage: string): Promise<void> {
     // The message first: a listed failure can always be replayed.
-    await this.messages.getBlockBlobClient(messageBlobName(failure.eventId)).uploadData(Buffer.from(queueMessage, 'utf8'), {
-      blobHTTPHeaders: { blobContentType: 'application/json' },
-    });
-    await this.table.upsertEntity<FailureRow>({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure }, 'Replace');
+    await provisioned(containerResource(this.messages), () =>
+      this.messages.getBlockBlobClient(messageBlobName(failure.eventId)).uploadData(Buffer.from(queueMessage, 'utf8'), {
+        blobHTTPHeaders: { blobContentType: 'application/json' },
+      }),
+    );
+    await this.upsert({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure });
+  }
+
+  private async upsert(row: FailureRow): Promise<void> {
+    await provisioned(tableResource(this.table), () => this.table.upsertEntity<FailureRow>(row, 'Replace'));
   }
 
   async list(options: { includeReplayed?: boolean } = {}): Promise<FailureRecord[]> {
     const failures: FailureRecord[] = [];
-    for await (const row of this.table.listEntities<FailureRow>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } })) {
-      if (options.includeReplayed || row.state === 'poisoned') failures.push(toRecord(row));
+    try {
+      for await (const row of this.table.listEntities<FailureRow>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } })) {
+        if (options.includeReplayed || row.state === 'poisoned') failures.push(toRecord(row));
+      }
+    } catch (error) {
+      if (!isMissingResource('table', error)) throw error;
     }
     return failures.sort((a, b) => a.poisonedAt.localeCompare(b.poisonedAt));
   }
@@ -55,7 +69,8 @@ export class FailureStore {
     try {
       return toRecord(await this.table.getEntity<FailureRow>(PARTITION, eventId));
     } catch (error) {
-      if (error instanceof RestError && error.statusCode === 404) return null;
+      // No such row, or no table yet.
+      if (storageStatus(error) === 404) return null;
       throw error;
     }
   }
@@ -65,15 +80,13 @@ export class FailureStore {
   }
 
   async markReplayed(failure: FailureRecord, at: Date): Promise<void> {
-    await this.table.upsertEntity<FailureRow>(
-      { partitionKey: PARTITION, rowKey: failure.eventId, ...failure, state: 'replayed', replayedAt: at.toISOString() },
-      'Replace',
-    );
+    await this.upsert({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure, state: 'replayed', replayedAt: at.toISOString() });
     await this.messages.getBlobClient(messageBlobName(failure.eventId)).deleteIfExists();
   }
 }
 
-function messageBlobName(eventId: string): string {
+/** Where the failed message is kept, in the payloads container. */
+export function messageBlobName(eventId: string): string {
   return `poisoned/${eventId}.json`;
 }
 

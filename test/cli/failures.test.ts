@@ -5,11 +5,66 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { startAzurite, type AzuriteInstance } from '../../src/local/azurite';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { createStorageClients, ensureStorageResources, type StorageClients } from '../../src/storage/clients';
+import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
 import { fixture } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';
 import { drainQueue } from '../support/storage';
+
+describe('dataverse-webhooks failures and replay on a fresh storage account', () => {
+  let azurite: AzuriteInstance;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+  });
+  afterAll(() => azurite.stop());
+
+  it('failures says there are none and exits 0; replay says there is nothing to replay', async () => {
+    const env = { AzureWebJobsStorage: azurite.connectionString };
+    const listed = captureIO({ env });
+    expect(await main(['failures'], listed)).toBe(0);
+    expect(listed.err()).toBe('No poisoned events.\n');
+    expect(listed.out()).toBe('');
+    const json = captureIO({ env });
+    expect(await main(['failures', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.out())).toEqual([]);
+    const replayed = captureIO({ env });
+    expect(await main(['replay', '--all'], replayed)).toBe(0);
+    expect(replayed.err()).toBe('No poisoned events to replay.\n');
+  });
+});
+
+describe('dataverse-webhooks failures and replay, with poisoned messages nobody recorded', () => {
+  let azurite: AzuriteInstance;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+  });
+  afterAll(() => azurite.stop());
+
+  it('lists an event still sitting in the poison queue once, with one that was recorded, and replays it', async () => {
+    const storage = createStorageClients(azurite.connectionString);
+    const env = { AzureWebJobsStorage: azurite.connectionString };
+    // One event poisoned and recorded as usual; a second one the host moved to the poison queue
+    // while the recording function was not running (the host writes the message as it was).
+    const recorded = await ingest(storage, fixture('08-').body);
+    await processor(storage, new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => { throw new Error('down'); })).drain();
+    const unrecorded = await ingest(storage, fixture('01-').body);
+    const [message] = (await storage.eventsQueue.receiveMessages()).receivedMessageItems;
+    await storage.poisonQueue.sendMessage(message!.messageText);
+    await storage.eventsQueue.deleteMessage(message!.messageId, message!.popReceipt);
+
+    const listed = captureIO({ env });
+    expect(await main(['failures'], listed)).toBe(0);
+    expect(listed.out().trim().split('\n').map((line) => line.split('  ')[0]).sort()).toEqual([recorded, unrecorded].sort());
+    const again = captureIO({ env });
+    await main(['failures'], again);
+    expect(again.out()).toBe(listed.out());
+
+    const replayed = captureIO({ env });
+    expect(await main(['replay', unrecorded], replayed)).toBe(0);
+    const queued = (await drainQueue(storage.eventsQueue)) as Array<{ eventId: string; replays: number }>;
+    expect(queued.map((queuedMessage) => [queuedMessage.eventId, queuedMessage.replays])).toEqual([[unrecorded, 1]]);
+  });
+});
 
 /** The commands use the app's real names, so this file has an Azurite of its own. */
 describe('dataverse-webhooks failures and replay', () => {
@@ -20,7 +75,6 @@ describe('dataverse-webhooks failures and replay', () => {
   beforeAll(async () => {
     azurite = await startAzurite();
     storage = createStorageClients(azurite.connectionString);
-    await ensureStorageResources(storage);
     const failing = new HandlerRegistry().on({ name: 'always-fails', entity: '*', message: '*' }, () => {
       throw new Error('CRM sync API answered 500');
     });

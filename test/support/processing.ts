@@ -4,7 +4,7 @@ import { silentLog, type EventLog } from '../../src/observability/log';
 import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
-import { recordPoisoned } from '../../src/pipeline/failures';
+import { recordPoisonedMessage } from '../../src/pipeline/failures';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { processEnvelope, type ProcessOutcome } from '../../src/pipeline/process';
 import { readIngestSettings, readProcessSettings, type ProcessSettings } from '../../src/settings';
@@ -53,7 +53,7 @@ export function processor(storage: StorageClients, handlers: HandlerRegistry, op
         TEST_HOST,
       );
       await drainQueueWithHost(storage.poisonQueue, storage.poisonQueue, async (message) => {
-        await recordPoisoned(message, { storage, log, ...(telemetry ? { telemetry } : {}) });
+        await recordPoisonedMessage(message, { storage, poisonQueue: storage.poisonQueue, log, ...(telemetry ? { telemetry } : {}) });
       }, { ...TEST_HOST, maxDequeueCount: 100 });
       return result;
     },
