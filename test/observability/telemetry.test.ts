@@ -188,7 +188,7 @@ describe('telemetry in a process of its own', () => {
       await new Promise<void>((resolve) => server?.close(() => resolve()));
     });
 
-    it('exports the custom events and metrics, with their properties, and sends nothing elsewhere', async () => {
+    it('exports the custom events and metrics, with their properties, and sends nothing elsewhere; the app flushes them as the worker ends', async () => {
       const { port } = server.address() as AddressInfo;
       const hostTrace = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
       const iKey = randomUUID();
@@ -199,6 +199,8 @@ describe('telemetry in a process of its own', () => {
           // Read once at process start: the child trusts the self-signed certificate of this server only.
           NODE_EXTRA_CA_CERTS: certificate,
           LOAD_APP_ENTRY: '1',
+          // No explicit shutdown: the app's appTerminate hook must send what is buffered.
+          END_WITH_APP_TERMINATE: '1',
           HOST_TRACE_PARENT: `00-${hostTrace.traceId}-${hostTrace.spanId}-01`,
         },
         CALLS,
