@@ -73,6 +73,17 @@ describe('function registrations', () => {
     expect(readProcessSettings({}).leaseMs).toBeGreaterThanOrEqual(functionTimeoutMs);
   });
 
+  it('the app checks its settings once as it starts, naming each bad one and never its value', async () => {
+    expect(host.hooks['appStart']).toHaveLength(1);
+    expect(host.hooks['appTerminate']).toHaveLength(1);
+    const { reportSettingProblems } = await import('../../src/index');
+    const lines: string[] = [];
+    expect(reportSettingProblems({ PROCESSOR_LEASE_SECONDS: 'ten-minutes', DATAVERSE_URL: '' }, (line) => lines.push(line))).toHaveLength(1);
+    expect(lines).toEqual([expect.stringMatching(/^dataverse-webhooks: invalid app setting PROCESSOR_LEASE_SECONDS: /)]);
+    expect(lines.join()).not.toContain('ten-minutes');
+    expect(reportSettingProblems({}, (line) => lines.push(line))).toEqual([]);
+  });
+
   it('no function declares an output binding the handlers would have to set', () => {
     for (const fn of host.functions) {
       const outputs = Object.values(fn.bindings).filter((binding) => binding.direction === 'out' && binding.type !== 'http');

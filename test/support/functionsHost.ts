@@ -21,6 +21,8 @@ export interface RegisteredFunction {
 
 export interface FakeFunctionsHost {
   functions: RegisteredFunction[];
+  /** The app's hooks by name (appStart, appTerminate, preInvocation, postInvocation). */
+  hooks: Record<string, Array<(context: unknown) => unknown>>;
   byName(name: string): RegisteredFunction;
   trigger(name: string): RegisteredBinding;
 }
@@ -30,12 +32,16 @@ const FAKE_PATH = '/virtual/azure-functions-core.js';
 
 export function installFakeFunctionsHost(): FakeFunctionsHost {
   const functions: RegisteredFunction[] = [];
+  const hooks: FakeFunctionsHost['hooks'] = {};
   const core = {
     version: '4.0.0-test',
     hostVersion: '4.0.0-test',
     setProgrammingModel: () => undefined,
     getProgrammingModel: () => undefined,
-    registerHook: () => ({ dispose: () => undefined }),
+    registerHook: (name: string, callback: (context: unknown) => unknown) => {
+      (hooks[name] ??= []).push(callback);
+      return { dispose: () => undefined };
+    },
     registerFunction: (metadata: { name: string; bindings: Record<string, RegisteredBinding> }, handler: RegisteredFunction['handler']) => {
       functions.push({ name: metadata.name, bindings: metadata.bindings, handler });
       return { dispose: () => undefined };
@@ -58,6 +64,7 @@ export function installFakeFunctionsHost(): FakeFunctionsHost {
 
   return {
     functions,
+    hooks,
     byName(name) {
       const found = functions.find((candidate) => candidate.name === name);
       if (!found) throw new Error(`no function registered as ${name}; registered: ${functions.map((f) => f.name).join(', ')}`);
