@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { QueueServiceClient } from '@azure/storage-queue';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
 import { startAzurite } from '../src/local/azurite';
-import { runQueueOnce, type QueueFunction } from '../src/local/queueHost';
+import { readHostJson } from '../src/local/hostJson';
+import { asFunctionInput, QueueListener, type QueueFunction } from '../src/local/queueListener';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook } from '../src/pipeline/accept';
 import { parseEnvelope } from '../src/pipeline/envelope';
@@ -20,7 +23,8 @@ export interface ProcessFigure {
   ratio: number;
 }
 
-const HOST = { maxDequeueCount: 5, visibilityTimeoutSeconds: 30, batchSize: 32 };
+/** The deployed app's queue settings: host.json, as the host reads it from the app's root. */
+const QUEUES = readHostJson(path.join(__dirname, '..', '..')).queues;
 
 /** A copy of the body that is a different delivery (new correlation and operation ids). */
 function distinctDelivery(body: Buffer): Buffer {
@@ -45,14 +49,17 @@ async function prefill(storage: StorageClients, body: Buffer, count: number): Pr
   }
 }
 
-async function eventsPerSecond(storage: StorageClients, run: QueueFunction, count: number): Promise<number> {
+async function eventsPerSecond(queueService: QueueServiceClient, storage: StorageClients, run: QueueFunction, count: number): Promise<number> {
   const started = process.hrtime.bigint();
-  let done = 0;
-  while (done < count) {
-    const once = await runQueueOnce(storage.eventsQueue, storage.poisonQueue, run, HOST);
-    if (once.failed > 0) throw new Error('a benchmark event failed');
-    done += once.succeeded;
+  // The host's own listener rules: batches of batchSize, refilled at newBatchThreshold.
+  const listener = new QueueListener({ queueService, queueName: storage.names.eventsQueue, queues: { ...QUEUES, maxPollingIntervalMs: 100 }, run });
+  listener.start();
+  try {
+    while (listener.counts.succeeded + listener.counts.failed < count) await new Promise((resolve) => setTimeout(resolve, 5));
+  } finally {
+    await listener.stop();
   }
+  if (listener.counts.failed > 0) throw new Error('a benchmark event failed');
   return count / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
@@ -68,14 +75,15 @@ export async function benchProcess(): Promise<ProcessFigure[]> {
   const azurite = await startAzurite();
   try {
     const storage = createStorageClients(azurite.connectionString);
+    const queueService = QueueServiceClient.fromConnectionString(azurite.connectionString);
     await ensureStorageResources(storage);
     const handlers = new HandlerRegistry().on({ name: 'no-op', entity: '*', message: '*' }, () => undefined);
     const settings = readProcessSettings({});
-    const processed: QueueFunction = async (message, deliveryCount) => {
-      await processEnvelope(parseEnvelope(message), { storage, handlers, settings, log: silentLog, deliveryCount });
+    const processed: QueueFunction = async ({ body, message }) => {
+      await processEnvelope(parseEnvelope(asFunctionInput(body)), { storage, handlers, settings, log: silentLog, deliveryCount: message.dequeueCount });
     };
-    const azuriteAlone: QueueFunction = async (message) => {
-      const envelope = parseEnvelope(message);
+    const azuriteAlone: QueueFunction = async ({ body }) => {
+      const envelope = parseEnvelope(asFunctionInput(body));
       if ('blob' in envelope.body) {
         await getPayload(storage.payloads, envelope.body.blob);
         await deletePayload(storage.payloads, envelope.body.blob);
@@ -91,9 +99,9 @@ export async function benchProcess(): Promise<ProcessFigure[]> {
       const ours: number[] = [];
       for (let round = 0; round < 3; round++) {
         await prefill(storage, body, events);
-        alone.push(await eventsPerSecond(storage, azuriteAlone, events));
+        alone.push(await eventsPerSecond(queueService, storage, azuriteAlone, events));
         await prefill(storage, body, events);
-        ours.push(await eventsPerSecond(storage, processed, events));
+        ours.push(await eventsPerSecond(queueService, storage, processed, events));
       }
       figures.push({ payload, events, azuriteAlonePerSecond: median(alone), processedPerSecond: median(ours), ratio: median(ours) / median(alone) });
     }

@@ -1,5 +1,8 @@
+import path from 'node:path';
+import { QueueServiceClient, type Pipeline } from '@azure/storage-queue';
 import type { RecordReader } from '../../src/dataverseApi';
-import { drainQueueWithHost, type DrainResult } from '../../src/local/queueHost';
+import { readHostJson, type QueuesOptions } from '../../src/local/hostJson';
+import { asFunctionInput, runUntilIdle, type DrainResult } from '../../src/local/queueListener';
 import { silentLog, type EventLog } from '../../src/observability/log';
 import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';
@@ -11,8 +14,27 @@ import { readIngestSettings, readProcessSettings, type ProcessSettings } from '.
 import type { StorageClients } from '../../src/storage/clients';
 import { dataverseHeaders, FUNCTION_URL } from './requests';
 
-/** Host settings for tests: host.json's behaviour, with no wait between attempts. */
-export const TEST_HOST = { maxDequeueCount: 3, visibilityTimeoutSeconds: 0, batchSize: 16, idleMs: 300 };
+/**
+ * The app's host.json queue settings, with what tests change: 3 attempts, no wait between them,
+ * and polls at most 200 ms apart, so that a retried message is seen again at once.
+ */
+export const TEST_QUEUES: QueuesOptions = {
+  ...readHostJson(path.join(__dirname, '..', '..')).queues,
+  maxDequeueCount: 3,
+  visibilityTimeoutMs: 0,
+  maxPollingIntervalMs: 200,
+};
+const IDLE_MS = 300;
+
+/**
+ * The account of the test's queues, with the same credentials and retry options: the listener
+ * reaches a queue's poison queue through its account, as the host does.
+ */
+function accountOf(queue: StorageClients['eventsQueue']): QueueServiceClient {
+  const url = new URL(queue.url);
+  url.pathname = url.pathname.replace(/\/[^/]+\/?$/, '');
+  return new QueueServiceClient(url.toString(), (queue as unknown as { pipeline: Pipeline }).pipeline);
+}
 
 /** POSTs a body through the real ingest path onto the test's queue; returns the eventId. */
 export async function ingest(storage: StorageClients, body: Buffer | string, headers: Record<string, string> = dataverseHeaders(), telemetry?: Telemetry): Promise<string> {
@@ -26,7 +48,7 @@ export async function ingest(storage: StorageClients, body: Buffer | string, hea
 
 export interface Processor {
   outcomes: ProcessOutcome[];
-  /** Runs the queue like the host until it stays empty; poisoned messages are recorded like the poison function does. */
+  /** Runs the queue with the host's listener until it stays empty; poisoned messages are recorded like the poison function does. */
   drain(): Promise<DrainResult>;
 }
 
@@ -41,20 +63,29 @@ export function processor(storage: StorageClients, handlers: HandlerRegistry, op
   const outcomes: ProcessOutcome[] = [];
   const full = { ...readProcessSettings({}), ...options.settings };
   const { log = silentLog, recordReader = null, telemetry } = options;
+  const queueService = accountOf(storage.eventsQueue);
   return {
     outcomes,
     async drain() {
-      const result = await drainQueueWithHost(
-        storage.eventsQueue,
-        storage.poisonQueue,
-        async (message, deliveryCount) => {
-          outcomes.push(await processEnvelope(parseEnvelope(message), { storage, handlers, settings: full, log, deliveryCount, recordReader, ...(telemetry ? { telemetry } : {}) }));
+      const result = await runUntilIdle({
+        queueService,
+        queueName: storage.names.eventsQueue,
+        queues: TEST_QUEUES,
+        idleMs: IDLE_MS,
+        run: async ({ body, message }) => {
+          const deps = { storage, handlers, settings: full, log, deliveryCount: message.dequeueCount, recordReader, ...(telemetry ? { telemetry } : {}) };
+          outcomes.push(await processEnvelope(parseEnvelope(asFunctionInput(body)), deps));
         },
-        TEST_HOST,
-      );
-      await drainQueueWithHost(storage.poisonQueue, storage.poisonQueue, async (message) => {
-        await recordPoisonedMessage(message, { storage, poisonQueue: storage.poisonQueue, log, ...(telemetry ? { telemetry } : {}) });
-      }, { ...TEST_HOST, maxDequeueCount: 100 });
+      });
+      await runUntilIdle({
+        queueService,
+        queueName: storage.poisonQueue.name,
+        queues: TEST_QUEUES,
+        idleMs: IDLE_MS,
+        run: async ({ body, message }) => {
+          await recordPoisonedMessage(asFunctionInput(body), { storage, poisonQueue: storage.poisonQueue, log, ...(telemetry ? { telemetry } : {}) }, { messageId: message.messageId });
+        },
+      });
       return result;
     },
   };
