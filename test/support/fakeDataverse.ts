@@ -93,7 +93,8 @@ const SCHEMAS: Record<string, TableSchema> = {
   accounts: {
     logicalName: 'account',
     key: 'accountid',
-    columns: { name: 'string', accountnumber: 'string', revenue: 'int', statecode: 'int' },
+    // A lookup is read as `_<lookup>_value` (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/select-columns#lookup-property-values).
+    columns: { name: 'string', accountnumber: 'string', revenue: 'int', statecode: 'int', _ownerid_value: 'guid' },
     writable: [],
   },
   // The entity set of this table is not its logical name plus "s": the reader must ask the metadata.
