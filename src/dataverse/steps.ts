@@ -105,6 +105,7 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
   }
   if (stage !== null && !(REGISTRABLE_STAGES as readonly string[]).includes(stage)) problems.push(`stage "${stage}" is not one of ${REGISTRABLE_STAGES.join(', ')}`);
   if (mode !== null && mode !== 'Synchronous' && mode !== 'Asynchronous') problems.push(`mode "${String(mode)}" is not Synchronous or Asynchronous`);
+  // https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#asynchronous-plug-in-steps
   if (mode === 'Asynchronous' && stage !== null && stage !== 'PostOperation') problems.push('Dataverse runs asynchronous steps only in PostOperation');
 
   const wildcard = isWildcard(declaration);
@@ -131,8 +132,10 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
     const post = image.type !== 'PreImage';
     for (const message of messages) {
       if (isBulkMessage(message)) {
-        // Plug-ins read a bulk step's images from IPluginExecutionContext4.PreEntityImagesCollection; the
-        // RemoteExecutionContext a webhook receives documents only PreEntityImages and PostEntityImages.
+        // Plug-ins read a bulk step's images, one set per record, from IPluginExecutionContext4's
+        // PreEntityImagesCollection (https://learn.microsoft.com/power-apps/developer/data-platform/write-plugin-multiple-operation#entity-images);
+        // the RemoteExecutionContext a webhook receives implements IPluginExecutionContext and
+        // IExecutionContext (…/event-framework#event-context), whose images are PreEntityImages and PostEntityImages.
         problems.push(`${where}: ${message} steps keep their images per record in a collection the webhook payload does not document; declare ${singleOf(message)} instead (Dataverse raises it for every record)`);
       } else if (pre && same(message, 'Create')) problems.push(`${where}: a Create has no pre-image (the row does not exist yet)`);
       else if (post && same(message, 'Delete')) problems.push(`${where}: a Delete has no post-image (the row no longer exists)`);

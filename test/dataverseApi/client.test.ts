@@ -138,7 +138,13 @@ describe('organization URLs', () => {
   it('refuses plain http except on loopback, and credentials in the URL', () => {
     expect(() => parseOrganizationUrl('http://contoso.crm.dynamics.com')).toThrow('must be https');
     expect(parseOrganizationUrl('http://127.0.0.1:8080').href).toBe('http://127.0.0.1:8080/');
-    expect(() => parseOrganizationUrl('https://user:pass@contoso.crm.dynamics.com')).toThrow('must not carry credentials');
+    expect(() => parseOrganizationUrl('https://user:pass@contoso.crm.dynamics.com')).toThrow('must not carry a user name or password');
+    expect(() => parseOrganizationUrl('https://user:pass@contoso.crm.dynamics.com')).not.toThrow(/user:pass/);
+  });
+
+  it('refuses a bare name instead of sending a token to https://contoso', () => {
+    expect(() => parseOrganizationUrl('contoso')).toThrow('The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com');
+    expect(parseOrganizationUrl('http://localhost:8080').href).toBe('http://localhost:8080/');
   });
 });
 
