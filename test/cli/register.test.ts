@@ -348,6 +348,36 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     expect(dataverse.writes()).toEqual([]);
   });
 
+  it('checks its arguments before any sign-in or request, on one line, and never repeats a key', async () => {
+    writeRegistration({ url: undefined });
+    const run = async (args: string[], env: NodeJS.ProcessEnv = { DATAVERSE_URL: dataverse.url }) => {
+      const io = captureIO({ cwd: dir, env });
+      const issued = tokens();
+      const code = await main(['register', '--file', 'registration.json', ...args], io);
+      return { code, err: io.err(), scopes: issued.scopes };
+    };
+    const before = dataverse.requests.length;
+    for (const [args, expected, env] of [
+      [['--url', 'http://func.example/api/x?code=SECRET-KEY', '--key', KEY, '--dry-run'], '--url must be an https URL'],
+      [['--url', 'https://func.example/api/x?code=SECRET-KEY', '--dry-run'], '--url must not carry ?code='],
+      [['--url', 'https://user:SECRET-KEY@func.example/api/x'], '--url must not carry a user name or password'],
+      [['--url', WEBHOOK_URL, '--org', 'contoso'], '--org: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com'],
+      [['--url', WEBHOOK_URL, '--key-from-azure', '--subscription', 'sub-1'], '--key-from-azure needs --resource-group (or AZURE_RESOURCE_GROUP)'],
+      [['--url', WEBHOOK_URL, '--rotate-key'], '--rotate-key writes the function key: pass --key-from-azure, or --key'],
+      [['--url', WEBHOOK_URL, '--key', 'a', '--key-from-azure'], 'Pass --key or --key-from-azure, not both'],
+      [['--url', WEBHOOK_URL], 'Which organization? Pass --org https://<org>.crm.dynamics.com or set DATAVERSE_URL', {}],
+      [['--dry-run'], 'The webhook URL is neither in'],
+    ] as Array<[string[], string, NodeJS.ProcessEnv?]>) {
+      const result = await run(args, env);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.err, args.join(' ')).toContain(expected);
+      expect(result.err.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(result.err).not.toContain('SECRET-KEY');
+    }
+    expect(dataverse.requests.length).toBe(before);
+    expect(arm.requests).toEqual([]);
+  });
+
   it('asks for the key only when it must write it', async () => {
     writeRegistration();
     await expect(register([])).rejects.toThrow('The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key');

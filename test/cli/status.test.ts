@@ -157,6 +157,9 @@ describe('dataverse-webhooks status', () => {
     const noOrg = captureIO({ env: {} });
     expect(await main(['status'], noOrg)).toBe(2);
     expect(noOrg.err()).toContain('Which organization? Pass --org');
+    const bareName = captureIO({ env: { DATAVERSE_URL: 'contoso' } });
+    expect(await main(['status'], bareName)).toBe(2);
+    expect(bareName.err()).toBe('DATAVERSE_URL: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com (Power Apps: Settings > Session details > Instance url) (see "dataverse-webhooks status --help")\n');
     const badCount = captureIO({ env: {} });
     expect(await main(['status', '--failed', 'many'], badCount)).toBe(2);
     const repositoryFile = captureIO({ cwd: path.resolve(__dirname, '..', '..'), env: {} });

@@ -178,10 +178,20 @@ describe('the @azure/identity token provider', () => {
     expect(fake.scopes).toEqual(['https://a/.default', 'https://b/.default', 'https://a/.default']);
   });
 
-  it('turns a missing token or a credential failure into an error that says how to sign in', async () => {
+  it('turns a missing token or a credential failure into one line that says how to sign in', async () => {
     await expect(createAzureTokenProvider(credential([null])).getToken('https://a/.default')).rejects.toThrow(TokenError);
-    await expect(createAzureTokenProvider(credential([new Error('CredentialUnavailableError: no az')])).getToken('https://a/.default')).rejects.toThrow(
-      /Could not get a token for https:\/\/a\/\.default \(sign in with "az login".*no az/,
+    await expect(createAzureTokenProvider(credential([new Error('AADSTS700082: The refresh token has expired\nTrace ID: 1')])).getToken('https://a/.default')).rejects.toThrow(
+      /^Could not get a token for https:\/\/a \(AADSTS700082: The refresh token has expired\): run "az login"/,
+    );
+    // What DefaultAzureCredential throws when no credential is available: one error per credential, one per line.
+    const unavailable = (message: string) => Object.assign(new Error(message), { name: 'CredentialUnavailableError' });
+    const aggregate = Object.assign(new Error('ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.'), {
+      name: 'AggregateAuthenticationError',
+      errors: [unavailable('EnvironmentCredential is unavailable.'), unavailable('Azure CLI could not be found.')],
+    });
+    const error = await createAzureTokenProvider(credential([aggregate])).getToken('https://contoso.crm.dynamics.com/.default').catch((caught: unknown) => caught);
+    expect(String((error as Error).message)).toBe(
+      'Not signed in to Azure: run "az login" (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal) to get a token for https://contoso.crm.dynamics.com',
     );
   });
 });
