@@ -47,13 +47,14 @@ export function attribute(event: DataverseEvent, name: string): DataverseValue |
 
 /**
  * What an Update changed: every attribute of the Target whose value differs from the pre-image
- * (all of them when there is no pre-image). The primary key and the modified* bookkeeping columns
+ * (all of them when there is no pre-image, or `null` is passed for it). The primary key and the modified* bookkeeping columns
  * are left out: Dataverse writes them on every update.
  */
-export function changedAttributes(event: DataverseEvent, preImageAlias?: string): AttributeChange[] {
+export function changedAttributes(event: DataverseEvent, preImageAlias?: string | null): AttributeChange[] {
   const target = targetEntity(event);
   if (!target) return [];
-  const before = preImage(event, preImageAlias);
+  // null: compare with no image (every column of the Target is a change); undefined: the first pre-image.
+  const before = preImageAlias === null ? null : preImage(event, preImageAlias);
   const changes: AttributeChange[] = [];
   for (const [name, to] of Object.entries(target.attributes)) {
     if (BOOKKEEPING_ATTRIBUTES.has(name) || name === `${target.logicalName}id`) continue;

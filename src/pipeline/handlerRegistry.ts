@@ -1,4 +1,4 @@
-import type { AttributeChange } from '../dataverse/accessors';
+import { changedAttributes, type AttributeChange } from '../dataverse/accessors';
 import { isEntity, isEntityCollection, type DataverseEvent, type DataverseValue, type Entity, type ExecutionMode } from '../dataverse';
 import {
   declarationProblems,
@@ -116,8 +116,11 @@ type Reread<O> = O extends { rereadTruncated: true | readonly string[] }
  */
 export type Context<O extends HandlerOptions = HandlerOptions> = Omit<HandlerContext, 'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage'> & {
   record: O extends { perRecord: true } ? Entity : Entity | null;
-  /** What an Update changed, from the declared pre-image (every column of the Target without one). */
-  changes(preImageAlias?: PreImageAlias<O>): AttributeChange[];
+  /**
+   * What an Update changed, from the declared pre-image named; a handler that declares no pre-image
+   * calls it without one, and every column of the Target is a change.
+   */
+  changes(...preImage: [PreImageAlias<O>] extends [never] ? [] : [alias: PreImageAlias<O>]): AttributeChange[];
   /** A declared pre-image; null when the event has none (a truncated event has no images). */
   preImage(alias: PreImageAlias<O>): Entity | null;
   /** A declared post-image; null when the event has none. */
@@ -237,7 +240,9 @@ function typedHandler(name: string, declaration: HandlerDeclaration, perRecord: 
       throw new HandlerRegistryError(`handler ${name} runs per record, and this ${event.messageName} names no record (a truncated bulk event keeps no record ids)`);
     }
     if (perRecord && filtering && ctx.record && !event.truncated && !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))) return;
-    return handle(event, { ...ctx, truncated: event.truncated } as Context);
+    // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
+    const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
+    return handle(event, { ...ctx, changes, truncated: event.truncated } as unknown as Context);
   };
 }
 

@@ -39,6 +39,8 @@ registry.on(
     ctx.changes('after');
     // @ts-expect-error the alias is not optional: which image is read is explicit
     ctx.preImage();
+    // @ts-expect-error nor for changes, once a pre-image is declared
+    ctx.changes();
   },
 );
 
@@ -50,6 +52,8 @@ registry.on({ name: 'no-images', entity: 'account', message: 'Delete' }, (_event
   // @ts-expect-error no image was declared
   ctx.postImage('post');
   expectTypeOf(ctx.changes()).toEqualTypeOf<AttributeChange[]>();
+  // @ts-expect-error no pre-image to compare with
+  ctx.changes('pre');
 });
 
 // perRecord: the record is an Entity; otherwise it may be null.

@@ -153,6 +153,24 @@ describe('the context a handler receives', () => {
     expect(seen).toEqual([{ id: second!.id, truncated: false }]);
   });
 
+  it('changes() without an alias compares with no image, even when the event carries one nobody declared', async () => {
+    const id = randomUUID();
+    const update = event({
+      messageName: 'Update',
+      entityName: 'contact',
+      entityId: id,
+      mode: 1,
+      inputParameters: { Target: rawEntity('contact', id, { firstname: 'Ann', lastname: 'Lee' }) },
+      preEntityImages: { byHand: rawEntity('contact', id, { firstname: 'Ann', lastname: 'Li' }) },
+    });
+    const seen: unknown[] = [];
+    const registry = new HandlerRegistry()
+      .on({ name: 'undeclared', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous' }, (_event, ctx) => void seen.push(ctx.changes().map((change) => change.attribute)));
+    const runtime = { ...runtimeContext(null), changes: () => [{ attribute: 'from the first image', from: undefined, to: null }] };
+    await registry.all[0]!.handle(update, runtime);
+    expect(seen).toEqual([['firstname', 'lastname']]);
+  });
+
   it('fails a per-record call that names no record, instead of calling the handler with none', () => {
     const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true }, noop);
     const bulk = event({ messageName: 'UpdateMultiple', entityName: 'account', entityId: '00000000-0000-0000-0000-000000000000' }, true);
