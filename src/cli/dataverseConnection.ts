@@ -24,7 +24,7 @@ export function organizationUrl(org: string | undefined, io: CommandIO): URL {
   const organization = org ?? io.env.DATAVERSE_URL;
   if (!organization) throw new UsageError('Which organization? Pass --org https://<org>.crm.dynamics.com or set DATAVERSE_URL');
   try {
-    return parseOrganizationUrl(organization);
+    return parseOrganizationUrl(organization, { requireDomain: true });
   } catch (error) {
     if (error instanceof OrganizationUrlError) throw new UsageError(`${org !== undefined ? '--org' : 'DATAVERSE_URL'}: ${error.message}`);
     throw error;

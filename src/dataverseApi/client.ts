@@ -29,11 +29,11 @@ export class OrganizationUrlError extends Error {
 
 /**
  * `https://contoso.crm.dynamics.com` from what a user types (a trailing slash or path is dropped).
- * Plain http is accepted for loopback only, where the tests' stand-in for Dataverse listens. A
- * bare name ("contoso") is refused rather than sent to `https://contoso`: organization hosts have
- * a domain (`<org>.crm.dynamics.com`, `.crm4.`, …).
+ * Plain http is accepted for loopback only, where the tests' stand-in for Dataverse listens. With
+ * `requireDomain`, a bare name ("contoso") is refused rather than sent a token as
+ * `https://contoso`: organization hosts have a domain (`<org>.crm.dynamics.com`, `.crm4.`, …).
  */
-export function parseOrganizationUrl(text: string): URL {
+export function parseOrganizationUrl(text: string, options: { requireDomain?: boolean } = {}): URL {
   const hint = 'give it as https://<org>.crm.dynamics.com (Power Apps: Settings > Session details > Instance url)';
   let url: URL;
   try {
@@ -46,7 +46,7 @@ export function parseOrganizationUrl(text: string): URL {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
     throw new OrganizationUrlError(`The organization URL must be https: ${url.origin}`);
   }
-  if (!loopback && !url.hostname.includes('.')) throw new OrganizationUrlError(`The organization "${url.hostname}" is not a host name: ${hint}`);
+  if (options.requireDomain && !loopback && !url.hostname.includes('.')) throw new OrganizationUrlError(`The organization "${url.hostname}" is not a host name: ${hint}`);
   return new URL(url.origin);
 }
 

@@ -143,8 +143,8 @@ describe('organization URLs', () => {
   });
 
   it('refuses a bare name instead of sending a token to https://contoso', () => {
-    expect(() => parseOrganizationUrl('contoso')).toThrow('The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com');
-    expect(parseOrganizationUrl('http://localhost:8080').href).toBe('http://localhost:8080/');
+    expect(() => parseOrganizationUrl('contoso', { requireDomain: true })).toThrow('The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com');
+    expect(parseOrganizationUrl('http://localhost:8080', { requireDomain: true }).href).toBe('http://localhost:8080/');
   });
 });
 
