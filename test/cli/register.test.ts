@@ -141,6 +141,27 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     );
   });
 
+  it('prints the difference before it sends the first write', async () => {
+    writeRegistration();
+    const io = captureIO({ cwd: dir, env: { DATAVERSE_URL: dataverse.url } });
+    let printedBeforeFirstWrite: string | null = null;
+    const issued = tokens();
+    const command = createRegisterCommand(
+      {
+        tokens: () => issued,
+        sleep: async () => {},
+        fetch: (input, init) => {
+          if (init.method !== 'GET' && printedBeforeFirstWrite === null) printedBeforeFirstWrite = io.out();
+          return fetch(input, init);
+        },
+      },
+      appHandlers(),
+    );
+    expect(await command(['--file', 'registration.json', '--key', KEY], io)).toBe(0);
+    expect(printedBeforeFirstWrite).toContain(`  create step "${DELETE_STEP}" for contact-deletes (image "pre")`);
+    expect(printedBeforeFirstWrite).not.toContain('write(s) sent');
+  });
+
   it('writes nothing on a second run with the same handlers', async () => {
     writeRegistration();
     await register(['--key', KEY]);
