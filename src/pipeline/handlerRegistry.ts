@@ -242,7 +242,9 @@ function typedHandler(name: string, declaration: HandlerDeclaration, perRecord: 
     if (perRecord && filtering && ctx.record && !event.truncated && !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))) return;
     // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
     const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
-    return handle(event, { ...ctx, changes, truncated: event.truncated } as unknown as Context);
+    // Built on the processor's context (its prototype), so every field it has reaches the handler as it is.
+    const typed: HandlerContext & { truncated: boolean } = Object.assign(Object.create(ctx) as HandlerContext, { changes, truncated: event.truncated });
+    return handle(event, typed as unknown as Context);
   };
 }
 
