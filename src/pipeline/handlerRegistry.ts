@@ -67,7 +67,8 @@ export interface HandlerOptions {
 
 /**
  * The context the processor builds for every call (src/pipeline/process.ts). Handlers see it
- * through `Context<Options>`, which narrows it by their declaration.
+ * through `Context<Options>`, which narrows it by their declaration; a field added here (the
+ * handler's AbortSignal, its idempotency key) reaches every handler's context as it is.
  */
 export interface HandlerContext {
   eventId: string;
