@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /** What a command touches of the outside world, so tests can run commands in-process. */
 export interface CommandIO {
@@ -27,7 +28,13 @@ export function processIO(): CommandIO {
 export class UsageError extends Error {}
 
 export async function readInput(file: string, io: CommandIO): Promise<Buffer> {
-  return file === '-' ? io.readStdin() : readFile(file);
+  if (file === '-') return io.readStdin();
+  try {
+    return await readFile(path.resolve(io.cwd, file));
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && error.code === 'EISDIR') throw new UsageError(`${file} is a folder: give a file (or - for stdin)`);
+    throw error;
+  }
 }
 
 /** `--header "name: value"` → [name, value]. */

@@ -1,9 +1,12 @@
+import { ApiError } from '../dataverseApi';
+import { describeCredentialError, isCredentialError, TokenError } from '../dataverseApi/tokens';
 import { failuresCommand, FAILURES_USAGE, replayCommand, REPLAY_USAGE } from './failures';
 import { inspectCommand, INSPECT_USAGE } from './inspect';
 import { processIO, UsageError, type CommandIO } from './io';
 import { registerCommand, REGISTER_USAGE } from './register';
 import { statusCommand, STATUS_USAGE } from './status';
 import { sendCommand, SEND_USAGE } from './send';
+import { explainStorageError } from './storageConnection';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
@@ -44,15 +47,37 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
   try {
     return await command.run(args, io);
   } catch (error) {
-    if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
-      io.stderr(`${error.message}\n\n${command.usage}\n`);
-      return 2;
-    }
-    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') {
-      io.stderr(`No such file: ${(error as NodeJS.ErrnoException).path ?? ''}\n`);
-      return 1;
-    }
-    io.stderr(`${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    const { line, code } = describeFailure(error, name, io);
+    io.stderr(`${line}\n`);
+    return code;
   }
+}
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
+
+/**
+ * Every error a command ends with becomes one actionable line: what failed and what to do. No
+ * stack, no raw service body (OData JSON, storage XML), no secret: the messages built here and in
+ * the modules they come from never hold a key, a password or a connection string.
+ */
+export function describeFailure(error: unknown, command: string, io: CommandIO): { line: string; code: number } {
+  const help = `(see "dataverse-webhooks ${command} --help")`;
+  if (error instanceof UsageError) return { line: `${oneLine(error.message)} ${help}`, code: 2 };
+  if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
+    // node:util parseArgs: "Unknown option '--x'. To specify a positional argument starting with a '-', …"
+    return { line: `${oneLine(error.message.split('. ')[0] ?? error.message)} ${help}`, code: 2 };
+  }
+  if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return { line: `No such file: ${(error as NodeJS.ErrnoException).path ?? ''}`, code: 1 };
+  const storage = explainStorageError(error, io);
+  if (storage) return { line: storage, code: 1 };
+  if (error instanceof TokenError) return { line: error.message, code: 1 };
+  if (isCredentialError(error)) return { line: describeCredentialError(error, 'Azure'), code: 1 };
+  if (error instanceof ApiError) return { line: oneLine(error.message) + apiHint(error), code: 1 };
+  return { line: oneLine(error instanceof Error ? error.message : String(error)).slice(0, 500), code: 1 };
+}
+
+function apiHint(error: ApiError): string {
+  if (error.status === 401) return ': the token was refused; sign in again ("az login") with an identity of this tenant';
+  if (error.status === 403) return ': the signed-in identity lacks a privilege; it needs a Dataverse security role such as System Customizer (and, for --key-from-azure, the listkeys action on the Function App)';
+  return '';
 }

@@ -1,30 +1,39 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { DerivedStep } from '../dataverse/steps';
+import { stepName } from '../dataverse/steps';
+import { handlers as appHandlers } from '../handlers';
+import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { settingsAuthValue } from '../registration/authValue';
-import { loadRegistration, type Registration } from '../registration/definition';
-import { fetchFunctionKey } from '../registration/functionKeys';
-import { MASKED, registerWebhook, type RegisterResult } from '../registration/register';
-import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, type ConnectionDependencies } from './dataverseConnection';
+import { loadRegistration, webhookUrlProblem, type Registration } from '../registration/definition';
+import { fetchFunctionKey, type FunctionKeyLocation } from '../registration/functionKeys';
+import { MASKED, planRegistration, type RegistrationPlan, type StepOutcome } from '../registration/register';
+import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
 import { UsageError, type CommandIO } from './io';
 
 export const DEFAULT_REGISTRATION_FILE = path.join('registration', 'webhook.json');
 /** The HTTP function that receives webhooks (src/functions/dataverseWebhook.ts). */
 const WEBHOOK_FUNCTION = 'dataverseWebhook';
 
-export const REGISTER_USAGE = `Usage: dataverse-webhooks register [--file FILE] [--org URL] [--url URL] [key options] [--rotate-key] [--prune] [--dry-run] [--json]
+export const REGISTER_USAGE = `Usage: dataverse-webhooks register [--plan] [--file FILE] [--org URL] [--url URL] [key options] [--rotate-key] [--prune] [--dry-run] [--json]
 
-Creates or updates the Dataverse webhook, its steps and their images from a declarative file.
+Creates or updates the Dataverse webhook and the steps and images its handlers declare.
 
-The endpoint is found by name, each step by name, each image by alias; only what differs is
-written, so running it again with the same file writes nothing.
+The steps come from the handlers (on(…) in src/handlers/): handlers on the same table, message,
+stage and mode share one step, with the union of their filtering attributes and image columns.
+The file gives the endpoint: its name, URL and authentication type. Each step is found by its
+table, message, stage and mode, each image by alias; the difference is printed, then only what
+differs is written, so running it again writes nothing.
 
+  --plan           print the steps and images the handlers need, from the code alone: no
+                   sign-in, nothing read or written
   --file FILE      the registration file (default: ${DEFAULT_REGISTRATION_FILE})
 ${ORG_OPTION_HELP}
-  --url URL        the function's URL, without ?code= (default: endpoint.url in the file)
-  --prune          delete the endpoint's steps that the file no longer lists (kept otherwise)
+  --url URL        the function's https URL, without ?code= (default: endpoint.url in the file)
+  --prune          delete the endpoint's steps that no handler declares (kept otherwise)
   --rotate-key     write the key/settings even though the endpoint exists (Dataverse never
                    returns them, so a new key cannot be detected): use it after adding a key
-  --dry-run        only read Dataverse: print those reads and every write it would send
+  --dry-run        read Dataverse and print the difference and every write it would send
                    (secrets masked), and send no write
   --json           print the result as JSON
 
@@ -40,12 +49,13 @@ HttpHeader and HttpQueryString values come from the environment variables the fi
 
 ${AUTHENTICATION_HELP}`;
 
-export function createRegisterCommand(dependencies: ConnectionDependencies) {
+export function createRegisterCommand(dependencies: ConnectionDependencies, handlers: HandlerRegistry = appHandlers) {
   return async function registerCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
       allowPositionals: false,
       options: {
+        plan: { type: 'boolean', default: false },
         file: { type: 'string' },
         org: { type: 'string' },
         url: { type: 'string' },
@@ -63,16 +73,35 @@ export function createRegisterCommand(dependencies: ConnectionDependencies) {
         json: { type: 'boolean', default: false },
       },
     });
+    // Everything that can be checked is checked here, before any sign-in or request.
     if (values.key !== undefined && values['key-from-azure']) throw new UsageError('Pass --key or --key-from-azure, not both');
     if (values['host-key'] && values.function !== undefined) throw new UsageError('Pass --function or --host-key, not both');
-
+    if (values.plan && values['dry-run']) throw new UsageError('Pass --plan (the code alone) or --dry-run (compared with Dataverse), not both');
+    if (values.url !== undefined) {
+      const problem = webhookUrlProblem(values.url);
+      if (problem) throw new UsageError(`--url ${problem}`);
+    }
     const file = path.resolve(io.cwd, values.file ?? DEFAULT_REGISTRATION_FILE);
     const registration = await loadRegistration(file);
     const url = values.url ?? registration.endpoint.url;
-    if (!url) throw new UsageError(`The webhook URL is neither in ${file} (endpoint.url) nor given with --url`);
-    if (registration.endpoint.auth.type !== 'WebhookKey' && (values.key !== undefined || values['key-from-azure'])) {
-      throw new UsageError(`--key and --key-from-azure are for WebhookKey endpoints; this one is ${registration.endpoint.auth.type}`);
+    const auth = registration.endpoint.auth;
+    if (auth.type !== 'WebhookKey' && (values.key !== undefined || values['key-from-azure'])) {
+      throw new UsageError(`--key and --key-from-azure are for WebhookKey endpoints; this one is ${auth.type}`);
     }
+
+    if (values.plan) {
+      io.stdout(values.json ? `${JSON.stringify(codePlan(registration, url, handlers), null, 2)}\n` : formatCodePlan(registration, url, handlers));
+      return 0;
+    }
+
+    if (!url) throw new UsageError(`The webhook URL is neither in ${file} (endpoint.url) nor given with --url`);
+    const keyLocation = values['key-from-azure'] ? functionKeyLocation(values, io.env) : undefined;
+    // The key is written with --rotate-key whatever exists, so its source must be there now.
+    if (values['rotate-key'] && auth.type === 'WebhookKey' && values.key === undefined && !keyLocation) {
+      throw new UsageError('--rotate-key writes the function key: pass --key-from-azure, or --key');
+    }
+    if (values['rotate-key'] && auth.type !== 'WebhookKey') settingsAuthValue(auth, io.env);
+    organizationUrl(values.org, io);
 
     // A dry run still reads (it must know what exists); it lists those reads, so nothing it sent is hidden.
     const reads: string[] = [];
@@ -84,43 +113,45 @@ export function createRegisterCommand(dependencies: ConnectionDependencies) {
     const { client, http } = connectToDataverse(values.org, io, values['dry-run'] ? { ...dependencies, fetch: recordingFetch } : dependencies);
 
     const authValue = async (): Promise<string> => {
-      const auth = registration.endpoint.auth;
       if (auth.type !== 'WebhookKey') return settingsAuthValue(auth, io.env);
       if (values.key !== undefined) return values.key;
-      if (!values['key-from-azure']) {
-        throw new UsageError('The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key');
-      }
-      const required = (value: string | undefined, option: string, variable: string) => {
-        const resolved = value ?? io.env[variable];
-        if (!resolved) throw new UsageError(`--key-from-azure needs ${option} (or ${variable})`);
-        return resolved;
-      };
-      const location = {
-        subscriptionId: required(values.subscription, '--subscription', 'AZURE_SUBSCRIPTION_ID'),
-        resourceGroup: required(values['resource-group'], '--resource-group', 'AZURE_RESOURCE_GROUP'),
-        app: required(values.app, '--app', 'AZURE_FUNCTION_APP_NAME'),
-        functionName: values['host-key'] ? undefined : (values.function ?? WEBHOOK_FUNCTION),
-        keyName: values['key-name'],
-      };
+      if (!keyLocation) throw new UsageError('The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key');
       // A dry run prints the key masked anyway, so it does not call Azure for it.
       if (values['dry-run']) return MASKED;
-      return fetchFunctionKey(location, { ...http, armUrl: dependencies.armUrl });
+      return fetchFunctionKey(keyLocation, { ...http, armUrl: dependencies.armUrl });
     };
 
-    const result = await registerWebhook(client, {
-      registration,
-      url,
-      authValue,
-      rotateKey: values['rotate-key'],
-      prune: values.prune,
-      dryRun: values['dry-run'],
-    });
-    io.stdout(values.json ? `${JSON.stringify(values['dry-run'] ? { ...result, reads } : result, null, 2)}\n` : formatRegisterResult(result, registration, values['dry-run'] ? reads : null));
+    const plan = await planRegistration(client, { registration, steps: handlers.steps, url, authValue, rotateKey: values['rotate-key'], prune: values.prune });
+    if (values['dry-run']) {
+      io.stdout(values.json ? `${JSON.stringify({ ...planJson(plan), reads }, null, 2)}\n` : formatDryRun(plan, client.organizationUrl, reads));
+      return 0;
+    }
+    // The difference is shown before anything is written.
+    if (!values.json) io.stdout(formatDifference(plan, client.organizationUrl));
+    await plan.apply();
+    if (values.json) io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
+    else io.stdout(plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`);
     return 0;
   };
 }
 
 export const registerCommand = createRegisterCommand(AZURE_DEPENDENCIES);
+
+function functionKeyLocation(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): FunctionKeyLocation {
+  const required = (option: string, variable: string): string => {
+    const value = values[option.slice(2)];
+    const resolved = typeof value === 'string' ? value : env[variable];
+    if (!resolved) throw new UsageError(`--key-from-azure needs ${option} (or ${variable})`);
+    return resolved;
+  };
+  return {
+    subscriptionId: required('--subscription', 'AZURE_SUBSCRIPTION_ID'),
+    resourceGroup: required('--resource-group', 'AZURE_RESOURCE_GROUP'),
+    app: required('--app', 'AZURE_FUNCTION_APP_NAME'),
+    functionName: values['host-key'] ? undefined : typeof values.function === 'string' ? values.function : WEBHOOK_FUNCTION,
+    keyName: typeof values['key-name'] === 'string' ? values['key-name'] : 'default',
+  };
+}
 
 function readable(url: string): string {
   try {
@@ -130,24 +161,79 @@ function readable(url: string): string {
   }
 }
 
-/** `dryRunReads`: the requests a dry run sent (reads only), or null for a real run. */
-export function formatRegisterResult(result: RegisterResult, registration: Registration, dryRunReads: string[] | null): string {
-  const dryRun = dryRunReads !== null;
-  const lines: string[] = [];
-  const describe = (kind: string, outcome: { name: string; action: string; changes: string[] }) =>
-    `${kind} "${outcome.name}": ${dryRun && outcome.action !== 'unchanged' && !outcome.action.startsWith('kept') ? `would be ${outcome.action}` : outcome.action}${outcome.changes.length > 0 ? ` (${outcome.changes.join('; ')})` : ''}`;
-  lines.push(describe('endpoint', result.endpoint) + (result.endpoint.id ? ` [${result.endpoint.id}]` : ''));
-  for (const step of result.steps) lines.push(describe('step', step));
-  if (registration.steps.length === 0) lines.push('(the file lists no steps)');
-  if (dryRunReads !== null) {
-    lines.push('', `Dry run: read Dataverse with ${dryRunReads.length} request(s):`, ...dryRunReads);
-    lines.push('', result.writes.length === 0 ? 'Dry run: nothing to write.' : `Dry run: nothing was written. ${result.writes.length} request(s) would be sent:`);
-    for (const write of result.writes) {
-      lines.push(`${write.method} ${write.url}`);
-      if (write.body) lines.push(`  ${JSON.stringify(write.body)}`);
-    }
-  } else {
-    lines.push('', result.writes.length === 0 ? 'Nothing to write: Dataverse already matches the file.' : `${result.writes.length} write(s) sent.`);
+/** What the code asks Dataverse for: the endpoint of the file and the steps of the handlers. */
+export function codePlan(registration: Registration, url: string | undefined, handlers: HandlerRegistry) {
+  const endpointName = registration.endpoint.name;
+  return {
+    endpoint: { name: endpointName, auth: registration.endpoint.auth.type, url: url ?? null },
+    steps: handlers.steps.map((step) => ({
+      name: stepName(endpointName, step),
+      table: step.entity,
+      message: step.message,
+      stage: step.stage,
+      mode: step.mode,
+      filteringAttributes: step.filteringAttributes,
+      images: step.images.map((image) => ({ alias: image.alias, type: image.type, columns: image.columns })),
+      handlers: step.handlers,
+      notes: stepNotes(step),
+    })),
+    handlersWithoutStep: handlers.all.filter((handler) => !handlers.steps.some((step) => step.handlers.includes(handler.name))).map((handler) => handler.name),
+  };
+}
+
+/** Advice on a step, from Microsoft's guidance; never a reason to refuse it. */
+function stepNotes(step: DerivedStep): string[] {
+  const notes: string[] = [];
+  if (step.message === 'Update' && step.filteringAttributes === null) {
+    notes.push('no filtering attributes: every Update of the table is sent (Microsoft recommends filtering attributes on Update steps)');
+  }
+  for (const image of step.images) if (image.columns === null) notes.push(`image "${image.alias}" holds every column: a larger payload, nearer the 256 KB Dataverse truncates at`);
+  return notes;
+}
+
+export function formatCodePlan(registration: Registration, url: string | undefined, handlers: HandlerRegistry): string {
+  const plan = codePlan(registration, url, handlers);
+  const lines = [`Endpoint "${plan.endpoint.name}" (${plan.endpoint.auth}) at ${plan.endpoint.url ?? 'the URL given with --url'}`];
+  lines.push(plan.steps.length === 0 ? 'The handlers declare no step.' : `${plan.steps.length} step(s) from the handlers:`);
+  for (const step of plan.steps) {
+    lines.push(`  step "${step.name}"`);
+    lines.push(`    ${step.table} ${step.message}, ${step.stage}, ${step.mode}${step.mode === 'Asynchronous' ? ', deletes its succeeded System Jobs' : ''}`);
+    if (step.filteringAttributes) lines.push(`    filtering attributes: ${step.filteringAttributes.join(',')}`);
+    for (const image of step.images) lines.push(`    image "${image.alias}": ${image.type} of ${image.columns ? image.columns.join(',') : 'every column'}`);
+    lines.push(`    handlers: ${step.handlers.join(', ')}`);
+    for (const note of step.notes) lines.push(`    note: ${note}`);
+  }
+  if (plan.handlersWithoutStep.length > 0) lines.push(`Handlers for "*" register no step; they receive the events of the steps above: ${plan.handlersWithoutStep.join(', ')}`);
+  lines.push('Nothing was read or written. "register --dry-run" compares this with Dataverse.');
+  return `${lines.join('\n')}\n`;
+}
+
+function describeStep(outcome: StepOutcome): string {
+  const handlers = outcome.handlers.length > 0 ? ` for ${outcome.handlers.join(', ')}` : '';
+  const changes = outcome.changes.length > 0 ? ` (${outcome.changes.join('; ')})` : '';
+  if (outcome.action === 'keep') return `keep step "${outcome.name}": no handler declares it (--prune deletes it)`;
+  if (outcome.action === 'delete') return `delete step "${outcome.name}": no handler declares it`;
+  return `${outcome.action} step "${outcome.name}"${handlers}${changes}`;
+}
+
+/** The difference between Dataverse and the code, one line per row. */
+export function formatDifference(plan: RegistrationPlan, organization: string): string {
+  const endpoint = `${plan.endpoint.action} endpoint "${plan.endpoint.name}"${plan.endpoint.id ? ` [${plan.endpoint.id}]` : ''}${plan.endpoint.changes.length > 0 ? ` (${plan.endpoint.changes.join('; ')})` : ''}`;
+  const lines = [`${organization}:`, `  ${endpoint}`, ...plan.steps.map((step) => `  ${describeStep(step)}`)];
+  if (plan.steps.length === 0) lines.push('  (the handlers declare no step)');
+  return `${lines.join('\n')}\n`;
+}
+
+function formatDryRun(plan: RegistrationPlan, organization: string, reads: string[]): string {
+  const lines = [formatDifference(plan, organization).trimEnd(), '', `Dry run: read Dataverse with ${reads.length} request(s):`, ...reads, ''];
+  lines.push(plan.writes.length === 0 ? 'Dry run: nothing to write.' : `Dry run: nothing was written. ${plan.writes.length} request(s) would be sent:`);
+  for (const write of plan.writes) {
+    lines.push(`${write.method} ${write.url}`);
+    if (write.body) lines.push(`  ${JSON.stringify(write.body)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+function planJson(plan: RegistrationPlan) {
+  return { endpoint: plan.endpoint, steps: plan.steps, writes: plan.writes };
 }

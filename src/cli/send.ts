@@ -21,16 +21,23 @@ Posts a Dataverse webhook request (a payload file, or one generated from options
 
 Without FILE, the body is generated:
   --entity NAME              table logical name (default account)
-  --message NAME             Create, Update, Delete, ... (default Update)
-  --id GUID                  the record id (default: a new one)
-  --attribute name=value     a column of Target; name:type=value for other types:
-                             int, decimal, bool, money, choice, date (ISO 8601), lookup (table/GUID), null
+  --message NAME             Create, Update, Delete, CreateMultiple, UpdateMultiple, ... (default Update)
+  --id GUID                  the record id (default: a new one); repeat it for each record of a
+                             CreateMultiple or UpdateMultiple
+  --records N                how many records a CreateMultiple or UpdateMultiple has (default 2):
+                             Targets is an EntityCollection of them, and a CreateMultiple returns their Ids
+  --attribute name=value     a column of the Target (of every record of Targets); name:type=value
+                             for other types: int, decimal, bool, money, choice, date (ISO 8601),
+                             lookup (table/GUID), null
+  --pre-image alias:name=value   a column of the pre-image registered as alias (repeat per column;
+                             alias:name:type=value as for --attribute)
+  --post-image alias:name=value  the same for a post-image (PostOperation only)
   --stage 10|20|40           PreValidation, PreOperation, PostOperation (default 40)
-  --mode sync|async          (default async; async only in stage 40)
+  --mode sync|async          default: async in stage 40, sync before it (async runs only in stage 40)
 
 Exits 0 on a 2xx, 1 on any other status or when the URL cannot be reached, 2 on a usage mistake.`;
 
-const GENERATION_OPTIONS = ['entity', 'message', 'id', 'attribute', 'stage', 'mode'] as const;
+const GENERATION_OPTIONS = ['entity', 'message', 'id', 'records', 'attribute', 'pre-image', 'post-image', 'stage', 'mode'] as const;
 
 /** The parts of the app's answer worth printing: identifiers and reasons, never a payload value. */
 const answerSchema = z.object({
@@ -54,8 +61,11 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
       timeout: { type: 'string' },
       entity: { type: 'string' },
       message: { type: 'string' },
-      id: { type: 'string' },
+      id: { type: 'string', multiple: true },
+      records: { type: 'string' },
       attribute: { type: 'string', multiple: true },
+      'pre-image': { type: 'string', multiple: true },
+      'post-image': { type: 'string', multiple: true },
       stage: { type: 'string' },
       mode: { type: 'string' },
     },
@@ -70,14 +80,19 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
   const timeoutSeconds = Number(values.timeout ?? '60');
   if (!(timeoutSeconds > 0)) throw new UsageError('--timeout must be a positive number of seconds');
 
+  if (values.records !== undefined && !/^\d+$/.test(values.records)) throw new UsageError('--records takes a whole number from 1 to 1000');
+  const records = values.records === undefined ? undefined : Number(values.records);
   const url = targetUrl(values.url ?? DEFAULT_WEBHOOK_URL, values.code, values.query ?? []);
   let request: WebhookRequestToSend =
     file === undefined
       ? generatedWebhookRequest({
           entity: values.entity ?? 'account',
           message: values.message ?? 'Update',
-          ...(values.id !== undefined ? { id: values.id } : {}),
+          ...(values.id !== undefined ? { ids: values.id } : {}),
+          ...(records !== undefined ? { records } : {}),
           attributes: values.attribute ?? [],
+          preImages: values['pre-image'] ?? [],
+          postImages: values['post-image'] ?? [],
           ...(values.stage !== undefined ? { stage: values.stage } : {}),
           ...(values.mode !== undefined ? { mode: values.mode as StepMode } : {}),
           ...(values.organization !== undefined ? { organization: values.organization } : {}),
@@ -114,14 +129,16 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
   return 1;
 }
 
+/** The URL to post to. Never echoed: it may carry a key or a password. */
 function targetUrl(text: string, code: string | undefined, query: string[]): URL {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`--url is not a URL: ${text}`);
+    throw new UsageError('--url is not a URL (e.g. http://localhost:7071/api/dataverse/webhook)');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be http or https');
+  if (url.username || url.password) throw new UsageError('--url must not carry a user name or password: pass a function key with --code, an HttpHeader value with --header');
   if (code !== undefined) url.searchParams.set('code', code);
   for (const pair of query) {
     const equals = pair.indexOf('=');

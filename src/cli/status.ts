@@ -1,25 +1,35 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { handlers as appHandlers } from '../handlers';
+import type { HandlerRegistry } from '../pipeline/handlerRegistry';
+import { loadRegistration } from '../registration/definition';
 import { formatWebhookStatus, readWebhookStatus } from '../registration/status';
-import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, type ConnectionDependencies } from './dataverseConnection';
+import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
 import { UsageError, type CommandIO } from './io';
+import { DEFAULT_REGISTRATION_FILE } from './register';
 
 const DEFAULT_FAILED_JOBS = 5;
 
-export const STATUS_USAGE = `Usage: dataverse-webhooks status [--org URL] [--name ENDPOINT] [--failed N] [--json]
+export const STATUS_USAGE = `Usage: dataverse-webhooks status [--org URL] [--name ENDPOINT] [--file FILE] [--failed N] [--json]
 
-Lists the webhook endpoints, their steps and images, and each step's recent failed System Jobs.
+Lists the webhook endpoints, their steps and images, each step's recent failed System Jobs, and the drift between the handlers and Dataverse.
 
 ${ORG_OPTION_HELP}
   --name ENDPOINT  only the endpoint with this name
+  --file FILE      the registration file naming the app's endpoint (default: ${DEFAULT_REGISTRATION_FILE});
+                   its steps are compared with those the handlers declare
   --failed N       failed jobs (asyncoperations with statuscode 31) shown per step (default: ${DEFAULT_FAILED_JOBS}; 0 for none)
   --json           print the status as JSON
 
+Drift: steps of the app's endpoint that no handler declares, handlers whose step is not
+registered, and steps whose filtering attributes or images differ; "register" removes it.
 Only asynchronous steps leave System Jobs: a synchronous step's failure is an error to the user
 who made the change, and is not recorded here.
 
 ${AUTHENTICATION_HELP}`;
 
-export function createStatusCommand(dependencies: ConnectionDependencies) {
+export function createStatusCommand(dependencies: ConnectionDependencies, handlers: HandlerRegistry = appHandlers) {
   return async function statusCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
@@ -27,16 +37,28 @@ export function createStatusCommand(dependencies: ConnectionDependencies) {
       options: {
         org: { type: 'string' },
         name: { type: 'string' },
+        file: { type: 'string' },
         failed: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
     const failedJobsPerStep = values.failed === undefined ? DEFAULT_FAILED_JOBS : Number(values.failed);
     if (!Number.isInteger(failedJobsPerStep) || failedJobsPerStep < 0 || failedJobsPerStep > 5000) throw new UsageError('--failed takes a whole number from 0 to 5000');
+    organizationUrl(values.org, io);
+
+    // The app's endpoint comes from the registration file; without one here, drift is not checked.
+    const file = path.resolve(io.cwd, values.file ?? DEFAULT_REGISTRATION_FILE);
+    const hasFile = values.file !== undefined || (await access(file).then(() => true, () => false));
+    const registration = hasFile ? await loadRegistration(file) : null;
 
     const { client } = connectToDataverse(values.org, io, dependencies);
-    const status = await readWebhookStatus(client, { endpointName: values.name, failedJobsPerStep });
-    io.stdout(values.json ? `${JSON.stringify(status, null, 2)}\n` : formatWebhookStatus(status));
+    const status = await readWebhookStatus(client, {
+      endpointName: values.name,
+      failedJobsPerStep,
+      ...(registration ? { expected: { endpointName: registration.endpoint.name, steps: handlers.steps } } : {}),
+    });
+    if (values.json) io.stdout(`${JSON.stringify(status, null, 2)}\n`);
+    else io.stdout(`${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`);
     return 0;
   };
 }

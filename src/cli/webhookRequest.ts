@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { DATAVERSE_HEADER_NAMES, MSG_SIZE_EXCEEDED_HEADER } from '../dataverse';
 import { isGuid } from '../dataverse/rawSchemas';
+import { IMAGE_ALIAS, isBulkMessage, REGISTRABLE_STAGES, STAGES } from '../dataverse/steps';
 import {
   dataContractDate,
   rawEntity,
@@ -30,22 +31,28 @@ export type StepMode = 'sync' | 'async';
 export interface GeneratedEventOptions {
   entity: string;
   message: string;
-  id?: string;
-  /** `name=value` (text) or `name:type=value`; see ATTRIBUTE_TYPES. */
+  /** The record ids: one for a single-record message, one per record of a bulk one. */
+  ids?: string[];
+  /** Records of a CreateMultiple or UpdateMultiple when `ids` is not given (default 2). */
+  records?: number;
+  /** `name=value` (text) or `name:type=value`; see ATTRIBUTE_TYPES. Every record gets them. */
   attributes?: string[];
+  /** `alias:name=value` or `alias:name:type=value`: one column of a pre-image (repeat per column). */
+  preImages?: string[];
+  postImages?: string[];
   /** 10, 20, 40 or PreValidation, PreOperation, PostOperation. */
   stage?: string;
+  /** Default: asynchronous in PostOperation, synchronous before it (the only mode Dataverse allows there). */
   mode?: StepMode;
   organization?: string;
 }
 
-const STAGES: Readonly<Record<string, number>> = { prevalidation: 10, preoperation: 20, postoperation: 40 };
-const REGISTRABLE_STAGES = new Set([10, 20, 40]);
+const STAGE_BY_NAME: Readonly<Record<string, number>> = Object.fromEntries(REGISTRABLE_STAGES.map((name) => [name.toLowerCase(), STAGES[name]]));
 
 function stageNumber(text: string | undefined): number {
-  if (text === undefined) return 40;
-  const stage = STAGES[text.toLowerCase()] ?? Number(text);
-  if (!REGISTRABLE_STAGES.has(stage)) throw new UsageError(`--stage must be 10, 20 or 40 (PreValidation, PreOperation, PostOperation), got "${text}"`);
+  if (text === undefined) return STAGES.PostOperation;
+  const stage = STAGE_BY_NAME[text.toLowerCase()] ?? Number(text);
+  if (!REGISTRABLE_STAGES.some((name) => STAGES[name] === stage)) throw new UsageError(`--stage must be 10, 20 or 40 (PreValidation, PreOperation, PostOperation), got "${text}"`);
   return stage;
 }
 
@@ -87,48 +94,107 @@ function finiteNumber(value: string, name: string, type: string): number {
   return number;
 }
 
-function parseAttribute(text: string): [string, RawJson] {
+function parseAttribute(text: string, option = '--attribute'): [string, RawJson] {
   const equals = text.indexOf('=');
-  if (equals <= 0) throw new UsageError('--attribute expects name=value or name:type=value');
+  if (equals <= 0) throw new UsageError(`${option} expects name=value or name:type=value`);
   const [name, type = 'string', ...extra] = text.slice(0, equals).split(':');
   const toRaw = ATTRIBUTE_TYPES[type];
   if (!name || extra.length > 0 || !toRaw) {
-    throw new UsageError(`--attribute types are ${Object.keys(ATTRIBUTE_TYPES).join(', ')}; got "${text.slice(0, equals)}"`);
+    throw new UsageError(`${option} types are ${Object.keys(ATTRIBUTE_TYPES).join(', ')}; got "${text.slice(0, equals)}"`);
   }
   return [name, toRaw(text.slice(equals + 1), name)];
 }
 
+/** `alias:name[:type]=value` options → the columns of each image, by alias. */
+function parseImages(texts: string[], option: string): Map<string, Record<string, RawJson>> {
+  const images = new Map<string, Record<string, RawJson>>();
+  for (const text of texts) {
+    const colon = text.indexOf(':');
+    const alias = text.slice(0, colon);
+    if (colon <= 0 || !IMAGE_ALIAS.test(alias)) throw new UsageError(`${option} expects alias:name=value (or alias:name:type=value), e.g. ${option} pre:firstname=Ann`);
+    const [name, value] = parseAttribute(text.slice(colon + 1), option);
+    images.set(alias, { ...images.get(alias), [name]: value });
+  }
+  return images;
+}
+
+const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
+const CONTRACTS = 'http://schemas.microsoft.com/xrm/2011/Contracts';
+
 /**
  * A RemoteExecutionContext for one event, shaped as Dataverse sends it: Target is the record for
  * Create, Update and other messages (with its primary key), an EntityReference for Delete; Create
- * returns the new id in OutputParameters.
+ * returns the new id in OutputParameters. CreateMultiple and UpdateMultiple carry `Targets`, an
+ * EntityCollection of the records, and a CreateMultiple returns their `Ids` (CreateMultipleResponse.Ids,
+ * https://learn.microsoft.com/power-apps/developer/data-platform/bulk-operations). Images are
+ * keyed by alias, as the step registered them.
  */
 export function generatedWebhookRequest(options: GeneratedEventOptions): WebhookRequestToSend {
   const stage = stageNumber(options.stage);
-  const mode = options.mode ?? 'async';
-  if (mode === 'async' && stage !== 40) throw new UsageError('Dataverse runs asynchronous steps only in PostOperation (--stage 40)');
-  const id = options.id ?? randomUUID();
-  if (!isGuid(id)) throw new UsageError('--id must be a GUID');
+  const mode = options.mode ?? (stage === STAGES.PostOperation ? 'async' : 'sync');
+  if (mode === 'async' && stage !== STAGES.PostOperation) throw new UsageError('Dataverse runs asynchronous steps only in PostOperation (--stage 40)');
+  const message = options.message;
+  const bulk = isBulkMessage(message);
+  const is = (name: string) => message.toLowerCase() === name.toLowerCase();
+  for (const id of options.ids ?? []) if (!isGuid(id)) throw new UsageError('--id must be a GUID');
+  if (!bulk && (options.ids?.length ?? 0) > 1) throw new UsageError(`${message} is about one record: give --id once (several are for CreateMultiple and UpdateMultiple)`);
+  if (!bulk && options.records !== undefined) throw new UsageError('--records is for CreateMultiple and UpdateMultiple');
+  const count = options.ids?.length || options.records || (bulk ? 2 : 1);
+  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError('--records takes a whole number from 1 to 1000');
+  const ids = options.ids?.length ? options.ids : Array.from({ length: count }, () => randomUUID());
 
-  const attributes = Object.fromEntries((options.attributes ?? []).map(parseAttribute));
-  const isDelete = options.message.toLowerCase() === 'delete';
-  if (isDelete && Object.keys(attributes).length > 0) throw new UsageError('a Delete carries no attributes, only a reference to the record');
-  const target = isDelete
-    ? rawEntityReference(options.entity, id)
-    : rawEntity(options.entity, id, { [`${options.entity}id`]: id, ...attributes });
+  const attributes = Object.fromEntries((options.attributes ?? []).map((text) => parseAttribute(text)));
+  const preImages = parseImages(options.preImages ?? [], '--pre-image');
+  const postImages = parseImages(options.postImages ?? [], '--post-image');
+  if (is('Delete') && Object.keys(attributes).length > 0) throw new UsageError('a Delete carries no attributes, only a reference to the record');
+  if (bulk && preImages.size + postImages.size > 0) throw new UsageError(`images of a ${message} are kept per record, which a webhook payload does not document: send the ${message.replace(/Multiple$/, '')} of each record instead`);
+  if (preImages.size > 0 && is('Create')) throw new UsageError('a Create has no pre-image: the row does not exist yet');
+  if (postImages.size > 0 && is('Delete')) throw new UsageError('a Delete has no post-image: the row no longer exists');
+  if (postImages.size > 0 && stage !== STAGES.PostOperation) throw new UsageError('a post-image exists only in PostOperation (--stage 40)');
+
+  const entity = options.entity;
+  const id = ids[0]!;
+  const record = (recordId: string) => rawEntity(entity, recordId, { [`${entity}id`]: recordId, ...attributes });
+  const images = (columns: Map<string, Record<string, RawJson>>) => Object.fromEntries([...columns].map(([alias, image]) => [alias, rawEntity(entity, id, image)]));
+  let inputParameters: Record<string, RawJson>;
+  let outputParameters: Record<string, RawJson> = {};
+  if (bulk) {
+    inputParameters = {
+      Targets: {
+        __type: `EntityCollection:${CONTRACTS}`,
+        Entities: ids.map(record),
+        EntityName: entity,
+        MinActiveRowVersion: null,
+        MoreRecords: false,
+        PagingCookie: null,
+        TotalRecordCount: -1,
+        TotalRecordCountLimitExceeded: false,
+      },
+    };
+    // A Guid[] in a DataContract JSON parameter is a bare array, as multi-select choices are.
+    // "The OutputParameters are not populated until after the database transaction, so they are only
+    // available … in the PostOperation stage" (https://learn.microsoft.com/power-apps/developer/data-platform/understand-the-data-context#output-parameters).
+    if (is('CreateMultiple') && stage === STAGES.PostOperation) outputParameters = { Ids: ids };
+  } else {
+    inputParameters = { Target: is('Delete') ? rawEntityReference(entity, id) : record(id) };
+    if (is('Create') && stage === STAGES.PostOperation) outputParameters = { id };
+  }
   const context = rawExecutionContext({
-    messageName: options.message,
-    entityName: options.entity,
-    entityId: id,
+    messageName: message,
+    entityName: entity,
+    // Which id a bulk operation's context names is not documented; the empty GUID says "several".
+    entityId: bulk ? EMPTY_GUID : id,
     stage,
     mode: mode === 'sync' ? 0 : 1,
-    inputParameters: { Target: target },
-    outputParameters: options.message.toLowerCase() === 'create' ? { id } : {},
+    inputParameters,
+    outputParameters,
+    preEntityImages: images(preImages),
+    postEntityImages: images(postImages),
     organizationName: organizationNameOf(options.organization ?? DEFAULT_ORGANIZATION),
   });
   return {
     body: JSON.stringify(context),
-    headers: dataverseHeaders({ organization: options.organization ?? DEFAULT_ORGANIZATION, entity: options.entity, message: options.message }),
+    headers: dataverseHeaders({ organization: options.organization ?? DEFAULT_ORGANIZATION, entity, message }),
   };
 }
 

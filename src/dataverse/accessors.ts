@@ -1,4 +1,4 @@
-import { isEntity, isEntityCollection, type DataverseEvent, type DataverseValue, type Entity } from './model';
+import { isEntity, isEntityCollection, isEntityReference, type DataverseEvent, type DataverseValue, type Entity } from './model';
 
 /**
  * Typed reads of a normalized event, for handlers. They stay in the domain core: they need no
@@ -47,13 +47,14 @@ export function attribute(event: DataverseEvent, name: string): DataverseValue |
 
 /**
  * What an Update changed: every attribute of the Target whose value differs from the pre-image
- * (all of them when there is no pre-image). The primary key and the modified* bookkeeping columns
+ * (all of them when there is no pre-image, or `null` is passed for it). The primary key and the modified* bookkeeping columns
  * are left out: Dataverse writes them on every update.
  */
-export function changedAttributes(event: DataverseEvent, preImageAlias?: string): AttributeChange[] {
+export function changedAttributes(event: DataverseEvent, preImageAlias?: string | null): AttributeChange[] {
   const target = targetEntity(event);
   if (!target) return [];
-  const before = preImage(event, preImageAlias);
+  // null: compare with no image (every column of the Target is a change); undefined: the first pre-image.
+  const before = preImageAlias === null ? null : preImage(event, preImageAlias);
   const changes: AttributeChange[] = [];
   for (const [name, to] of Object.entries(target.attributes)) {
     if (BOOKKEEPING_ATTRIBUTES.has(name) || name === `${target.logicalName}id`) continue;
@@ -70,15 +71,53 @@ function sameValue(a: DataverseValue | undefined, b: DataverseValue | undefined)
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The ids a create answered with: `Ids` of a CreateMultiple (in the order of Targets), `id` of a Create. */
+function createdIds(event: DataverseEvent): string[] {
+  const ids = event.outputParameters['Ids'];
+  if (Array.isArray(ids)) return ids.filter((id): id is string => typeof id === 'string' && GUID.test(id));
+  const id = event.outputParameters['id'];
+  return typeof id === 'string' && GUID.test(id) ? [id] : [];
+}
+
+/** A record known only by its table and id: the Target was a reference, or the event was truncated. */
+function recordStub(logicalName: string, id: string): Entity {
+  return {
+    $type: 'Entity',
+    logicalName,
+    id,
+    attributes: Object.create(null) as Entity['attributes'],
+    formattedValues: Object.create(null) as Entity['formattedValues'],
+    keyAttributes: Object.create(null) as Entity['keyAttributes'],
+    relatedEntities: [],
+    rowVersion: null,
+    entityState: null,
+  };
+}
+
+function withId(entity: Entity, id: string | undefined): Entity {
+  return entity.id === EMPTY_GUID && id !== undefined && id !== EMPTY_GUID ? { ...entity, id } : entity;
+}
+
 /**
- * The records an event is about: the Target entity, or each entity of `Targets` for
- * CreateMultiple/UpdateMultiple/UpsertMultiple.
+ * The records an event is about, one Entity each: the entities of `Targets` (CreateMultiple,
+ * UpdateMultiple, UpsertMultiple), else the Target. A record whose id the request left empty takes
+ * the one the create answered with (`Ids` of CreateMultiple, `id` of Create). When the Target is a
+ * reference (Delete) or the event was truncated (no InputParameters), each record is a stub with its
+ * table and id and no attributes: the created `Ids`, else PrimaryEntityId. Empty only when no
+ * record id is known at all (a truncated UpdateMultiple).
  */
 export function targetRecords(event: DataverseEvent): Entity[] {
+  const ids = createdIds(event);
   const targets = event.inputParameters['Targets'];
-  if (isEntityCollection(targets)) return targets.entities;
+  if (isEntityCollection(targets)) return targets.entities.map((entity, index) => withId(entity, ids[index]));
   const target = targetEntity(event);
-  return target ? [target] : [];
+  if (target) return [withId(target, ids[0] ?? event.primaryEntityId)];
+  if (isEntityReference(event.target)) return [recordStub(event.target.logicalName, event.target.id)];
+  if (ids.length > 0) return ids.map((id) => recordStub(event.primaryEntityName, id));
+  return event.primaryEntityId === EMPTY_GUID ? [] : [recordStub(event.primaryEntityName, event.primaryEntityId)];
 }
 
 /**

@@ -4,6 +4,8 @@
  * Date objects (ISO 8601 UTC strings once serialized), and typed values carry a `$type`.
  */
 
+import { MODES, STAGES } from './steps';
+
 export type DataverseRecord<T> = Record<string, T>;
 
 export interface EntityReference {
@@ -208,17 +210,10 @@ export interface DataverseEvent extends ExecutionContext {
   headers: DataverseHeaders;
 }
 
-export const STAGE_NAMES: Readonly<Record<number, StageName>> = {
-  10: 'PreValidation',
-  20: 'PreOperation',
-  30: 'MainOperation',
-  40: 'PostOperation',
-};
+/** Stage and mode numbers by name; the tables live with the other step vocabulary in steps.ts. */
+export const STAGE_NAMES: Readonly<Record<number, StageName>> = Object.fromEntries(Object.entries(STAGES).map(([name, value]) => [value, name as StageName]));
 
-export const EXECUTION_MODES: Readonly<Record<number, ExecutionMode>> = {
-  0: 'Synchronous',
-  1: 'Asynchronous',
-};
+export const EXECUTION_MODES: Readonly<Record<number, ExecutionMode>> = Object.fromEntries(Object.entries(MODES).map(([name, value]) => [value, name as ExecutionMode]));
 
 export function isEntity(value: DataverseValue | undefined): value is Entity {
   return isTyped(value) && value.$type === 'Entity';

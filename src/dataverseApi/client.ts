@@ -29,20 +29,24 @@ export class OrganizationUrlError extends Error {
 
 /**
  * `https://contoso.crm.dynamics.com` from what a user types (a trailing slash or path is dropped).
- * Plain http is accepted for loopback only, where the tests' stand-in for Dataverse listens.
+ * Plain http is accepted for loopback only, where the tests' stand-in for Dataverse listens. With
+ * `requireDomain`, a bare name ("contoso") is refused rather than sent a token as
+ * `https://contoso`: organization hosts have a domain (`<org>.crm.dynamics.com`, `.crm4.`, …).
  */
-export function parseOrganizationUrl(text: string): URL {
+export function parseOrganizationUrl(text: string, options: { requireDomain?: boolean } = {}): URL {
+  const hint = 'give it as https://<org>.crm.dynamics.com (Power Apps: Settings > Session details > Instance url)';
   let url: URL;
   try {
     url = new URL(text.includes('://') ? text : `https://${text}`);
   } catch {
-    throw new OrganizationUrlError(`Not a URL: ${JSON.stringify(text.slice(0, 200))}`);
+    throw new OrganizationUrlError(`The organization ${text.includes('@') ? '' : `${JSON.stringify(text.slice(0, 200))} `}is not a URL: ${hint}`);
   }
+  if (url.username || url.password) throw new OrganizationUrlError('The organization URL must not carry a user name or password');
   const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
     throw new OrganizationUrlError(`The organization URL must be https: ${url.origin}`);
   }
-  if (url.username || url.password) throw new OrganizationUrlError('The organization URL must not carry credentials');
+  if (options.requireDomain && !loopback && !url.hostname.includes('.')) throw new OrganizationUrlError(`The organization "${url.hostname}" is not a host name: ${hint}`);
   return new URL(url.origin);
 }
 

@@ -3,8 +3,11 @@ import { on } from './registry';
 
 /**
  * Example: one call per created account, whether it was created alone (Create) or in bulk
- * (CreateMultiple, with `perRecord`): each record gets its own effects-once entry, so a retry after
- * a failure on record 7 does not repeat records 1 to 6.
+ * (CreateMultiple). It declares Create only: Dataverse raises the Create event for every record of
+ * a CreateMultiple, so this one declaration sees each account once; declaring CreateMultiple too
+ * would publish each account twice. `perRecord` gives each account its own effects-once entry and
+ * makes `ctx.record` an Entity. When Dataverse truncated the event (an account above 256 KB), the
+ * owner is read again from the Web API.
  */
 export interface NewAccount {
   accountId: string;
@@ -15,14 +18,22 @@ export const newAccountSink: { publish: (account: NewAccount) => Promise<void> }
   publish: async () => undefined,
 };
 
-for (const message of ['Create', 'CreateMultiple']) {
-  on({ name: `account-created.${message}`, entity: 'account', message, stage: 'PostOperation', perRecord: true }, async (event, ctx) => {
-    const record = ctx.record;
-    // A Create's id is in OutputParameters.id when the Target was sent without one.
-    const outputId = event.outputParameters['id'];
-    const accountId = record && record.id !== '00000000-0000-0000-0000-000000000000' ? record.id : typeof outputId === 'string' ? outputId : event.primaryEntityId;
-    const owner = record?.attributes['ownerid'];
-    await newAccountSink.publish({ accountId, ownerId: isEntityReference(owner) ? owner.id : null });
+on(
+  {
+    name: 'account-created',
+    entity: 'account',
+    message: 'Create',
+    stage: 'PostOperation',
+    mode: 'Asynchronous',
+    perRecord: true,
+    rereadTruncated: ['_ownerid_value'],
+  },
+  async (_event, ctx) => {
+    const accountId = ctx.record.id;
+    const owner = ctx.record.attributes['ownerid'];
+    const rereadOwner = ctx.truncated ? ctx.rereadRecord['_ownerid_value'] : undefined;
+    const ownerId = isEntityReference(owner) ? owner.id : typeof rereadOwner === 'string' ? rereadOwner : null;
+    await newAccountSink.publish({ accountId, ownerId });
     ctx.log.info('Account created', { accountId });
-  });
-}
+  },
+);

@@ -3,8 +3,9 @@ import type { AttributeChange } from '../dataverse/accessors';
 import { on } from './registry';
 
 /**
- * Example: react to what an Update changed, from the pre-image to the new values. Register the step
- * on contact Update, PostOperation, with a pre-image (alias "PreImage") of the columns you follow.
+ * Example: react to what an Update changed, from the pre-image to the new values. The declaration
+ * below is the whole registration: `register` gives Dataverse an asynchronous PostOperation step on
+ * contact Update, filtered on the followed columns, with a pre-image "pre" of those columns.
  * `skipStale` makes an older update arriving late (asynchronous steps are not ordered) a no-op.
  */
 export const FOLLOWED_CONTACT_COLUMNS = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
@@ -38,10 +39,22 @@ export const contactChangeSink: { publish: (summary: ContactChangeSummary) => Pr
   publish: async () => undefined,
 };
 
-on({ name: 'contact-changes', entity: 'contact', message: 'Update', stage: 'PostOperation', skipStale: true }, async (event, ctx) => {
-  const summary = summarizeContactChanges(event.primaryEntityId, ctx.changes('PreImage'));
-  if (summary.changed.length === 0) return;
-  await contactChangeSink.publish(summary);
-  // Column names only: their values are customer data.
-  ctx.log.info('Contact changed', { contactId: summary.contactId, columns: summary.changed.map((change) => change.attribute).join(',') });
-});
+on(
+  {
+    name: 'contact-changes',
+    entity: 'contact',
+    message: 'Update',
+    stage: 'PostOperation',
+    mode: 'Asynchronous',
+    filteringAttributes: FOLLOWED_CONTACT_COLUMNS,
+    images: { pre: { type: 'PreImage', columns: FOLLOWED_CONTACT_COLUMNS } },
+    skipStale: true,
+  },
+  async (event, ctx) => {
+    const summary = summarizeContactChanges(event.primaryEntityId, ctx.changes('pre'));
+    if (summary.changed.length === 0) return;
+    await contactChangeSink.publish(summary);
+    // Column names only: their values are customer data.
+    ctx.log.info('Contact changed', { contactId: summary.contactId, columns: summary.changed.map((change) => change.attribute).join(',') });
+  },
+);

@@ -1,26 +1,57 @@
-import type { AttributeChange } from '../dataverse/accessors';
-import type { DataverseEvent, DataverseValue, Entity, ExecutionMode, StageName } from '../dataverse';
+import { changedAttributes, type AttributeChange } from '../dataverse/accessors';
+import { isEntity, isEntityCollection, type DataverseEvent, type DataverseValue, type Entity, type ExecutionMode } from '../dataverse';
+import {
+  declarationProblems,
+  deriveSteps,
+  StepDeclarationError,
+  type DerivedStep,
+  type HandlerDeclaration,
+  type ImageType,
+  type RegistrableStage,
+} from '../dataverse/steps';
 import type { DataverseRow } from '../dataverseApi/recordReader';
 import type { EventLog } from '../observability/log';
 
-/** What a handler is for. `entity` and `message` take `*` for any; matching ignores case. */
-export interface EventFilter {
-  entity: string;
-  message: string;
-  stage?: StageName;
-  mode?: ExecutionMode;
+/**
+ * The handler registry: each handler declares, once, the Dataverse step it needs (table, message,
+ * stage, mode, filtering attributes, images) and what the processor should do for it. The
+ * processor routes events with `match`, `register` registers `steps`, and the handler's context is
+ * typed from the same declaration: an image alias it did not declare does not compile.
+ */
+
+/** An image the step takes of the record, under an alias (the key of `images`). */
+export interface ImageOption {
+  type: ImageType;
+  /** The columns it holds. Leave out for every column (a larger payload). */
+  columns?: readonly string[];
 }
 
-export interface HandlerOptions extends EventFilter {
+export interface HandlerOptions {
   /**
    * The handler's name in the effects-once ledger and in logs. It must stay the same across
    * deployments (a renamed handler runs again for events already handled). Defaults to the
    * function's own name.
    */
   name?: string;
+  /** The table's logical name; `*` for any table (such a handler registers no step: it sees the others'). */
+  entity: string;
+  /**
+   * The SDK message, or several (`['Create', 'Update']`). Declare Create or Update, not also
+   * CreateMultiple or UpdateMultiple: Dataverse raises the single-record event for every record of
+   * a bulk operation (see the README). `*` for any message (registers no step).
+   */
+  message: string | readonly string[];
+  /** Default PostOperation. Left out, the handler also receives events of other stages on its table and message. */
+  stage?: RegistrableStage;
+  /** Default Asynchronous in PostOperation, Synchronous before it. */
+  mode?: ExecutionMode;
+  /** Update and UpdateMultiple: run only when one of these columns is in the Target. Left out: every Update. */
+  filteringAttributes?: readonly string[];
+  /** The images the handler reads, by alias: `{ pre: { type: 'PreImage', columns: ['name'] } }`. */
+  images?: { readonly [alias: string]: ImageOption };
   /**
    * Call the handler once per record of `Targets` (CreateMultiple, UpdateMultiple), each with its
-   * own effects-once entry, and once with the Target otherwise. `ctx.record` is the record.
+   * own effects-once entry, and once with the Target otherwise. `ctx.record` is then never null.
    */
   perRecord?: boolean;
   /** Skip an event older than one this handler already applied to the same record (see README). */
@@ -28,12 +59,17 @@ export interface HandlerOptions extends EventFilter {
   /**
    * When Dataverse truncated the event (its Target and images removed), read the record again
    * from the Dataverse Web API before calling the handler: `true` for every column, or the
-   * columns to read. The row is `ctx.rereadRecord`. Needs DATAVERSE_URL; a failed read is
-   * retried like a handler failure.
+   * columns to read. The row is `ctx.rereadRecord` when `ctx.truncated`. Needs DATAVERSE_URL; a
+   * failed read is retried like a handler failure.
    */
   rereadTruncated?: boolean | readonly string[];
 }
 
+/**
+ * The context the processor builds for every call (src/pipeline/process.ts). Handlers see it
+ * through `Context<Options>`, which narrows it by their declaration; a field added here (the
+ * handler's AbortSignal, its idempotency key) reaches every handler's context as it is.
+ */
 export interface HandlerContext {
   eventId: string;
   /** 1 on the first delivery; the queue's dequeue count after that. */
@@ -68,11 +104,54 @@ export interface HandlerContext {
   postImage(alias?: string): Entity | null;
 }
 
+/** The aliases of the declared images of one kind. */
+type AliasOf<O, Kind extends ImageType> = O extends { images: infer Images }
+  ? { [Alias in keyof Images]: Images[Alias] extends { type: Kind } ? Alias : never }[keyof Images] & string
+  : never;
+export type PreImageAlias<O> = AliasOf<O, 'PreImage' | 'Both'>;
+export type PostImageAlias<O> = AliasOf<O, 'PostImage' | 'Both'>;
+
+/**
+ * `ctx.truncated`: Dataverse removed the Target and images (the payload was above 256 KB). It also
+ * tells whether `ctx.rereadRecord` was read: only truncated events are read again.
+ */
+type Reread<O> = O extends { rereadTruncated: true | readonly string[] }
+  ? { truncated: true; rereadRecord: DataverseRow } | { truncated: false; rereadRecord: null }
+  : O extends { rereadTruncated: false }
+    ? { truncated: boolean; rereadRecord: null }
+    : O extends { rereadTruncated: boolean }
+      ? { truncated: boolean; rereadRecord: DataverseRow | null }
+      : { truncated: boolean; rereadRecord: null };
+
+/**
+ * A handler's context, typed from its declaration `O`: `record` is an Entity for `perRecord`
+ * handlers, the image accessors take only the declared aliases of their kind, and, with
+ * `rereadTruncated`, `rereadRecord` is a row whenever `truncated` is true.
+ */
+export type Context<O extends HandlerOptions = HandlerOptions> = Omit<HandlerContext, 'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage'> & {
+  record: O extends { perRecord: true } ? Entity : Entity | null;
+  /**
+   * What an Update changed, from the declared pre-image named; a handler that declares no pre-image
+   * calls it without one, and every column of the Target is a change.
+   */
+  changes(...preImage: [PreImageAlias<O>] extends [never] ? [] : [alias: PreImageAlias<O>]): AttributeChange[];
+  /** A declared pre-image; null when the event has none (a truncated event has no images). */
+  preImage(alias: PreImageAlias<O>): Entity | null;
+  /** A declared post-image; null when the event has none. */
+  postImage(alias: PostImageAlias<O>): Entity | null;
+} & Reread<O>;
+
+export type Handler<O extends HandlerOptions = HandlerOptions> = (event: DataverseEvent, ctx: Context<O>) => Promise<void> | void;
+
+/** What the processor calls, with the context it builds. */
 export type EventHandler = (event: DataverseEvent, ctx: HandlerContext) => Promise<void> | void;
+
+/** Options the declaration does not know are a compile error, not a silently ignored typo. */
+type KnownOptions<O> = { [Key in Exclude<keyof O, keyof HandlerOptions>]: never };
 
 export interface RegisteredHandler {
   name: string;
-  filter: EventFilter;
+  declaration: HandlerDeclaration;
   perRecord: boolean;
   skipStale: boolean;
   /** Columns to re-read for a truncated event; [] for every column; null for no re-read. */
@@ -82,6 +161,8 @@ export interface RegisteredHandler {
 
 /** Ledger row keys may not hold / \ # ? or control characters; names stay readable too. */
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const OPTION_NAMES = new Set(['name', 'entity', 'message', 'stage', 'mode', 'filteringAttributes', 'images', 'perRecord', 'skipStale', 'rereadTruncated']);
+const IMAGE_OPTION_NAMES = new Set(['type', 'columns']);
 
 export class HandlerRegistryError extends Error {
   override readonly name = 'HandlerRegistryError';
@@ -89,43 +170,118 @@ export class HandlerRegistryError extends Error {
 
 export class HandlerRegistry {
   private readonly registered: RegisteredHandler[] = [];
+  private derived: DerivedStep[] = [];
 
-  on(options: HandlerOptions, handle: EventHandler): this {
+  /**
+   * Registers a handler for the events its options declare. Throws, as the app loads, on a
+   * declaration Dataverse would refuse or that cannot share a step with the handlers before it.
+   */
+  on<const O extends HandlerOptions>(options: O & KnownOptions<O>, handle: Handler<O>): this {
     const name = options.name ?? handle.name;
+    const label = name || `a handler for ${String(options.entity)} ${String(options.message)}`;
     if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(
-        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `a handler for ${options.entity} ${options.message} needs a name (options.name)`,
-      );
+      throw new HandlerRegistryError(name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`);
     }
     if (this.registered.some((handler) => handler.name === name)) throw new HandlerRegistryError(`two handlers are named "${name}"`);
-    const { entity, message, stage, mode } = options;
-    this.registered.push({
+    const declaration = declare(name, options);
+    const problems = declarationProblems(declaration);
+    if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
+
+    const registered: RegisteredHandler = {
       name,
-      filter: { entity, message, ...(stage ? { stage } : {}), ...(mode ? { mode } : {}) },
-      perRecord: options.perRecord ?? false,
-      skipStale: options.skipStale ?? false,
-      rereadColumns: options.rereadTruncated === true ? [] : options.rereadTruncated ? [...options.rereadTruncated] : null,
-      handle,
-    });
+      declaration,
+      perRecord: options.perRecord === true,
+      skipStale: options.skipStale === true,
+      rereadColumns: options.rereadTruncated === true ? [] : Array.isArray(options.rereadTruncated) ? [...(options.rereadTruncated as readonly string[])] : null,
+      handle: typedHandler(name, declaration, options.perRecord === true, handle as Handler),
+    };
+    try {
+      this.derived = deriveSteps([...this.registered, registered].map((handler) => handler.declaration));
+    } catch (error) {
+      if (error instanceof StepDeclarationError) throw new HandlerRegistryError(error.message);
+      throw error;
+    }
+    this.registered.push(registered);
     return this;
   }
 
   /** The handlers for an event, in registration order. */
   match(event: DataverseEvent): RegisteredHandler[] {
-    return this.registered.filter(({ filter }) => matches(filter, event));
+    return this.registered.filter(({ declaration }) => matches(declaration, event));
   }
 
   get all(): readonly RegisteredHandler[] {
     return this.registered;
   }
+
+  /** The steps Dataverse must have for these handlers: what `register` registers. */
+  get steps(): readonly DerivedStep[] {
+    return this.derived;
+  }
 }
 
-function matches(filter: EventFilter, event: DataverseEvent): boolean {
+function declare(name: string, options: HandlerOptions): HandlerDeclaration {
+  const unknown = Object.keys(options).filter((key) => !OPTION_NAMES.has(key));
+  if (unknown.length > 0) throw new HandlerRegistryError(`handler ${name}: unknown option ${unknown.map((key) => `"${key}"`).join(', ')}`);
+  if (typeof options.entity !== 'string') throw new HandlerRegistryError(`handler ${name}: entity is the table's logical name`);
+  const messages = typeof options.message === 'string' ? [options.message] : Array.isArray(options.message) ? [...(options.message as readonly unknown[])] : [];
+  if (!messages.every((message): message is string => typeof message === 'string')) throw new HandlerRegistryError(`handler ${name}: message is a message name or a list of them`);
+  const images = Object.entries(options.images ?? {}).map(([alias, image]) => {
+    const unknownImageOptions = Object.keys(image).filter((key) => !IMAGE_OPTION_NAMES.has(key));
+    if (unknownImageOptions.length > 0) throw new HandlerRegistryError(`handler ${name}: image "${alias}" has unknown option ${unknownImageOptions.map((key) => `"${key}"`).join(', ')}`);
+    return { alias, type: image.type, columns: image.columns === undefined ? null : [...image.columns] };
+  });
+  return {
+    handler: name,
+    entity: options.entity === '*' ? '*' : options.entity,
+    messages,
+    stage: options.stage ?? null,
+    mode: options.mode ?? null,
+    filteringAttributes: options.filteringAttributes === undefined ? null : [...options.filteringAttributes],
+    images,
+  };
+}
+
+/**
+ * Wraps the typed handler in what the processor calls: it adds `truncated`, keeps a per-record
+ * handler's promise that `record` is set, and calls a per-record handler with filtering attributes
+ * only for the records that carry one of them (an UpdateMultiple step runs when any record does).
+ */
+function typedHandler(name: string, declaration: HandlerDeclaration, perRecord: boolean, handle: Handler): EventHandler {
+  const filtering = declaration.filteringAttributes;
+  return (event, ctx) => {
+    if (perRecord && !ctx.record) {
+      throw new HandlerRegistryError(`handler ${name} runs per record, and this ${event.messageName} names no record (a truncated bulk event keeps no record ids)`);
+    }
+    if (perRecord && filtering && ctx.record && !event.truncated && !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))) return;
+    // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
+    const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
+    // Built on the processor's context (its prototype), so every field it has reaches the handler as it is.
+    const typed: HandlerContext & { truncated: boolean } = Object.assign(Object.create(ctx) as HandlerContext, { changes, truncated: event.truncated });
+    return handle(event, typed as unknown as Context);
+  };
+}
+
+function matches(declaration: HandlerDeclaration, event: DataverseEvent): boolean {
   const same = (wanted: string, actual: string) => wanted === '*' || wanted.toLowerCase() === actual.toLowerCase();
   return (
-    same(filter.entity, event.primaryEntityName) &&
-    same(filter.message, event.messageName) &&
-    (filter.stage === undefined || filter.stage === event.stageName) &&
-    (filter.mode === undefined || filter.mode === event.mode)
+    same(declaration.entity, event.primaryEntityName) &&
+    declaration.messages.some((message) => same(message, event.messageName)) &&
+    (declaration.stage === null || declaration.stage === event.stageName) &&
+    (declaration.mode === null || declaration.mode === event.mode) &&
+    carriesFilteredColumn(declaration.filteringAttributes, event)
   );
+}
+
+/**
+ * Handlers that share a step share its filtering attributes, so each one checks its own, as
+ * Dataverse does for a step: an Update whose Target (any record of Targets) carries none of them
+ * is not for it. A truncated event has no Target to look at and is delivered.
+ */
+function carriesFilteredColumn(filtering: readonly string[] | null, event: DataverseEvent): boolean {
+  if (filtering === null || event.truncated) return true;
+  const targets = event.inputParameters['Targets'];
+  const records = isEntityCollection(targets) ? targets.entities : isEntity(event.target) ? [event.target] : [];
+  if (records.length === 0) return true;
+  return records.some((record) => filtering.some((column) => Object.hasOwn(record.attributes, column)));
 }

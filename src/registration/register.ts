@@ -1,29 +1,22 @@
 import type { DataverseClient } from '../dataverseApi';
 import { bindReference, rowPath } from '../dataverseApi/odata';
-import {
-  AUTH_TYPES,
-  defaultMessagePropertyName,
-  IMAGE_TYPES,
-  JSON_MESSAGE_FORMAT,
-  MODES,
-  STAGES,
-  stepName,
-  WEBHOOK_CONTRACT,
-  type ImageDefinition,
-  type Registration,
-  type StepDefinition,
-} from './definition';
-import { BINDINGS, createMessageLookup, ENTITY_SETS, findEndpointsByName, listEndpointSteps, listStepImages, type EndpointRow, type ImageRow, type StepRow } from './rows';
+import { defaultMessagePropertyName, IMAGE_TYPES, MODES, STAGES, stepName, type DerivedStep, type ImageDeclaration } from '../dataverse/steps';
+import { AUTH_TYPES, JSON_MESSAGE_FORMAT, WEBHOOK_CONTRACT, type Registration } from './definition';
+import { BINDINGS, createMessageLookup, ENTITY_SETS, findEndpointsByName, listEndpointSteps, listStepImages, LookupError, type EndpointRow, type ImageRow, type StepRow } from './rows';
 
 /**
- * Brings Dataverse in line with the registration file: the ServiceEndpoint found by name, its
- * steps found by name, their images found by alias. Everything is read and checked first, then
- * only what differs is written, so a second run with the same file writes nothing, and a file
- * that names an unknown message or table fails before any write.
+ * Brings Dataverse in line with the code: the ServiceEndpoint of the registration file, found by
+ * name, and the steps the handlers declare (src/dataverse/steps.ts derives them), each found by
+ * what it is (table, message, stage and mode) and its images by alias. Everything is read and
+ * checked first and the difference planned; the caller shows it, then applies it. Only what
+ * differs is written, so a second run writes nothing, and a table or message Dataverse does not
+ * have fails before any write.
  */
 
 export interface RegisterOptions {
   registration: Registration;
+  /** The steps the handlers need (`handlers.steps`). */
+  steps: readonly DerivedStep[];
   /** The function's URL, without `?code=`. */
   url: string;
   /**
@@ -33,19 +26,23 @@ export interface RegisterOptions {
    */
   authValue: () => Promise<string>;
   rotateKey: boolean;
-  /** Delete steps of this endpoint that the file does not list. */
+  /** Delete this endpoint's steps that no handler declares. */
   prune: boolean;
-  /** Read, plan and report every write, but send none. */
-  dryRun: boolean;
 }
 
-export type Action = 'created' | 'updated' | 'unchanged' | 'deleted' | 'kept (not in the file; --prune deletes it)';
+/** What happens to a row: `keep` is a step no handler declares, left alone without --prune. */
+export type Action = 'create' | 'update' | 'unchanged' | 'delete' | 'keep';
 
 export interface Outcome {
   name: string;
   action: Action;
-  /** Which columns differ, e.g. `rank 1 → 2`; never an authvalue. */
+  /** What differs, e.g. `filteringattributes "a" → "a,b"`; never an authvalue. */
   changes: string[];
+}
+
+export interface StepOutcome extends Outcome {
+  /** The handlers the step feeds; empty for a step no handler declares. */
+  handlers: string[];
 }
 
 export interface WriteRequest {
@@ -55,11 +52,13 @@ export interface WriteRequest {
   body?: Record<string, unknown>;
 }
 
-export interface RegisterResult {
+export interface RegistrationPlan {
   endpoint: Outcome & { id: string | null };
-  steps: Outcome[];
-  /** The writes sent, in order (with `dryRun`: the writes that would be sent). */
+  steps: StepOutcome[];
+  /** The writes `apply` sends, in order, with secrets masked; rows it creates appear as placeholders. */
   writes: WriteRequest[];
+  /** Sends the writes. */
+  apply(): Promise<void>;
 }
 
 export class RegistrationConflictError extends Error {
@@ -90,6 +89,7 @@ function bind(entitySet: string, row: RowRef): string {
   return row.id ? bindReference(entitySet, row.id) : `/${entitySet}(${row.placeholder})`;
 }
 
+/** A column list as Dataverse stores it, compared without case, order or spaces. */
 function columns(value: string | null | readonly string[] | undefined): string {
   const list = typeof value === 'string' ? value.split(',') : (value ?? []);
   return [...new Set(list.map((column) => column.trim().toLowerCase()).filter((column) => column.length > 0))].sort().join(',');
@@ -108,10 +108,10 @@ class Difference {
     return this;
   }
 
-  bind(property: string, currentId: string | null, desired: RowRef, entitySet: string, label: string): this {
-    if (currentId !== desired.id) {
-      this.body[property] = bind(entitySet, desired);
-      this.changes.push(label);
+  compareColumns(column: string, current: string | null, desired: string | null): this {
+    if (columns(current) !== columns(desired)) {
+      this.body[column] = desired;
+      this.changes.push(`${column} "${columns(current)}" → "${columns(desired)}"`);
     }
     return this;
   }
@@ -121,199 +121,148 @@ class Difference {
   }
 }
 
+/** Step descriptions are limited to 256 characters. */
+function stepDescription(step: DerivedStep): string {
+  const text = `Feeds the dataverse-webhooks handlers: ${step.handlers.join(', ')}`;
+  return text.length > 256 ? `${text.slice(0, 255)}…` : text;
+}
+
+function stepColumns(step: DerivedStep) {
+  return {
+    stage: STAGES[step.stage],
+    mode: MODES[step.mode],
+    // The app keeps its own record of every event (ledger, failures, telemetry): a succeeded
+    // System Job adds nothing but rows; failed ones stay for `status`.
+    asyncautodelete: step.mode === 'Asynchronous',
+    filteringattributes: step.filteringAttributes ? columns(step.filteringAttributes) : null,
+  };
+}
+
+function imageColumns(step: DerivedStep, image: ImageDeclaration) {
+  return {
+    name: image.alias,
+    entityalias: image.alias,
+    imagetype: IMAGE_TYPES[image.type],
+    attributes: image.columns ? columns(image.columns) : null,
+    messagepropertyname: defaultMessagePropertyName(step.message),
+  };
+}
+
 interface ResolvedStep {
-  definition: StepDefinition;
+  step: DerivedStep;
   name: string;
   message: RowRef;
   filter: RowRef;
 }
 
-export async function registerWebhook(client: DataverseClient, options: RegisterOptions): Promise<RegisterResult> {
-  const { registration } = options;
-  const endpointName = registration.endpoint.name;
-  const desiredAuthType = AUTH_TYPES[registration.endpoint.auth.type];
+/** What the steps of an endpoint need, as writes and outcomes. Shared by `register` and `status`. */
+interface StepPlan {
+  outcomes: StepOutcome[];
+  writes: PlannedWrite[];
+}
 
-  // Read everything first.
-  const found = await findEndpointsByName(client, endpointName);
-  if (found.length > 1) throw new RegistrationConflictError(`${found.length} service endpoints are named "${endpointName}": rename or delete all but one`);
-  const existing: EndpointRow | undefined = found[0];
-  if (existing && existing.contract !== WEBHOOK_CONTRACT) {
-    throw new RegistrationConflictError(`The service endpoint "${endpointName}" is not a webhook (contract ${existing.contract}); it is left alone: choose another name`);
-  }
+const identity = (filterId: string | null, stage: number, mode: number) => `${filterId ?? ''}|${stage}|${mode}`;
 
+async function planSteps(
+  client: DataverseClient,
+  endpointName: string,
+  endpoint: RowRef,
+  desired: readonly DerivedStep[],
+  options: { prune: boolean; onMissingMessage: 'throw' | 'report' },
+): Promise<StepPlan> {
   const lookup = createMessageLookup(client);
-  const resolved: ResolvedStep[] = await Promise.all(
-    registration.steps.map(async (definition) => {
-      const ids = await lookup.filterId(definition.message, definition.table);
-      return {
-        definition,
-        name: stepName(endpointName, definition),
-        message: { id: ids.messageId, placeholder: '' },
-        filter: { id: ids.filterId, placeholder: '' },
-      };
-    }),
-  );
-
-  const existingSteps = existing ? await listEndpointSteps(client, existing.serviceendpointid) : [];
-  const stepsByName = new Map<string, StepRow>();
-  const listedNames = new Set(resolved.map((step) => step.name.toLowerCase()));
-  for (const step of existingSteps) {
-    const key = step.name.toLowerCase();
-    if (stepsByName.has(key) && listedNames.has(key)) {
-      throw new RegistrationConflictError(`The endpoint "${endpointName}" has two steps named "${step.name}": delete one (or rename it) so the file's step can be matched`);
+  const outcomes: StepOutcome[] = [];
+  const resolved: ResolvedStep[] = [];
+  for (const step of desired) {
+    try {
+      const ids = await lookup.filterId(step.message, step.entity);
+      resolved.push({ step, name: stepName(endpointName, step), message: { id: ids.messageId, placeholder: '' }, filter: { id: ids.filterId, placeholder: '' } });
+    } catch (error) {
+      if (!(error instanceof LookupError) || options.onMissingMessage === 'throw') throw error;
+      outcomes.push({ name: stepName(endpointName, step), action: 'create', changes: [`cannot be registered: ${error.message}`], handlers: [...step.handlers] });
     }
-    stepsByName.set(key, step);
-  }
-  const imagesByStep = new Map<string, ImageRow[]>();
-  for (const step of resolved) {
-    const match = stepsByName.get(step.name.toLowerCase());
-    if (match) imagesByStep.set(match.sdkmessageprocessingstepid, await listStepImages(client, match.sdkmessageprocessingstepid));
   }
 
-  // Then plan the writes.
+  const existingSteps = endpoint.id ? await listEndpointSteps(client, endpoint.id) : [];
+  const byIdentity = new Map<string, StepRow[]>();
+  for (const row of existingSteps) {
+    const key = identity(row._sdkmessagefilterid_value, row.stage, row.mode);
+    byIdentity.set(key, [...(byIdentity.get(key) ?? []), row]);
+  }
+
   const writes: PlannedWrite[] = [];
-  const endpointRef: RowRef = { id: existing?.serviceendpointid, placeholder: `<id of the new serviceendpoint "${endpointName}">` };
-  const needsAuthValue = !existing || existing.authtype !== desiredAuthType || existing.isauthvalueset !== true || options.rotateKey;
-  const authValue = needsAuthValue ? await options.authValue() : undefined;
-
-  const endpointDifference = new Difference()
-    .compare('url', existing?.url, options.url)
-    .compare('authtype', existing?.authtype, desiredAuthType)
-    .compare('messageformat', existing?.messageformat, JSON_MESSAGE_FORMAT);
-  if (registration.endpoint.description !== undefined) endpointDifference.compare('description', existing?.description ?? '', registration.endpoint.description);
-  if (authValue !== undefined) {
-    endpointDifference.body.authvalue = authValue;
-    endpointDifference.changes.push(existing ? 'authvalue (rewritten)' : 'authvalue');
-  }
-  let endpointAction: Action = 'unchanged';
-  if (!existing) {
-    endpointAction = 'created';
-    writes.push({ method: 'POST', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => ({ name: endpointName, contract: WEBHOOK_CONTRACT, ...endpointDifference.body }) });
-  } else if (!endpointDifference.empty) {
-    endpointAction = 'updated';
-    writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => endpointDifference.body });
-  }
-
-  const outcomes: Outcome[] = [];
+  const matched = new Set<string>();
   for (const step of resolved) {
-    const current = stepsByName.get(step.name.toLowerCase());
-    outcomes.push(current ? planStepUpdate(writes, step, current, imagesByStep.get(current.sdkmessageprocessingstepid) ?? []) : planStepCreate(writes, step, endpointRef));
-  }
-  for (const step of existingSteps) {
-    if (listedNames.has(step.name.toLowerCase())) continue;
-    if (options.prune) {
-      writes.push({ method: 'DELETE', entitySet: ENTITY_SETS.steps, row: { id: step.sdkmessageprocessingstepid, placeholder: '' } });
-      outcomes.push({ name: step.name, action: 'deleted', changes: [] });
+    const desiredColumns = stepColumns(step.step);
+    // A second step with the same table, message, stage and mode would deliver every event twice: the
+    // one with the expected name (else the first) is the handlers' step, and --prune deletes the others.
+    const candidates = byIdentity.get(identity(step.filter.id ?? null, desiredColumns.stage, desiredColumns.mode)) ?? [];
+    const current = candidates.find((row) => row.name.toLowerCase() === step.name.toLowerCase()) ?? candidates[0];
+    if (current) {
+      matched.add(current.sdkmessageprocessingstepid);
+      outcomes.push(planStepUpdate(writes, step, current, await listStepImages(client, current.sdkmessageprocessingstepid)));
     } else {
-      outcomes.push({ name: step.name, action: 'kept (not in the file; --prune deletes it)', changes: [] });
+      outcomes.push(planStepCreate(writes, step, endpoint));
     }
   }
-
-  // Then write, in order.
-  const sent: WriteRequest[] = [];
-  for (const write of writes) {
-    const body = write.body?.();
-    const target = write.method === 'POST' ? write.entitySet : write.row.id ? rowPath(write.entitySet, write.row.id) : `${write.entitySet}(${write.row.placeholder})`;
-    sent.push({ method: write.method, url: `${client.serviceRoot}${target}`, ...(body ? { body: maskSecrets(body) } : {}) });
-    if (options.dryRun) continue;
-    if (write.method === 'POST') write.row.id = await client.create(write.entitySet, body ?? {});
-    else if (write.method === 'PATCH') await client.update(write.entitySet, requireId(write.row), body ?? {});
-    else await client.delete(write.entitySet, requireId(write.row));
+  for (const row of existingSteps) {
+    if (matched.has(row.sdkmessageprocessingstepid)) continue;
+    if (options.prune) writes.push({ method: 'DELETE', entitySet: ENTITY_SETS.steps, row: { id: row.sdkmessageprocessingstepid, placeholder: '' } });
+    outcomes.push({ name: row.name, action: options.prune ? 'delete' : 'keep', changes: ['no handler declares it'], handlers: [] });
   }
-
-  return {
-    // A new endpoint's columns are all "changes"; the request shows them.
-    endpoint: { name: endpointName, id: endpointRef.id ?? null, action: endpointAction, changes: existing ? endpointDifference.changes : [] },
-    steps: outcomes,
-    writes: sent,
-  };
+  return { outcomes, writes };
 }
 
-function requireId(row: RowRef): string {
-  if (!row.id) throw new Error(`Internal error: ${row.placeholder} was not created before it was written`);
-  return row.id;
-}
-
-function stepColumns(definition: StepDefinition) {
-  return {
-    stage: STAGES[definition.stage],
-    mode: MODES[definition.mode],
-    rank: definition.rank,
-    asyncautodelete: definition.asyncAutoDelete,
-    filteringattributes: definition.filteringAttributes ? columns(definition.filteringAttributes) : null,
-  };
-}
-
-function imageColumns(step: StepDefinition, image: ImageDefinition) {
-  return {
-    name: image.name ?? image.alias,
-    entityalias: image.alias,
-    imagetype: IMAGE_TYPES[image.type],
-    attributes: image.attributes ? columns(image.attributes) : null,
-    messagepropertyname: image.messagePropertyName ?? defaultMessagePropertyName(step.message),
-  };
-}
-
-function planStepCreate(writes: PlannedWrite[], step: ResolvedStep, endpoint: RowRef): Outcome {
-  const stepRef: RowRef = { id: undefined, placeholder: `<id of the new step "${step.name}">` };
-  const { definition } = step;
+function planStepCreate(writes: PlannedWrite[], resolved: ResolvedStep, endpoint: RowRef): StepOutcome {
+  const { step } = resolved;
+  const stepRef: RowRef = { id: undefined, placeholder: `<id of the new step "${resolved.name}">` };
   writes.push({
     method: 'POST',
     entitySet: ENTITY_SETS.steps,
     row: stepRef,
     body: () => ({
-      name: step.name,
-      ...(definition.description !== undefined ? { description: definition.description } : {}),
-      ...stepColumns(definition),
+      name: resolved.name,
+      description: stepDescription(step),
+      ...stepColumns(step),
+      rank: 1,
       // Runs on the server only (not in the offline client).
       supporteddeployment: 0,
       [BINDINGS.stepEventHandler]: bind(ENTITY_SETS.serviceEndpoints, endpoint),
-      [BINDINGS.stepMessage]: bind(ENTITY_SETS.messages, step.message),
-      [BINDINGS.stepMessageFilter]: bind(ENTITY_SETS.messageFilters, step.filter),
+      [BINDINGS.stepMessage]: bind(ENTITY_SETS.messages, resolved.message),
+      [BINDINGS.stepMessageFilter]: bind(ENTITY_SETS.messageFilters, resolved.filter),
     }),
   });
-  // A step is created enabled; a disabled one is switched off right after.
-  if (!definition.enabled) writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.steps, row: stepRef, body: () => ({ statecode: 1, statuscode: 2 }) });
-  for (const image of definition.images) {
+  for (const image of step.images) {
     writes.push({
       method: 'POST',
       entitySet: ENTITY_SETS.images,
       row: { id: undefined, placeholder: `<id of the new image "${image.alias}">` },
-      body: () => ({ ...imageColumns(definition, image), [BINDINGS.imageStep]: bind(ENTITY_SETS.steps, stepRef) }),
+      body: () => ({ ...imageColumns(step, image), [BINDINGS.imageStep]: bind(ENTITY_SETS.steps, stepRef) }),
     });
   }
-  return { name: step.name, action: 'created', changes: [] };
+  return { name: resolved.name, action: 'create', changes: step.images.map((image) => `image "${image.alias}"`), handlers: [...step.handlers] };
 }
 
-function planStepUpdate(writes: PlannedWrite[], step: ResolvedStep, current: StepRow, currentImages: ImageRow[]): Outcome {
-  const { definition } = step;
-  const desired = stepColumns(definition);
+function planStepUpdate(writes: PlannedWrite[], resolved: ResolvedStep, current: StepRow, currentImages: ImageRow[]): StepOutcome {
+  const { step } = resolved;
+  const desired = stepColumns(step);
   const stepRef: RowRef = { id: current.sdkmessageprocessingstepid, placeholder: '' };
+  // Matched by table, message, stage and mode; the rank is left as it is (someone may have ordered it).
   const difference = new Difference()
-    .compare('name', current.name, step.name)
-    .compare('stage', current.stage, desired.stage)
-    .compare('mode', current.mode, desired.mode)
-    .compare('rank', current.rank, desired.rank)
-    .compare('asyncautodelete', current.asyncautodelete ?? false, desired.asyncautodelete);
-  if (columns(current.filteringattributes) !== columns(desired.filteringattributes)) {
-    difference.body.filteringattributes = desired.filteringattributes;
-    difference.changes.push(`filteringattributes "${columns(current.filteringattributes)}" → "${desired.filteringattributes ?? ''}"`);
-  }
-  if (definition.description !== undefined) difference.compare('description', current.description ?? '', definition.description);
-  difference
-    .bind(BINDINGS.stepMessage, current._sdkmessageid_value, step.message, ENTITY_SETS.messages, `message → ${definition.message}`)
-    .bind(BINDINGS.stepMessageFilter, current._sdkmessagefilterid_value, step.filter, ENTITY_SETS.messageFilters, `table → ${definition.table}`);
-  const desiredState = definition.enabled ? 0 : 1;
-  if (current.statecode !== desiredState) {
-    difference.body.statecode = desiredState;
-    difference.body.statuscode = definition.enabled ? 1 : 2;
-    difference.changes.push(definition.enabled ? 'enabled' : 'disabled');
+    .compare('name', current.name, resolved.name)
+    .compare('description', current.description ?? '', stepDescription(step))
+    .compare('asyncautodelete', current.asyncautodelete ?? false, desired.asyncautodelete)
+    .compareColumns('filteringattributes', current.filteringattributes, desired.filteringattributes);
+  if (current.statecode !== 0) {
+    difference.body.statecode = 0;
+    difference.body.statuscode = 1;
+    difference.changes.push('enabled (it was disabled)');
   }
   if (!difference.empty) writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.steps, row: stepRef, body: () => difference.body });
 
   const imagesByAlias = new Map(currentImages.map((image) => [image.entityalias, image]));
-  for (const image of definition.images) {
-    const desiredImage = imageColumns(definition, image);
+  for (const image of step.images) {
+    const desiredImage = imageColumns(step, image);
     const currentImage = imagesByAlias.get(image.alias);
     imagesByAlias.delete(image.alias);
     if (!currentImage) {
@@ -329,20 +278,96 @@ function planStepUpdate(writes: PlannedWrite[], step: ResolvedStep, current: Ste
     const imageDifference = new Difference()
       .compare('name', currentImage.name, desiredImage.name)
       .compare('imagetype', currentImage.imagetype, desiredImage.imagetype)
-      .compare('messagepropertyname', currentImage.messagepropertyname, desiredImage.messagepropertyname);
-    if (columns(currentImage.attributes) !== columns(desiredImage.attributes)) {
-      imageDifference.body.attributes = desiredImage.attributes;
-      imageDifference.changes.push('attributes');
-    }
+      .compare('messagepropertyname', currentImage.messagepropertyname, desiredImage.messagepropertyname)
+      .compareColumns('attributes', currentImage.attributes, desiredImage.attributes);
     if (!imageDifference.empty) {
       writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.images, row: { id: currentImage.sdkmessageprocessingstepimageid, placeholder: '' }, body: () => imageDifference.body });
       difference.changes.push(`image "${image.alias}": ${imageDifference.changes.join(', ')}`);
     }
   }
-  // The file lists every image of a step it manages: one it no longer lists is removed.
+  // The handlers declare every image of their step: one no handler reads is removed.
   for (const stale of imagesByAlias.values()) {
     writes.push({ method: 'DELETE', entitySet: ENTITY_SETS.images, row: { id: stale.sdkmessageprocessingstepimageid, placeholder: '' } });
     difference.changes.push(`image "${stale.entityalias}" removed`);
   }
-  return { name: step.name, action: difference.changes.length === 0 ? 'unchanged' : 'updated', changes: difference.changes };
+  return { name: resolved.name, action: difference.changes.length === 0 ? 'unchanged' : 'update', changes: difference.changes, handlers: [...step.handlers] };
+}
+
+async function findEndpoint(client: DataverseClient, endpointName: string): Promise<EndpointRow | undefined> {
+  const found = await findEndpointsByName(client, endpointName);
+  if (found.length > 1) throw new RegistrationConflictError(`${found.length} service endpoints are named "${endpointName}": rename or delete all but one`);
+  const existing = found[0];
+  if (existing && existing.contract !== WEBHOOK_CONTRACT) {
+    throw new RegistrationConflictError(`The service endpoint "${endpointName}" is not a webhook (contract ${existing.contract}); it is left alone: choose another name`);
+  }
+  return existing;
+}
+
+/** Reads Dataverse and plans every write; nothing is written until `apply`. */
+export async function planRegistration(client: DataverseClient, options: RegisterOptions): Promise<RegistrationPlan> {
+  const { registration } = options;
+  const endpointName = registration.endpoint.name;
+  const desiredAuthType = AUTH_TYPES[registration.endpoint.auth.type];
+  const existing = await findEndpoint(client, endpointName);
+  const endpointRef: RowRef = { id: existing?.serviceendpointid, placeholder: `<id of the new serviceendpoint "${endpointName}">` };
+  const stepPlan = await planSteps(client, endpointName, endpointRef, options.steps, { prune: options.prune, onMissingMessage: 'throw' });
+
+  const needsAuthValue = !existing || existing.authtype !== desiredAuthType || existing.isauthvalueset !== true || options.rotateKey;
+  const authValue = needsAuthValue ? await options.authValue() : undefined;
+  const endpointDifference = new Difference()
+    .compare('url', existing?.url, options.url)
+    .compare('authtype', existing?.authtype, desiredAuthType)
+    .compare('messageformat', existing?.messageformat, JSON_MESSAGE_FORMAT);
+  if (registration.endpoint.description !== undefined) endpointDifference.compare('description', existing?.description ?? '', registration.endpoint.description);
+  if (authValue !== undefined) {
+    endpointDifference.body.authvalue = authValue;
+    endpointDifference.changes.push(existing ? 'authvalue (rewritten)' : 'authvalue');
+  }
+  const writes: PlannedWrite[] = [];
+  let endpointAction: Action = 'unchanged';
+  if (!existing) {
+    endpointAction = 'create';
+    writes.push({ method: 'POST', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => ({ name: endpointName, contract: WEBHOOK_CONTRACT, ...endpointDifference.body }) });
+  } else if (!endpointDifference.empty) {
+    endpointAction = 'update';
+    writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => endpointDifference.body });
+  }
+  writes.push(...stepPlan.writes);
+
+  const preview = (write: PlannedWrite): WriteRequest => {
+    const body = write.body?.();
+    const target = write.method === 'POST' ? write.entitySet : write.row.id ? rowPath(write.entitySet, write.row.id) : `${write.entitySet}(${write.row.placeholder})`;
+    return { method: write.method, url: `${client.serviceRoot}${target}`, ...(body ? { body: maskSecrets(body) } : {}) };
+  };
+  const plan: RegistrationPlan = {
+    // A new endpoint's columns are all "changes"; the request shows them.
+    endpoint: { name: endpointName, id: endpointRef.id ?? null, action: endpointAction, changes: existing ? endpointDifference.changes : [] },
+    steps: stepPlan.outcomes,
+    writes: writes.map(preview),
+    async apply() {
+      for (const write of writes) {
+        const body = write.body?.();
+        if (write.method === 'POST') write.row.id = await client.create(write.entitySet, body ?? {});
+        else if (write.method === 'PATCH') await client.update(write.entitySet, requireId(write.row), body ?? {});
+        else await client.delete(write.entitySet, requireId(write.row));
+      }
+      plan.endpoint.id = endpointRef.id ?? null;
+    },
+  };
+  return plan;
+}
+
+/**
+ * How the steps of an existing endpoint differ from what the handlers declare, for `status`: a
+ * step to create is a handler with no registered step, `keep` a step no handler declares, `update`
+ * a step whose columns or images differ. Reads only.
+ */
+export async function compareSteps(client: DataverseClient, endpoint: EndpointRow, steps: readonly DerivedStep[]): Promise<StepOutcome[]> {
+  const { outcomes } = await planSteps(client, endpoint.name, { id: endpoint.serviceendpointid, placeholder: '' }, steps, { prune: false, onMissingMessage: 'report' });
+  return outcomes;
+}
+
+function requireId(row: RowRef): string {
+  if (!row.id) throw new Error(`Internal error: ${row.placeholder} was not created before it was written`);
+  return row.id;
 }

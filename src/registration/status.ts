@@ -1,11 +1,27 @@
 import type { DataverseClient } from '../dataverseApi';
-import { AUTH_TYPES, IMAGE_TYPES, MODES, STAGES } from './definition';
+import { IMAGE_TYPES, MODES, STAGES, type DerivedStep } from '../dataverse/steps';
+import { AUTH_TYPES } from './definition';
+import { compareSteps, type StepOutcome } from './register';
 import { findEndpointsByName, listEndpointSteps, listFailedJobs, listStepImages, listWebhookEndpoints, isWebhookEndpoint, type FailedJobRow } from './rows';
 
 /** What `status` shows: each webhook endpoint, its steps and images, and the recent failures of each step. */
 export interface WebhookStatus {
   organizationUrl: string;
   endpoints: EndpointStatus[];
+  /** How the app's endpoint differs from what the handlers declare; null when not compared. */
+  drift: Drift | null;
+}
+
+/**
+ * The difference between the handlers and the steps of the app's endpoint: handlers whose step is
+ * not registered (`create`), steps no handler declares (`keep`), and steps whose filtering
+ * attributes or images differ (`update`). `register` removes it.
+ */
+export interface Drift {
+  endpoint: string;
+  /** False when the endpoint does not exist yet. */
+  exists: boolean;
+  differences: StepOutcome[];
 }
 
 export interface EndpointStatus {
@@ -30,14 +46,30 @@ export interface StepStatus {
   failedJobs: FailedJobRow[];
 }
 
-function nameOf(table: Record<string, number>, value: number | null): string {
+function nameOf(table: Readonly<Record<string, number>>, value: number | null): string {
   return Object.entries(table).find(([, candidate]) => candidate === value)?.[0] ?? String(value);
 }
 
-export async function readWebhookStatus(client: DataverseClient, options: { endpointName?: string; failedJobsPerStep: number }): Promise<WebhookStatus> {
+export interface StatusOptions {
+  endpointName?: string;
+  failedJobsPerStep: number;
+  /** The app's endpoint and the steps its handlers declare, to report drift. */
+  expected?: { endpointName: string; steps: readonly DerivedStep[] };
+}
+
+export async function readWebhookStatus(client: DataverseClient, options: StatusOptions): Promise<WebhookStatus> {
   const endpoints = options.endpointName === undefined ? await listWebhookEndpoints(client) : (await findEndpointsByName(client, options.endpointName)).filter(isWebhookEndpoint);
+  let drift: Drift | null = null;
+  if (options.expected) {
+    const { endpointName, steps } = options.expected;
+    const endpoint = (options.endpointName === endpointName ? endpoints : (await findEndpointsByName(client, endpointName)).filter(isWebhookEndpoint))[0];
+    drift = endpoint
+      ? { endpoint: endpointName, exists: true, differences: (await compareSteps(client, endpoint, steps)).filter((outcome) => outcome.action !== 'unchanged') }
+      : { endpoint: endpointName, exists: false, differences: [] };
+  }
   return {
     organizationUrl: client.organizationUrl,
+    drift,
     endpoints: await Promise.all(
       endpoints.map(async (endpoint) => {
         const steps = await listEndpointSteps(client, endpoint.serviceendpointid);
@@ -77,8 +109,9 @@ function oneLine(text: string | null, max = 300): string {
 }
 
 export function formatWebhookStatus(status: WebhookStatus): string {
-  if (status.endpoints.length === 0) return `No webhook endpoints (serviceendpoints with contract 8) in ${status.organizationUrl}.\n`;
-  const lines: string[] = [`Webhook endpoints in ${status.organizationUrl}:`];
+  const lines: string[] = [];
+  if (status.endpoints.length === 0) lines.push(`No webhook endpoints (serviceendpoints with contract 8) in ${status.organizationUrl}.`);
+  else lines.push(`Webhook endpoints in ${status.organizationUrl}:`);
   for (const endpoint of status.endpoints) {
     lines.push('', `${endpoint.name}  (${endpoint.authType}, id ${endpoint.id})`, `  url: ${endpoint.url ?? '(none)'}`);
     if (endpoint.steps.length === 0) lines.push('  no steps');
@@ -96,5 +129,20 @@ export function formatWebhookStatus(status: WebhookStatus): string {
       }
     }
   }
+  if (status.drift) lines.push('', ...formatDrift(status.drift));
   return `${lines.join('\n')}\n`;
+}
+
+function formatDrift(drift: Drift): string[] {
+  const title = `Drift between the handlers and the endpoint "${drift.endpoint}":`;
+  if (!drift.exists) return [title, '  the endpoint does not exist: "register" creates it with the handlers\' steps'];
+  if (drift.differences.length === 0) return [title, '  none: every step the handlers declare is registered as declared, and no other'];
+  const lines = [title];
+  for (const difference of drift.differences) {
+    if (difference.action === 'keep') lines.push(`  step "${difference.name}": no handler declares it ("register --prune" deletes it)`);
+    else if (difference.action === 'create') {
+      lines.push(`  handler${difference.handlers.length > 1 ? 's' : ''} ${difference.handlers.join(', ')}: no step registered ("register" creates "${difference.name}")${difference.changes.filter((change) => change.startsWith('cannot')).map((change) => `; ${change}`).join('')}`);
+    } else lines.push(`  step "${difference.name}" for ${difference.handlers.join(', ')}: not as declared; "register" would update it (${difference.changes.join('; ')})`);
+  }
+  return lines;
 }

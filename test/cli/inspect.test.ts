@@ -45,7 +45,7 @@ describe('dataverse-webhooks inspect', () => {
     expect(missing.err()).toContain('No such file');
     const usage = captureIO();
     expect(await main(['inspect'], usage)).toBe(2);
-    expect(usage.err()).toContain('Usage: dataverse-webhooks inspect');
+    expect(usage.err()).toBe('inspect takes exactly one file (or - for stdin) (see "dataverse-webhooks inspect --help")\n');
     const badHeader = captureIO();
     expect(await main(['inspect', fixtureFile, '--header', 'no-colon'], badHeader)).toBe(2);
   });

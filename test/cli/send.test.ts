@@ -1,17 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { fileWebhookRequest, generatedWebhookRequest, truncated } from '../../src/cli/webhookRequest';
 import { parseDataverseWebhookOrThrow, TRUNCATED_PROPERTIES, type Entity } from '../../src/dataverse';
-import { silentLog } from '../../src/observability/log';
-import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope, type EventEnvelope } from '../../src/pipeline/envelope';
-import { readIngestSettings, type IngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
+import { startIngestServer, type IngestServer } from '../support/ingestServer';
 import { capturedFixtures, fixture, SHARED_DIR } from '../support/fixtures';
 import { drainQueue, isolatedStorage } from '../support/storage';
 
@@ -26,7 +24,7 @@ describe('generated webhook requests parse exactly like real ones', () => {
     const request = generatedWebhookRequest({
       entity: 'contact',
       message: 'Create',
-      id,
+      ids: [id],
       stage: 'PreOperation',
       mode: 'sync',
       organization: 'fabrikam.crm4.dynamics.com',
@@ -57,7 +55,8 @@ describe('generated webhook requests parse exactly like real ones', () => {
       headers: { organization: 'fabrikam.crm4.dynamics.com', entityName: 'contact', requestName: 'Create' },
     });
     expect(event.headers.correlationRequestId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(event.outputParameters).toEqual({ id });
+    // The create has not happened yet in PreOperation: no output.
+    expect(event.outputParameters).toEqual({});
     const target = event.target as Entity;
     expect(target.$type).toBe('Entity');
     expect({ ...target.attributes }).toEqual({
@@ -79,8 +78,47 @@ describe('generated webhook requests parse exactly like real ones', () => {
     const update = parse(generatedWebhookRequest({ entity: 'account', message: 'Update' }));
     expect(update).toMatchObject({ stage: 40, mode: 'Asynchronous', headers: { organization: 'contoso.crm.dynamics.com', requestName: 'Update' } });
     const id = randomUUID();
-    const deleted = parse(generatedWebhookRequest({ entity: 'account', message: 'Delete', id }));
+    const deleted = parse(generatedWebhookRequest({ entity: 'account', message: 'Delete', ids: [id] }));
     expect(deleted.target).toMatchObject({ $type: 'EntityReference', logicalName: 'account', id });
+  });
+
+  it('a mode that follows the stage: synchronous before PostOperation, asynchronous in it', () => {
+    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: '20' }))).toMatchObject({ stage: 20, mode: 'Synchronous' });
+    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: 'PreValidation' }))).toMatchObject({ stage: 10, mode: 'Synchronous' });
+    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: '40', mode: 'sync' }))).toMatchObject({ stage: 40, mode: 'Synchronous' });
+  });
+
+  it('pre- and post-images under the aliases given, with typed columns', () => {
+    const id = randomUUID();
+    const event = parse(
+      generatedWebhookRequest({
+        entity: 'contact',
+        message: 'Update',
+        ids: [id],
+        attributes: ['lastname=Glynn-Smith'],
+        preImages: ['pre:lastname=Glynn', 'pre:creditlimit:money=10', 'names:firstname=James'],
+        postImages: ['post:lastname=Glynn-Smith'],
+      }),
+    );
+    expect(Object.keys(event.preEntityImages).sort()).toEqual(['names', 'pre']);
+    expect({ ...event.preEntityImages['pre']?.attributes }).toEqual({ lastname: 'Glynn', creditlimit: { $type: 'Money', value: 10 } });
+    expect(event.preEntityImages['pre']).toMatchObject({ logicalName: 'contact', id });
+    expect({ ...event.postEntityImages['post']?.attributes }).toEqual({ lastname: 'Glynn-Smith' });
+  });
+
+  it('a CreateMultiple with Targets as an EntityCollection and the created Ids in its output; an UpdateMultiple without', () => {
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const created = parse(generatedWebhookRequest({ entity: 'account', message: 'CreateMultiple', ids, attributes: ['name=Contoso'] }));
+    const targets = created.inputParameters['Targets'];
+    expect(targets).toMatchObject({ $type: 'EntityCollection', entityName: 'account', moreRecords: false });
+    expect((targets as { entities: Entity[] }).entities.map((entity) => [entity.logicalName, entity.id, entity.attributes['name'], entity.attributes['accountid']])).toEqual(
+      ids.map((id) => ['account', id, 'Contoso', id]),
+    );
+    expect(created.outputParameters).toEqual({ Ids: ids });
+    expect(created.target).toBeNull();
+    const updated = parse(generatedWebhookRequest({ entity: 'account', message: 'UpdateMultiple', records: 4 }));
+    expect((updated.inputParameters['Targets'] as { entities: Entity[] }).entities).toHaveLength(4);
+    expect(updated.outputParameters).toEqual({});
   });
 
   it('a truncated one lacks the four properties and says so, as above 256 KB', () => {
@@ -100,7 +138,7 @@ describe('generated webhook requests parse exactly like real ones', () => {
     }
   });
 
-  it('refuses what Dataverse would never send', async () => {
+  it('refuses what Dataverse would never send, on one line, before sending anything', async () => {
     for (const args of [
       ['--mode', 'async', '--stage', '20'],
       ['--stage', '30'],
@@ -108,47 +146,38 @@ describe('generated webhook requests parse exactly like real ones', () => {
       ['--attribute', 'age:int=old'],
       ['--attribute', 'x:color=red'],
       ['--message', 'Delete', '--attribute', 'name=x'],
+      ['--message', 'Create', '--pre-image', 'pre:name=x'],
+      ['--message', 'Delete', '--post-image', 'post:name=x'],
+      ['--message', 'Update', '--stage', '20', '--post-image', 'post:name=x'],
+      ['--message', 'CreateMultiple', '--post-image', 'post:name=x'],
+      ['--message', 'Update', '--pre-image', 'name=x'],
+      ['--message', 'Update', '--records', '3'],
+      ['--message', 'Update', '--id', randomUUID(), '--id', randomUUID()],
+      ['--message', 'CreateMultiple', '--records', 'many'],
       [path.join(SHARED_DIR, 'fixtures', '03-shko_allfields-create-sync-postop-alltypes.json'), '--entity', 'account'],
     ]) {
       const io = captureIO();
-      expect(await main(['send', ...args], io), args.join(' ')).toBe(2);
-      expect(io.err()).toContain('Usage: dataverse-webhooks send');
+      expect(await main(['send', '--url', 'http://127.0.0.1:9/unused', ...args], io), args.join(' ')).toBe(2);
+      expect(io.err(), args.join(' ')).toMatch(/^[^\n]+ \(see "dataverse-webhooks send --help"\)\n$/);
+    }
+  });
+
+  it('refuses a URL with a user name or password, and never prints it', async () => {
+    for (const url of ['http://user:hunter2@localhost:7071/api/dataverse/webhook', 'not a url hunter2']) {
+      const io = captureIO();
+      expect(await main(['send', '--url', url], io)).toBe(2);
+      expect(io.err()).not.toContain('hunter2');
+      expect(io.err().split('\n')).toHaveLength(2);
     }
   });
 });
 
-/** The real acceptWebhook behind a loopback HTTP server, on storage of its own in the test Azurite. */
-async function ingestServer(storage: StorageClients, settings: Partial<IngestSettings>) {
-  const urls: URL[] = [];
-  const server: Server = createServer((request: IncomingMessage, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', async () => {
-      const url = new URL(request.url ?? '/', `http://${request.headers.host}`);
-      urls.push(url);
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(request.headers)) {
-        for (const item of [value ?? []].flat()) headers.append(name, item);
-      }
-      const result = await acceptWebhook(
-        { method: request.method ?? 'GET', url: url.toString(), headers, body: async () => Buffer.concat(chunks) },
-        { settings: { ...readIngestSettings({}), ...settings }, storage, log: silentLog },
-      );
-      response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
-      response.end(JSON.stringify(result.response.jsonBody ?? {}));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/api/dataverse/webhook`, urls, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
 describe('dataverse-webhooks send', () => {
   let storage: StorageClients;
-  let app: Awaited<ReturnType<typeof ingestServer>>;
+  let app: IngestServer;
   beforeAll(async () => {
     storage = await isolatedStorage();
-    app = await ingestServer(storage, {
+    app = await startIngestServer(storage, {
       requiredHeaders: [{ name: 'x-webhook-key', values: ['header-secret'] }],
       requiredQuery: [{ name: 'tenant', values: ['contoso'] }],
     });
@@ -206,7 +235,7 @@ describe('dataverse-webhooks send', () => {
   });
 
   it('exits 1 with a clear message when nothing listens at the URL, and never prints the key', async () => {
-    const closed = await ingestServer(storage, {});
+    const closed = await startIngestServer(storage, {});
     await closed.close();
     const io = captureIO();
     expect(await main(['send', '--url', closed.url, '--code', 'very-secret-key'], io)).toBe(1);

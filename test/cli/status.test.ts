@@ -1,22 +1,34 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
+import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
+import { handlers as shippedHandlers } from '../../src/handlers';
 import { captureIO } from '../support/cliIO';
 import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import { useTempDirs } from '../support/tempDirs';
 import { scopedTokens } from '../support/tokens';
 
 let dataverse: FakeDataverse;
+const tempDir = useTempDirs();
+/** A folder without a registration file: status lists, and does not compare. */
+let elsewhere: string;
 
 beforeEach(async () => {
   dataverse = await startFakeDataverse();
+  elsewhere = tempDir('status-');
 });
 afterEach(() => dataverse.close());
 
-async function status(args: string[]) {
-  const io = captureIO({ env: { DATAVERSE_URL: dataverse.url } });
+const connection = () => {
   const tokens = scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token });
-  const code = await createStatusCommand({ tokens: () => tokens, sleep: async () => {} })(args, io);
+  return { tokens: () => tokens, sleep: async () => {} };
+};
+
+async function status(args: string[], cwd = elsewhere) {
+  const io = captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd });
+  const code = await createStatusCommand(connection(), shippedHandlers)(args, io);
   return { code, out: io.out() };
 }
 
@@ -72,6 +84,8 @@ describe('dataverse-webhooks status', () => {
         '      2026-11-25T09:00:00Z  error -2147204723  HTTP 401',
         '      2026-11-24T10:00:00Z  error -2147204723  The webhook call failed because of HTTP 503',
         '',
+        'Drift not checked: no registration/webhook.json here (run status in the app\'s folder, or pass --file).',
+        '',
       ].join('\n'),
     );
     expect(result.out).not.toContain('never-shown');
@@ -90,17 +104,62 @@ describe('dataverse-webhooks status', () => {
     expect(parsed.endpoints[0]).toMatchObject({ id: hook, name: 'dataverse-webhooks', authType: 'WebhookKey' });
     expect(parsed.endpoints[0].steps[0].failedJobs.map((job: { name: string }) => job.name)).toEqual(['newer failure']);
     expect(parsed.endpoints[0].steps[0].images).toEqual([{ alias: 'pre', type: 'PreImage', attributes: 'name' }]);
+    expect(parsed.drift).toBeNull();
   });
 
   it('says so when there is no webhook', async () => {
     const result = await status([]);
-    expect(result.out).toBe(`No webhook endpoints (serviceendpoints with contract 8) in ${dataverse.url}.\n`);
+    expect(result.out.split('\n')[0]).toBe(`No webhook endpoints (serviceendpoints with contract 8) in ${dataverse.url}.`);
+  });
+
+  it('reports the drift between the handlers and the app\'s endpoint, and none once registered', async () => {
+    const app = tempDir('status-app-');
+    mkdirSync(path.join(app, 'registration'));
+    writeFileSync(path.join(app, 'registration', 'webhook.json'), JSON.stringify({ endpoint: { name: 'dataverse-webhooks', auth: { type: 'WebhookKey' } } }));
+    dataverse.seedMessages(['Create', 'Update', 'Delete'], ['account', 'contact']);
+
+    expect((await status([], app)).out).toContain('Drift between the handlers and the endpoint "dataverse-webhooks":\n  the endpoint does not exist: "register" creates it');
+
+    const register = await createRegisterCommand(connection(), shippedHandlers)(['--url', 'https://func.example/api/dataverse/webhook', '--key', 'k'], captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd: app }));
+    expect(register).toBe(0);
+    expect((await status(['--failed', '0'], app)).out).toContain('Drift between the handlers and the endpoint "dataverse-webhooks":\n  none: every step the handlers declare is registered as declared, and no other\n');
+
+    // Someone deletes the account step and the contact step's image, and adds a step by hand.
+    const steps = dataverse.rows('sdkmessageprocessingsteps');
+    const accountStep = steps.find((row) => String(row.name).includes('Create of account'))!;
+    const contactStep = steps.find((row) => String(row.name).includes('Update of contact'))!;
+    await fetch(`${dataverse.url}/api/data/v9.2/sdkmessageprocessingsteps(${String(accountStep.sdkmessageprocessingstepid)})`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${dataverse.token}`, 'OData-MaxVersion': '4.0', 'OData-Version': '4.0', Accept: 'application/json' },
+    });
+    const image = dataverse.rows('sdkmessageprocessingstepimages')[0]!;
+    await fetch(`${dataverse.url}/api/data/v9.2/sdkmessageprocessingstepimages(${String(image.sdkmessageprocessingstepimageid)})`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${dataverse.token}`, 'OData-MaxVersion': '4.0', 'OData-Version': '4.0', Accept: 'application/json' },
+    });
+    dataverse.insert('sdkmessageprocessingsteps', { ...contactStep, sdkmessageprocessingstepid: undefined, name: 'added by hand', stage: 20, mode: 0 });
+
+    const drift = await status(['--failed', '0'], app);
+    expect(drift.out).toContain(
+      [
+        'Drift between the handlers and the endpoint "dataverse-webhooks":',
+        '  step "dataverse-webhooks: Update of contact (PostOperation, Asynchronous)" for contact-changes: not as declared; "register" would update it (image "pre" added)',
+        '  handler account-created: no step registered ("register" creates "dataverse-webhooks: Create of account (PostOperation, Asynchronous)")',
+        '  step "added by hand": no handler declares it ("register --prune" deletes it)',
+        '',
+      ].join('\n'),
+    );
+    const json = JSON.parse((await status(['--json', '--failed', '0'], app)).out);
+    expect(json.drift.differences.map((difference: { action: string; name: string }) => difference.action)).toEqual(['update', 'create', 'keep']);
   });
 
   it('is wired into the CLI: usage errors exit 2 before any credential is used', async () => {
     const noOrg = captureIO({ env: {} });
     expect(await main(['status'], noOrg)).toBe(2);
     expect(noOrg.err()).toContain('Which organization? Pass --org');
+    const bareName = captureIO({ env: { DATAVERSE_URL: 'contoso' } });
+    expect(await main(['status'], bareName)).toBe(2);
+    expect(bareName.err()).toBe('DATAVERSE_URL: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com (Power Apps: Settings > Session details > Instance url) (see "dataverse-webhooks status --help")\n');
     const badCount = captureIO({ env: {} });
     expect(await main(['status', '--failed', 'many'], badCount)).toBe(2);
     const repositoryFile = captureIO({ cwd: path.resolve(__dirname, '..', '..'), env: {} });

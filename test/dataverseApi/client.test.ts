@@ -138,7 +138,13 @@ describe('organization URLs', () => {
   it('refuses plain http except on loopback, and credentials in the URL', () => {
     expect(() => parseOrganizationUrl('http://contoso.crm.dynamics.com')).toThrow('must be https');
     expect(parseOrganizationUrl('http://127.0.0.1:8080').href).toBe('http://127.0.0.1:8080/');
-    expect(() => parseOrganizationUrl('https://user:pass@contoso.crm.dynamics.com')).toThrow('must not carry credentials');
+    expect(() => parseOrganizationUrl('https://user:pass@contoso.crm.dynamics.com')).toThrow('must not carry a user name or password');
+    expect(() => parseOrganizationUrl('https://user:pass@contoso.crm.dynamics.com')).not.toThrow(/user:pass/);
+  });
+
+  it('refuses a bare name instead of sending a token to https://contoso', () => {
+    expect(() => parseOrganizationUrl('contoso', { requireDomain: true })).toThrow('The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com');
+    expect(parseOrganizationUrl('http://localhost:8080', { requireDomain: true }).href).toBe('http://localhost:8080/');
   });
 });
 
@@ -172,10 +178,20 @@ describe('the @azure/identity token provider', () => {
     expect(fake.scopes).toEqual(['https://a/.default', 'https://b/.default', 'https://a/.default']);
   });
 
-  it('turns a missing token or a credential failure into an error that says how to sign in', async () => {
+  it('turns a missing token or a credential failure into one line that says how to sign in', async () => {
     await expect(createAzureTokenProvider(credential([null])).getToken('https://a/.default')).rejects.toThrow(TokenError);
-    await expect(createAzureTokenProvider(credential([new Error('CredentialUnavailableError: no az')])).getToken('https://a/.default')).rejects.toThrow(
-      /Could not get a token for https:\/\/a\/\.default \(sign in with "az login".*no az/,
+    await expect(createAzureTokenProvider(credential([new Error('AADSTS700082: The refresh token has expired\nTrace ID: 1')])).getToken('https://a/.default')).rejects.toThrow(
+      /^Could not get a token for https:\/\/a \(AADSTS700082: The refresh token has expired\): run "az login"/,
+    );
+    // What DefaultAzureCredential throws when no credential is available: one error per credential, one per line.
+    const unavailable = (message: string) => Object.assign(new Error(message), { name: 'CredentialUnavailableError' });
+    const aggregate = Object.assign(new Error('ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.'), {
+      name: 'AggregateAuthenticationError',
+      errors: [unavailable('EnvironmentCredential is unavailable.'), unavailable('Azure CLI could not be found.')],
+    });
+    const error = await createAzureTokenProvider(credential([aggregate])).getToken('https://contoso.crm.dynamics.com/.default').catch((caught: unknown) => caught);
+    expect(String((error as Error).message)).toBe(
+      'Not signed in to Azure: run "az login" (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal) to get a token for https://contoso.crm.dynamics.com',
     );
   });
 });

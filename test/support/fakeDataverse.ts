@@ -93,7 +93,8 @@ const SCHEMAS: Record<string, TableSchema> = {
   accounts: {
     logicalName: 'account',
     key: 'accountid',
-    columns: { name: 'string', accountnumber: 'string', revenue: 'int', statecode: 'int' },
+    // A lookup is read as `_<lookup>_value` (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/select-columns#lookup-property-values).
+    columns: { name: 'string', accountnumber: 'string', revenue: 'int', statecode: 'int', _ownerid_value: 'guid' },
     writable: [],
   },
   // The entity set of this table is not its logical name plus "s": the reader must ask the metadata.
@@ -293,6 +294,25 @@ export async function startFakeDataverse(): Promise<FakeDataverse> {
     }
   };
 
+  /** Rules Dataverse applies to a whole step or image row, on create and update alike. */
+  const checkRow = (set: string, row: Row): void => {
+    if (set === 'sdkmessageprocessingsteps' && row.mode === 1 && row.stage !== 40) {
+      // "When you register for the PostOperation stage, you can register the step to run in Asynchronous
+      // Execution Mode" (https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#asynchronous-plug-in-steps).
+      refuse(400, '0x80040203', 'An asynchronous step must be registered in the PostOperation stage (40)');
+    }
+    if (set === 'sdkmessageprocessingstepimages') {
+      // An image is taken of the request property that names the record: Id for Create (the id
+      // exists only once created), EntityMoniker for SetState, Target for Update, Delete and the rest.
+      // The Plug-in Registration Tool fills it in the same way (Innofactor/PluginRegistration,
+      // GetMessagePropertyName; https://learn.microsoft.com/power-apps/developer/data-platform/register-plug-in#define-entity-images).
+      const step = table('sdkmessageprocessingsteps').get(String(row._sdkmessageprocessingstepid_value));
+      const message = String(table('sdkmessages').get(String(step?._sdkmessageid_value))?.name ?? '');
+      const expected = message === 'Create' ? 'Id' : message === 'SetState' || message === 'SetStateDynamicEntity' ? 'EntityMoniker' : 'Target';
+      if (row.messagepropertyname !== expected) refuse(400, '0x80040203', `The image's message property name for ${message} is ${expected}, not ${String(row.messagepropertyname)}`);
+    }
+  };
+
   const handle = (method: string, path: string, query: URLSearchParams, body: Row | undefined, headers: IncomingMessage['headers']): { status: number; body?: unknown; headers?: Record<string, string> } => {
     const [first = '', navigation] = path.split('/');
     const definition = first.match(/^EntityDefinitions\(LogicalName='([^']*)'\)$/);
@@ -338,6 +358,7 @@ export async function startFakeDataverse(): Promise<FakeDataverse> {
         const filter = table('sdkmessagefilters').get(String(row._sdkmessagefilterid_value));
         if (filter?._sdkmessageid_value !== row._sdkmessageid_value) refuse(400, '0x80040203', 'The message filter does not belong to the step’s message');
       }
+      checkRow(set, row);
       rows.set(newId, row);
       const entityId = `${origin}${SERVICE_ROOT}${set}(${newId})`;
       if (String(headers.prefer ?? '').includes('return=representation')) return { status: 201, body: project(schema, row, null), headers: { 'OData-EntityId': entityId } };
@@ -348,8 +369,11 @@ export async function startFakeDataverse(): Promise<FakeDataverse> {
       if (!body) return refuse(400, '0x80060888', 'A PATCH needs a body');
       const row = rows.get(id) ?? notFound(schema, id);
       checkColumns(schema, body);
-      for (const [column, value] of Object.entries(body)) if (!column.endsWith('@odata.bind')) row[column] = value;
-      resolveBinds(schema, body, row);
+      const updated: Row = { ...row };
+      for (const [column, value] of Object.entries(body)) if (!column.endsWith('@odata.bind')) updated[column] = value;
+      resolveBinds(schema, body, updated);
+      checkRow(set, updated);
+      Object.assign(row, updated);
       row.__version = Number(row.__version) + 1;
       return { status: 204 };
     }

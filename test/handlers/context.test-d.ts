@@ -1,0 +1,110 @@
+/**
+ * Compile-time tests of the handler context: `npm run typecheck` (tsc over test/) checks this file,
+ * so an `expectTypeOf` that no longer holds, or a `@ts-expect-error` line that starts compiling,
+ * fails the suite. The calls are never run. test/handlers/contextTypes.test.ts proves the same
+ * errors by compiling small programs.
+ */
+import { expectTypeOf } from 'vitest';
+import type { DataverseEvent, Entity } from '../../src/dataverse';
+import type { AttributeChange } from '../../src/dataverse/accessors';
+import type { DataverseRow } from '../../src/dataverseApi';
+import { on } from '../../src/handlers';
+import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+
+const registry = new HandlerRegistry();
+
+// Images: the accessors take the declared aliases of their kind, and nothing else.
+registry.on(
+  {
+    name: 'images',
+    entity: 'contact',
+    message: 'Update',
+    filteringAttributes: ['firstname'],
+    images: { pre: { type: 'PreImage', columns: ['firstname'] }, after: { type: 'PostImage' }, both: { type: 'Both', columns: ['lastname'] } },
+  },
+  (event, ctx) => {
+    expectTypeOf(event).toEqualTypeOf<DataverseEvent>();
+    expectTypeOf(ctx.preImage('pre')).toEqualTypeOf<Entity | null>();
+    expectTypeOf(ctx.postImage('after')).toEqualTypeOf<Entity | null>();
+    expectTypeOf<Parameters<typeof ctx.preImage>[0]>().toEqualTypeOf<'pre' | 'both'>();
+    expectTypeOf<Parameters<typeof ctx.postImage>[0]>().toEqualTypeOf<'after' | 'both'>();
+    expectTypeOf(ctx.changes('pre')).toEqualTypeOf<AttributeChange[]>();
+    // @ts-expect-error an alias the handler did not declare
+    ctx.preImage('PreImage');
+    // @ts-expect-error a post-image is not a pre-image
+    ctx.preImage('after');
+    // @ts-expect-error a pre-image is not a post-image
+    ctx.postImage('pre');
+    // @ts-expect-error changes compare with a pre-image only
+    ctx.changes('after');
+    // @ts-expect-error the alias is not optional: which image is read is explicit
+    ctx.preImage();
+    // @ts-expect-error nor for changes, once a pre-image is declared
+    ctx.changes();
+  },
+);
+
+// No images declared: no alias compiles.
+registry.on({ name: 'no-images', entity: 'account', message: 'Delete' }, (_event, ctx) => {
+  expectTypeOf<Parameters<typeof ctx.preImage>[0]>().toEqualTypeOf<never>();
+  // @ts-expect-error no image was declared
+  ctx.preImage('pre');
+  // @ts-expect-error no image was declared
+  ctx.postImage('post');
+  expectTypeOf(ctx.changes()).toEqualTypeOf<AttributeChange[]>();
+  // @ts-expect-error no pre-image to compare with
+  ctx.changes('pre');
+});
+
+// perRecord: the record is an Entity; otherwise it may be null.
+registry.on({ name: 'per-record', entity: 'account', message: 'Create', perRecord: true }, (_event, ctx) => {
+  expectTypeOf(ctx.record).toEqualTypeOf<Entity>();
+  expectTypeOf(ctx.record.id).toEqualTypeOf<string>();
+});
+registry.on({ name: 'whole-event', entity: 'account', message: 'Create' }, (_event, ctx) => {
+  expectTypeOf(ctx.record).toEqualTypeOf<Entity | null>();
+  // @ts-expect-error without perRecord the record may be null
+  void ctx.record.id;
+});
+
+// rereadTruncated: a row whenever the event was truncated; never without it.
+registry.on({ name: 'reread-columns', entity: 'account', message: 'Update', rereadTruncated: ['name'] }, (_event, ctx) => {
+  expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow | null>();
+  if (ctx.truncated) expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow>();
+  else expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
+  // @ts-expect-error only a truncated event was read again
+  void ctx.rereadRecord.name;
+});
+registry.on({ name: 'reread-all', entity: 'account', message: 'Update', rereadTruncated: true }, (_event, ctx) => {
+  if (ctx.truncated) expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow>();
+});
+registry.on({ name: 'no-reread', entity: 'account', message: 'Update' }, (_event, ctx) => {
+  expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
+  expectTypeOf(ctx.truncated).toEqualTypeOf<boolean>();
+});
+const maybe: boolean = Math.random() > 0.5;
+registry.on({ name: 'reread-maybe', entity: 'account', message: 'Update', rereadTruncated: maybe }, (_event, ctx) => {
+  expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow | null>();
+});
+
+// The fields every handler gets.
+registry.on({ name: 'common', entity: '*', message: '*' }, (_event, ctx) => {
+  expectTypeOf(ctx.eventId).toEqualTypeOf<string>();
+  expectTypeOf(ctx.deliveryCount).toEqualTypeOf<number>();
+  expectTypeOf(ctx.attribute).parameter(0).toEqualTypeOf<string>();
+});
+
+// The app's own `on` is the same typed method.
+on({ name: 'app-on', entity: 'contact', message: 'Update', images: { pre: { type: 'PreImage' } } }, (_event, ctx) => {
+  ctx.preImage('pre');
+  // @ts-expect-error an alias the handler did not declare
+  ctx.preImage('post');
+});
+
+// A misspelt option is a compile error, not an option silently ignored.
+// @ts-expect-error filteringAtributes is not an option
+registry.on({ name: 'typo', entity: 'account', message: 'Update', filteringAtributes: ['name'] }, () => undefined);
+// @ts-expect-error MainOperation cannot be registered
+registry.on({ name: 'stage', entity: 'account', message: 'Update', stage: 'MainOperation' }, () => undefined);
+// @ts-expect-error an image type Dataverse does not have
+registry.on({ name: 'image-type', entity: 'account', message: 'Update', images: { pre: { type: 'Before' } } }, () => undefined);

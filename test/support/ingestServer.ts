@@ -1,0 +1,40 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { silentLog } from '../../src/observability/log';
+import { acceptWebhook } from '../../src/pipeline/accept';
+import { readIngestSettings, type IngestSettings } from '../../src/settings';
+import type { StorageClients } from '../../src/storage/clients';
+
+export interface IngestServer {
+  /** `http://127.0.0.1:<free port>/api/dataverse/webhook` */
+  url: string;
+  /** The URL of every request received. */
+  urls: URL[];
+  close(): Promise<void>;
+}
+
+/** The app's real acceptWebhook behind a loopback HTTP server, on the storage given (its own names in the test Azurite). */
+export async function startIngestServer(storage: StorageClients, settings: Partial<IngestSettings> = {}): Promise<IngestServer> {
+  const urls: URL[] = [];
+  const server: Server = createServer((request: IncomingMessage, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', async () => {
+      const url = new URL(request.url ?? '/', `http://${request.headers.host}`);
+      urls.push(url);
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(request.headers)) {
+        for (const item of [value ?? []].flat()) headers.append(name, item);
+      }
+      const result = await acceptWebhook(
+        { method: request.method ?? 'GET', url: url.toString(), headers, body: async () => Buffer.concat(chunks) },
+        { settings: { ...readIngestSettings({}), ...settings }, storage, log: silentLog },
+      );
+      response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
+      response.end(JSON.stringify(result.response.jsonBody ?? {}));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/api/dataverse/webhook`, urls, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
