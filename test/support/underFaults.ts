@@ -5,7 +5,7 @@ import type { DataverseEvent } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
 import { startAzurite } from '../../src/local/azurite';
 import { readHostJson, type QueuesOptions } from '../../src/local/hostJson';
-import { asFunctionInput, QueueListener } from '../../src/local/queueListener';
+import { asFunctionInput, QueueListener, type QueueFunction } from '../../src/local/queueListener';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
@@ -140,31 +140,19 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
       const queueService = QueueServiceClient.fromConnectionString(network.connectionString, { retryOptions: { maxTries: 3, tryTimeoutInMs: 2_000 } });
       const instance: Instance = { id, network, listeners: [], effectsInFlight: new Set(), crashed: false };
       const registry = handlers(instance);
-      const events = new QueueListener({
-        queueService,
-        queueName: storage.names.eventsQueue,
-        queues,
-        leaseSeconds,
-        onUnhandledError: () => undefined,
-        run: async ({ body, message }) => {
-          const envelope = parseEnvelope(asFunctionInput(body));
-          const key = envelope.summary.correlationId;
-          try {
-            await processEnvelope(envelope, { storage, handlers: registry, settings, log: silentLog, deliveryCount: message.dequeueCount });
-          } finally {
-            if (!instance.crashed) instance.effectsInFlight.delete(key);
-          }
-        },
+      // One listener per queue-triggered function, as the host runs them.
+      const listen = (queueName: string, run: QueueFunction) => new QueueListener({ queueService, queueName, queues, leaseSeconds, onUnhandledError: () => undefined, run });
+      const events = listen(storage.names.eventsQueue, async ({ body, message }) => {
+        const envelope = parseEnvelope(asFunctionInput(body));
+        const key = envelope.summary.correlationId;
+        try {
+          await processEnvelope(envelope, { storage, handlers: registry, settings, log: silentLog, deliveryCount: message.dequeueCount });
+        } finally {
+          if (!instance.crashed) instance.effectsInFlight.delete(key);
+        }
       });
-      const poison = new QueueListener({
-        queueService,
-        queueName: storage.poisonQueue.name,
-        queues,
-        leaseSeconds,
-        onUnhandledError: () => undefined,
-        run: async ({ body, message }) => {
-          await recordPoisonedMessage(asFunctionInput(body), { storage, poisonQueue: storage.poisonQueue, log: silentLog, requeueDelaySeconds: 1 }, { messageId: message.messageId });
-        },
+      const poison = listen(storage.poisonQueue.name, async ({ body, message }) => {
+        await recordPoisonedMessage(asFunctionInput(body), { storage, poisonQueue: storage.poisonQueue, log: silentLog, requeueDelaySeconds: 1 }, { messageId: message.messageId });
       });
       instance.listeners.push(events, poison);
       events.start();
