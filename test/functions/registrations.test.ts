@@ -1,24 +1,55 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { installFakeFunctionsHost, type FakeFunctionsHost } from '../support/functionsHost';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FunctionsWorker, type RpcBindingInfo } from '../../src/local/functionsCore';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+interface RegisteredFunction {
+  name: string;
+  bindings: Array<RpcBindingInfo & { name: string; type: string }>;
+}
 
 /**
- * The registrations as the Functions host receives them. The host, not our code, enforces the
- * auth level and reads the queue names, so a typo here would pass every handler test.
+ * The registrations as the Functions host receives them: the built app loaded the way the Node
+ * worker loads it (package.json main, through the local host's real @azure/functions-core), and
+ * each function's `rawBindings`, which is what the host reads. The host, not our code, enforces
+ * the auth level and reads the queue names, so a typo here would pass every handler test.
  */
 describe('function registrations', () => {
-  let host: FakeFunctionsHost;
+  const worker = new FunctionsWorker({ log: () => undefined });
+  let functions: RegisteredFunction[];
   let names: typeof import('../../src/storage/names');
   let webhook: typeof import('../../src/functions/dataverseWebhook');
+  const host = {
+    byName(name: string): RegisteredFunction {
+      const found = functions.find((candidate) => candidate.name === name);
+      if (!found) throw new Error(`no function registered as ${name}; registered: ${functions.map((f) => f.name).join(', ')}`);
+      return found;
+    },
+    trigger(name: string): RpcBindingInfo & { name: string; type: string } {
+      const found = this.byName(name).bindings.find((binding) => binding.direction === 'in' && binding.type.endsWith('Trigger'));
+      if (!found) throw new Error(`${name} has no trigger binding`);
+      return found;
+    },
+  };
 
   beforeAll(async () => {
-    host = installFakeFunctionsHost();
-    await import('../../src/index');
-    webhook = await import('../../src/functions/dataverseWebhook');
-    await import('../../src/functions/processDataverseEvent');
-    await import('../../src/functions/recordPoisonedEvent');
+    worker.install();
+    await worker.startApp(ROOT);
+    functions = (await worker.indexFunctions()).functions.map((fn) => ({
+      name: fn.name,
+      bindings: fn.rawBindings.map((raw) => JSON.parse(raw) as RpcBindingInfo & { name: string; type: string }),
+    }));
+    // The module the worker loaded (importing the source again would register its functions twice).
+    webhook = createRequire(__filename)(path.join(ROOT, 'dist', 'src', 'functions', 'dataverseWebhook.js')) as typeof webhook;
     names = await import('../../src/storage/names');
+  });
+  afterAll(() => worker.uninstall());
+
+  it('package.json main loads every function file, and nothing else registers one', () => {
+    expect(functions.map((fn) => fn.name).sort()).toEqual(['dataverseWebhook', 'dataverseWebhookOtherMethods', 'processDataverseEvent', 'recordPoisonedEvent']);
   });
 
   it('the webhook is POST-only behind a function key, on the documented route', () => {
@@ -60,8 +91,8 @@ describe('function registrations', () => {
   });
 
   it('no function declares an output binding the handlers would have to set', () => {
-    for (const fn of host.functions) {
-      const outputs = Object.values(fn.bindings).filter((binding) => binding.direction === 'out' && binding.type !== 'http');
+    for (const fn of functions) {
+      const outputs = fn.bindings.filter((binding) => binding.direction === 'out' && binding.type !== 'http');
       expect(outputs, fn.name).toEqual([]);
     }
   });
