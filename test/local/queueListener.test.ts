@@ -66,7 +66,7 @@ function listen(options: Omit<QueueListenerOptions, 'onEvent'> & { onEvent?: (ev
   return { listener, events, of, unhandled };
 }
 
-describe('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
+describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
   it('hands the function the decoded text and the message, and deletes the message when it returns', async () => {
     const { service, name, queue } = await queueWith(base64('{"hello":"wörld"}'));
     const seen: QueueInvocation[] = [];
