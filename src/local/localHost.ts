@@ -8,7 +8,7 @@ import { readHostJson, type HostJson } from './hostJson';
 import { hostLog, type HostLog } from './hostLog';
 import { describeHttpFunction, httpFunctions, matchHttpRequest, type HttpFunction } from './httpRoutes';
 import { QueueListener, SharedQueueWatcher, type ListenerEvent } from './queueListener';
-import { FunctionError, WorkerChannel, WorkerGoneError, type IndexResult } from './workerChannel';
+import { WorkerChannel, WorkerGoneError, type IndexResult } from './workerChannel';
 
 /**
  * The local host: what `npm start` runs when Azure Functions Core Tools is not installed. It plays
@@ -334,7 +334,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   };
 
   const describeFailure = (error: unknown) =>
-    error instanceof FunctionError || error instanceof Error ? { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) } : { name: 'Error', message: String(error) };
+    error instanceof Error ? { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) } : { name: 'Error', message: String(error) };
 
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? `localhost:${port}`}`);

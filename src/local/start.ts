@@ -136,8 +136,11 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   }
 
   const env = { ...options.env, AzureWebJobsStorage: connectionString };
-  /** Runs a child; `expectedExit` says when its end is not a reason to stop everything (a reload). */
-  const start = (name: string, command: Command, expectedExit: () => boolean = () => false): ChildProcess => {
+  /**
+   * Runs a child. When it ends by itself, everything stops, unless `onOwnExit` says otherwise
+   * (returns true).
+   */
+  const start = (name: string, command: Command, onOwnExit: (description: string) => boolean = () => false): ChildProcess => {
     // A process group of its own: stopping it stops what it started too (tsc's native compiler,
     // the host's Node worker).
     const child = spawn(command.command, command.args, { cwd: options.projectRoot, env, stdio: 'inherit', detached: process.platform !== 'win32' });
@@ -148,8 +151,9 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
     });
     child.once('exit', (code, signal) => {
       children.delete(child);
-      if (stopping || expectedExit()) return;
-      err(`${name} exited (${signal ?? `code ${code}`}); stopping the rest.\n`);
+      const description = signal ?? `code ${code}`;
+      if (stopping || onOwnExit(description)) return;
+      err(`${name} exited (${description}); stopping the rest.\n`);
       void stop(code === 0 ? 0 : 1);
     });
     return child;
@@ -166,10 +170,21 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   // finish what they run, appTerminate hooks run) and a fresh start, like func's host restart.
   const hostCommand = { command: process.execPath, args: [HOST_SCRIPT, ...portArgs, ...(options.localHostArgs ?? [])] };
   let host: ChildProcess | undefined;
+  let restarts = 0;
   let reloading = false;
   let reloadQueued = false;
   const startHost = () => {
-    const child = start('The local host', hostCommand, () => reloading && child !== host);
+    const generation = ++restarts;
+    const child = start('The local host', hostCommand, (description) => {
+      // Stopped for a reload: expected.
+      if (child !== host) return true;
+      // A host started by a reload that cannot run (say, host.json was saved half-edited) waits
+      // for the next change; only the first start's failure stops npm start.
+      if (generation === 1) return false;
+      host = undefined;
+      err(`The local host exited (${description}); fix what it said and save to start it again.\n`);
+      return true;
+    });
     host = child;
   };
   const reload = async (files: string[]) => {

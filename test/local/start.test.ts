@@ -180,14 +180,29 @@ describe('npm start without func: the local host', () => {
     expect(loop.output().match(/Restarting the local host/g)).toHaveLength(1);
     expect(await read()).toBe('readItemChanged');
     expect(isRunning(Number(hostPid))).toBe(false);
-    const workerPids = readFileSync(path.join(files, 'hooks.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { pid: number }).pid);
     // The first worker ran its appTerminate hook at the restart.
     expect(readFileSync(path.join(files, 'hooks.jsonl'), 'utf8')).toContain('"appTerminate"');
+
+    // A change the host cannot start with does not end npm start: the next good save starts it again.
+    const hostJson = readFileSync(path.join(root, 'host.json'), 'utf8');
+    writeFileSync(path.join(root, 'host.json'), '{ "version": ');
+    await loop.waitFor(/The local host exited \(code 1\); fix what it said and save to start it again\./, 'the failed restart');
+    expect(loop.output()).toContain('The local host could not start: host.json is not valid JSON');
+    writeFileSync(path.join(root, 'host.json'), hostJson);
+    const [, fixedPid] = await loop.waitFor(/Changed: host\.json\. Restarting the local host\.\n[\s\S]*Changed: host\.json\. Restarting the local host\.\n[\s\S]*Host started: \S+ \(process (\d+)\)/, 'the restart after the fix');
+    expect(await read()).toBe('readItemChanged');
 
     loop.child.kill('SIGINT');
     expect(await loop.exited).toBe(0);
     expect(await Promise.all([httpPort!, ports.blob, ports.queue, ports.table].map(isListening))).toEqual([false, false, false, false]);
-    for (const pid of [Number(changedPid), ...workerPids]) expect(isRunning(pid), `process ${pid}`).toBe(false);
+    const workerPids = readFileSync(path.join(files, 'hooks.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { hook: string; pid: number })
+      .filter((hook) => hook.hook === 'appStart')
+      .map((hook) => hook.pid);
+    expect(new Set(workerPids).size).toBe(3);
+    for (const pid of [Number(changedPid), Number(fixedPid), ...workerPids]) expect(isRunning(pid), `process ${pid}`).toBe(false);
     expect(readFileSync(path.join(files, 'watch.json.stopped'), 'utf8')).toBe('SIGTERM');
   }, 120_000);
 });
