@@ -337,8 +337,14 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     error instanceof Error ? { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) } : { name: 'Error', message: String(error) };
 
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (stopping) {
+      // The host answers 503 while it is not running (a restart, a shutdown); a caller retries.
+      req.resume();
+      res.writeHead(503, { 'retry-after': '1' }).end();
+      return;
+    }
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? `localhost:${port}`}`);
-    const match = stopping ? null : matchHttpRequest(routes, host.routePrefix, req.method ?? 'GET', url.pathname);
+    const match = matchHttpRequest(routes, host.routePrefix, req.method ?? 'GET', url.pathname);
     if (!match) {
       req.resume();
       res.writeHead(404).end();
@@ -477,12 +483,13 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     async stop() {
       if (stopping) return;
       stopping = true;
-      // The host stops its listeners first (each waits for the messages it is running), then the
-      // HTTP requests in flight finish, then the worker gets WorkerTerminate.
+      // No new connections; the host stops its listeners (each waits for the messages it is
+      // running), the HTTP requests in flight finish, then the worker gets WorkerTerminate.
+      const closed = Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
       await Promise.all(listeners.map((listener) => listener.stop()));
       await Promise.allSettled([...activeHttp]);
       for (const server of servers) server.closeAllConnections();
-      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+      await closed;
       await current?.channel.terminate(5_000);
     },
   };

@@ -78,19 +78,26 @@ export function watchApp(projectRoot: string, onChange: (files: string[]) => voi
   const rootFiles = readdirSync(projectRoot).filter(isRootFile);
   for (const file of [...watched.flatMap(filesUnder), ...rootFiles.map((name) => path.join(projectRoot, name))]) known.set(file, digest(file));
 
-  const changed = new Set<string>();
+  // Files seen to move are only compared when the writes have settled: a file read half-written
+  // (the compiler truncates, then writes) must not count as a change, nor its completion as a
+  // second one.
+  const touched = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
+  const settle = () => {
+    const changed: string[] = [];
+    for (const file of touched) {
+      const now = digest(file);
+      if (known.get(file) === now || (now === 'missing' && !known.has(file))) continue;
+      known.set(file, now);
+      changed.push(path.relative(projectRoot, file));
+    }
+    touched.clear();
+    if (changed.length > 0) onChange(changed.sort());
+  };
   const check = (file: string) => {
-    const now = digest(file);
-    if (known.get(file) === now || (now === 'missing' && !known.has(file))) return;
-    known.set(file, now);
-    changed.add(path.relative(projectRoot, file));
+    touched.add(file);
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      const files = [...changed].sort();
-      changed.clear();
-      onChange(files);
-    }, DEBOUNCE_MS);
+    timer = setTimeout(settle, DEBOUNCE_MS);
   };
 
   const watchers: FSWatcher[] = [];

@@ -6,7 +6,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { connectionStringFor, type AzuritePorts } from '../../src/local/azurite';
 import { LOCAL_HOST_LIMITS } from '../../src/local/localHost';
 import { findFunc, FUNC_MISSING_NOTICE, isListening, parseStartArgs } from '../../src/local/start';
-import { entryPointDirectories } from '../../src/local/watchApp';
+import { entryPointDirectories, watchApp } from '../../src/local/watchApp';
 import { createStorageClients } from '../../src/storage/clients';
 import { isRunning, startDevLoopProcess } from '../support/devLoop';
 import { freeAzuritePorts, freePorts } from '../support/ports';
@@ -148,6 +148,31 @@ describe('npm start without func: the local host', () => {
     expect(entryPointDirectories('{index.js,functions/*.js}')).toEqual(['.', 'functions']);
     expect(entryPointDirectories('dist/**/*.js')).toEqual(['dist']);
     expect(entryPointDirectories(undefined)).toEqual([]);
+  });
+
+  it('a file rewritten in two steps, as the compiler writes it, is a change only when its content ends up different', async () => {
+    const root = tempDir('watch-app-');
+    mkdirSync(path.join(root, 'dist', 'src', 'functions'), { recursive: true });
+    writeFileSync(path.join(root, 'package.json'), JSON.stringify({ main: 'dist/src/{index.js,functions/*.js}' }));
+    const file = path.join(root, 'dist', 'src', 'functions', 'a.js');
+    writeFileSync(file, 'module.exports = 1;\n');
+    const changes: string[][] = [];
+    const watcher = watchApp(root, (files) => changes.push(files));
+    try {
+      // Truncated, seen, then written again as it was.
+      writeFileSync(file, '');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      writeFileSync(file, 'module.exports = 1;\n');
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(changes).toEqual([]);
+      writeFileSync(file, '');
+      writeFileSync(file, 'module.exports = 2;\n');
+      const deadline = Date.now() + 30_000;
+      while (changes.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      expect(changes).toEqual([['dist/src/functions/a.js']]);
+    } finally {
+      watcher.close();
+    }
   });
 
   it('says so in one line, serves the app, restarts it when the code changes, and Ctrl-C stops everything', async () => {
