@@ -120,6 +120,7 @@ export interface RpcInvocationResponse {
 export type FunctionCallback = (...args: unknown[]) => unknown;
 type HookData = Record<string, unknown>;
 type HookCallback = (context: object) => unknown;
+type HookName = 'preInvocation' | 'postInvocation' | 'appStart' | 'appTerminate';
 
 interface CoreInvocationContext {
   invocationId: string;
@@ -324,7 +325,7 @@ const CORE_MODULE = '@azure/functions-core';
  */
 export class FunctionsWorker {
   readonly functions = new Map<string, { metadata: RpcFunctionMetadata; callback: FunctionCallback }>();
-  readonly #hooks: Record<'preInvocation' | 'postInvocation' | 'appStart' | 'appTerminate', HookCallback[]> = {
+  readonly #hooks: Record<HookName, HookCallback[]> = {
     preInvocation: [],
     postInvocation: [],
     appStart: [],
@@ -382,22 +383,12 @@ export class FunctionsWorker {
       // getHooks.ts; @azure/functions turns this into "Log hooks require Azure Functions Host v4.34 or higher."
       throw new AzFuncRangeError(`Unrecognized hook "${hookName}"`);
     }
-    const hooks = this.#hooks[hookName as keyof FunctionsWorker['hooksView']];
+    const hooks = this.#hooks[hookName as HookName];
     hooks.push(callback);
     return new Disposable(() => {
       const index = hooks.indexOf(callback);
       if (index > -1) hooks.splice(index, 1);
     });
-  }
-
-  /** For tests: how many hooks of each kind are registered. */
-  get hooksView(): Record<'preInvocation' | 'postInvocation' | 'appStart' | 'appTerminate', number> {
-    return {
-      preInvocation: this.#hooks.preInvocation.length,
-      postInvocation: this.#hooks.postInvocation.length,
-      appStart: this.#hooks.appStart.length,
-      appTerminate: this.#hooks.appTerminate.length,
-    };
   }
 
   #setProgrammingModel(model: ProgrammingModel): void {
@@ -541,7 +532,7 @@ export class FunctionsWorker {
     await this.#executeHooks('appTerminate', this.#appContext({}));
   }
 
-  async #executeHooks(name: keyof FunctionsWorker['hooksView'], context: object): Promise<void> {
+  async #executeHooks(name: HookName, context: object): Promise<void> {
     for (const callback of [...this.#hooks[name]]) await callback(context);
   }
 
