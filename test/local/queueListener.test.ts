@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { describe, expect, inject, it } from 'vitest';
 import type { QueuesOptions } from '../../src/local/hostJson';
-import { PollingBackoff, poisonQueueNameFor, QueueListener, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../../src/local/queueListener';
+import { PollingBackoff, poisonQueueNameFor, QueueListener, runUntilIdle, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../../src/local/queueListener';
 
 /**
  * The queue listener's rules, each against Azurite, each in a test that fails when the rule is
@@ -245,6 +245,11 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
     expect(seen).toEqual(['late']);
     expect(run.of('storage-error')).toEqual([]);
     expect(run.unhandled).toEqual([]);
+  });
+
+  it('a drain of a queue that does not exist ends: there is nothing on it', async () => {
+    const result = await runUntilIdle({ queueService: account(), queueName: uniqueName('missing'), queues: QUEUES, idleMs: 300, run: async () => undefined });
+    expect(result).toEqual({ succeeded: 0, failed: 0, poisoned: 0 });
   });
 
   it('decodes per messageEncoding: with base64 a message that is not base64 goes to poison without running', async () => {
