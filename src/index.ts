@@ -12,7 +12,7 @@ app.setup({ enableHttpStream: false });
  * and the work that needs it then fails without losing anything (503 to Dataverse, a queue retry).
  * The worker sends what the app writes to stderr to the host's logs as errors.
  */
-export function reportSettingProblems(env: NodeJS.ProcessEnv = process.env, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string[] {
+function reportSettingProblems(env: NodeJS.ProcessEnv = process.env, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string[] {
   const problems = checkSettings(env);
   for (const problem of problems) write(`dataverse-webhooks: invalid app setting ${problem}`);
   return problems;

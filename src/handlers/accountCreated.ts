@@ -7,7 +7,10 @@ import { on } from './registry';
  * a CreateMultiple, so this one declaration sees each account once; declaring CreateMultiple too
  * would publish each account twice. `perRecord` gives each account its own effects-once entry and
  * makes `ctx.record` an Entity. When Dataverse truncated the event (an account above 256 KB), the
- * owner is read again from the Web API.
+ * owner is read again from the Web API. It leaves its mode out: `register` registers the
+ * asynchronous PostOperation step (the default for a handler that only reacts), and the handler
+ * also takes the PostOperation Create of a synchronous step someone registered by hand, such as
+ * the real capture in the fixtures.
  */
 export interface NewAccount {
   accountId: string;
@@ -24,7 +27,6 @@ on(
     entity: 'account',
     message: 'Create',
     stage: 'PostOperation',
-    mode: 'Asynchronous',
     perRecord: true,
     rereadTruncated: ['_ownerid_value'],
   },

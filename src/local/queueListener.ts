@@ -343,7 +343,8 @@ export class QueueListener {
     }
 
     if (batch === null || batch.length === 0) {
-      if (batch !== null) this.#lastEmptyPoll = pollStarted;
+      // A queue that does not exist holds nothing either.
+      this.#lastEmptyPoll = pollStarted;
       return { wait: this.#backoffWait() };
     }
     if (this.#abandoned) return { wait: Promise.resolve() };

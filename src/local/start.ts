@@ -3,24 +3,26 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import path from 'node:path';
-import { createStorageClients, ensureStorageResources } from '../storage/clients';
+import { parseArgs } from 'node:util';
 import { connectionStringFor, startAzurite, type AzuritePorts } from './azurite';
+import { LOCAL_HOST_LIMITS } from './localHost';
+import { watchApp, type AppWatcher } from './watchApp';
 
 /**
- * `npm start`: the local dev loop. Checks that Azure Functions Core Tools is installed before it
- * starts anything, then starts Azurite (or reuses one already listening), creates the queues,
- * containers and tables, and runs the TypeScript compiler in watch mode beside `func start`.
- * Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything it started, as does either process ending.
+ * `npm start`: the local dev loop. Starts Azurite (or reuses one already listening), creates the
+ * queues, containers and tables, and runs the TypeScript compiler in watch mode beside the app's
+ * host: `func start` when Azure Functions Core Tools is installed, else the local host
+ * (hostProcess.ts), which is restarted whenever the compiled app changes. Ctrl-C (SIGINT),
+ * SIGTERM or SIGHUP stops everything it started, as does the compiler or the host ending.
  */
 
 export const LOCAL_AZURITE_PORTS: AzuritePorts = { blob: 10000, queue: 10001, table: 10002 };
 
-export const FUNC_MISSING_MESSAGE = `Azure Functions Core Tools (the "func" command) is not installed, and npm start needs it to run the app.
-Install it with:
-  npm i -g azure-functions-core-tools@4 --unsafe-perm true
-or follow https://learn.microsoft.com/azure/azure-functions/functions-run-local
-It is also an optional dependency of this project: "npm install" puts it in node_modules/.bin when its download succeeds.
-`;
+/** The one line `npm start` prints when func is missing, before it runs the local host. */
+export const FUNC_MISSING_NOTICE =
+  'Azure Functions Core Tools ("func") is not installed: running the app on the local host instead (to use func start: npm i -g azure-functions-core-tools@4 --unsafe-perm true).';
+
+const HOST_SCRIPT = path.join(__dirname, 'hostProcess.js');
 
 const FUNC_NAMES = process.platform === 'win32' ? ['func.cmd', 'func.exe', 'func'] : ['func'];
 
@@ -67,14 +69,18 @@ export interface Command {
 }
 
 export interface DevLoopOptions {
-  /** Where host.json is; `func start` runs here and Azurite keeps its data under it. */
+  /** Where host.json is; the host runs here and Azurite keeps its data under it. */
   projectRoot: string;
   env: NodeJS.ProcessEnv;
   ports?: AzuritePorts;
-  /** Azurite's data folder (git-ignored); default `<projectRoot>/.azurite`. */
-  azuriteLocation?: string;
+  /** Azurite's data folder (git-ignored); default `<projectRoot>/.azurite`; null keeps it in memory. */
+  azuriteLocation?: string | null;
   /** Default: the project's TypeScript compiler in watch mode. */
   watch?: Command;
+  /** The app's HTTP port, as `func start --port` (default: local.settings.json Host.LocalHttpPort, else 7071). */
+  port?: number;
+  /** Local host only, for tests: arguments for hostProcess.ts (--lease-seconds, --entry-point). */
+  localHostArgs?: string[];
   out?: (text: string) => void;
   err?: (text: string) => void;
 }
@@ -85,31 +91,32 @@ export interface DevLoop {
   stop(): Promise<number>;
 }
 
-class FuncMissingError extends Error {}
-
 function typescriptWatch(): Command {
   const typescript = path.dirname(createRequire(__filename).resolve('typescript/package.json'));
   return { command: process.execPath, args: [path.join(typescript, 'bin', 'tsc'), '-p', 'tsconfig.json', '-w', '--preserveWatchOutput'] };
 }
 
-/** Starts the dev loop; throws FuncMissingError, having started nothing, when `func` is missing. */
+/** Starts the dev loop: Azurite, the storage, the compiler, and func start or the local host. */
 export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   const out = options.out ?? ((text: string) => process.stdout.write(text));
   const err = options.err ?? ((text: string) => process.stderr.write(text));
   const func = findFunc({ projectRoot: options.projectRoot, pathEnv: options.env['PATH'] });
-  if (!func) throw new FuncMissingError(FUNC_MISSING_MESSAGE);
+  if (!func) out(`${FUNC_MISSING_NOTICE}\n${LOCAL_HOST_LIMITS}\n`);
 
   const ports = options.ports ?? LOCAL_AZURITE_PORTS;
-  const stopAzurite = await azuriteFor(ports, options.azuriteLocation ?? path.join(options.projectRoot, '.azurite'), out);
+  const location = options.azuriteLocation === undefined ? path.join(options.projectRoot, '.azurite') : options.azuriteLocation;
+  const stopAzurite = await azuriteFor(ports, location, out);
   const connectionString = connectionStringFor(ports);
-  const children: ChildProcess[] = [];
+  const children = new Set<ChildProcess>();
+  let watcher: AppWatcher | undefined;
   let stopping: Promise<number> | undefined;
   let resolveFinished: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (resolveFinished = resolve));
 
   const stop = (code = 0): Promise<number> => {
     stopping ??= (async () => {
-      await Promise.all(children.map((child) => stopChild(child)));
+      watcher?.close();
+      await Promise.all([...children].map((child) => stopChild(child)));
       await stopAzurite();
       resolveFinished(code);
       return code;
@@ -117,38 +124,87 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
     return stopping;
   };
 
-  try {
-    await ensureStorageResources(createStorageClients(connectionString));
-    out('Storage ready: queues, containers and tables exist.\n');
-  } catch (error) {
-    await stopAzurite();
-    throw error;
-  }
+  // Nothing is created here: the app creates the queues, containers and tables it uses on first
+  // use, as it must under func start and in Azure, where nothing else does.
 
   const env = { ...options.env, AzureWebJobsStorage: connectionString };
-  const start = (name: string, command: Command) => {
+  /**
+   * Runs a child. When it ends by itself, everything stops, unless `onOwnExit` says otherwise
+   * (returns true).
+   */
+  const start = (name: string, command: Command, onOwnExit: (description: string) => boolean = () => false): ChildProcess => {
     // A process group of its own: stopping it stops what it started too (tsc's native compiler,
-    // the Functions host's language worker).
+    // the host's Node worker).
     const child = spawn(command.command, command.args, { cwd: options.projectRoot, env, stdio: 'inherit', detached: process.platform !== 'win32' });
-    children.push(child);
+    children.add(child);
     child.once('error', (error) => {
       err(`${name} could not start: ${error.message}\n`);
       void stop(1);
     });
     child.once('exit', (code, signal) => {
-      if (stopping) return;
-      err(`${name} exited (${signal ?? `code ${code}`}); stopping the rest.\n`);
+      children.delete(child);
+      const description = signal ?? `code ${code}`;
+      if (stopping || onOwnExit(description)) return;
+      err(`${name} exited (${description}); stopping the rest.\n`);
       void stop(code === 0 ? 0 : 1);
     });
+    return child;
   };
   start('TypeScript watch', options.watch ?? typescriptWatch());
-  start('func start', { command: func, args: ['start'] });
-  out(`Running: TypeScript in watch mode and "func start" (${func}). Ctrl-C stops everything.\n`);
+  const portArgs = options.port === undefined ? [] : ['--port', String(options.port)];
+  if (func) {
+    start('func start', { command: func, args: ['start', ...portArgs] });
+    out(`Running: TypeScript in watch mode and "func start" (${func}). Ctrl-C stops everything.\n`);
+    return { finished, stop: () => stop(0) };
+  }
+
+  // The local host, restarted when the compiled app changes: a reload is a clean stop (listeners
+  // finish what they run, appTerminate hooks run) and a fresh start, like func's host restart.
+  const hostCommand = { command: process.execPath, args: [HOST_SCRIPT, ...portArgs, ...(options.localHostArgs ?? [])] };
+  let host: ChildProcess | undefined;
+  let restarts = 0;
+  let reloading = false;
+  let reloadQueued = false;
+  const startHost = () => {
+    const generation = ++restarts;
+    const child = start('The local host', hostCommand, (description) => {
+      // Stopped for a reload: expected.
+      if (child !== host) return true;
+      // A host started by a reload that cannot run (say, host.json was saved half-edited) waits
+      // for the next change; only the first start's failure stops npm start.
+      if (generation === 1) return false;
+      host = undefined;
+      err(`The local host exited (${description}); fix what it said and save to start it again.\n`);
+      return true;
+    });
+    host = child;
+  };
+  const reload = async (files: string[]) => {
+    if (stopping) return;
+    if (reloading) {
+      reloadQueued = true;
+      return;
+    }
+    reloading = true;
+    out(`Changed: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` and ${files.length - 5} more` : ''}. Restarting the local host.\n`);
+    const previous = host;
+    host = undefined;
+    if (previous) await stopChild(previous);
+    if (!stopping) startHost();
+    reloading = false;
+    if (reloadQueued) {
+      reloadQueued = false;
+      void reload(['(changes during the restart)']);
+    }
+  };
+  startHost();
+  watcher = watchApp(options.projectRoot, (files) => void reload(files));
+  out('Running: TypeScript in watch mode and the local host, which restarts when the app changes. Ctrl-C stops everything.\n');
   return { finished, stop: () => stop(0) };
 }
 
 /** Starts Azurite with its data kept on disk, or reuses one already listening on the ports. */
-async function azuriteFor(ports: AzuritePorts, location: string, out: (text: string) => void): Promise<() => Promise<void>> {
+async function azuriteFor(ports: AzuritePorts, location: string | null, out: (text: string) => void): Promise<() => Promise<void>> {
   const listening = await Promise.all([ports.blob, ports.queue, ports.table].map(isListening));
   if (listening.every(Boolean)) {
     out(`Azurite is already listening on ${ports.blob}-${ports.table}: using it, and leaving it running afterwards.\n`);
@@ -158,8 +214,8 @@ async function azuriteFor(ports: AzuritePorts, location: string, out: (text: str
     const taken = [ports.blob, ports.queue, ports.table].filter((_, index) => listening[index]);
     throw new Error(`Port ${taken.join(', ')} is in use by something that is not a whole Azurite (blob, queue and table on ${ports.blob}-${ports.table}); stop it and run npm start again.`);
   }
-  const azurite = await startAzurite({ location, ports, onOutput: (text) => out(text) });
-  out(`Azurite started on ${ports.blob}-${ports.table}, data in ${location}.\n`);
+  const azurite = await startAzurite({ ...(location ? { location } : {}), ports, onOutput: (text) => out(text) });
+  out(`Azurite started on ${ports.blob}-${ports.table}, data ${location ? `in ${location}` : 'in memory'}.\n`);
   return () => azurite.stop();
 }
 
@@ -182,8 +238,8 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Runs the dev loop until a signal or a child ends it; returns the exit code. A missing `func`
- * is reported as plain instructions, not a stack trace.
+ * Runs the dev loop until a signal or a child ends it; returns the exit code. A failure to start
+ * is one line, not a stack trace.
  */
 export async function runDevLoop(options: DevLoopOptions): Promise<number> {
   const err = options.err ?? ((text: string) => process.stderr.write(text));
@@ -201,7 +257,7 @@ export async function runDevLoop(options: DevLoopOptions): Promise<number> {
     try {
       loop = await startDevLoop(options);
     } catch (error) {
-      err(error instanceof FuncMissingError ? error.message : `npm start could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+      err(`npm start could not start: ${error instanceof Error ? error.message : String(error)}\n`);
       return 1;
     }
     if (stopRequested) void loop.stop();
@@ -211,6 +267,24 @@ export async function runDevLoop(options: DevLoopOptions): Promise<number> {
   }
 }
 
+export const START_USAGE = 'Usage: npm start [-- --port <port>]';
+
+/** `npm start [-- --port 7072]`: the options npm start takes, or a usage error. */
+export function parseStartArgs(argv: string[]): { port?: number } {
+  const { values } = parseArgs({ args: argv, options: { port: { type: 'string', short: 'p' } } });
+  if (values.port === undefined) return {};
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw new Error(`--port must be a port number from 1 to 65535, not "${values.port}"`);
+  return { port };
+}
+
 if (require.main === module) {
-  void runDevLoop({ projectRoot: process.cwd(), env: process.env }).then((code) => process.exit(code));
+  let args: { port?: number };
+  try {
+    args = parseStartArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${START_USAGE}\n`);
+    process.exit(2);
+  }
+  void runDevLoop({ projectRoot: process.cwd(), env: process.env, ...args }).then((code) => process.exit(code));
 }

@@ -99,7 +99,11 @@ export function createStorageClients(connection: string | StorageConnection, opt
   };
 }
 
-/** Creates every queue, container and table the app uses (idempotent). */
+/**
+ * Creates every queue, container and table the app uses (idempotent). The app itself needs none of
+ * this (it creates what it uses on first use, see provision.ts); the benchmark does it first so
+ * that it measures the steady state.
+ */
 export async function ensureStorageResources(clients: StorageClients): Promise<void> {
   await Promise.all([
     clients.eventsQueue.createIfNotExists(),

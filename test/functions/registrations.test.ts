@@ -1,24 +1,67 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { installFakeFunctionsHost, type FakeFunctionsHost } from '../support/functionsHost';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FunctionsWorker, type RpcBindingInfo } from '../../src/local/functionsCore';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+interface RegisteredFunction {
+  name: string;
+  bindings: Array<RpcBindingInfo & { name: string; type: string }>;
+}
 
 /**
- * The registrations as the Functions host receives them. The host, not our code, enforces the
- * auth level and reads the queue names, so a typo here would pass every handler test.
+ * The registrations as the Functions host receives them: the built app loaded the way the Node
+ * worker loads it (package.json main, through the local host's real @azure/functions-core), and
+ * each function's `rawBindings`, which is what the host reads. The host, not our code, enforces
+ * the auth level and reads the queue names, so a typo here would pass every handler test.
  */
 describe('function registrations', () => {
-  let host: FakeFunctionsHost;
+  const worker = new FunctionsWorker({ log: () => undefined });
+  let functions: RegisteredFunction[];
   let names: typeof import('../../src/storage/names');
   let webhook: typeof import('../../src/functions/dataverseWebhook');
+  const host = {
+    byName(name: string): RegisteredFunction {
+      const found = functions.find((candidate) => candidate.name === name);
+      if (!found) throw new Error(`no function registered as ${name}; registered: ${functions.map((f) => f.name).join(', ')}`);
+      return found;
+    },
+    trigger(name: string): RpcBindingInfo & { name: string; type: string } {
+      const found = this.byName(name).bindings.find((binding) => binding.direction === 'in' && binding.type.endsWith('Trigger'));
+      if (!found) throw new Error(`${name} has no trigger binding`);
+      return found;
+    },
+  };
+
+  /** What the app wrote to stderr while the worker started it, with one setting made invalid. */
+  const startupErrors: string[] = [];
 
   beforeAll(async () => {
-    host = installFakeFunctionsHost();
-    await import('../../src/index');
-    webhook = await import('../../src/functions/dataverseWebhook');
-    await import('../../src/functions/processDataverseEvent');
-    await import('../../src/functions/recordPoisonedEvent');
+    worker.install();
+    // Started as the worker starts it (entry points, then the appStart hooks), with a bad setting.
+    const write = process.stderr.write;
+    process.env.PROCESSOR_LEASE_SECONDS = 'ten-minutes';
+    process.stderr.write = ((chunk: string | Uint8Array) => startupErrors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      await worker.startApp(ROOT);
+    } finally {
+      process.stderr.write = write;
+      delete process.env.PROCESSOR_LEASE_SECONDS;
+    }
+    functions = (await worker.indexFunctions()).functions.map((fn) => ({
+      name: fn.name,
+      bindings: fn.rawBindings.map((raw) => JSON.parse(raw) as RpcBindingInfo & { name: string; type: string }),
+    }));
+    // The module the worker loaded (importing the source again would register its functions twice).
+    webhook = createRequire(__filename)(path.join(ROOT, 'dist', 'src', 'functions', 'dataverseWebhook.js')) as typeof webhook;
     names = await import('../../src/storage/names');
+  });
+  afterAll(() => worker.uninstall());
+
+  it('package.json main loads every function file, and nothing else registers one', () => {
+    expect(functions.map((fn) => fn.name).sort()).toEqual(['dataverseWebhook', 'dataverseWebhookOtherMethods', 'processDataverseEvent', 'recordPoisonedEvent']);
   });
 
   it('the webhook is POST-only behind a function key, on the documented route', () => {
@@ -73,20 +116,15 @@ describe('function registrations', () => {
     expect(readProcessSettings({}).leaseMs).toBeGreaterThanOrEqual(functionTimeoutMs);
   });
 
-  it('the app checks its settings once as it starts, naming each bad one and never its value', async () => {
-    expect(host.hooks['appStart']).toHaveLength(1);
-    expect(host.hooks['appTerminate']).toHaveLength(1);
-    const { reportSettingProblems } = await import('../../src/index');
-    const lines: string[] = [];
-    expect(reportSettingProblems({ PROCESSOR_LEASE_SECONDS: 'ten-minutes', DATAVERSE_URL: '' }, (line) => lines.push(line))).toHaveLength(1);
-    expect(lines).toEqual([expect.stringMatching(/^dataverse-webhooks: invalid app setting PROCESSOR_LEASE_SECONDS: /)]);
-    expect(lines.join()).not.toContain('ten-minutes');
-    expect(reportSettingProblems({}, (line) => lines.push(line))).toEqual([]);
+  it('the app checks its settings once as it starts (its appStart hook), naming each bad one and never its value', () => {
+    const reported = startupErrors.filter((line) => line.startsWith('dataverse-webhooks: invalid app setting'));
+    expect(reported).toEqual([expect.stringMatching(/^dataverse-webhooks: invalid app setting PROCESSOR_LEASE_SECONDS: /)]);
+    expect(startupErrors.join()).not.toContain('ten-minutes');
   });
 
   it('no function declares an output binding the handlers would have to set', () => {
-    for (const fn of host.functions) {
-      const outputs = Object.values(fn.bindings).filter((binding) => binding.direction === 'out' && binding.type !== 'http');
+    for (const fn of functions) {
+      const outputs = fn.bindings.filter((binding) => binding.direction === 'out' && binding.type !== 'http');
       expect(outputs, fn.name).toEqual([]);
     }
   });

@@ -66,9 +66,10 @@ describe('the example handlers, through the whole path', () => {
     expect(contactChanges).toEqual([{ contactId: '6d81597f-0f9f-e711-8122-000d3aa2331c', changed: [{ attribute: 'firstname', from: '(not in the pre-image)', to: 'James' }] }]);
   });
 
-  it('account-created publishes a real Create once, with its owner, from the asynchronous step it declares', async () => {
+  it('account-created publishes a real Create once, with its owner, from a step of either mode', async () => {
     const captured = JSON.parse(fixture('06-').body.toString('utf8')) as Record<string, unknown>;
-    // The capture came from a synchronous step; the example declares the asynchronous one.
+    // The capture came from a synchronous step; the example registers the asynchronous one and,
+    // leaving its mode out, takes both. All three copies are one delivery: one effect.
     const asynchronous = JSON.stringify({ ...captured, Mode: 1 });
     await ingest(storage, asynchronous);
     await ingest(storage, asynchronous);
@@ -76,9 +77,8 @@ describe('the example handlers, through the whole path', () => {
     const run = processor(storage, handlers);
     await run.drain();
     expect(accounts).toEqual([{ accountId: '53c52f26-a89d-ef11-8a69-000d3a30b0c1', ownerId: expect.stringMatching(/^[0-9a-f-]{36}$/) }]);
-    // The synchronous capture reaches no handler; the two asynchronous copies have one effect (the
-    // second is a duplicate, or deferred while the first holds the event, by timing).
-    expect(run.outcomes.filter((outcome) => outcome.status === 'unhandled')).toHaveLength(1);
+    expect(run.outcomes.filter((outcome) => outcome.status === 'unhandled')).toHaveLength(0);
+    expect(handlers.steps.filter((step) => step.entity === 'account')).toEqual([expect.objectContaining({ message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' })]);
   });
 
   it('account-created sees a CreateMultiple as the Create of each record, and does not handle the CreateMultiple itself', async () => {

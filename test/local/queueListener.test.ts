@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { describe, expect, inject, it } from 'vitest';
 import type { QueuesOptions } from '../../src/local/hostJson';
-import { PollingBackoff, QueueListener, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../../src/local/queueListener';
+import { PollingBackoff, poisonQueueNameFor, QueueListener, runUntilIdle, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../../src/local/queueListener';
 
 /**
  * The queue listener's rules, each against Azurite, each in a test that fails when the rule is
@@ -66,9 +66,10 @@ function listen(options: Omit<QueueListenerOptions, 'onEvent'> & { onEvent?: (ev
   return { listener, events, of, unhandled };
 }
 
-describe('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
+describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
   it('hands the function the decoded text and the message, and deletes the message when it returns', async () => {
     const { service, name, queue } = await queueWith(base64('{"hello":"wörld"}'));
+    const before = Date.now();
     const seen: QueueInvocation[] = [];
     const run = listen({ queueService: service, queueName: name, queues: QUEUES, run: async (invocation) => void seen.push(invocation) });
     await waitFor(() => run.of('succeeded').length === 1, 'the message to succeed');
@@ -76,6 +77,8 @@ describe('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ queueName: name, body: '{"hello":"wörld"}', message: { dequeueCount: 1, messageText: base64('{"hello":"wörld"}') } });
     expect(seen[0]!.message.insertedOn).toBeInstanceOf(Date);
+    // Received with the host's 10-minute lease (storage keeps whole seconds).
+    expect(seen[0]!.message.nextVisibleOn.getTime()).toBeGreaterThanOrEqual(before + 599_000);
     expect(await messageCount(queue)).toBe(0);
     expect(run.unhandled).toEqual([]);
   });
@@ -244,6 +247,11 @@ describe('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
     expect(run.unhandled).toEqual([]);
   });
 
+  it('a drain of a queue that does not exist ends: there is nothing on it', async () => {
+    const result = await runUntilIdle({ queueService: account(), queueName: uniqueName('missing'), queues: QUEUES, idleMs: 300, run: async () => undefined });
+    expect(result).toEqual({ succeeded: 0, failed: 0, poisoned: 0 });
+  });
+
   it('decodes per messageEncoding: with base64 a message that is not base64 goes to poison without running', async () => {
     const { service, name, queue } = await queueWith('{"not":"base64"}', base64('fine'));
     const seen: string[] = [];
@@ -317,6 +325,15 @@ describe('the queue listener (QueueListener.cs, QueueProcessor.cs)', () => {
     expect(recorded).toEqual(['bad']);
     expect(poisonListener.of('notified')).toHaveLength(1);
   }, 60_000);
+});
+
+describe('which queues have a poison queue (QueueListenerFactory.cs CreatePoisonQueueReference)', () => {
+  it('<queue>-poison, except for a poison queue and where the name would pass 63 characters', () => {
+    expect(poisonQueueNameFor('dataverse-events')).toBe('dataverse-events-poison');
+    expect(poisonQueueNameFor('dataverse-events-poison')).toBeNull();
+    expect(poisonQueueNameFor('a'.repeat(56))).toBe(`${'a'.repeat(56)}-poison`);
+    expect(poisonQueueNameFor('a'.repeat(57))).toBeNull();
+  });
 });
 
 describe('polling back-off (RandomizedExponentialBackoffStrategy.cs)', () => {

@@ -1,0 +1,53 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { DevLoopOptions } from '../../src/local/start';
+
+const DRIVER = path.join(__dirname, '..', 'local', 'devLoopDriver.cjs');
+
+export interface DevLoopProcess {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+  /** Resolves with the first match of `pattern` in the output, once it appears. */
+  waitFor(pattern: RegExp, what: string, timeoutMs?: number): Promise<RegExpExecArray>;
+}
+
+/**
+ * npm start's dev loop (runDevLoop, built) in a process of its own, as a terminal runs it, with the
+ * test's options; `env` is the whole environment it gets (give PATH without func for the local host).
+ */
+export function startDevLoopProcess(options: Omit<DevLoopOptions, 'env' | 'out' | 'err'>, env: NodeJS.ProcessEnv): DevLoopProcess {
+  const child = spawn(process.execPath, [DRIVER], {
+    env: { ...env, DEV_LOOP_OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    output: () => output,
+    exited,
+    async waitFor(pattern, what, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const match = pattern.exec(output);
+        if (match) return match;
+        if (child.exitCode !== null) throw new Error(`the dev loop exited (${child.exitCode}) before ${what}:\n${output}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
+  };
+}
+
+/** Whether a process is still running. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
