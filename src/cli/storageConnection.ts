@@ -1,10 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { z } from 'zod';
+import { LocalSettingsError, readLocalSettings, type LocalSettings } from '../localSettings';
 import { createStorageClients, storageConnectionFrom, type StorageClients, type StorageConnection } from '../storage/clients';
 import type { CommandIO } from './io';
-
-const localSettings = z.object({ Values: z.record(z.string(), z.string()).optional() });
 
 export class StorageConnectionError extends Error {
   override readonly name = 'StorageConnectionError';
@@ -20,22 +16,16 @@ export async function storageConnection(io: CommandIO): Promise<{ connection: St
   if (Object.keys(io.env).some((name) => name === 'AzureWebJobsStorage' || name.startsWith('AzureWebJobsStorage__'))) {
     return { connection: storageConnectionFrom(io.env), source: 'AzureWebJobsStorage from the environment', local: false };
   }
-  const file = path.join(io.cwd, 'local.settings.json');
-  let text: string;
+  let local: LocalSettings | null;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new StorageConnectionError('No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)');
+    local = readLocalSettings(io.cwd);
+  } catch (error) {
+    // Its message names the file and the JSON path, never a value.
+    if (error instanceof LocalSettingsError) throw new StorageConnectionError(`No storage connection: ${error.message.split('\n')[0]}`);
+    throw error;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new StorageConnectionError(`No storage connection: ${file} is not JSON`);
-  }
-  const parsed = localSettings.safeParse(json);
-  if (!parsed.success) throw new StorageConnectionError(`No storage connection: ${file} is not a local.settings.json`);
-  return { connection: storageConnectionFrom(parsed.data.Values ?? {}), source: `AzureWebJobsStorage from ${file}`, local: true };
+  if (!local) throw new StorageConnectionError('No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)');
+  return { connection: storageConnectionFrom(local.values), source: `AzureWebJobsStorage from ${local.file}`, local: true };
 }
 
 /** Where each command's storage connection came from, for explaining its errors (src/cli/main.ts). */

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import { readLocalSettings } from '../localSettings';
 import { startLocalHost, type LocalHost } from './localHost';
 
 /**
@@ -18,35 +17,6 @@ import { startLocalHost, type LocalHost } from './localHost';
  */
 
 export const DEFAULT_PORT = 7071;
-
-const localSettingsSchema = z.object({
-  Values: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
-  Host: z.object({ LocalHttpPort: z.coerce.number().int().min(0).max(65535).optional() }).optional(),
-});
-
-export interface LocalSettings {
-  values: Record<string, string>;
-  port: number | undefined;
-}
-
-/** `<projectRoot>/local.settings.json`, or nothing when there is none. */
-export function readLocalSettings(projectRoot: string): LocalSettings {
-  let text: string;
-  try {
-    text = readFileSync(path.join(projectRoot, 'local.settings.json'), 'utf8');
-  } catch {
-    return { values: {}, port: undefined };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`local.settings.json is not valid JSON: ${(error as Error).message}`);
-  }
-  const parsed = localSettingsSchema.safeParse(json);
-  if (!parsed.success) throw new Error(`local.settings.json: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
-  return { values: parsed.data.Values ?? {}, port: parsed.data.Host?.LocalHttpPort };
-}
 
 /** The environment wins; a local setting fills only what it leaves unset (or empty). */
 export function appSettings(env: NodeJS.ProcessEnv, local: Record<string, string>): NodeJS.ProcessEnv {
@@ -71,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
   };
   for (const signal of stopSignals) process.on(signal, onSignal);
   try {
-    const local = readLocalSettings(projectRoot);
+    const local = readLocalSettings(projectRoot) ?? { values: {}, port: undefined };
     const port = values.port === undefined ? (local.port ?? DEFAULT_PORT) : Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a port number, not "${values.port}"`);
     host = await startLocalHost({
