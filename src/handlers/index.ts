@@ -5,5 +5,6 @@
  */
 import './contactChanges';
 import './accountCreated';
+import './creditLimit';
 
 export { allow, decide, handlers, on, reject } from './registry';
