@@ -259,10 +259,26 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
     }
   }
 
+  /**
+   * The answer to an inline handler's decision.
+   *
+   * What the person whose save fails sees is Dataverse's, not ours: "The system cannot parse any
+   * data returned with the body of the response, it will only look at the response StatusCode
+   * value" (https://learn.microsoft.com/power-apps/developer/data-platform/use-webhooks#troubleshoot-webhook-registrations),
+   * and the published error for it has a fixed text: 0x80050201 WebhooksNonSuccessHttpResponse,
+   * "The webhook call failed because the http request received non-success httpStatus code.
+   * Please check your webhook request handler." (MicrosoftDocs/powerapps-docs,
+   * developer/data-platform/includes/data-service-error-codes.md). A public disassembly of the
+   * on-premises Microsoft.Crm.ServiceBus WebhookClient.SendAsync agrees: 200-299 is success, the
+   * body is never read, 502/503/504 are retried with the same serialized body, a time-out is not.
+   * Not confirmed on Dataverse online. So the body is shaped for whoever does read it (`send`, the
+   * logs, a plug-in of one's own calling the app): `message` is the one field meant for a person,
+   * `code` and `handler` name the rule, `eventId` finds the ledger row and the telemetry.
+   */
   function decisionAnswer(decided: Exclude<DecisionsResult, { kind: 'allowed' }>): AcceptResult {
     switch (decided.kind) {
       case 'rejected':
-        // Not retried by Dataverse (only 502, 503 and 504 are). The reason is for the person; see the README for where it goes.
+        // Not retried by Dataverse (only 502, 503 and 504 are): the same rule would refuse it again.
         return {
           ...answer('decision-rejected', 422, { error: 'rejected', handler: decided.handler, code: decided.code, message: decided.reason, decisions: decided.units }),
           reason: 'decision-rejected',
