@@ -6,7 +6,7 @@ import { NO_TELEMETRY, type Telemetry, type TelemetryProperties } from '../obser
 import { Ledger, type Claim, type RecordedDecision } from '../storage/ledger';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
-import type { EventSummary } from './envelope';
+import { telemetryIdentifiers, type EventSummary } from './envelope';
 import { isDecision, type Decision, type HandlerRegistry, type RegisteredDecider } from './handlerRegistry';
 import { handlerContext } from './process';
 
@@ -99,19 +99,9 @@ export async function runDecisions(event: DataverseEvent, ids: { eventId: string
   const writes: Array<(signal: AbortSignal) => Promise<void>> = [];
   const pending = (): PendingWrites => (writes.length === 0 ? NOTHING_PENDING : { count: writes.length, write: (signal) => settleAll(writes.map((write) => write(signal))) });
   const elapsed = () => now() - started;
+  const identifiers = telemetryIdentifiers(eventId, ids.summary);
   const told = (handler: string, status: string, decisionMs: number, reason?: string) => {
-    const properties: TelemetryProperties = {
-      eventId,
-      correlationId: ids.summary.correlationId,
-      operationId: ids.summary.operationId,
-      organization: ids.summary.organizationName ?? ids.summary.organizationId,
-      table: ids.summary.primaryEntityName,
-      message: ids.summary.messageName,
-      recordId: ids.summary.primaryEntityId,
-      handler,
-      status,
-      reason,
-    };
+    const properties: TelemetryProperties = { ...identifiers, handler, status, reason };
     telemetry.event('decided', properties, { decisionMs });
   };
 
@@ -141,6 +131,12 @@ export async function runDecisions(event: DataverseEvent, ids: { eventId: string
         told(decider.name, 'reject', now() - handlerStarted, decision.code);
         units.push({ handler: decider.name, outcome: 'reject', recorded: true });
         return { kind: 'rejected', units, handler: decider.name, reason: decision.reason ?? '', code: decision.code ?? 'rejected', decisionMs: elapsed(), pending: pending() };
+      }
+      if (decision?.outcome !== 'allow') {
+        // A finished unit with no decision is not one this code wrote: fail closed rather than guess.
+        log.error('The inline handler’s unit is finished but holds no decision; answering without one');
+        told(decider.name, 'error', now() - handlerStarted, 'no-recorded-decision');
+        return { kind: 'error', handler: decider.name, decisionMs: elapsed(), pending: pending() };
       }
       log.info('Allowed earlier for this delivery; not run again');
       told(decider.name, 'allow', now() - handlerStarted, 'recorded');

@@ -217,6 +217,23 @@ describe('inline handlers answer Dataverse inside the request', () => {
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
   });
 
+  it('a unit finished without a decision (not one this code wrote) fails closed: 503, and the handler does not run', async () => {
+    let decisions = 0;
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      decisions++;
+      return allow();
+    });
+    const body = accountCreate(500);
+    const ledger = new Ledger(storage.ledger);
+    const claim = await ledger.claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'elsewhere', 10_000);
+    if (claim.kind !== 'claimed') throw new Error('the unit should be free');
+    await ledger.complete({ claim, state: 'done', eventId: 'elsewhere' });
+    const response = await webhook(storage, registry, telemetry).post(body);
+    expect(response.status).toBe(503);
+    expect(decisions).toBe(0);
+    expect(telemetry.eventsNamed('decided').map((event) => [event.properties['status'], event.properties['reason']])).toEqual([['error', 'no-recorded-decision']]);
+  });
+
   it('inline handlers run in registration order and the first rejection ends the request: the ones after it do not run', async () => {
     const ran: string[] = [];
     const registry = new HandlerRegistry()
