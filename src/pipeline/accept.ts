@@ -11,7 +11,7 @@ import { wasRefused } from '../storage/errors';
 import { encodeQueueMessage, fitsInQueueMessage, sendEncodedQueueMessage } from '../storage/queueMessages';
 import { keepRejected } from '../storage/rejectedStore';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
-import { runDecisions, type DecidedUnit, type DecisionsResult } from './decide';
+import { runDecisions, type DecisionsResult } from './decide';
 import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope } from './envelope';
 import type { HandlerRegistry } from './handlerRegistry';
 
