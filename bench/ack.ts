@@ -3,6 +3,7 @@ import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
 import { startAzurite } from '../src/local/azurite';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook, type IncomingWebhook } from '../src/pipeline/accept';
+import { allow, HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { readIngestSettings } from '../src/settings';
 import { putPayload } from '../src/storage/claimCheck';
 import { createStorageClients, ensureStorageResources, type StorageClients } from '../src/storage/clients';
@@ -93,6 +94,67 @@ export async function benchAck(): Promise<AckFigure[]> {
       });
     }
     return figures;
+  } finally {
+    await azurite.stop();
+  }
+}
+
+export interface DecisionAckFigure {
+  payload: string;
+  rounds: number;
+  plainP50: number;
+  plainP99: number;
+  inlineP50: number;
+  inlineP99: number;
+  p50Ratio: number;
+  p99Ratio: number;
+}
+
+/**
+ * The ack path of a synchronous step with an allowing no-op inline handler, against the same path
+ * with no inline handler (request → checks → parse → enqueue → 202), alternating in one run on the
+ * same Azurite. The difference is what deciding inline costs on its own: the ledger claim before
+ * the handler, and its decision written beside the enqueue. Every request is a new delivery (its
+ * own OperationId, RequestId and CorrelationId), as every save is, so no decision is reused.
+ */
+export async function benchDecisionAck(rounds = 300): Promise<DecisionAckFigure> {
+  const azurite = await startAzurite();
+  try {
+    const storage = createStorageClients(azurite.connectionString);
+    await ensureStorageResources(storage);
+    const settings = readIngestSettings({});
+    const sample = JSON.parse(docsSampleBody().toString('utf8')) as Record<string, unknown>;
+    // The docs sample as a synchronous PreOperation step sends it.
+    const delivery = () => Buffer.from(JSON.stringify({ ...sample, Stage: 20, Mode: 0, OperationId: randomUUID(), RequestId: randomUUID(), CorrelationId: randomUUID() }));
+    const registry = new HandlerRegistry().decide({ name: 'no-op', entity: 'contact', message: 'Update', stage: 'PreOperation' }, () => allow());
+    const post = async (body: Buffer, inline: boolean) => {
+      const request: IncomingWebhook = { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => body };
+      const result = await acceptWebhook(request, { settings, storage, log: silentLog, ...(inline ? { decisions: { handlers: registry, ledger: storage.ledger } } : {}) });
+      if (result.response.status !== 202) throw new Error(`ack path answered ${result.response.status}`);
+      if (inline && result.response.jsonBody?.['decisions'] === undefined) throw new Error('the inline handler did not decide');
+    };
+    for (let i = 0; i < 20; i++) {
+      await post(delivery(), false);
+      await post(delivery(), true);
+    }
+    const plain: number[] = [];
+    const inline: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const [first, second] = [delivery(), delivery()];
+      plain.push(await millis(() => post(first, false)));
+      inline.push(await millis(() => post(second, true)));
+    }
+    await storage.eventsQueue.clearMessages();
+    return {
+      payload: 'docs sample, sync PreOperation',
+      rounds,
+      plainP50: percentile(plain, 50),
+      plainP99: percentile(plain, 99),
+      inlineP50: percentile(inline, 50),
+      inlineP99: percentile(inline, 99),
+      p50Ratio: percentile(inline, 50) / percentile(plain, 50),
+      p99Ratio: percentile(inline, 99) / percentile(plain, 99),
+    };
   } finally {
     await azurite.stop();
   }

@@ -1,4 +1,4 @@
-import { benchAck } from './ack';
+import { benchAck, benchDecisionAck } from './ack';
 import { benchParse } from './parse';
 import { benchProcess } from './process';
 
@@ -14,6 +14,14 @@ async function main(): Promise<void> {
   for (const f of await benchAck()) {
     console.log(
       `  ${f.payload.padEnd(32)} ${String(f.bytes).padStart(7)} B  bare p50 ${f.bareP50.toFixed(2)} ms p99 ${f.bareP99.toFixed(2)} ms  ack p50 ${f.ackP50.toFixed(2)} ms p99 ${f.ackP99.toFixed(2)} ms  p50 ratio ${f.p50Ratio.toFixed(2)}×`,
+    );
+  }
+
+  console.log('\nack path of a synchronous step with an allowing no-op inline handler (ledger claim, decision written beside the enqueue) vs the same path with none, alternating, Azurite on loopback');
+  {
+    const f = await benchDecisionAck();
+    console.log(
+      `  ${f.payload.padEnd(32)} ${String(f.rounds).padStart(4)} rounds  plain p50 ${f.plainP50.toFixed(2)} ms p99 ${f.plainP99.toFixed(2)} ms  inline p50 ${f.inlineP50.toFixed(2)} ms p99 ${f.inlineP99.toFixed(2)} ms  ratio p50 ${f.p50Ratio.toFixed(2)}× p99 ${f.p99Ratio.toFixed(2)}×`,
     );
   }
 

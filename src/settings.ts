@@ -49,14 +49,37 @@ export interface ExpectedCredential {
   values: string[];
 }
 
-const settingsSchema = z.object({
-  WEBHOOK_MAX_BODY_BYTES: positiveInteger(4 * 1024 * 1024),
-  WEBHOOK_STORAGE_DEADLINE_MS: positiveInteger(10_000),
-  WEBHOOK_REJECTED_MAX_BYTES: positiveInteger(1024 * 1024),
-  WEBHOOK_REQUIRED_HEADERS: credentialPairs,
-  WEBHOOK_REQUIRED_QUERY: credentialPairs,
-  WEBHOOK_ALLOWED_ORGANIZATIONS: commaList,
-});
+/**
+ * How long Dataverse waits for a webhook's answer: "The timeout is 60 seconds"; a request that
+ * times out fails the step and is not retried
+ * (https://learn.microsoft.com/power-apps/developer/data-platform/use-webhooks#troubleshoot-webhook-registrations).
+ */
+export const DATAVERSE_TIMEOUT_MS = 60_000;
+/** What the app keeps in hand below Dataverse's timeout: reading the body, parsing, the answer's trip back. */
+export const ANSWER_MARGIN_MS = 5_000;
+
+const settingsSchema = z
+  .object({
+    WEBHOOK_MAX_BODY_BYTES: positiveInteger(4 * 1024 * 1024),
+    WEBHOOK_STORAGE_DEADLINE_MS: positiveInteger(10_000),
+    WEBHOOK_REJECTED_MAX_BYTES: positiveInteger(1024 * 1024),
+    WEBHOOK_REQUIRED_HEADERS: credentialPairs,
+    WEBHOOK_REQUIRED_QUERY: credentialPairs,
+    WEBHOOK_ALLOWED_ORGANIZATIONS: commaList,
+    // A person is waiting for their save: an inline handler gets seconds, not minutes.
+    WEBHOOK_DECISION_TIMEOUT_MS: positiveInteger(5_000),
+  })
+  .superRefine((settings, context) => {
+    // The inline handlers and then the storage writes must answer before Dataverse gives up.
+    const available = DATAVERSE_TIMEOUT_MS - ANSWER_MARGIN_MS - settings.WEBHOOK_STORAGE_DEADLINE_MS;
+    if (settings.WEBHOOK_DECISION_TIMEOUT_MS > available) {
+      context.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_DECISION_TIMEOUT_MS'],
+        message: `must be at most ${Math.max(0, available)} so that, with WEBHOOK_STORAGE_DEADLINE_MS and ${ANSWER_MARGIN_MS} ms in hand, the answer comes before Dataverse's ${DATAVERSE_TIMEOUT_MS / 1000} s timeout`,
+      });
+    }
+  });
 
 export interface IngestSettings {
   /** Bodies larger than this get 413. */
@@ -71,6 +94,17 @@ export interface IngestSettings {
   requiredQuery: ExpectedCredential[];
   /** Organization host names (x-ms-dynamics-organization) or OrganizationId GUIDs; empty allows all. */
   allowedOrganizations: string[];
+  /**
+   * How long one inline handler (`decide(…)`) may take before its signal aborts and the request
+   * gets its time-limit answer. All the inline handlers of one request share what Dataverse's
+   * 60 s leave after the storage deadline (`decisionsBudgetMs`).
+   */
+  decisionTimeoutMs: number;
+}
+
+/** What one request's inline handlers may take together: Dataverse's timeout less the storage deadline and a margin. */
+export function decisionsBudgetMs(settings: Pick<IngestSettings, 'storageDeadlineMs'>): number {
+  return Math.max(0, DATAVERSE_TIMEOUT_MS - ANSWER_MARGIN_MS - settings.storageDeadlineMs);
 }
 
 export class SettingsError extends Error {
@@ -103,6 +137,7 @@ export function readIngestSettings(env: NodeJS.ProcessEnv = process.env): Ingest
     requiredHeaders: settings.WEBHOOK_REQUIRED_HEADERS,
     requiredQuery: settings.WEBHOOK_REQUIRED_QUERY,
     allowedOrganizations: settings.WEBHOOK_ALLOWED_ORGANIZATIONS,
+    decisionTimeoutMs: settings.WEBHOOK_DECISION_TIMEOUT_MS,
   };
 }
 

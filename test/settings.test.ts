@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } from '../src/hostConfig';
-import { checkSettings, readIngestSettings, readProcessSettings } from '../src/settings';
+import { checkSettings, DATAVERSE_TIMEOUT_MS, decisionsBudgetMs, readIngestSettings, readProcessSettings } from '../src/settings';
 
 const root = path.resolve(__dirname, '..');
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
@@ -39,7 +39,7 @@ describe('app settings', () => {
   });
 
   it('an empty or blank value of any setting is its default', () => {
-    const names = ['WEBHOOK_MAX_BODY_BYTES', 'WEBHOOK_STORAGE_DEADLINE_MS', 'WEBHOOK_REJECTED_MAX_BYTES', 'WEBHOOK_REQUIRED_HEADERS', 'WEBHOOK_REQUIRED_QUERY', 'WEBHOOK_ALLOWED_ORGANIZATIONS', 'PROCESSOR_MAX_DEPTH', 'PROCESSOR_LEASE_SECONDS', 'PROCESSOR_HANDLER_TIMEOUT_SECONDS', 'DATAVERSE_URL'];
+    const names = ['WEBHOOK_MAX_BODY_BYTES', 'WEBHOOK_STORAGE_DEADLINE_MS', 'WEBHOOK_REJECTED_MAX_BYTES', 'WEBHOOK_REQUIRED_HEADERS', 'WEBHOOK_REQUIRED_QUERY', 'WEBHOOK_ALLOWED_ORGANIZATIONS', 'WEBHOOK_DECISION_TIMEOUT_MS', 'PROCESSOR_MAX_DEPTH', 'PROCESSOR_LEASE_SECONDS', 'PROCESSOR_HANDLER_TIMEOUT_SECONDS', 'DATAVERSE_URL'];
     for (const blank of ['', '   ']) {
       const env = Object.fromEntries(names.map((name) => [name, blank]));
       expect(readIngestSettings(env)).toEqual(readIngestSettings({}));
@@ -65,5 +65,17 @@ describe('app settings', () => {
     const defaults = readProcessSettings({});
     expect(defaults.leaseMs).toBeGreaterThanOrEqual(FUNCTION_TIMEOUT_MS);
     expect(defaults.handlerTimeoutMs).toBeLessThanOrEqual(INVOCATION_BUDGET_MS);
+  });
+
+  it('an inline handler gets seconds, and the inline handlers and the storage writes together answer before Dataverse’s 60 s', () => {
+    const defaults = readIngestSettings({});
+    expect(defaults.decisionTimeoutMs).toBe(5_000);
+    expect(decisionsBudgetMs(defaults) + defaults.storageDeadlineMs).toBeLessThan(DATAVERSE_TIMEOUT_MS);
+    expect(checkSettings({ WEBHOOK_DECISION_TIMEOUT_MS: '45000' })).toEqual([]);
+    expect(checkSettings({ WEBHOOK_DECISION_TIMEOUT_MS: '45001' })).toEqual([
+      "WEBHOOK_DECISION_TIMEOUT_MS: must be at most 45000 so that, with WEBHOOK_STORAGE_DEADLINE_MS and 5000 ms in hand, the answer comes before Dataverse's 60 s timeout",
+    ]);
+    expect(checkSettings({ WEBHOOK_DECISION_TIMEOUT_MS: '20000', WEBHOOK_STORAGE_DEADLINE_MS: '40000' })).toHaveLength(1);
+    expect(checkSettings({ WEBHOOK_DECISION_TIMEOUT_MS: 'soon' })).toHaveLength(1);
   });
 });

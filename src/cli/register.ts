@@ -2,8 +2,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DerivedStep } from '../dataverse/steps';
 import { stepName } from '../dataverse/steps';
-import { handlers as appHandlers } from '../handlers';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
+import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { settingsAuthValue } from '../registration/authValue';
 import { loadRegistration, webhookUrlProblem, type Registration } from '../registration/definition';
 import { fetchFunctionKey, type FunctionKeyLocation } from '../registration/functionKeys';
@@ -49,7 +49,7 @@ HttpHeader and HttpQueryString values come from the environment variables the fi
 
 ${AUTHENTICATION_HELP}`;
 
-export function createRegisterCommand(dependencies: ConnectionDependencies, handlers: HandlerRegistry = appHandlers) {
+export function createRegisterCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers) {
   return async function registerCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
@@ -89,6 +89,8 @@ export function createRegisterCommand(dependencies: ConnectionDependencies, hand
       throw new UsageError(`--key and --key-from-azure are for WebhookKey endpoints; this one is ${auth.type}`);
     }
 
+    // Loaded here, not as the CLI starts: a declaration the registry refuses fails this command in one line.
+    const handlers = await resolveHandlers(handlerSource);
     if (values.plan) {
       io.stdout(values.json ? `${JSON.stringify(codePlan(registration, url, handlers), null, 2)}\n` : formatCodePlan(registration, url, handlers));
       return 0;
@@ -164,6 +166,7 @@ function readable(url: string): string {
 /** What the code asks Dataverse for: the endpoint of the file and the steps of the handlers. */
 export function codePlan(registration: Registration, url: string | undefined, handlers: HandlerRegistry) {
   const endpointName = registration.endpoint.name;
+  const inline = new Set(handlers.inline.map((decider) => decider.name));
   return {
     endpoint: { name: endpointName, auth: registration.endpoint.auth.type, url: url ?? null },
     steps: handlers.steps.map((step) => ({
@@ -175,20 +178,47 @@ export function codePlan(registration: Registration, url: string | undefined, ha
       filteringAttributes: step.filteringAttributes,
       images: step.images.map((image) => ({ alias: image.alias, type: image.type, columns: image.columns })),
       handlers: step.handlers,
-      notes: stepNotes(step),
+      inlineHandlers: step.handlers.filter((name) => inline.has(name)),
+      notes: stepNotes(step, inline),
+      warnings: stepWarnings(step, inline),
     })),
     handlersWithoutStep: handlers.all.filter((handler) => !handlers.steps.some((step) => step.handlers.includes(handler.name))).map((handler) => handler.name),
   };
 }
 
 /** Advice on a step, from Microsoft's guidance; never a reason to refuse it. */
-function stepNotes(step: DerivedStep): string[] {
+function stepNotes(step: DerivedStep, inline: ReadonlySet<string>): string[] {
   const notes: string[] = [];
   if (step.message === 'Update' && step.filteringAttributes === null) {
     notes.push('no filtering attributes: every Update of the table is sent (Microsoft recommends filtering attributes on Update steps)');
   }
   for (const image of step.images) if (image.columns === null) notes.push(`image "${image.alias}" holds every column: a larger payload, nearer the 256 KB Dataverse truncates at`);
+  const deciding = step.handlers.filter((name) => inline.has(name));
+  if (deciding.length > 0) {
+    const which = step.filteringAttributes ? ` that sets ${step.filteringAttributes.join(' or ')}` : '';
+    notes.push(`every ${step.message} of ${step.entity}${which} waits for this app's answer (inline: ${deciding.join(', ')}); a rejection, a failure or a time-out fails the person's save`);
+    // "Avoid cancelling an operation here. Canceling will trigger a rollback of the transaction and
+    // have significant performance impact." (the PreOperation stage, event-framework#event-execution-pipeline)
+    if (step.stage !== 'PreValidation') notes.push(`a rejection in ${step.stage} rolls the database transaction back; Microsoft recommends cancelling in PreValidation, before the transaction`);
+  }
   return notes;
+}
+
+/**
+ * What the handlers on a step may get wrong: reacting handlers (queued, run after the answer) on a
+ * synchronous step react to an operation that is not committed yet. PreOperation and a
+ * synchronous PostOperation run "within the database transaction", which a later step or plug-in
+ * can still roll back; PreValidation runs before the operation (its security checks included) and
+ * inside the transaction of any operation that triggers it. An asynchronous PostOperation step
+ * runs after the commit. https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#event-execution-pipeline
+ */
+function stepWarnings(step: DerivedStep, inline: ReadonlySet<string>): string[] {
+  const reacting = step.handlers.filter((name) => !inline.has(name));
+  if (step.mode !== 'Synchronous' || reacting.length === 0) return [];
+  const where = step.stage === 'PreValidation' ? 'before the operation (and inside the transaction of any operation that triggers it)' : 'inside the operation’s database transaction';
+  return [
+    `reacting handlers ${reacting.join(', ')} run from the queue, and this synchronous step runs ${where}: a later step or plug-in can still fail the operation and roll it back, so they may react to a save that never happened. Unless they must block the save, declare them on an asynchronous PostOperation step, which Dataverse runs after the commit`,
+  ];
 }
 
 export function formatCodePlan(registration: Registration, url: string | undefined, handlers: HandlerRegistry): string {
@@ -200,8 +230,9 @@ export function formatCodePlan(registration: Registration, url: string | undefin
     lines.push(`    ${step.table} ${step.message}, ${step.stage}, ${step.mode}${step.mode === 'Asynchronous' ? ', deletes its succeeded System Jobs' : ''}`);
     if (step.filteringAttributes) lines.push(`    filtering attributes: ${step.filteringAttributes.join(',')}`);
     for (const image of step.images) lines.push(`    image "${image.alias}": ${image.type} of ${image.columns ? image.columns.join(',') : 'every column'}`);
-    lines.push(`    handlers: ${step.handlers.join(', ')}`);
+    lines.push(`    handlers: ${step.handlers.map((name) => (step.inlineHandlers.includes(name) ? `${name} (inline)` : name)).join(', ')}`);
     for (const note of step.notes) lines.push(`    note: ${note}`);
+    for (const warning of step.warnings) lines.push(`    warning: ${warning}`);
   }
   if (plan.handlersWithoutStep.length > 0) lines.push(`Handlers for "*" register no step; they receive the events of the steps above: ${plan.handlersWithoutStep.join(', ')}`);
   lines.push('Nothing was read or written. "register --dry-run" compares this with Dataverse.');

@@ -35,6 +35,9 @@ Without FILE, the body is generated:
   --stage 10|20|40           PreValidation, PreOperation, PostOperation (default 40)
   --mode sync|async          default: async in stage 40, sync before it (async runs only in stage 40)
 
+A synchronous step (stage 10 or 20, or --mode sync) is decided by the app's inline handlers
+(decide(…)) before the answer: a rejection prints the handler and its reason.
+
 Exits 0 on a 2xx, 1 on any other status or when the URL cannot be reached, 2 on a usage mistake.`;
 
 const GENERATION_OPTIONS = ['entity', 'message', 'id', 'records', 'attribute', 'pre-image', 'post-image', 'stage', 'mode'] as const;
@@ -43,7 +46,10 @@ const GENERATION_OPTIONS = ['entity', 'message', 'id', 'records', 'attribute', '
 const answerSchema = z.object({
   eventId: z.string().optional().catch(undefined),
   error: z.string().optional().catch(undefined),
+  handler: z.string().optional().catch(undefined),
+  code: z.string().optional().catch(undefined),
   message: z.string().optional().catch(undefined),
+  decisions: z.array(z.object({ handler: z.string(), outcome: z.string() })).optional().catch(undefined),
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().catch(undefined),
 });
 
@@ -119,12 +125,16 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
 
   const answer = parseAnswer(answerText);
   const line = [`${response.status} ${response.statusText}`.trim(), `eventId ${answer.eventId ?? '-'}`, `latency ${latencyMs.toFixed(0)} ms`];
+  const allowedBy = (answer.decisions ?? []).filter((decision) => decision.outcome === 'allow').map((decision) => decision.handler);
   if (response.ok) {
+    if (allowedBy.length > 0) line.push(`allowed by ${allowedBy.join(', ')}`);
     io.stdout(`${line.join('  ')}\n`);
     return 0;
   }
   io.stderr(`${line.join('  ')}\n`);
-  if (answer.error || answer.message) io.stderr(`${[answer.error, answer.message].filter(Boolean).join(': ')}\n`);
+  // An inline handler's answer names it: "rejected by credit-limit-on-create (credit-limit-exceeded): <reason>".
+  const by = answer.handler ? ` by ${answer.handler}${answer.code ? ` (${answer.code})` : ''}` : '';
+  if (answer.error || answer.message) io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, answer.message].filter(Boolean).join(': ')}\n`);
   for (const issue of answer.issues ?? []) io.stderr(`  ${issue.path}: ${issue.message}\n`);
   return 1;
 }

@@ -1,11 +1,10 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { handlers as appHandlers } from '../handlers';
-import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { loadRegistration } from '../registration/definition';
 import { formatWebhookStatus, readWebhookStatus } from '../registration/status';
 import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
+import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { UsageError, type CommandIO } from './io';
 import { DEFAULT_REGISTRATION_FILE } from './register';
 
@@ -29,7 +28,7 @@ who made the change, and is not recorded here.
 
 ${AUTHENTICATION_HELP}`;
 
-export function createStatusCommand(dependencies: ConnectionDependencies, handlers: HandlerRegistry = appHandlers) {
+export function createStatusCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers) {
   return async function statusCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
@@ -55,7 +54,7 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
     const status = await readWebhookStatus(client, {
       endpointName: values.name,
       failedJobsPerStep,
-      ...(registration ? { expected: { endpointName: registration.endpoint.name, steps: handlers.steps } } : {}),
+      ...(registration ? { expected: { endpointName: registration.endpoint.name, steps: (await resolveHandlers(handlerSource)).steps } } : {}),
     });
     if (values.json) io.stdout(`${JSON.stringify(status, null, 2)}\n`);
     else io.stdout(`${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`);

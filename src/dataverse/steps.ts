@@ -70,6 +70,11 @@ export interface HandlerDeclaration {
   /** Update and UpdateMultiple only; null for every column. */
   filteringAttributes: readonly string[] | null;
   images: readonly ImageDeclaration[];
+  /**
+   * An inline handler (`decide(…)`): it runs inside Dataverse's request and its answer can fail the
+   * operation, so its step must be one Dataverse waits for (see `INLINE_STAGES`).
+   */
+  inline?: boolean;
 }
 
 /** The step a declaration registers: what it declared, with the defaults filled in. */
@@ -107,6 +112,7 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
   if (mode !== null && mode !== 'Synchronous' && mode !== 'Asynchronous') problems.push(`mode "${String(mode)}" is not Synchronous or Asynchronous`);
   // https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#asynchronous-plug-in-steps
   if (mode === 'Asynchronous' && stage !== null && stage !== 'PostOperation') problems.push('Dataverse runs asynchronous steps only in PostOperation');
+  if (declaration.inline) problems.push(...inlineProblems(declaration));
 
   const wildcard = isWildcard(declaration);
   if (wildcard && (filteringAttributes !== null || images.length > 0)) {
@@ -141,6 +147,28 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
       else if (post && same(message, 'Delete')) problems.push(`${where}: a Delete has no post-image (the row no longer exists)`);
     }
     if (post && effectiveStage(declaration) !== 'PostOperation') problems.push(`${where}: a post-image needs the PostOperation stage`);
+  }
+  return problems;
+}
+
+/**
+ * Where an inline handler may decide: synchronous steps, which Dataverse waits for and whose
+ * failure fails the operation. PreValidation runs before the database transaction ("an
+ * opportunity to include logic to cancel the operation before the database transaction"), so it is
+ * where Microsoft says to cancel; PreOperation and a synchronous PostOperation run "within the
+ * database transaction", so a failure there rolls the operation back (PostOperation included:
+ * the row is written but not committed). An asynchronous step runs "outside of the database
+ * transaction using the asynchronous service", after the operation completed: nothing it answers
+ * can stop it. https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#event-execution-pipeline
+ */
+function inlineProblems({ entity, messages, stage, mode }: HandlerDeclaration): string[] {
+  const problems: string[] = [];
+  if (entity === '*' || messages.includes('*')) problems.push('an inline handler decides for its own step: name the table and the message instead of "*"');
+  if (stage === null) problems.push(`an inline handler must declare its stage: ${REGISTRABLE_STAGES.join(', ')} (PreValidation cancels before the database transaction)`);
+  if (mode !== 'Synchronous') {
+    problems.push(
+      'an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
+    );
   }
   return problems;
 }

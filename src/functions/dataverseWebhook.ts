@@ -1,9 +1,11 @@
 import { app, type HttpMethod, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { handlers } from '../handlers';
 import { invocationLog } from '../observability/log';
-import { telemetry } from '../observability/telemetry';
+import { telemetry, type Telemetry } from '../observability/telemetry';
 import { acceptWebhook, refuseMethod } from '../pipeline/accept';
-import { ingestSettings, settingsOrError } from '../settings';
-import { getStorageClients } from '../storage/clients';
+import type { HandlerRegistry } from '../pipeline/handlerRegistry';
+import { ingestSettings, settingsOrError, type IngestSettings, type SettingsError } from '../settings';
+import { getStorageClients, type StorageClients } from '../storage/clients';
 
 /** `https://<app>.azurewebsites.net/api/dataverse/webhook?code=<function key>` */
 export const WEBHOOK_ROUTE = 'dataverse/webhook';
@@ -15,18 +17,37 @@ export const WEBHOOK_ROUTE = 'dataverse/webhook';
  */
 export const OTHER_METHODS: HttpMethod[] = ['GET', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 
-export async function receiveDataverseWebhook(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const result = await acceptWebhook(
-    {
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      body: async () => Buffer.from(await request.arrayBuffer()),
-    },
-    { settings: settingsOrError(ingestSettings), storage: getStorageClients(), log: invocationLog(context), telemetry: telemetry() },
-  );
-  return result.response;
+/** What the webhook function runs on: the app's own, or a test's (its storage, its handlers). */
+export interface WebhookFunctionDependencies {
+  settings: () => IngestSettings | SettingsError;
+  storage: () => Pick<StorageClients, 'eventsQueue' | 'payloads' | 'rejected' | 'ledger'>;
+  /** The app's handlers: the inline ones (`decide(…)`) decide synchronous events inside the request. */
+  handlers: HandlerRegistry;
+  telemetry: () => Telemetry;
 }
+
+export function createWebhookFunction(deps: WebhookFunctionDependencies) {
+  return async function receiveDataverseWebhook(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const storage = deps.storage();
+    const result = await acceptWebhook(
+      {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: async () => Buffer.from(await request.arrayBuffer()),
+      },
+      { settings: deps.settings(), storage, log: invocationLog(context), telemetry: deps.telemetry(), decisions: { handlers: deps.handlers, ledger: storage.ledger } },
+    );
+    return result.response;
+  };
+}
+
+export const receiveDataverseWebhook = createWebhookFunction({
+  settings: () => settingsOrError(ingestSettings),
+  storage: getStorageClients,
+  handlers,
+  telemetry,
+});
 
 export async function refuseOtherMethods(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   return (await refuseMethod(request, { log: invocationLog(context), telemetry: telemetry() })).response;

@@ -1,8 +1,10 @@
 /**
- * Your business logic lives in this folder. Each file registers its handlers with `on(…)`;
- * import it here so the processor sees it.
+ * Your business logic lives in this folder. Each file registers its handlers with `on(…)` (react,
+ * from the queue) or `decide(…)` (decide, inside the webhook's request); import it here so the
+ * app sees it.
  */
 import './contactChanges';
 import './accountCreated';
+import './creditLimit';
 
-export { handlers, on } from './registry';
+export { allow, decide, handlers, on, reject } from './registry';

@@ -21,6 +21,8 @@ export const TELEMETRY_EVENT_NAMES = [
   'stale',
   'poisoned',
   'replayed',
+  /** One inline handler's decision, in the webhook's request: `status` is allow, reject, error, timeout or busy. */
+  'decided',
 ] as const;
 export type TelemetryEventName = (typeof TELEMETRY_EVENT_NAMES)[number];
 
@@ -35,8 +37,9 @@ export type TelemetryMetricName = (typeof TELEMETRY_METRIC_NAMES)[number];
 /**
  * The property names every item about one event carries, so that one KQL filter follows it from
  * the HTTP request through the queue to the handler. They are the names `logIdentifiers` uses in
- * log lines, plus `recordId` (PrimaryEntityId). `reason` says why for rejected and poisoned;
- * `status` is the HTTP status answered.
+ * log lines, plus `recordId` (PrimaryEntityId). `reason` says why for rejected and poisoned (and
+ * carries a rejection's code, never its text); `status` is the HTTP status answered (on `decided`,
+ * the decision); `handler` names the inline handler on `decided`.
  */
 export const TELEMETRY_PROPERTY_NAMES = {
   eventId: 'eventId',
@@ -49,6 +52,7 @@ export const TELEMETRY_PROPERTY_NAMES = {
   recordId: 'recordId',
   reason: 'reason',
   status: 'status',
+  handler: 'handler',
 } as const;
 
 export type TelemetryPropertyName = keyof typeof TELEMETRY_PROPERTY_NAMES;

@@ -1,16 +1,19 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import type { ContainerClient } from '@azure/storage-blob';
 import { DATAVERSE_HEADER_NAMES, parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
 import { describeError, type EventLog } from '../observability/log';
-import { SettingsError, type ExpectedCredential, type IngestSettings } from '../settings';
+import { decisionsBudgetMs, SettingsError, type ExpectedCredential, type IngestSettings } from '../settings';
 import { deletePayload, putPayload, type BlobReference } from '../storage/claimCheck';
 import { Deadline } from './deadline';
 import { wasRefused } from '../storage/errors';
 import { encodeQueueMessage, fitsInQueueMessage, sendEncodedQueueMessage } from '../storage/queueMessages';
 import { keepRejected } from '../storage/rejectedStore';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
+import { runDecisions, type DecisionsResult } from './decide';
 import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope } from './envelope';
+import type { HandlerRegistry } from './handlerRegistry';
 
 /**
  * Accepting a webhook: check, parse, store durably, answer.
@@ -24,6 +27,12 @@ import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type
  *    delivery (one delivery key), so its handlers still run once;
  *  - 400 for a body that can never succeed, and only once that body is kept for inspection;
  *  - 401/403/405/413 for requests that are not ours to take.
+ *
+ * A synchronous event with inline handlers (`decide(…)`, see decide.ts) is decided first, and
+ * their decisions make the answer: all allow, the event goes on as above; one rejects, 422 and
+ * nothing is queued; one throws, 503 so that Dataverse sends it once more; one runs past its
+ * time limit, 500, which Dataverse does not retry (a second try would wait as long again, beside a
+ * handler that may still be running).
  */
 
 export interface IncomingWebhook {
@@ -48,6 +57,11 @@ export interface AcceptDependencies {
   telemetry?: Telemetry;
   now?: () => Date;
   newEventId?: () => string;
+  /**
+   * The inline handlers (`decide(…)`) and the effects-once ledger their decisions are kept in.
+   * Without them no event is decided inline: every usable one is queued.
+   */
+  decisions?: { handlers: HandlerRegistry; ledger: TableClient };
 }
 
 export type AcceptOutcome =
@@ -58,7 +72,11 @@ export type AcceptOutcome =
   | 'method-not-allowed'
   | 'too-large'
   | 'storage-unavailable'
-  | 'settings-invalid';
+  | 'settings-invalid'
+  | 'decision-rejected'
+  | 'decision-failed'
+  | 'decision-timeout'
+  | 'decision-busy';
 
 export interface AcceptResult {
   response: WebhookResponse;
@@ -67,6 +85,8 @@ export interface AcceptResult {
   reason?: string;
   eventId: string;
   event?: DataverseEvent;
+  /** How long the inline handlers took, claims included, when any ran. */
+  decisionMs?: number;
 }
 
 /** Headers worth keeping with an event: what Dataverse sends about it, never credentials. */
@@ -99,11 +119,13 @@ async function answered(
   const ackLatencyMs = Number(process.hrtime.bigint() - started) / 1e6;
   const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : received;
   const status = result.response.status;
+  // The whole time Dataverse waited, the inline handlers' included; their share beside it.
+  const measurements = { ackLatencyMs, ...(result.decisionMs !== undefined ? { decisionMs: result.decisionMs } : {}) };
   if (result.outcome === 'accepted') {
-    telemetry.event('accepted', { ...ids, status }, { ackLatencyMs });
+    telemetry.event('accepted', { ...ids, status }, measurements);
     if (result.event?.truncated) telemetry.event('truncated', ids);
   } else {
-    telemetry.event('rejected', { ...ids, status, reason: result.reason ?? result.outcome }, { ackLatencyMs });
+    telemetry.event('rejected', { ...ids, status, reason: result.reason ?? result.outcome }, measurements);
   }
   telemetry.metric('ackLatencyMs', ackLatencyMs, { status, table: result.event?.primaryEntityName, message: result.event?.messageName });
   return result;
@@ -152,12 +174,15 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
 
   const receivedAt = now();
   const headers = keptHeaders(request.headers, settings);
-  const deadline = new Deadline(settings.storageDeadlineMs);
+  let deadline = new Deadline(settings.storageDeadlineMs);
+  // An early claim-check upload may have inline handlers to wait for before its message is sent.
+  const inlineAllowanceMs = deps.decisions && deps.decisions.handlers.inline.length > 0 ? decisionsBudgetMs(settings) : 0;
+  const uploadDeadline = inlineAllowanceMs > 0 ? new Deadline(settings.storageDeadlineMs + inlineAllowanceMs) : deadline;
   try {
     // A body too large for a queue message goes to Blob storage. The upload starts before parsing
     // and is abandoned if the body is refused; one turn of the event loop puts its request on the
     // wire, so that Azure Storage receives it while this process parses (measured in the bench).
-    const claimCheck = body.length > MAX_INLINE_BODY_BYTES ? startClaimCheck(deps.storage.payloads, eventId, body, deadline) : null;
+    const claimCheck = body.length > MAX_INLINE_BODY_BYTES ? startClaimCheck(deps.storage.payloads, eventId, body, uploadDeadline) : null;
     if (claimCheck) await new Promise<void>((resolve) => setImmediate(resolve));
     const parsed = parseDataverseWebhook({ body, headers: request.headers });
     if (!parsed.ok) {
@@ -184,16 +209,89 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
       replays: 0,
     });
     const ids = logIdentifiers({ eventId, summary });
+
+    // Inline handlers decide first; the storage writes then get a deadline of their own.
+    const inline = deps.decisions && deps.decisions.handlers.decisionsFor(event).length > 0 ? deps.decisions : null;
+    const decided = inline ? await decideInline(inline, event, summary) : null;
+    if (decided) {
+      deadline.clear();
+      deadline = new Deadline(settings.storageDeadlineMs);
+      if (decided.kind !== 'allowed') {
+        claimCheck?.abandon();
+        await recordDecisions(decided, ids);
+        return { ...decisionAnswer(decided), event, decisionMs: decided.decisionMs };
+      }
+    }
+    const decisionMs = decided ? { decisionMs: decided.decisionMs } : {};
     try {
-      const stored = await deadline.bound(enqueue(deps.storage, eventId, body, envelope, claimCheck, deadline));
+      // The decisions are written beside the enqueue: they cost the answer a round trip at most.
+      const [stored] = await deadline.bound(
+        Promise.all([enqueue(deps.storage, eventId, body, envelope, claimCheck, deadline), decided ? recordDecisions(decided, ids) : Promise.resolve()]),
+      );
       log.info('Webhook accepted', { ...ids, claimCheck: stored.claimCheck, bytes: body.length, truncated: event.truncated });
-      return { ...answer('accepted', 202, { status: 'accepted' }), event };
+      const decisions = decided && decided.units.length > 0 ? { decisions: decided.units } : {};
+      return { ...answer('accepted', 202, { status: 'accepted', ...decisions }), event, ...decisionMs };
     } catch (storageError) {
       log.error('Could not confirm an accepted webhook was stored; answering 503 so Dataverse retries', { ...ids, reason: describeError(storageError) });
-      return { ...unavailable(), event };
+      return { ...unavailable(), event, ...decisionMs };
     }
   } finally {
     deadline.clear();
+    uploadDeadline.clear();
+  }
+
+  function decideInline(decisions: NonNullable<AcceptDependencies['decisions']>, event: DataverseEvent, summary: ReturnType<typeof summarize>): Promise<DecisionsResult> {
+    const limits = { decisionTimeoutMs: settings.decisionTimeoutMs, storageDeadlineMs: settings.storageDeadlineMs, totalMs: decisionsBudgetMs(settings) };
+    return runDecisions(event, { eventId, summary }, limits, { handlers: decisions.handlers, ledger: decisions.ledger, log, ...(deps.telemetry ? { telemetry: deps.telemetry } : {}) });
+  }
+
+  /**
+   * Writes what the inline handlers decided (or that they failed), within the storage deadline.
+   * Only a copy of this delivery reads it, so a write that fails is logged and answers nothing by
+   * itself: the copy then runs the handler again (README: effects once).
+   */
+  async function recordDecisions(decided: DecisionsResult, ids: Record<string, string | number | null>): Promise<void> {
+    if (decided.pending.count === 0) return;
+    try {
+      await deadline.bound(decided.pending.write(deadline.signal));
+    } catch (error) {
+      log.warn('Could not record the inline decisions in the ledger', { ...ids, reason: describeError(error) });
+    }
+  }
+
+  /**
+   * The answer to an inline handler's decision.
+   *
+   * What the person whose save fails sees is Dataverse's, not ours: "The system cannot parse any
+   * data returned with the body of the response, it will only look at the response StatusCode
+   * value" (https://learn.microsoft.com/power-apps/developer/data-platform/use-webhooks#troubleshoot-webhook-registrations),
+   * and the published error for it has a fixed text: 0x80050201 WebhooksNonSuccessHttpResponse,
+   * "The webhook call failed because the http request received non-success httpStatus code.
+   * Please check your webhook request handler." (MicrosoftDocs/powerapps-docs,
+   * developer/data-platform/includes/data-service-error-codes.md). A public disassembly of the
+   * on-premises Microsoft.Crm.ServiceBus WebhookClient.SendAsync agrees: 200-299 is success, the
+   * body is never read, 502/503/504 are retried with the same serialized body, a time-out is not.
+   * Not confirmed on Dataverse online. So the body is shaped for whoever does read it (`send`, the
+   * logs, a plug-in of one's own calling the app): `message` is the one field meant for a person,
+   * `code` and `handler` name the rule, `eventId` finds the ledger row and the telemetry.
+   */
+  function decisionAnswer(decided: Exclude<DecisionsResult, { kind: 'allowed' }>): AcceptResult {
+    switch (decided.kind) {
+      case 'rejected':
+        // Not retried by Dataverse (only 502, 503 and 504 are): the same rule would refuse it again.
+        return {
+          ...answer('decision-rejected', 422, { error: 'rejected', handler: decided.handler, code: decided.code, message: decided.reason, decisions: decided.units }),
+          reason: 'decision-rejected',
+        };
+      case 'error':
+        return answer('decision-failed', 503, { error: 'decision-failed', handler: decided.handler, message: 'An inline handler failed; send the event again' }, { 'Retry-After': '1' });
+      case 'timeout':
+        return answer('decision-timeout', 500, { error: 'decision-timeout', handler: decided.handler, message: `An inline handler did not decide within ${decided.limitMs} ms` });
+      case 'busy':
+        return answer('decision-busy', 409, { error: 'decision-busy', handler: decided.handler, message: 'Another copy of this delivery is still being decided' });
+      case 'storage-unavailable':
+        return unavailable();
+    }
   }
 
   async function rejected(error: WebhookParseError, headers: Record<string, string>, receivedAt: Date): Promise<AcceptResult> {

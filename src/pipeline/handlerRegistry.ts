@@ -146,8 +146,64 @@ export type Handler<O extends HandlerOptions = HandlerOptions> = (event: Dataver
 /** What the processor calls, with the context it builds. */
 export type EventHandler = (event: DataverseEvent, ctx: HandlerContext) => Promise<void> | void;
 
+/**
+ * An inline handler's declaration (`decide(…)`): a step Dataverse waits for. The stage is required
+ * (PreValidation cancels before the database transaction; PreOperation and PostOperation roll it
+ * back) and the mode is Synchronous; an inline handler runs once per event, so the per-record,
+ * stale and re-read options of `on(…)` do not apply.
+ */
+export interface DecisionOptions extends Omit<HandlerOptions, 'stage' | 'mode' | 'perRecord' | 'skipStale' | 'rereadTruncated'> {
+  stage: RegistrableStage;
+  /** Always Synchronous: Dataverse does not wait for an asynchronous step. */
+  mode?: 'Synchronous';
+}
+
+/** What an inline handler decides. Make one with `allow()` or `reject(reason)`. */
+export type Decision = { readonly outcome: 'allow' } | { readonly outcome: 'reject'; readonly reason: string; readonly code: string };
+
+const ALLOWED: Decision = Object.freeze({ outcome: 'allow' });
+/** The longest rejection reason kept: what a person reads, not a report. */
+export const MAX_REASON_LENGTH = 1_000;
+const REASON_CODE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The operation goes on: the event is queued for the reacting handlers and Dataverse gets 202. */
+export function allow(): Decision {
+  return ALLOWED;
+}
+
+/**
+ * The operation fails. `reason` is meant for the person whose save fails; it is kept with the
+ * rejection and returned in the answer's body (Dataverse itself shows a fixed message of its own:
+ * see the README). `code`, a short identifier such as `credit-limit-exceeded`, is what logs and
+ * telemetry carry, since the reason may hold the record's values.
+ */
+export function reject(reason: string, options: { code?: string } = {}): Decision {
+  const text = typeof reason === 'string' ? reason.trim() : '';
+  if (!text) throw new TypeError('reject(reason) needs a reason for the person whose save fails');
+  const code = options.code ?? 'rejected';
+  if (!REASON_CODE.test(code)) throw new TypeError(`reject's code "${code}" may use only letters, digits, ".", "_" and "-" (at most 64)`);
+  return Object.freeze({ outcome: 'reject', reason: text.slice(0, MAX_REASON_LENGTH), code });
+}
+
+export function isDecision(value: unknown): value is Decision {
+  if (typeof value !== 'object' || value === null) return false;
+  const decision = value as { outcome?: unknown; reason?: unknown; code?: unknown };
+  return decision.outcome === 'allow' || (decision.outcome === 'reject' && typeof decision.reason === 'string' && typeof decision.code === 'string');
+}
+
+/** An inline handler: the same typed event and context as `on(…)`'s, and it returns its decision. */
+export type Decider<O extends DecisionOptions = DecisionOptions> = (event: DataverseEvent, ctx: Context<O>) => Promise<Decision> | Decision;
+
+/**
+ * What the webhook function calls for an inline handler, with the context it builds. Typed as it
+ * is declared; a handler written in JavaScript (or cast) may still return anything, so the caller
+ * checks it with `isDecision`.
+ */
+export type EventDecider = (event: DataverseEvent, ctx: HandlerContext) => Promise<Decision> | Decision | undefined;
+
 /** Options the declaration does not know are a compile error, not a silently ignored typo. */
 type KnownOptions<O> = { [Key in Exclude<keyof O, keyof HandlerOptions>]: never };
+type KnownDecisionOptions<O> = { [Key in Exclude<keyof O, keyof DecisionOptions>]: never };
 
 export interface RegisteredHandler {
   name: string;
@@ -159,9 +215,17 @@ export interface RegisteredHandler {
   handle: EventHandler;
 }
 
+export interface RegisteredDecider {
+  name: string;
+  declaration: HandlerDeclaration;
+  decide: EventDecider;
+}
+
 /** Ledger row keys may not hold / \ # ? or control characters; names stay readable too. */
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const OPTION_NAMES = new Set(['name', 'entity', 'message', 'stage', 'mode', 'filteringAttributes', 'images', 'perRecord', 'skipStale', 'rereadTruncated']);
+/** What `on(…)` takes and `decide(…)` does not: an inline handler decides once per event, now. */
+const REACTING_ONLY_OPTIONS = new Set(['perRecord', 'skipStale', 'rereadTruncated']);
 const IMAGE_OPTION_NAMES = new Set(['type', 'columns']);
 
 export class HandlerRegistryError extends Error {
@@ -170,6 +234,9 @@ export class HandlerRegistryError extends Error {
 
 export class HandlerRegistry {
   private readonly registered: RegisteredHandler[] = [];
+  private readonly deciders: RegisteredDecider[] = [];
+  /** Every declaration, reacting and inline, in registration order: the steps' handler lists keep it. */
+  private readonly declarations: HandlerDeclaration[] = [];
   private derived: DerivedStep[] = [];
 
   /**
@@ -182,7 +249,7 @@ export class HandlerRegistry {
     if (!HANDLER_NAME.test(name)) {
       throw new HandlerRegistryError(name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`);
     }
-    if (this.registered.some((handler) => handler.name === name)) throw new HandlerRegistryError(`two handlers are named "${name}"`);
+    this.checkName(name);
     const declaration = declare(name, options);
     const problems = declarationProblems(declaration);
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
@@ -195,23 +262,72 @@ export class HandlerRegistry {
       rereadColumns: options.rereadTruncated === true ? [] : Array.isArray(options.rereadTruncated) ? [...(options.rereadTruncated as readonly string[])] : null,
       handle: typedHandler(name, declaration, options.perRecord === true, handle as Handler),
     };
+    this.derived = this.stepsWith(registered.declaration);
+    this.registered.push(registered);
+    this.declarations.push(registered.declaration);
+    return this;
+  }
+
+  /**
+   * Registers an inline handler: it runs inside the webhook's HTTP request, before Dataverse gets
+   * its answer, and its decision is the answer (allow: the event goes on to the reacting handlers
+   * and Dataverse gets 202; reject: the operation fails). Its step is registered as synchronous.
+   * Throws, as the app loads, on a step Dataverse does not wait for.
+   */
+  decide<const O extends DecisionOptions>(options: O & KnownDecisionOptions<O>, handle: Decider<O>): this {
+    const name = options.name ?? handle.name;
+    const label = name || `an inline handler for ${String(options.entity)} ${String(options.message)}`;
+    if (!HANDLER_NAME.test(name)) {
+      throw new HandlerRegistryError(name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`);
+    }
+    this.checkName(name);
+    const reactingOnly = Object.keys(options).filter((key) => REACTING_ONLY_OPTIONS.has(key));
+    if (reactingOnly.length > 0) {
+      throw new HandlerRegistryError(`handler ${name}: ${reactingOnly.map((key) => `"${key}"`).join(', ')} apply to reacting handlers (on(…)); an inline handler decides once per event`);
+    }
+    // Left out, the mode is Synchronous: the only one Dataverse waits for.
+    const declaration: HandlerDeclaration = { ...declare(name, { mode: 'Synchronous', ...options } as HandlerOptions), inline: true };
+    const problems = declarationProblems(declaration);
+    if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
+    const registered: RegisteredDecider = { name, declaration, decide: typedHandler(name, declaration, false, handle as unknown as (event: DataverseEvent, ctx: Context) => Promise<Decision> | Decision) };
+    this.derived = this.stepsWith(declaration);
+    this.deciders.push(registered);
+    this.declarations.push(declaration);
+    return this;
+  }
+
+  private checkName(name: string): void {
+    if ([...this.registered, ...this.deciders].some((handler) => handler.name === name)) throw new HandlerRegistryError(`two handlers are named "${name}"`);
+  }
+
+  /** The steps with one more declaration, or why it cannot share a step with the others. */
+  private stepsWith(declaration: HandlerDeclaration): DerivedStep[] {
     try {
-      this.derived = deriveSteps([...this.registered, registered].map((handler) => handler.declaration));
+      return deriveSteps([...this.declarations, declaration]);
     } catch (error) {
       if (error instanceof StepDeclarationError) throw new HandlerRegistryError(error.message);
       throw error;
     }
-    this.registered.push(registered);
-    return this;
   }
 
-  /** The handlers for an event, in registration order. */
+  /** The reacting handlers for an event, in registration order. */
   match(event: DataverseEvent): RegisteredHandler[] {
     return this.registered.filter(({ declaration }) => matches(declaration, event));
   }
 
+  /** The inline handlers for an event, in registration order: only ever for a synchronous one. */
+  decisionsFor(event: DataverseEvent): RegisteredDecider[] {
+    return this.deciders.filter(({ declaration }) => matches(declaration, event));
+  }
+
+  /** The reacting handlers (`on(…)`). */
   get all(): readonly RegisteredHandler[] {
     return this.registered;
+  }
+
+  /** The inline handlers (`decide(…)`). */
+  get inline(): readonly RegisteredDecider[] {
+    return this.deciders;
   }
 
   /** The steps Dataverse must have for these handlers: what `register` registers. */
@@ -247,13 +363,13 @@ function declare(name: string, options: HandlerOptions): HandlerDeclaration {
  * handler's promise that `record` is set, and calls a per-record handler with filtering attributes
  * only for the records that carry one of them (an UpdateMultiple step runs when any record does).
  */
-function typedHandler(name: string, declaration: HandlerDeclaration, perRecord: boolean, handle: Handler): EventHandler {
+function typedHandler<R>(name: string, declaration: HandlerDeclaration, perRecord: boolean, handle: (event: DataverseEvent, ctx: Context) => R): (event: DataverseEvent, ctx: HandlerContext) => R | undefined {
   const filtering = declaration.filteringAttributes;
   return (event, ctx) => {
     if (perRecord && !ctx.record) {
       throw new HandlerRegistryError(`handler ${name} runs per record, and this ${event.messageName} names no record (a truncated bulk event keeps no record ids)`);
     }
-    if (perRecord && filtering && ctx.record && !event.truncated && !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))) return;
+    if (perRecord && filtering && ctx.record && !event.truncated && !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))) return undefined;
     // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
     const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
     // Built on the processor's context (its prototype), so every field it has reaches the handler as it is.

@@ -243,7 +243,7 @@ async function runUnit(unit: UnitWork, deps: Pick<ProcessDependencies, 'delivery
     await deadline.bound(
       (async () => {
         const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
-        const context = handlerContext(event, envelope, record, rereadRecord, log, deps.deliveryCount);
+        const context = handlerContext(event, envelope.eventId, record, rereadRecord, log, deps.deliveryCount);
         await handler.handle(event, { ...context, signal: deadline.signal, idempotencyKey: unit.idempotencyKey });
       })(),
     );
@@ -280,16 +280,17 @@ async function reread(event: DataverseEvent, handler: RegisteredHandler, record:
   return reader.retrieve(record?.logicalName ?? event.primaryEntityName, record?.id ?? event.primaryEntityId, handler.rereadColumns);
 }
 
-function handlerContext(
+/** A handler's context without its signal and idempotency key (the caller adds those); inline handlers get the same. */
+export function handlerContext(
   event: DataverseEvent,
-  envelope: EventEnvelope,
+  eventId: string,
   record: Entity | null,
   rereadRecord: DataverseRow | null,
   log: EventLog,
   deliveryCount: number,
 ): Omit<HandlerContext, 'signal' | 'idempotencyKey'> {
   return {
-    eventId: envelope.eventId,
+    eventId,
     deliveryCount,
     log,
     record,

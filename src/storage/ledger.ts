@@ -9,7 +9,9 @@ import { provisioned, tableResource } from './provision';
  * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
  * done after it; a `$event` row once every unit of the event is settled; and a `$failure` row when
  * the event failed before or around its handlers (its body could not be loaded, the settings are
- * invalid), so that a poison record can say why. A second partition kind holds, per record and
+ * invalid), so that a poison record can say why. An inline handler (`decide(…)`) claims its unit
+ * the same way inside the webhook's request, and its row keeps the decision, which a copy of the
+ * delivery (Dataverse's retry) answers from. A second partition kind holds, per record and
  * handler, the newest record version applied (for stale updates).
  *
  * Writes create the table when it does not exist yet; reads of a table that does not exist find
@@ -28,7 +30,21 @@ type UnitRow = {
   leaseUntil: number;
   lastError?: string;
   updatedAt: string;
-};
+} & Partial<DecisionColumns>;
+
+/** What an inline handler decided, on its unit's row: a copy of the delivery (Dataverse's retry) reuses it. */
+export interface RecordedDecision {
+  outcome: 'allow' | 'reject';
+  /** For a rejection: the reason meant for the person, and its code. */
+  reason?: string;
+  code?: string;
+}
+
+interface DecisionColumns {
+  decision: RecordedDecision['outcome'];
+  reason: string;
+  code: string;
+}
 
 interface WatermarkRow {
   partitionKey: string;
@@ -40,7 +56,7 @@ interface WatermarkRow {
 
 export type Claim =
   | { kind: 'claimed'; key: string; unit: string; etag: string; attempts: number; leaseUntil: number }
-  | { kind: 'already-done'; state: 'done' | 'stale' }
+  | { kind: 'already-done'; state: 'done' | 'stale'; decision?: RecordedDecision }
   | { kind: 'busy'; retryAfterMs: number };
 
 export interface Completion {
@@ -124,7 +140,10 @@ export class Ledger {
       if (statusOf(error) !== 409) throw error;
     }
     const existing = await this.table.getEntity<UnitRow>(key, unit);
-    if (existing.state === 'done' || existing.state === 'stale') return { kind: 'already-done', state: existing.state };
+    if (existing.state === 'done' || existing.state === 'stale') {
+      const decision = decisionOf(existing);
+      return { kind: 'already-done', state: existing.state, ...(decision ? { decision } : {}) };
+    }
     if (existing.state === 'processing' && existing.leaseUntil > this.now()) {
       return { kind: 'busy', retryAfterMs: existing.leaseUntil - this.now() };
     }
@@ -144,6 +163,17 @@ export class Ledger {
 
   private completedRow({ claim, state, eventId }: Completion): UnitRow {
     return { partitionKey: claim.key, rowKey: claim.unit, state, eventId, attempts: claim.attempts, leaseUntil: 0, updatedAt: new Date(this.now()).toISOString() };
+  }
+
+  /** An inline handler's unit done, with its decision: what a copy of the delivery answers without running it again. */
+  async decided(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, decision: RecordedDecision): Promise<void> {
+    const row: UnitRow = {
+      ...this.completedRow({ claim, state: 'done', eventId }),
+      decision: decision.outcome,
+      ...(decision.reason !== undefined ? { reason: decision.reason } : {}),
+      ...(decision.code !== undefined ? { code: decision.code } : {}),
+    };
+    await this.write(() => this.table.upsertEntity(row, 'Replace'));
   }
 
   async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {
@@ -209,6 +239,11 @@ export class Ledger {
       throw error;
     }
   }
+}
+
+function decisionOf(row: Partial<DecisionColumns>): RecordedDecision | null {
+  if (row.decision !== 'allow' && row.decision !== 'reject') return null;
+  return { outcome: row.decision, ...(row.reason !== undefined ? { reason: row.reason } : {}), ...(row.code !== undefined ? { code: row.code } : {}) };
 }
 
 export interface RecordAddress {

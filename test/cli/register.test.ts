@@ -2,10 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main';
+import { describeFailure, main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
 import { handlers as shippedHandlers } from '../../src/handlers';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
 import { startFakeArm, type FakeArm } from '../support/fakeArm';
 import { startFakeDataverse, type FakeDataverse, type Row } from '../support/fakeDataverse';
@@ -286,6 +286,7 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
         '    image "pre": PreImage of every column',
         '    handlers: contact-deletes',
         '    note: image "pre" holds every column: a larger payload, nearer the 256 KB Dataverse truncates at',
+        '    warning: reacting handlers contact-deletes run from the queue, and this synchronous step runs inside the operation’s database transaction: a later step or plug-in can still fail the operation and roll it back, so they may react to a save that never happened. Unless they must block the save, declare them on an asynchronous PostOperation step, which Dataverse runs after the commit',
         'Handlers for "*" register no step; they receive the events of the steps above: audit',
         'Nothing was read or written. "register --dry-run" compares this with Dataverse.',
         '',
@@ -298,6 +299,65 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
       [UPDATE_STEP, ['account-names', 'account-numbers']],
       [DELETE_STEP, ['contact-deletes']],
     ]);
+  });
+
+  it('with --plan marks inline handlers, says what waits for the app, and warns about reacting handlers on a synchronous step', async () => {
+    writeRegistration({ url: undefined });
+    const registry = new HandlerRegistry()
+      .decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['creditlimit'] }, () => allow())
+      .on({ name: 'erp-sync', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['name'] }, noop)
+      .decide({ name: 'early-gate', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow());
+    const command = createRegisterCommand({ tokens: () => { throw new Error('--plan must not sign in'); } }, registry);
+    const io = captureIO({ cwd: dir, env: {} });
+    expect(await command(['--file', 'registration.json', '--plan'], io)).toBe(0);
+    expect(io.out()).toContain(
+      [
+        '  step "dataverse-webhooks: Update of account (PreOperation, Synchronous)"',
+        '    account Update, PreOperation, Synchronous',
+        '    filtering attributes: creditlimit,name',
+        '    handlers: gate (inline), erp-sync',
+        "    note: every Update of account that sets creditlimit or name waits for this app's answer (inline: gate); a rejection, a failure or a time-out fails the person's save",
+        '    note: a rejection in PreOperation rolls the database transaction back; Microsoft recommends cancelling in PreValidation, before the transaction',
+        '    warning: reacting handlers erp-sync run from the queue, and this synchronous step runs inside the operation’s database transaction: a later step or plug-in can still fail the operation and roll it back, so they may react to a save that never happened. Unless they must block the save, declare them on an asynchronous PostOperation step, which Dataverse runs after the commit',
+        '  step "dataverse-webhooks: Create of account (PreValidation, Synchronous)"',
+        '    account Create, PreValidation, Synchronous',
+        '    handlers: early-gate (inline)',
+        "    note: every Create of account waits for this app's answer (inline: early-gate); a rejection, a failure or a time-out fails the person's save",
+        'Nothing was read or written.',
+      ].join('\n'),
+    );
+    const json = captureIO({ cwd: dir, env: {} });
+    expect(await command(['--file', 'registration.json', '--plan', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.out()).steps.map((planned: { inlineHandlers: string[]; warnings: string[] }) => [planned.inlineHandlers, planned.warnings.length])).toEqual([
+      [['gate'], 1],
+      [['early-gate'], 0],
+    ]);
+  });
+
+  it('with --plan refuses an inline handler on a step Dataverse does not wait for, in one line, as the app would refuse to load', async () => {
+    writeRegistration({ url: undefined });
+    const command = createRegisterCommand({ tokens: () => { throw new Error('--plan must not sign in'); } }, () =>
+      new HandlerRegistry().decide({ name: 'async-gate', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' } as never, () => allow()),
+    );
+    const io = captureIO({ cwd: dir, env: {} });
+    const failure = await command(['--file', 'registration.json', '--plan'], io).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(io.out()).toBe('');
+    expect(describeFailure(failure, 'register', io)).toEqual({
+      line: 'handler async-gate: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
+      code: 1,
+    });
+  });
+
+  it('registers an inline handler’s step as synchronous, which keeps its System Jobs setting off', async () => {
+    writeRegistration();
+    const registry = new HandlerRegistry().decide({ name: 'gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, () => allow());
+    const result = await register(['--key', KEY], { handlers: registry });
+    expect(result.code, result.err).toBe(0);
+    expect(step('dataverse-webhooks: Create of account (PostOperation, Synchronous)')).toMatchObject({ stage: 40, mode: 0, asyncautodelete: false });
+    expect(dataverse.violations).toEqual([]);
   });
 
   it('reads the function key from Azure Resource Manager, and rotates to a second key', async () => {
@@ -454,8 +514,13 @@ describe('the shipped example handlers', () => {
     const steps = dataverse.rows('sdkmessageprocessingsteps');
     expect(steps.map((row) => row.name).sort()).toEqual([
       'dataverse-webhooks: Create of account (PostOperation, Asynchronous)',
+      'dataverse-webhooks: Create of account (PreValidation, Synchronous)',
+      'dataverse-webhooks: Update of account (PreValidation, Synchronous)',
       'dataverse-webhooks: Update of contact (PostOperation, Asynchronous)',
     ]);
+    // The credit-limit example decides inline: synchronous PreValidation steps, the Update one filtered on creditlimit.
+    expect(steps.find((row) => row.name === 'dataverse-webhooks: Create of account (PreValidation, Synchronous)')).toMatchObject({ stage: 10, mode: 0, description: expect.stringContaining('credit-limit-on-create') });
+    expect(steps.find((row) => row.name === 'dataverse-webhooks: Update of account (PreValidation, Synchronous)')).toMatchObject({ stage: 10, mode: 0, filteringattributes: 'creditlimit' });
     for (const handler of shippedHandlers.all) {
       const { entity, messages, images } = handler.declaration;
       const [message] = messages;

@@ -3,8 +3,10 @@ import { inject } from 'vitest';
 import { OTHER_METHODS, receiveDataverseWebhook, refuseOtherMethods } from '../../src/functions/dataverseWebhook';
 import { processDataverseEvent } from '../../src/functions/processDataverseEvent';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
+import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
+import { DEFAULT_CREDIT_LIMIT_MAX } from '../../src/handlers/creditLimit';
 import { fixture } from '../support/fixtures';
-import { invocationContext, webhookRequest } from '../support/requests';
+import { dataverseHeaders, invocationContext, webhookRequest } from '../support/requests';
 import { drainQueue } from '../support/storage';
 
 /**
@@ -48,5 +50,25 @@ describe('the function adapters', () => {
   it('a GET reaching the POST function (as a test would call it) gets the same 405', async () => {
     const response = await receiveDataverseWebhook(webhookRequest('', { method: 'GET' }), invocationContext().context);
     expect(response).toMatchObject({ status: 405, headers: { Allow: 'POST' } });
+  });
+
+  it('the registered HTTP function decides with the app’s inline handlers: the credit-limit example refuses an account above its limit, and nothing is queued', async () => {
+    const id = '3f1c1f3e-5b8a-4e5f-9d0e-2a7c6b1d9e01';
+    const body = JSON.stringify(
+      rawExecutionContext({
+        messageName: 'Create',
+        entityName: 'account',
+        entityId: id,
+        stage: 10,
+        mode: 0,
+        inputParameters: { Target: rawEntity('account', id, { name: 'Contoso', creditlimit: rawMoney(DEFAULT_CREDIT_LIMIT_MAX + 1) }) },
+      }),
+    );
+    const http = invocationContext('dataverseWebhook');
+    const response = await receiveDataverseWebhook(webhookRequest(body, { headers: dataverseHeaders({ 'x-ms-dynamics-entity-name': 'account', 'x-ms-dynamics-request-name': 'Create' }) }), http.context);
+    expect(response.status).toBe(422);
+    expect(response.jsonBody).toMatchObject({ error: 'rejected', handler: 'credit-limit-on-create', code: 'credit-limit-exceeded' });
+    expect(http.text()).toContain('Inline handler rejected the operation');
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import { expectTypeOf } from 'vitest';
 import type { DataverseEvent, Entity } from '../../src/dataverse';
 import type { AttributeChange } from '../../src/dataverse/accessors';
 import type { DataverseRow } from '../../src/dataverseApi';
-import { on } from '../../src/handlers';
+import { allow, decide, on, reject } from '../../src/handlers';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 
 const registry = new HandlerRegistry();
@@ -108,3 +108,36 @@ registry.on({ name: 'typo', entity: 'account', message: 'Update', filteringAtrib
 registry.on({ name: 'stage', entity: 'account', message: 'Update', stage: 'MainOperation' }, () => undefined);
 // @ts-expect-error an image type Dataverse does not have
 registry.on({ name: 'image-type', entity: 'account', message: 'Update', images: { pre: { type: 'Before' } } }, () => undefined);
+
+// Inline handlers: the same typed event and context, and a decision to return on every path.
+registry.decide(
+  { name: 'gate', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'], images: { pre: { type: 'PreImage', columns: ['creditlimit'] } } },
+  async (event, ctx) => {
+    expectTypeOf(event).toEqualTypeOf<DataverseEvent>();
+    expectTypeOf(ctx.preImage('pre')).toEqualTypeOf<Entity | null>();
+    expectTypeOf(ctx.signal).toEqualTypeOf<AbortSignal>();
+    expectTypeOf(ctx.idempotencyKey).toEqualTypeOf<string>();
+    expectTypeOf(ctx.record).toEqualTypeOf<Entity | null>();
+    expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
+    // @ts-expect-error an alias the handler did not declare
+    ctx.preImage('post');
+    // @ts-expect-error no post-image is declared
+    ctx.postImage('pre');
+    return ctx.changes('pre').length > 0 ? reject('The credit limit needs approval', { code: 'approval' }) : allow();
+  },
+);
+// The app's own `decide` is the same typed method.
+decide({ name: 'app-decide', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => (ctx.attribute('name') === null ? reject('A name is required') : allow()));
+registry.decide(
+  { name: 'forgets', entity: 'account', message: 'Create', stage: 'PreValidation' },
+  // @ts-expect-error an inline handler returns a decision on every path: allow() is never implied
+  (event) => {
+    if (event.depth > 1) return allow();
+  },
+);
+// @ts-expect-error an inline handler declares its stage
+registry.decide({ name: 'no-stage', entity: 'account', message: 'Create' }, () => allow());
+// @ts-expect-error Dataverse does not wait for an asynchronous step
+registry.decide({ name: 'async', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' }, () => allow());
+// @ts-expect-error perRecord, skipStale and rereadTruncated are for reacting handlers
+registry.decide({ name: 'per-record', entity: 'account', message: 'Create', stage: 'PreValidation', perRecord: true }, () => allow());

@@ -4,13 +4,14 @@ import { main } from '../../src/cli/main';
 import { createDataverseClient, createRecordReader } from '../../src/dataverseApi';
 import { handlers } from '../../src/handlers';
 import { newAccountSink, type NewAccount } from '../../src/handlers/accountCreated';
+import { creditLimitPolicy } from '../../src/handlers/creditLimit';
 import { contactChangeSink, type ContactChangeSummary } from '../../src/handlers/contactChanges';
 import type { StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
 import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
 import { startIngestServer, type IngestServer } from '../support/ingestServer';
 import { processor } from '../support/processing';
-import { isolatedStorage } from '../support/storage';
+import { drainQueue, isolatedStorage } from '../support/storage';
 import { scopedTokens } from '../support/tokens';
 
 /**
@@ -31,7 +32,8 @@ describe('every example handler, driven by send to its effect', () => {
   beforeEach(async () => {
     await app?.close();
     storage = await isolatedStorage();
-    app = await startIngestServer(storage);
+    // The app's handlers decide synchronous events inside the request, as in the app.
+    app = await startIngestServer(storage, {}, handlers);
     contactChanges.length = 0;
     accounts.length = 0;
     contactChangeSink.publish = async (summary) => void contactChanges.push(summary);
@@ -42,6 +44,7 @@ describe('every example handler, driven by send to its effect', () => {
   async function send(...args: string[]) {
     const io = captureIO();
     expect(await main(['send', '--url', app.url, ...args], io), io.err()).toBe(0);
+    return io;
   }
   const run = () => {
     const reader = createRecordReader(createDataverseClient(dataverse.url, { tokens: scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }), sleep: async () => {} }));
@@ -95,5 +98,31 @@ describe('every example handler, driven by send to its effect', () => {
     await run().drain();
     expect(accounts).toEqual([{ accountId: id, ownerId }]);
     expect(dataverse.violations).toEqual([]);
+  });
+
+  it('credit-limit: a synchronous PreValidation step is decided before the answer; above the limit the save is refused with the reason', async () => {
+    const maximum = creditLimitPolicy.maximum;
+    creditLimitPolicy.maximum = () => 1_000_000;
+    try {
+      const refused = captureIO();
+      expect(await main(['send', '--url', app.url, '--entity', 'account', '--message', 'Create', '--stage', '10', '--attribute', 'name=Contoso', '--attribute', 'creditlimit:money=2500000'], refused)).toBe(1);
+      expect(refused.err()).toMatch(/^422 Unprocessable Entity {2}eventId [0-9a-f-]{36} {2}latency \d+ ms\n/);
+      expect(refused.err()).toContain('rejected by credit-limit-on-create (credit-limit-exceeded): A credit limit above 1,000,000 needs approval from Finance');
+
+      const allowed = await send('--entity', 'account', '--message', 'Create', '--stage', '10', '--attribute', 'name=Contoso', '--attribute', 'creditlimit:money=250000');
+      expect(allowed.out()).toMatch(/^202 Accepted {2}eventId [0-9a-f-]{36} {2}latency \d+ ms {2}allowed by credit-limit-on-create\n$/);
+
+      const raised = captureIO();
+      expect(await main(['send', '--url', app.url, '--entity', 'account', '--message', 'Update', '--stage', '10', '--attribute', 'creditlimit:money=5000000'], raised)).toBe(1);
+      expect(raised.err()).toContain('rejected by credit-limit-on-update (credit-limit-exceeded)');
+      // An Update of another column: its step filters on creditlimit, so Dataverse would not ask, nor does the app.
+      const renamed = await send('--entity', 'account', '--message', 'Update', '--stage', '10', '--attribute', 'name=Fabrikam');
+      expect(renamed.out()).not.toContain('allowed by');
+
+      // What was allowed went on to the queue; what was refused did not.
+      expect(await drainQueue(storage.eventsQueue)).toHaveLength(2);
+    } finally {
+      creditLimitPolicy.maximum = maximum;
+    }
   });
 });

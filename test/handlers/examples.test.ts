@@ -4,6 +4,7 @@ import { createDataverseClient, createRecordReader } from '../../src/dataverseAp
 import { createMultipleOfAccounts, rawEntity, rawEntityReference, rawExecutionContext, withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 import { handlers } from '../../src/handlers';
 import { newAccountSink, type NewAccount } from '../../src/handlers/accountCreated';
+import { checkCreditLimit, creditLimitMaximum, DEFAULT_CREDIT_LIMIT_MAX } from '../../src/handlers/creditLimit';
 import { contactChangeSink, type ContactChangeSummary } from '../../src/handlers/contactChanges';
 import type { StorageClients } from '../../src/storage/clients';
 import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
@@ -78,7 +79,7 @@ describe('the example handlers, through the whole path', () => {
     await run.drain();
     expect(accounts).toEqual([{ accountId: '53c52f26-a89d-ef11-8a69-000d3a30b0c1', ownerId: expect.stringMatching(/^[0-9a-f-]{36}$/) }]);
     expect(run.outcomes.filter((outcome) => outcome.status === 'unhandled')).toHaveLength(0);
-    expect(handlers.steps.filter((step) => step.entity === 'account')).toEqual([expect.objectContaining({ message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' })]);
+    expect(handlers.steps.filter((step) => step.handlers.includes('account-created'))).toEqual([expect.objectContaining({ message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' })]);
   });
 
   it('account-created sees a CreateMultiple as the Create of each record, and does not handle the CreateMultiple itself', async () => {
@@ -104,5 +105,26 @@ describe('the example handlers, through the whole path', () => {
     expect(accounts).toEqual([{ accountId, ownerId }]);
     expect(dataverse.requests.map((request) => request.path)).toContain(`accounts(${accountId})?$select=_ownerid_value`);
     expect(dataverse.violations).toEqual([]);
+  });
+});
+
+describe('the credit-limit example decides', () => {
+  it('refuses a credit limit above the configured amount with a reason for the person and a code for the logs; allows one at or below it, or none', () => {
+    expect(checkCreditLimit({ $type: 'Money', value: 2_500_000 }, 1_000_000)).toEqual({
+      outcome: 'reject',
+      reason: 'A credit limit above 1,000,000 needs approval from Finance: ask them to raise it, or save a lower limit.',
+      code: 'credit-limit-exceeded',
+    });
+    expect(checkCreditLimit({ $type: 'Money', value: 1_000_000 }, 1_000_000)).toEqual({ outcome: 'allow' });
+    expect(checkCreditLimit(null, 1_000_000)).toEqual({ outcome: 'allow' });
+    expect(checkCreditLimit(undefined, 1_000_000)).toEqual({ outcome: 'allow' });
+  });
+
+  it('reads its amount from ACCOUNT_CREDIT_LIMIT_MAX: empty is the default, and a value that is not an amount fails the decision, closed', () => {
+    expect(creditLimitMaximum(undefined)).toBe(DEFAULT_CREDIT_LIMIT_MAX);
+    expect(creditLimitMaximum('  ')).toBe(DEFAULT_CREDIT_LIMIT_MAX);
+    expect(creditLimitMaximum('250000')).toBe(250_000);
+    expect(() => creditLimitMaximum('lots')).toThrow('ACCOUNT_CREDIT_LIMIT_MAX must be a positive amount, such as 250000');
+    expect(() => creditLimitMaximum('-5')).toThrow('ACCOUNT_CREDIT_LIMIT_MAX must be a positive amount');
   });
 });

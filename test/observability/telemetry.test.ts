@@ -124,7 +124,7 @@ describe('telemetry in this process', () => {
   it('names every item dataverse.<name>', () => {
     expect(TELEMETRY_EVENT_NAMES.map(telemetryItemName)).toEqual([
       'dataverse.received', 'dataverse.accepted', 'dataverse.rejected', 'dataverse.truncated', 'dataverse.processed',
-      'dataverse.duplicate', 'dataverse.stale', 'dataverse.poisoned', 'dataverse.replayed',
+      'dataverse.duplicate', 'dataverse.stale', 'dataverse.poisoned', 'dataverse.replayed', 'dataverse.decided',
     ]);
     expect(TELEMETRY_METRIC_NAMES.map(telemetryItemName)).toEqual(['dataverse.ackLatencyMs', 'dataverse.queueWaitMs']);
   });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDataverseWebhookOrThrow, type DataverseEvent } from '../../src/dataverse';
 import { targetRecords } from '../../src/dataverse/accessors';
 import { createMultipleOfAccounts, rawEntity, rawEntityReference, rawExecutionContext, withoutTruncatedProperties, type ContextOptions } from '../../src/dataverse/samplePayloads';
-import { HandlerRegistry, type HandlerContext } from '../../src/pipeline/handlerRegistry';
+import { allow, HandlerRegistry, MAX_REASON_LENGTH, reject, type HandlerContext } from '../../src/pipeline/handlerRegistry';
 import { silentLog } from '../../src/observability/log';
 
 function event(options: ContextOptions, truncated = false): DataverseEvent {
@@ -93,6 +93,66 @@ describe('handlers declare the steps they need', () => {
     // The refused handler is not registered; the registry is as it was.
     expect(registry.all.map((handler) => handler.name)).toEqual(['first']);
     expect(unsure.steps).toHaveLength(1);
+  });
+});
+
+describe('inline handlers (decide) declare a step Dataverse waits for', () => {
+  const allowAll = () => allow();
+
+  it('register a synchronous step, shared with reacting handlers of the same step, and default to Synchronous', () => {
+    const registry = new HandlerRegistry()
+      .decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] }, allowAll)
+      .on({ name: 'audit', entity: 'account', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: ['name'] }, noop)
+      .decide({ name: 'late-gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, allowAll);
+    expect(registry.steps).toEqual([
+      { entity: 'account', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: ['creditlimit', 'name'], images: [], handlers: ['gate', 'audit'] },
+      // A PostOperation step is asynchronous by default for on(…); an inline handler's is synchronous.
+      { entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Synchronous', filteringAttributes: null, images: [], handlers: ['late-gate'] },
+    ]);
+    expect(registry.inline.map((decider) => decider.name)).toEqual(['gate', 'late-gate']);
+    expect(registry.all.map((handler) => handler.name)).toEqual(['audit']);
+  });
+
+  it('refuses, as the app loads, a step Dataverse does not wait for, and what does not apply to a decision', () => {
+    const refused = (options: Record<string, unknown>, registry = new HandlerRegistry()) => {
+      try {
+        registry.decide(options as never, allowAll);
+        return '';
+      } catch (error) {
+        return String(error);
+      }
+    };
+    expect(refused({ name: 'async', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' })).toBe(
+      'HandlerRegistryError: handler async: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
+    );
+    expect(refused({ name: 'early-async', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Asynchronous' })).toContain('Dataverse runs asynchronous steps only in PostOperation');
+    expect(refused({ name: 'no-stage', entity: 'account', message: 'Create' })).toContain('an inline handler must declare its stage: PreValidation, PreOperation, PostOperation');
+    expect(refused({ name: 'any', entity: '*', message: 'Create', stage: 'PreValidation' })).toContain('an inline handler decides for its own step: name the table and the message');
+    expect(refused({ name: 'per-record', entity: 'account', message: 'Create', stage: 'PreValidation', perRecord: true })).toContain('"perRecord" apply to reacting handlers (on(…))');
+    expect(refused({ name: 'post-image', entity: 'account', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } })).toContain('a post-image needs the PostOperation stage');
+    const taken = new HandlerRegistry().on({ name: 'same', entity: 'account', message: 'Create' }, noop);
+    expect(refused({ name: 'same', entity: 'account', message: 'Create', stage: 'PreValidation' }, taken)).toContain('two handlers are named "same"');
+    expect(() => taken.on({ name: 'same', entity: 'contact', message: 'Create' }, noop)).toThrow('two handlers are named "same"');
+  });
+
+  it('decide only synchronous events of their step, and the queue never runs them', () => {
+    const registry = new HandlerRegistry()
+      .decide({ name: 'gate', entity: 'contact', message: 'Update', stage: 'PreOperation' }, allowAll)
+      .on({ name: 'react', entity: 'contact', message: 'Update', stage: 'PreOperation' }, noop);
+    const at = (stage: number, mode: number) => contactUpdate({ firstname: 'x' }, { stage, mode });
+    expect(registry.decisionsFor(at(20, 0)).map((decider) => decider.name)).toEqual(['gate']);
+    expect(registry.decisionsFor(at(40, 1))).toEqual([]);
+    expect(registry.decisionsFor(at(10, 0))).toEqual([]);
+    expect(registry.match(at(20, 0)).map((handler) => handler.name)).toEqual(['react']);
+  });
+
+  it('a rejection needs a reason for the person, and a code fit for logs', () => {
+    expect(reject('  Too high  ', { code: 'credit-limit' })).toEqual({ outcome: 'reject', reason: 'Too high', code: 'credit-limit' });
+    expect(reject('No')).toEqual({ outcome: 'reject', reason: 'No', code: 'rejected' });
+    expect(reject('x'.repeat(MAX_REASON_LENGTH + 10))).toMatchObject({ reason: 'x'.repeat(MAX_REASON_LENGTH) });
+    expect(() => reject('   ')).toThrow('reject(reason) needs a reason for the person whose save fails');
+    expect(() => reject('No', { code: 'has spaces' })).toThrow('may use only letters, digits');
+    expect(allow()).toEqual({ outcome: 'allow' });
   });
 });
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
+import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { readIngestSettings, type IngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 
@@ -13,8 +14,11 @@ export interface IngestServer {
   close(): Promise<void>;
 }
 
-/** The app's real acceptWebhook behind a loopback HTTP server, on the storage given (its own names in the test Azurite). */
-export async function startIngestServer(storage: StorageClients, settings: Partial<IngestSettings> = {}): Promise<IngestServer> {
+/**
+ * The app's real acceptWebhook behind a loopback HTTP server, on the storage given (its own names in
+ * the test Azurite); with `handlers`, their inline handlers decide synchronous events, as in the app.
+ */
+export async function startIngestServer(storage: StorageClients, settings: Partial<IngestSettings> = {}, handlers?: HandlerRegistry): Promise<IngestServer> {
   const urls: URL[] = [];
   const server: Server = createServer((request: IncomingMessage, response) => {
     const chunks: Buffer[] = [];
@@ -28,7 +32,7 @@ export async function startIngestServer(storage: StorageClients, settings: Parti
       }
       const result = await acceptWebhook(
         { method: request.method ?? 'GET', url: url.toString(), headers, body: async () => Buffer.concat(chunks) },
-        { settings: { ...readIngestSettings({}), ...settings }, storage, log: silentLog },
+        { settings: { ...readIngestSettings({}), ...settings }, storage, log: silentLog, ...(handlers ? { decisions: { handlers, ledger: storage.ledger } } : {}) },
       );
       response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
       response.end(JSON.stringify(result.response.jsonBody ?? {}));

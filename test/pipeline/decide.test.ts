@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { HttpResponseInit } from '@azure/functions';
+import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
+import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
+import { createWebhookFunction } from '../../src/functions/dataverseWebhook';
+import { recordingTelemetry, type RecordingTelemetry } from '../../src/observability/telemetry';
+import { deliveryKey } from '../../src/pipeline/deliveryKey';
+import { summarize } from '../../src/pipeline/envelope';
+import { allow, HandlerRegistry, reject } from '../../src/pipeline/handlerRegistry';
+import { readIngestSettings, type IngestSettings } from '../../src/settings';
+import type { StorageClients } from '../../src/storage/clients';
+import { Ledger } from '../../src/storage/ledger';
+import { faultyStorage, type FaultyStorage } from '../support/faultyProxy';
+import { processor } from '../support/processing';
+import { dataverseHeaders, invocationContext, webhookRequest } from '../support/requests';
+import { drainQueue, isolatedStorage } from '../support/storage';
+
+/**
+ * Inline handlers through the real HTTP function (createWebhookFunction, as the host calls
+ * dataverseWebhook: a real HttpRequest and InvocationContext) on an empty Azurite account: the
+ * answer Dataverse gets for each decision, what is queued, what the ledger keeps, and that
+ * Dataverse's retry of a synchronous step does not repeat an inline handler's effect.
+ */
+
+/** A synchronous account Create, as a PreValidation step sends it (a new request id each time). */
+function accountCreate(creditLimit: number, options: { stage?: number; mode?: number } = {}): string {
+  const id = randomUUID();
+  return JSON.stringify(
+    rawExecutionContext({
+      messageName: 'Create',
+      entityName: 'account',
+      entityId: id,
+      stage: options.stage ?? 10,
+      mode: options.mode ?? 0,
+      inputParameters: { Target: rawEntity('account', id, { name: 'Contoso', creditlimit: rawMoney(creditLimit) }) },
+    }),
+  );
+}
+
+const headers = dataverseHeaders({ 'x-ms-dynamics-entity-name': 'account', 'x-ms-dynamics-request-name': 'Create' });
+const bodyOf = (response: HttpResponseInit) => response.jsonBody as Record<string, unknown>;
+
+interface Harness {
+  post(body: string): Promise<HttpResponseInit>;
+  logs: string[];
+}
+
+function webhook(storage: StorageClients, handlers: HandlerRegistry, telemetry: RecordingTelemetry, settings: Partial<IngestSettings> = {}): Harness {
+  const logs: string[] = [];
+  const receive = createWebhookFunction({ settings: () => ({ ...readIngestSettings({}), ...settings }), storage: () => storage, handlers, telemetry: () => telemetry });
+  return {
+    logs,
+    post: async (body) => {
+      const context = invocationContext();
+      try {
+        return await receive(webhookRequest(body, { headers }), context.context);
+      } finally {
+        logs.push(context.text());
+      }
+    },
+  };
+}
+
+const ledgerRow = async (storage: StorageClients, body: string, unit: string) =>
+  storage.ledger.getEntity<Record<string, unknown>>(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), unit);
+
+describe('inline handlers answer Dataverse inside the request', () => {
+  let storage: StorageClients;
+  let telemetry: RecordingTelemetry;
+  beforeEach(async () => {
+    storage = await isolatedStorage();
+    telemetry = recordingTelemetry();
+  });
+
+  it('a rejection is a 422 Dataverse does not retry, queues nothing, and is recorded with its reason and sent to telemetry by its code', async () => {
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) =>
+      ctx.attribute('creditlimit') === null ? allow() : reject('Credit limits above 1,000 need approval from Finance.', { code: 'credit-limit-exceeded' }),
+    );
+    const reacted: string[] = [];
+    registry.on({ name: 'react', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+    const body = accountCreate(5_000);
+    const response = await webhook(storage, registry, telemetry).post(body);
+
+    expect(response.status).toBe(422);
+    const answer = bodyOf(response);
+    expect(answer).toMatchObject({ error: 'rejected', handler: 'credit', code: 'credit-limit-exceeded', message: 'Credit limits above 1,000 need approval from Finance.' });
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+    expect(await processor(storage, registry).drain()).toMatchObject({ succeeded: 0 });
+    expect(reacted).toEqual([]);
+
+    expect(await ledgerRow(storage, body, 'credit')).toMatchObject({
+      eventId: answer['eventId'],
+      state: 'done',
+      decision: 'reject',
+      reason: 'Credit limits above 1,000 need approval from Finance.',
+      code: 'credit-limit-exceeded',
+    });
+    const [decided] = telemetry.eventsNamed('decided');
+    expect(decided?.properties).toMatchObject({ eventId: answer['eventId'], handler: 'credit', status: 'reject', reason: 'credit-limit-exceeded', table: 'account' });
+    expect(JSON.stringify(telemetry.events)).not.toContain('Finance');
+    const [rejected] = telemetry.eventsNamed('rejected');
+    expect(rejected?.properties).toMatchObject({ status: '422', reason: 'decision-rejected' });
+    expect(rejected!.measurements['ackLatencyMs']).toBeGreaterThanOrEqual(rejected!.measurements['decisionMs']!);
+  });
+
+  it('an allow is a 202 once the event is queued, the reacting handlers run from the queue, and the inline one is not run again', async () => {
+    let decisions = 0;
+    const reacted: string[] = [];
+    const registry = new HandlerRegistry()
+      .decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+        decisions++;
+        return allow();
+      })
+      .on({ name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+    const body = accountCreate(500);
+    const response = await webhook(storage, registry, telemetry).post(body);
+    expect(response.status).toBe(202);
+    expect(bodyOf(response)).toMatchObject({ status: 'accepted', decisions: [{ handler: 'credit', outcome: 'allow', recorded: false }] });
+
+    const run = processor(storage, registry);
+    expect(await run.drain()).toMatchObject({ succeeded: 1, failed: 0 });
+    expect(reacted).toEqual([JSON.parse(body).PrimaryEntityId]);
+    expect(run.outcomes[0]?.units.map((unit) => unit.handler)).toEqual(['erp-sync']);
+    expect(decisions).toBe(1);
+    expect(await ledgerRow(storage, body, 'credit')).toMatchObject({ state: 'done', decision: 'allow' });
+    const [accepted] = telemetry.eventsNamed('accepted');
+    expect(accepted!.measurements['ackLatencyMs']).toBeGreaterThanOrEqual(accepted!.measurements['decisionMs']!);
+    expect(telemetry.eventsNamed('decided').map((event) => event.properties['status'])).toEqual(['allow']);
+  });
+
+  it('an asynchronous event of the same table and message is not decided: nothing waits for it', async () => {
+    let decisions = 0;
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PostOperation' }, () => {
+      decisions++;
+      return reject('never');
+    });
+    const response = await webhook(storage, registry, telemetry).post(accountCreate(5_000, { stage: 40, mode: 1 }));
+    expect(response.status).toBe(202);
+    expect(decisions).toBe(0);
+    expect(await drainQueue(storage.eventsQueue)).toHaveLength(1);
+  });
+
+  it('a handler past its time limit has its signal aborted and the request fails with a 500, which Dataverse does not retry; nothing is queued', async () => {
+    let signal: AbortSignal | undefined;
+    const registry = new HandlerRegistry().decide({ name: 'slow', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
+      signal = ctx.signal;
+      // Ignores its signal: it is no longer waited for.
+      return new Promise<never>(() => undefined);
+    });
+    const harness = webhook(storage, registry, telemetry, { decisionTimeoutMs: 300 });
+    const body = accountCreate(5_000);
+    const response = await harness.post(body);
+    expect(response.status).toBe(500);
+    expect(bodyOf(response)).toMatchObject({ error: 'decision-timeout', handler: 'slow', message: 'An inline handler did not decide within 300 ms' });
+    expect(signal?.aborted).toBe(true);
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+    expect(await ledgerRow(storage, body, 'slow')).toMatchObject({ state: 'failed', lastError: expect.stringContaining('did not decide within its time limit of 300 ms') });
+    expect(telemetry.eventsNamed('decided').map((event) => event.properties['status'])).toEqual(['timeout']);
+    expect(harness.logs.join('\n')).toContain('Inline handler ran past its time limit; the operation fails');
+  });
+
+  it('a handler that throws gets a 503, and Dataverse’s one retry runs it again as attempt 2 with the same idempotency key', async () => {
+    const calls: Array<{ deliveryCount: number; idempotencyKey: string }> = [];
+    const registry = new HandlerRegistry().decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
+      calls.push({ deliveryCount: ctx.deliveryCount, idempotencyKey: ctx.idempotencyKey });
+      if (calls.length === 1) throw new Error('ERP answered 502');
+      return allow();
+    });
+    const harness = webhook(storage, registry, telemetry);
+    const body = accountCreate(5_000, { stage: 20 });
+    const first = await harness.post(body);
+    expect(first).toMatchObject({ status: 503, headers: { 'Retry-After': '1' } });
+    expect(bodyOf(first)).toMatchObject({ error: 'decision-failed', handler: 'erp' });
+    expect(JSON.stringify(first.jsonBody)).not.toContain('ERP answered');
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+
+    // Dataverse's retry: the same bytes.
+    const retry = await harness.post(body);
+    expect(retry.status).toBe(202);
+    expect(calls.map((call) => call.deliveryCount)).toEqual([1, 2]);
+    expect(new Set(calls.map((call) => call.idempotencyKey)).size).toBe(1);
+    expect(await drainQueue(storage.eventsQueue)).toHaveLength(1);
+  });
+
+  it('a copy of the delivery that arrives while another still decides waits for that decision instead of running the handler again', async () => {
+    let decisions = 0;
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      decisions++;
+      return allow();
+    });
+    const body = accountCreate(500);
+    // Another copy holds the unit, and decides 500 ms later.
+    const ledger = new Ledger(storage.ledger);
+    const held = await ledger.claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'other-copy', 10_000);
+    if (held.kind !== 'claimed') throw new Error('the other copy should hold the unit');
+    setTimeout(() => void ledger.decided(held, 'other-copy', { outcome: 'allow' }), 500);
+
+    const response = await webhook(storage, registry, telemetry, { decisionTimeoutMs: 5_000 }).post(body);
+    expect(response.status).toBe(202);
+    expect(bodyOf(response)).toMatchObject({ decisions: [{ handler: 'credit', outcome: 'allow', recorded: true }] });
+    expect(decisions).toBe(0);
+  });
+
+  it('a copy that finds the unit still held when its own time is up answers 409 without running it', async () => {
+    let decisions = 0;
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      decisions++;
+      return allow();
+    });
+    const body = accountCreate(500);
+    await new Ledger(storage.ledger).claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'other-copy', 60_000);
+    const response = await webhook(storage, registry, telemetry, { decisionTimeoutMs: 300 }).post(body);
+    expect(response.status).toBe(409);
+    expect(bodyOf(response)).toMatchObject({ error: 'decision-busy', handler: 'credit' });
+    expect(decisions).toBe(0);
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+  });
+
+  it('a unit finished without a decision (not one this code wrote) fails closed: 503, and the handler does not run', async () => {
+    let decisions = 0;
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      decisions++;
+      return allow();
+    });
+    const body = accountCreate(500);
+    const ledger = new Ledger(storage.ledger);
+    const claim = await ledger.claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'elsewhere', 10_000);
+    if (claim.kind !== 'claimed') throw new Error('the unit should be free');
+    await ledger.complete({ claim, state: 'done', eventId: 'elsewhere' });
+    const response = await webhook(storage, registry, telemetry).post(body);
+    expect(response.status).toBe(503);
+    expect(decisions).toBe(0);
+    expect(telemetry.eventsNamed('decided').map((event) => [event.properties['status'], event.properties['reason']])).toEqual([['error', 'no-recorded-decision']]);
+  });
+
+  it('inline handlers run in registration order and the first rejection ends the request: the ones after it do not run', async () => {
+    const ran: string[] = [];
+    const registry = new HandlerRegistry()
+      .decide({ name: 'first', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => (ran.push('first'), allow()))
+      .decide({ name: 'second', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => (ran.push('second'), reject('No')))
+      .decide({ name: 'third', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => (ran.push('third'), allow()));
+    const body = accountCreate(1);
+    const response = await webhook(storage, registry, telemetry).post(body);
+    expect(response.status).toBe(422);
+    expect(bodyOf(response)).toMatchObject({ handler: 'second', decisions: [{ handler: 'first', outcome: 'allow' }, { handler: 'second', outcome: 'reject' }] });
+    expect(ran).toEqual(['first', 'second']);
+    // The allow is kept too, so that a copy would not run the first handler again.
+    expect(await ledgerRow(storage, body, 'first')).toMatchObject({ decision: 'allow' });
+  });
+
+  it('a handler that returns no decision (JavaScript, or a cast) fails closed: 503, never an implied allow', async () => {
+    const registry = new HandlerRegistry().decide({ name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' }, (() => undefined) as never);
+    const harness = webhook(storage, registry, telemetry);
+    const response = await harness.post(accountCreate(1));
+    expect(response.status).toBe(503);
+    expect(harness.logs.join('\n')).toContain('inline handler forgot returned no decision: return allow() or reject(reason)');
+  });
+});
+
+describe('inline handlers when storage fails', () => {
+  let faulty: FaultyStorage;
+  let storage: StorageClients;
+  beforeEach(async () => {
+    faulty = await faultyStorage();
+    storage = await isolatedStorage({ connectionString: faulty.connectionString });
+  });
+  afterEach(() => faulty.close());
+
+  it('Dataverse’s retry after a 503 (the enqueue failed after the allow) does not repeat the inline handler’s effect', async () => {
+    const effects: string[] = [];
+    const reacted: string[] = [];
+    const registry = new HandlerRegistry()
+      .decide({ name: 'erp-customer', entity: 'account', message: 'Create', stage: 'PreValidation' }, (event, ctx) => {
+        effects.push(ctx.idempotencyKey);
+        return allow();
+      })
+      .on({ name: 'notify', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+    const telemetry = recordingTelemetry();
+    const harness = webhook(storage, registry, telemetry, { storageDeadlineMs: 2_000 });
+    const body = accountCreate(500);
+
+    // The queue service is unreachable; the ledger is not.
+    faulty.queue.down('reset');
+    const first = await harness.post(body);
+    expect(first).toMatchObject({ status: 503, headers: { 'Retry-After': '1' } });
+    expect(bodyOf(first)).toMatchObject({ error: 'storage-unavailable' });
+    expect(effects).toHaveLength(1);
+
+    faulty.queue.up();
+    const retry = await harness.post(body);
+    expect(retry.status).toBe(202);
+    expect(bodyOf(retry)).toMatchObject({ decisions: [{ handler: 'erp-customer', outcome: 'allow', recorded: true }] });
+    expect(effects).toHaveLength(1);
+
+    expect(await processor(storage, registry).drain()).toMatchObject({ succeeded: 1, failed: 0 });
+    expect(reacted).toHaveLength(1);
+  });
+
+  it('a ledger that cannot be reached before the handler runs is a 503, and the handler does not run', async () => {
+    let decisions = 0;
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      decisions++;
+      return allow();
+    });
+    faulty.table.down('hang');
+    const response = await webhook(storage, registry, recordingTelemetry(), { storageDeadlineMs: 500 }).post(accountCreate(1));
+    expect(response.status).toBe(503);
+    expect(bodyOf(response)).toMatchObject({ error: 'storage-unavailable' });
+    expect(decisions).toBe(0);
+  });
+});
