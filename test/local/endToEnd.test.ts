@@ -98,6 +98,16 @@ describe('npm start on a machine without func, end to end over HTTP', () => {
 
     expect(await cli(['failures'], env)).toMatchObject({ code: 0, stdout: '', stderr: 'No poisoned events.\n' });
 
+    // A synchronous PreValidation step, decided inside the request by the credit-limit example:
+    // refused above the maximum (a 422 Dataverse does not retry), allowed below it.
+    const tooHigh = await cli(['send', '--entity', 'account', '--message', 'Create', '--stage', '10', '--attribute', 'creditlimit:money=2000000', '--url', url], env);
+    expect(tooHigh.code).toBe(1);
+    expect(tooHigh.stderr).toMatch(/^422 Unprocessable Entity/);
+    expect(tooHigh.stderr).toContain('rejected by credit-limit-on-create (credit-limit-exceeded)');
+    const withinLimit = await cli(['send', '--entity', 'account', '--message', 'Create', '--stage', '10', '--attribute', 'creditlimit:money=500000', '--url', url], env);
+    expect(withinLimit, withinLimit.stderr).toMatchObject({ code: 0 });
+    expect(withinLimit.stdout).toMatch(/^202 Accepted/);
+
     // A handler that fails on every attempt: the event ends in failures.
     writeFileSync(flag, 'fail');
     const failing = await cli(['send', '--entity', 'lead', '--message', 'Create', '--url', url], env);
