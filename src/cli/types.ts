@@ -18,8 +18,9 @@ const TABLES_MODULE = path.join('src', 'dataverse', 'tables');
 
 export const TYPES_USAGE = `Usage: dataverse-webhooks types [--org URL] [--tables a,b] [--out FILE] [--check]
 
-Writes TypeScript types for your tables from the organization's table definitions (Web API), so
-that handlers get their columns typed and a misspelt column does not compile.
+Writes the TypeScript types of your tables' columns, read from the organization's table definitions.
+
+With them handlers get their columns typed, and a misspelt column does not compile.
 
 Reads each table's columns, the options of its choices and the tables its lookups point to, and
 writes one module (default: ${DEFAULT_TYPES_FILE}) for you to commit. With it, a handler
