@@ -1,6 +1,7 @@
 import { benchAck, benchDecisionAck } from './ack';
 import { benchParse } from './parse';
 import { benchProcess } from './process';
+import { benchTableTypes } from './tableTypes';
 
 async function main(): Promise<void> {
   console.log('parse + normalize vs JSON.parse of the same bytes (medians of 21 alternating rounds)');
@@ -33,7 +34,16 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+async function tableTypes(): Promise<void> {
+  console.log('\ntypes: one table\'s module from the Web API stand-in on loopback vs the same six requests alone (medians of 15 alternating rounds)');
+  for (const f of await benchTableTypes()) {
+    console.log(
+      `  ${f.table.padEnd(10)} ${String(f.columns).padStart(4)} columns (${f.typedColumns} typed)  module ${String(f.moduleBytes).padStart(6)} B  requests ${f.requestsMillis.toFixed(1).padStart(6)} ms  types ${f.generateMillis.toFixed(1).padStart(6)} ms  ratio ${f.ratio.toFixed(2)}×  (rules + text alone ${f.renderMillis.toFixed(2)} ms)`,
+    );
+  }
+}
+
+main().then(tableTypes).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });

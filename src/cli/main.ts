@@ -6,6 +6,7 @@ import { processIO, UsageError, type CommandIO } from './io';
 import { registerCommand, REGISTER_USAGE } from './register';
 import { statusCommand, STATUS_USAGE } from './status';
 import { sendCommand, SEND_USAGE } from './send';
+import { typesCommand, TYPES_USAGE } from './types';
 import { explainStorageError } from './storageConnection';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
   register: { run: registerCommand, usage: REGISTER_USAGE },
   status: { run: statusCommand, usage: STATUS_USAGE },
   send: { run: sendCommand, usage: SEND_USAGE },
+  types: { run: typesCommand, usage: TYPES_USAGE },
 };
 
 const USAGE = `Usage: dataverse-webhooks <command> [options]

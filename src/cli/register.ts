@@ -5,10 +5,12 @@ import { stepName } from '../dataverse/steps';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { settingsAuthValue } from '../registration/authValue';
+import { checkColumnsAgainstCatalog, checkColumnsAgainstOrganization } from '../registration/columns';
 import { loadRegistration, webhookUrlProblem, type Registration } from '../registration/definition';
 import { fetchFunctionKey, type FunctionKeyLocation } from '../registration/functionKeys';
 import { MASKED, planRegistration, type RegistrationPlan, type StepOutcome } from '../registration/register';
 import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
+import { loadGeneratedTables, type GeneratedTables } from './generatedTables';
 import { UsageError, type CommandIO } from './io';
 
 export const DEFAULT_REGISTRATION_FILE = path.join('registration', 'webhook.json');
@@ -49,7 +51,7 @@ HttpHeader and HttpQueryString values come from the environment variables the fi
 
 ${AUTHENTICATION_HELP}`;
 
-export function createRegisterCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers) {
+export function createRegisterCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers, generatedTables: () => GeneratedTables | null = loadGeneratedTables) {
   return async function registerCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
@@ -91,8 +93,19 @@ export function createRegisterCommand(dependencies: ConnectionDependencies, hand
 
     // Loaded here, not as the CLI starts: a declaration the registry refuses fails this command in one line.
     const handlers = await resolveHandlers(handlerSource);
+    const declarations = handlers.all.map((handler) => handler.declaration);
     if (values.plan) {
-      io.stdout(values.json ? `${JSON.stringify(codePlan(registration, url, handlers), null, 2)}\n` : formatCodePlan(registration, url, handlers));
+      // The code alone: the columns are checked against the generated table types, when there are some.
+      const generated = generatedTables();
+      if (generated) checkColumnsAgainstCatalog(declarations, generated.tables, generated.source);
+      const columnsChecked = generated
+        ? `Columns checked against ${generated.source}.`
+        : 'Columns not checked: there are no generated table types ("dataverse-webhooks types" writes them); "register" checks them against the organization.';
+      io.stdout(
+        values.json
+          ? `${JSON.stringify({ ...codePlan(registration, url, handlers), columnsCheckedAgainst: generated?.source ?? null }, null, 2)}\n`
+          : `${formatCodePlan(registration, url, handlers)}${columnsChecked}\n`,
+      );
       return 0;
     }
 
@@ -124,6 +137,8 @@ export function createRegisterCommand(dependencies: ConnectionDependencies, hand
     };
 
     const plan = await planRegistration(client, { registration, steps: handlers.steps, url, authValue, rotateKey: values['rotate-key'], prune: values.prune });
+    // Before any write: the columns the handlers name must be columns of the organization's tables.
+    await checkColumnsAgainstOrganization(client, declarations);
     if (values['dry-run']) {
       io.stdout(values.json ? `${JSON.stringify({ ...planJson(plan), reads }, null, 2)}\n` : formatDryRun(plan, client.organizationUrl, reads));
       return 0;

@@ -8,9 +8,10 @@ import { MODES, STAGES } from './steps';
 
 export type DataverseRecord<T> = Record<string, T>;
 
-export interface EntityReference {
+/** A reference to a row; `Table` narrows `logicalName` where the table types know a lookup's targets. */
+export interface EntityReference<Table extends string = string> {
   $type: 'EntityReference';
-  logicalName: string;
+  logicalName: Table;
   id: string;
   name: string | null;
   keyAttributes: DataverseRecord<DataverseValue>;
@@ -22,11 +23,15 @@ export interface RelatedEntities {
   collection: EntityCollection;
 }
 
-export interface Entity {
+/**
+ * A row. `Table` and `Attributes` narrow it where the generated table types know its columns
+ * (src/dataverse/tables.ts); the defaults are what the parser guarantees for any table.
+ */
+export interface Entity<Table extends string = string, Attributes extends object = DataverseRecord<DataverseValue>> {
   $type: 'Entity';
-  logicalName: string;
+  logicalName: Table;
   id: string;
-  attributes: DataverseRecord<DataverseValue>;
+  attributes: Attributes;
   formattedValues: DataverseRecord<string>;
   keyAttributes: DataverseRecord<DataverseValue>;
   relatedEntities: RelatedEntities[];
@@ -34,14 +39,15 @@ export interface Entity {
   entityState: number | null;
 }
 
-export interface OptionSetValue {
+/** A choice; `Value` narrows it to a column's options where the table types know them. */
+export interface OptionSetValue<Value extends number = number> {
   $type: 'OptionSetValue';
-  value: number;
+  value: Value;
 }
 
-export interface OptionSetValueCollection {
+export interface OptionSetValueCollection<Value extends number = number> {
   $type: 'OptionSetValueCollection';
-  values: number[];
+  values: Value[];
 }
 
 export interface Money {

@@ -11,6 +11,7 @@ import {
 } from '../dataverse/steps';
 import type { DataverseRow } from '../dataverseApi/recordReader';
 import type { EventLog } from '../observability/log';
+import type { AttributeReader, ChangeOf, DeclaredColumns, ImageOf, RecordOf } from './typedContext';
 
 /**
  * The handler registry: each handler declares, once, the Dataverse step it needs (table, message,
@@ -128,17 +129,20 @@ type Reread<O> = O extends { rereadTruncated: true | readonly string[] }
  * handlers, the image accessors take only the declared aliases of their kind, and, with
  * `rereadTruncated`, `rereadRecord` is a row whenever `truncated` is true.
  */
-export type Context<O extends HandlerOptions = HandlerOptions> = Omit<HandlerContext, 'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage'> & {
-  record: O extends { perRecord: true } ? Entity : Entity | null;
+export type Context<O extends HandlerOptions = HandlerOptions> = Omit<HandlerContext, 'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute'> & {
+  /** Typed by the table's columns when the generated table types know it (src/pipeline/typedContext.ts). */
+  record: O extends { perRecord: true } ? RecordOf<O> : RecordOf<O> | null;
   /**
    * What an Update changed, from the declared pre-image named; a handler that declares no pre-image
    * calls it without one, and every column of the Target is a change.
    */
-  changes(...preImage: [PreImageAlias<O>] extends [never] ? [] : [alias: PreImageAlias<O>]): AttributeChange[];
-  /** A declared pre-image; null when the event has none (a truncated event has no images). */
-  preImage(alias: PreImageAlias<O>): Entity | null;
-  /** A declared post-image; null when the event has none. */
-  postImage(alias: PostImageAlias<O>): Entity | null;
+  changes(...preImage: [PreImageAlias<O>] extends [never] ? [] : [alias: PreImageAlias<O>]): ChangeOf<O>[];
+  /** A declared pre-image, with the columns it declares; null when the event has none (a truncated event has no images). */
+  preImage<Alias extends PreImageAlias<O>>(alias: Alias): ImageOf<O, Alias> | null;
+  /** A declared post-image, with the columns it declares; null when the event has none. */
+  postImage<Alias extends PostImageAlias<O>>(alias: Alias): ImageOf<O, Alias> | null;
+  /** The latest value the event knows for an attribute: Target, then post-image, then pre-image. */
+  attribute: AttributeReader<O>;
 } & Reread<O>;
 
 export type Handler<O extends HandlerOptions = HandlerOptions> = (event: DataverseEvent, ctx: Context<O>) => Promise<void> | void;
@@ -243,7 +247,7 @@ export class HandlerRegistry {
    * Registers a handler for the events its options declare. Throws, as the app loads, on a
    * declaration Dataverse would refuse or that cannot share a step with the handlers before it.
    */
-  on<const O extends HandlerOptions>(options: O & KnownOptions<O>, handle: Handler<O>): this {
+  on<const O extends HandlerOptions>(options: O & KnownOptions<O> & DeclaredColumns<O>, handle: Handler<O>): this {
     const name = options.name ?? handle.name;
     const label = name || `a handler for ${String(options.entity)} ${String(options.message)}`;
     if (!HANDLER_NAME.test(name)) {
@@ -274,7 +278,7 @@ export class HandlerRegistry {
    * and Dataverse gets 202; reject: the operation fails). Its step is registered as synchronous.
    * Throws, as the app loads, on a step Dataverse does not wait for.
    */
-  decide<const O extends DecisionOptions>(options: O & KnownDecisionOptions<O>, handle: Decider<O>): this {
+  decide<const O extends DecisionOptions>(options: O & KnownDecisionOptions<O> & DeclaredColumns<O>, handle: Decider<O>): this {
     const name = options.name ?? handle.name;
     const label = name || `an inline handler for ${String(options.entity)} ${String(options.message)}`;
     if (!HANDLER_NAME.test(name)) {

@@ -289,6 +289,7 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
         '    warning: reacting handlers contact-deletes run from the queue, and this synchronous step runs inside the operation’s database transaction: a later step or plug-in can still fail the operation and roll it back, so they may react to a save that never happened. Unless they must block the save, declare them on an asynchronous PostOperation step, which Dataverse runs after the commit',
         'Handlers for "*" register no step; they receive the events of the steps above: audit',
         'Nothing was read or written. "register --dry-run" compares this with Dataverse.',
+        'Columns not checked: there are no generated table types ("dataverse-webhooks types" writes them); "register" checks them against the organization.',
         '',
       ].join('\n'),
     );
@@ -501,6 +502,49 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     ]);
     expect(parsed.writes[0].body.authvalue).toBe('***');
     expect(result.out).not.toContain(KEY);
+  });
+});
+
+describe('register refuses columns the tables do not have', () => {
+  const misspelt = () =>
+    new HandlerRegistry()
+      .on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['acountnumber'] }, noop)
+      .on({ name: 'names', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'], images: { pre: { type: 'PreImage', columns: ['parentcustomeridname'] } } }, noop);
+
+  it('against the organization’s table definitions, after reading and before the first write', async () => {
+    writeRegistration();
+    await expect(register(['--key', KEY], { handlers: misspelt() })).rejects.toThrow(
+      `handler numbers: filtering attribute "acountnumber" is not a column of account (did you mean "accountnumber"?); handler names: image "pre" column "parentcustomeridname" is not a column of contact (did you mean "parentcustomerid"?) (the table definitions of ${dataverse.url}); nothing was written`,
+    );
+    expect(dataverse.writes()).toEqual([]);
+    expect(dataverse.violations).toEqual([]);
+    // One read of each table's columns, with the properties that decide what a column is.
+    expect(dataverse.requests.filter((request) => request.path.startsWith('EntityDefinitions')).map((request) => request.path)).toEqual([
+      "EntityDefinitions(LogicalName='account')?$select=LogicalName&$expand=Attributes($select=LogicalName,AttributeType,AttributeTypeName,AttributeOf)",
+      "EntityDefinitions(LogicalName='contact')?$select=LogicalName&$expand=Attributes($select=LogicalName,AttributeType,AttributeTypeName,AttributeOf)",
+    ]);
+    // A dry run refuses them too; and through main the error is one line and exit code 1.
+    await expect(register(['--key', KEY, '--dry-run'], { handlers: misspelt() })).rejects.toThrow(/is not a column of account/);
+    const { describeFailure } = await import('../../src/cli/main');
+    const error = await register(['--key', KEY], { handlers: misspelt() }).catch((caught: unknown) => caught);
+    expect(describeFailure(error, 'register', captureIO())).toEqual({ line: expect.stringMatching(/^handler numbers: filtering attribute "acountnumber" is not a column of account .*; nothing was written$/), code: 1 });
+  });
+
+  it('with --plan, against the generated table module when there is one, still without a request', async () => {
+    writeRegistration();
+    const catalog = {
+      account: { schemaName: 'Account', entitySetName: 'accounts', primaryIdAttribute: 'accountid', primaryNameAttribute: 'name', columns: { accountnumber: { type: 'String' as const } } },
+      contact: { schemaName: 'Contact', entitySetName: 'contacts', primaryIdAttribute: 'contactid', primaryNameAttribute: 'fullname', columns: { firstname: { type: 'String' as const } } },
+    };
+    const io = captureIO({ cwd: dir, env: {} });
+    const noNetwork = { tokens: () => { throw new Error('--plan must not sign in'); } };
+    const withModule = createRegisterCommand(noNetwork, misspelt(), () => ({ tables: catalog, source: 'src/handlers/tables.generated.ts' }));
+    await expect(withModule(['--file', 'registration.json', '--plan'], io)).rejects.toThrow(
+      'handler numbers: filtering attribute "acountnumber" is not a column of account (did you mean "accountnumber"?); handler names: image "pre" column "parentcustomeridname" is not a column of contact (src/handlers/tables.generated.ts); nothing was written',
+    );
+    const correct = new HandlerRegistry().on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['accountnumber'] }, noop);
+    expect(await createRegisterCommand(noNetwork, correct, () => ({ tables: catalog, source: 'src/handlers/tables.generated.ts' }))(['--file', 'registration.json', '--plan'], io)).toBe(0);
+    expect(io.out()).toContain('Columns checked against src/handlers/tables.generated.ts.\n');
   });
 });
 

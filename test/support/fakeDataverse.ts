@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { attributeCast, attributeProperties, optionSetOf, TABLES, tableProperties } from './tableMetadata';
 
 /**
  * A stand-in for the Dataverse Web API on 127.0.0.1, strict where Dataverse is strict: it checks
@@ -313,16 +314,103 @@ export async function startFakeDataverse(): Promise<FakeDataverse> {
     }
   };
 
+  /** `a,b(c;d),e` → [`a`, `b(c;d)`, `e`]: OData lists, split at top-level commas only. */
+  const splitList = (text: string | null): string[] => {
+    if (text === null || text === '') return [];
+    const items: string[] = [];
+    let depth = 0;
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      if (text[i] === '(') depth++;
+      else if (text[i] === ')') depth--;
+      else if (text[i] === ',' && depth === 0) {
+        items.push(text.slice(start, i));
+        start = i + 1;
+      }
+    }
+    items.push(text.slice(start));
+    return items;
+  };
+
+  /** `Name(opt=…;opt=…)` → the name and its nested query options. */
+  const expandItem = (item: string): { name: string; options: URLSearchParams } => {
+    const match = item.match(/^([A-Za-z]+)(?:\((.*)\))?$/);
+    if (!match) return refuse(400, '0x80060888', `Syntax error in $expand: ${item}`);
+    return { name: match[1]!, options: new URLSearchParams((match[2] ?? '').split(';').filter(Boolean).map((part) => part.split('=', 2) as [string, string])) };
+  };
+
+  const selectFrom = (available: Record<string, unknown>, select: string | null, type: string): Record<string, unknown> => {
+    const names = select === null ? Object.keys(available) : splitList(select);
+    const result: Record<string, unknown> = {};
+    for (const name of names) {
+      if (!(name in available)) refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${type}'.`);
+      result[name] = available[name];
+    }
+    // "The MetadataId property value is always returned" (Query table definitions using the Web API).
+    if ('MetadataId' in available) result.MetadataId = available.MetadataId;
+    return result;
+  };
+
+  /**
+   * `EntityDefinitions(LogicalName='x')` with $select and $expand=Attributes($select=…), and the
+   * casts of its Attributes collection (`…/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`)
+   * with $select and $expand=OptionSet,GlobalOptionSet (choices) or $select=Targets (lookups), as
+   * "Query table definitions using the Web API" documents them; anything else is refused.
+   */
+  const tableDefinition = (logicalName: string, segments: string[], query: URLSearchParams): Row => {
+    const facts = TABLES[logicalName];
+    const entitySet = Object.entries(SCHEMAS).find(([, schema]) => schema.logicalName === logicalName)?.[0] ?? facts?.entitySetName;
+    if (!entitySet) throw new ODataError(404, '0x80040217', `Could not find entity with logical name ${logicalName}`);
+    const context = `${origin}${SERVICE_ROOT}$metadata#EntityDefinitions`;
+    if (segments.length === 0) {
+      checkQueryOptions(query, ['$select', '$expand']);
+      const available = facts ? tableProperties(facts) : { LogicalName: logicalName, EntitySetName: entitySet, MetadataId: randomUUID() };
+      const body: Row = { '@odata.context': `${context}(${query.get('$select') ?? ''})/$entity`, ...selectFrom(available, query.get('$select'), 'EntityMetadata') };
+      for (const item of splitList(query.get('$expand'))) {
+        const { name, options } = expandItem(item);
+        if (name !== 'Attributes') refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.`);
+        for (const option of options.keys()) if (option !== '$select') refuse(400, '0x80060888', `The query option '${option}' is not supported in this $expand`);
+        if (!facts) return refuse(501, 'FakeDataverse', `The stand-in has no column definitions of ${logicalName}`);
+        body.Attributes = facts.columns.map((column) => {
+          const cast = attributeCast(column);
+          return { ...(cast ? { '@odata.type': `#Microsoft.Dynamics.CRM.${cast}` } : {}), ...selectFrom(attributeProperties(logicalName, column), options.get('$select'), 'AttributeMetadata') };
+        });
+      }
+      return body;
+    }
+    const [collection, cast, ...rest] = segments;
+    const castName = cast?.startsWith('Microsoft.Dynamics.CRM.') ? cast.slice('Microsoft.Dynamics.CRM.'.length) : null;
+    if (collection !== 'Attributes' || !castName || rest.length > 0) return refuse(400, '0x80060888', `Unsupported EntityDefinitions path: ${segments.join('/')}`);
+    // "you cannot cast the attributes to this type" (EnumAttributeMetadata), per the same article.
+    if (castName === 'EnumAttributeMetadata' || castName === 'AttributeMetadata') refuse(400, '0x80060888', `The type '${cast}' cannot be used to cast Attributes here`);
+    if (!facts) return refuse(501, 'FakeDataverse', `The stand-in has no column definitions of ${logicalName}`);
+    checkQueryOptions(query, ['$select', '$expand']);
+    const enumCast = ['PicklistAttributeMetadata', 'MultiSelectPicklistAttributeMetadata', 'StateAttributeMetadata', 'StatusAttributeMetadata'].includes(castName);
+    const rows = facts.columns.filter((column) => attributeCast(column) === castName);
+    const expand = splitList(query.get('$expand')).map(expandItem);
+    for (const { name, options } of expand) {
+      if (!enumCast || (name !== 'OptionSet' && name !== 'GlobalOptionSet')) refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${castName}'.`);
+      for (const option of options.keys()) if (option !== '$select') refuse(400, '0x80060888', `The query option '${option}' is not supported in this $expand`);
+    }
+    const value = rows.map((column) => {
+      const available: Record<string, unknown> = { ...attributeProperties(logicalName, column) };
+      if (castName === 'LookupAttributeMetadata') available.Targets = column.targets ?? [];
+      const row: Row = selectFrom(available, query.get('$select'), castName);
+      for (const { name, options } of expand) {
+        const set = name === 'GlobalOptionSet' && !column.globalChoice ? null : optionSetOf(logicalName, column);
+        row[name] = set === null ? null : selectFrom(set, options.get('$select'), 'OptionSetMetadata');
+      }
+      return row;
+    });
+    return { '@odata.context': `${context}('${logicalName}')/Attributes/${cast}`, value };
+  };
+
   const handle = (method: string, path: string, query: URLSearchParams, body: Row | undefined, headers: IncomingMessage['headers']): { status: number; body?: unknown; headers?: Record<string, string> } => {
     const [first = '', navigation] = path.split('/');
     const definition = first.match(/^EntityDefinitions\(LogicalName='([^']*)'\)$/);
     if (definition) {
       if (method !== 'GET') refuse(405, '0x80060888', 'EntityDefinitions are read here');
-      checkQueryOptions(query, ['$select']);
-      if (query.get('$select') !== 'EntitySetName') refuse(400, '0x80060888', `Unexpected $select on EntityDefinitions: ${query.get('$select')}`);
-      const entry = Object.entries(SCHEMAS).find(([, schema]) => schema.logicalName === definition[1]);
-      if (!entry) throw new ODataError(404, '0x80040217', `Could not find entity with logical name ${definition[1]}`);
-      return { status: 200, body: { '@odata.context': `${origin}${SERVICE_ROOT}$metadata#EntityDefinitions(EntitySetName)/$entity`, EntitySetName: entry[0], MetadataId: randomUUID() } };
+      return { status: 200, body: tableDefinition(definition[1]!, path.split('/').slice(1), query) };
     }
     const keyed = first.match(/^([a-z_]+)\(([^)]*)\)$/);
     const set = keyed ? keyed[1]! : first;
