@@ -14,7 +14,6 @@ import { useTempDirs } from '../support/tempDirs';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const START_SCRIPT = path.join(REPO, 'dist', 'src', 'local', 'start.js');
-const DRIVER = path.join(__dirname, 'devLoopDriver.cjs');
 const TEST_APP = path.join(__dirname, 'apps', 'basic');
 
 const tempDir = useTempDirs();
@@ -74,18 +73,8 @@ function startScenario(ports: AzuritePorts, options: { funcExitsWith?: number } 
   // real one takes seconds to start.
   fakeProgram(path.join(bin, 'func'), report.func, options.funcExitsWith === undefined ? {} : { exitWith: options.funcExitsWith, exitOnceExists: report.watch });
   const watch = fakeProgram(path.join(root, 'fake-watch.cjs'), report.watch);
-  const child = spawn(process.execPath, [DRIVER], {
-    env: {
-      PATH: bin,
-      DEV_LOOP_OPTIONS: JSON.stringify({ projectRoot: root, ports, azuriteLocation: path.join(root, '.azurite'), watch: { command: process.execPath, args: [watch] } }),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { root, report, child, output: () => output, exited };
+  const loop = startDevLoopProcess({ projectRoot: root, ports, azuriteLocation: path.join(root, '.azurite'), watch: { command: process.execPath, args: [watch] } }, { PATH: bin });
+  return { root, report, child: loop.child, output: loop.output, exited: loop.exited };
 }
 
 describe('npm start: finding Azure Functions Core Tools', () => {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { afterEach } from 'vitest';
 import type { DevLoopOptions } from '../../src/local/start';
 
 const DRIVER = path.join(__dirname, '..', 'local', 'devLoopDriver.cjs');
@@ -25,6 +26,7 @@ export function startDevLoopProcess(options: Omit<DevLoopOptions, 'env' | 'out' 
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  started.add({ child, exited });
   return {
     child,
     output: () => output,
@@ -51,3 +53,22 @@ export function isRunning(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+const started = new Set<{ child: ChildProcess; exited: Promise<number | null> }>();
+
+/**
+ * After each test, every dev loop it started and left running (a failed assertion skips the test's
+ * own Ctrl-C) is stopped as a terminal stops it, SIGINT, which stops its Azurite and host too; one
+ * that does not stop in 20 s is killed. Nothing a failed test started outlives it.
+ */
+afterEach(async () => {
+  for (const loop of started) {
+    if (loop.child.exitCode === null && loop.child.signalCode === null) {
+      loop.child.kill('SIGINT');
+      const timer = setTimeout(() => loop.child.kill('SIGKILL'), 20_000);
+      await loop.exited;
+      clearTimeout(timer);
+    }
+  }
+  started.clear();
+});
