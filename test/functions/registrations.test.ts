@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FunctionsWorker, type RpcBindingInfo } from '../../src/local/functionsCore';
+import { readHostJson } from '../../src/local/hostJson';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -105,15 +106,15 @@ describe('function registrations', () => {
   });
 
   it('host.json functionTimeout is the one the processor keeps within, and the ledger lease outlasts it', async () => {
-    const hostJson = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'host.json'), 'utf8')) as { functionTimeout: string };
-    const [hours, minutes, seconds] = hostJson.functionTimeout.split(':').map(Number);
-    const functionTimeoutMs = ((hours! * 60 + minutes!) * 60 + seconds!) * 1000;
+    // host.json read as the host reads it (src/local/hostJson.ts).
+    const functionTimeoutMs = readHostJson(ROOT).functionTimeoutMs;
+    expect(functionTimeoutMs).not.toBeNull();
     const { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } = await import('../../src/hostConfig');
     const { readProcessSettings } = await import('../../src/settings');
     expect(FUNCTION_TIMEOUT_MS).toBe(functionTimeoutMs);
-    expect(INVOCATION_BUDGET_MS).toBeLessThan(functionTimeoutMs);
+    expect(INVOCATION_BUDGET_MS).toBeLessThan(functionTimeoutMs!);
     // The lease a unit holds outlasts the longest invocation, so no other processor can take over a unit that is still running.
-    expect(readProcessSettings({}).leaseMs).toBeGreaterThanOrEqual(functionTimeoutMs);
+    expect(readProcessSettings({}).leaseMs).toBeGreaterThanOrEqual(functionTimeoutMs!);
   });
 
   it('the app checks its settings once as it starts (its appStart hook), naming each bad one and never its value', () => {
