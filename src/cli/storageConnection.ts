@@ -1,4 +1,5 @@
 import { LocalSettingsError, readLocalSettings, type LocalSettings } from '../localSettings';
+import { storageErrorCode, storageStatus } from '../storage/errors';
 import { createStorageClients, storageConnectionFrom, type StorageClients, type StorageConnection } from '../storage/clients';
 import type { CommandIO } from './io';
 
@@ -63,9 +64,8 @@ export function explainStorageError(error: unknown, io: CommandIO): string | nul
   const used = sources.get(io);
   if (!used || !(error instanceof Error)) return null;
   const code = 'code' in error ? String(error.code) : '';
-  const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : undefined;
-  const details = 'details' in error && typeof error.details === 'object' && error.details !== null ? (error.details as Record<string, unknown>) : {};
-  const errorCode = typeof details['errorCode'] === 'string' ? details['errorCode'] : code;
+  const status = storageStatus(error);
+  const errorCode = storageErrorCode(error) ?? '';
   const reason = UNREACHABLE[code];
   if (reason) {
     const where = /connect \w+ ([^\s]+)/.exec(error.message)?.[1];
@@ -77,7 +77,7 @@ export function explainStorageError(error: unknown, io: CommandIO): string | nul
     return `The storage account refused the credentials (${used.source}, ${errorCode || 'HTTP 403'}): check the AccountKey in the connection string, or, for an identity-based connection, your role on the account (Storage Queue Data Contributor and Storage Table Data Contributor)`;
   }
   if (status === 404 && /NotFound$/.test(errorCode)) {
-    return `The storage account has no ${errorCode.replace(/NotFound$/, '').toLowerCase()} the app uses (${used.source}, ${errorCode}): has the app run against it? "npm start" creates them locally; the Bicep deployment in Azure`;
+    return `The storage account has no ${errorCode.replace(/NotFound$/, '').toLowerCase()} the app uses (${used.source}, ${errorCode}): has the app run against it? It creates them the first time it does`;
   }
   return `Storage answered ${status === undefined ? 'with an error' : `HTTP ${status}`}${errorCode ? ` ${errorCode}` : ''} (${used.source})`;
 }

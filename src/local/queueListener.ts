@@ -1,4 +1,5 @@
 import type { DequeuedMessageItem, QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { isMissingResource, storageErrorCode, storageStatus } from '../storage/errors';
 import { MIN_POLLING_INTERVAL_MS, type QueuesOptions } from './hostJson';
 
 /**
@@ -98,30 +99,21 @@ export interface QueueListenerOptions {
   random?: () => number;
 }
 
-interface StorageError {
-  statusCode?: number;
-  code?: string;
-}
-
-function storageError(error: unknown): StorageError {
-  return typeof error === 'object' && error !== null ? (error as StorageError) : {};
-}
-// RFE: the exact status codes and error codes the extension tells apart.
+// RFE: the exact status codes and error codes the extension tells apart, read as the app reads them.
 const isServerSideError = (error: unknown) => {
-  const status = storageError(error).statusCode;
+  const status = storageStatus(error);
   return status !== undefined && status >= 500 && status < 600;
 };
-const isQueueNotFound = (error: unknown) => storageError(error).statusCode === 404 && storageError(error).code === 'QueueNotFound';
-const isMessageOrQueueNotFound = (error: unknown) =>
-  storageError(error).statusCode === 404 && ['MessageNotFound', 'QueueNotFound'].includes(storageError(error).code ?? '');
-const isPopReceiptMismatch = (error: unknown) => storageError(error).statusCode === 400 && storageError(error).code === 'PopReceiptMismatch';
-const isQueueBeingDeleted = (error: unknown) => storageError(error).statusCode === 409 && storageError(error).code === 'QueueBeingDeleted';
+const isQueueNotFound = (error: unknown) => isMissingResource('queue', error);
+const isMessageOrQueueNotFound = (error: unknown) => storageStatus(error) === 404 && ['MessageNotFound', 'QueueNotFound'].includes(storageErrorCode(error) ?? '');
+const isPopReceiptMismatch = (error: unknown) => storageStatus(error) === 400 && storageErrorCode(error) === 'PopReceiptMismatch';
+const isQueueBeingDeleted = (error: unknown) => storageStatus(error) === 409 && storageErrorCode(error) === 'QueueBeingDeleted';
 /**
  * No HTTP answer at all (connection refused, reset, DNS). The real host lets these reach its
  * exception handler and restarts; the stand-in backs off and retries instead, which is what the
  * restarted host ends up doing.
  */
-const isTransportError = (error: unknown) => storageError(error).statusCode === undefined;
+const isTransportError = (error: unknown) => storageStatus(error) === undefined;
 
 /**
  * QLF `CreatePoisonQueueReference`: `<queue>-poison`, unless the queue is itself a poison queue
