@@ -1,5 +1,7 @@
 import type { DequeuedMessageItem, QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { isMissingResource, storageErrorCode, storageStatus } from '../storage/errors';
+// QSC: the host's decoding, shared with the CLI's poison sweep.
+import { decodeMessageText } from '../storage/queueMessages';
 import { MIN_POLLING_INTERVAL_MS, type QueuesOptions } from './hostJson';
 
 /**
@@ -126,17 +128,6 @@ export function poisonQueueNameFor(queueName: string): string | null {
   return name.length <= 63 ? name : null;
 }
 
-/**
- * QSC: with `messageEncoding: base64` the storage SDK decodes each message as it is received;
- * one that is not valid base64 (as .NET's Convert.FromBase64String reads it: whitespace ignored,
- * length a multiple of 4, at most two `=`) raises MessageDecodingFailed. Returns null then.
- */
-export function decodeMessageText(text: string, encoding: QueuesOptions['messageEncoding']): string | null {
-  if (encoding === 'none') return text;
-  const compact = text.replace(/[ \t\r\n]/g, '');
-  if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) return null;
-  return Buffer.from(compact, 'base64').toString('utf8');
-}
 
 /** REB with QL's arguments: minimum 100 ms, maximum maxPollingInterval, delta 100 ms, ±20 % randomization. */
 export class PollingBackoff {

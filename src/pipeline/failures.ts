@@ -6,7 +6,7 @@ import type { StorageClients } from '../storage/clients';
 import { isMissingResource } from '../storage/errors';
 import { FailureStore, messageBlobName, type FailureRecord } from '../storage/failureStore';
 import { Ledger } from '../storage/ledger';
-import { QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
+import { decodeMessageText, QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers, type EventEnvelope } from './envelope';
 
@@ -45,7 +45,7 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
     if (!(error instanceof InvalidEnvelopeError)) throw error;
     // Not ours to rebuild; keep it so nobody loses what it was.
     const failure = unreadableFailure(now, error.message, source.messageId);
-    await store.record(failure, typeof message === 'string' ? message : (JSON.stringify(message) ?? ''));
+    await store.record(failure, messageText(message));
     deps.log.error('A poisoned queue message is not an event envelope; kept as it came', { eventId: failure.eventId });
     deps.telemetry?.event('poisoned', { eventId: failure.eventId, reason: 'not-an-envelope' });
     return failure;
@@ -142,10 +142,6 @@ export interface SweepResult {
   invisible: number;
 }
 
-/** Whether queue text is base64, as the app and the host write it; anything else is kept as it is. */
-function decodedBody(text: string): string {
-  return /^[A-Za-z0-9+/]*={0,2}$/.test(text) && text.length % 4 === 0 ? Buffer.from(text, QUEUE_MESSAGE_ENCODING).toString('utf8') : text;
-}
 
 /**
  * Records every message waiting in the poison queue, as its function would, and removes it from
@@ -163,7 +159,8 @@ export async function sweepPoisonQueue(deps: RecordDependencies & { poisonQueue:
       if (batch.receivedMessageItems.length === 0) break;
       for (const item of batch.receivedMessageItems) {
         try {
-          await recordPoisoned(decodedBody(item.messageText), deps, { messageId: item.messageId });
+          // Decoded as the host decodes it; text that is not base64 is kept as it is.
+          await recordPoisoned(decodeMessageText(item.messageText, QUEUE_MESSAGE_ENCODING) ?? item.messageText, deps, { messageId: item.messageId });
         } catch (error) {
           // Back for the next try at once; the error says why.
           await poisonQueue.updateMessage(item.messageId, item.popReceipt, undefined, 0);

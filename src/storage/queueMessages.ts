@@ -26,6 +26,18 @@ export function decodeQueueMessage(text: string): unknown {
   return JSON.parse(Buffer.from(text, 'base64').toString('utf8'));
 }
 
+/**
+ * How the Functions host reads a message's text (QueueServiceClientProvider.cs): with `messageEncoding: base64` the storage SDK decodes each message as it is received;
+ * one that is not valid base64 (as .NET's Convert.FromBase64String reads it: whitespace ignored,
+ * length a multiple of 4, at most two `=`) raises MessageDecodingFailed. Returns null then.
+ */
+export function decodeMessageText(text: string, encoding: 'base64' | 'none'): string | null {
+  if (encoding === 'none') return text;
+  const compact = text.replace(/[ \t\r\n]/g, '');
+  if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) return null;
+  return Buffer.from(compact, 'base64').toString('utf8');
+}
+
 export function fitsInQueueMessage(encoded: string): boolean {
   return Buffer.byteLength(encoded, 'utf8') <= MAX_QUEUE_MESSAGE_BYTES;
 }
