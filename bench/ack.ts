@@ -9,6 +9,7 @@ import { putPayload } from '../src/storage/claimCheck';
 import { createStorageClients, ensureStorageResources, type StorageClients } from '../src/storage/clients';
 import { encodeQueueMessage, fitsInQueueMessage } from '../src/storage/queueMessages';
 import { docsSampleBody } from './parse';
+import { millis, percentile } from './stats';
 
 export interface AckFigure {
   payload: string;
@@ -18,17 +19,6 @@ export interface AckFigure {
   ackP50: number;
   ackP99: number;
   p50Ratio: number;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
-}
-
-async function millis(work: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  await work();
-  return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 const headers = new Headers({

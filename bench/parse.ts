@@ -2,17 +2,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDataverseWebhook } from '../src/dataverse';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { median } from './stats';
 
 export function docsSampleBody(): Buffer {
   const markdown = readFileSync(path.resolve(__dirname, '..', '..', '..', 'shared', 'docs', 'use-webhooks.md'), 'utf8');
   const block = /```json\n([\s\S]*?)\n```/.exec(markdown)?.[1];
   if (!block) throw new Error('use-webhooks.md has no ```json block');
   return Buffer.from(block);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 function nanosPerCall(work: () => unknown, batch: number): number {

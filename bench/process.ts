@@ -14,6 +14,7 @@ import { readIngestSettings, readProcessSettings } from '../src/settings';
 import { getPayload, deletePayload } from '../src/storage/claimCheck';
 import { createStorageClients, ensureStorageResources, type StorageClients } from '../src/storage/clients';
 import { docsSampleBody } from './parse';
+import { median } from './stats';
 
 export interface ProcessFigure {
   payload: string;
@@ -61,10 +62,6 @@ async function eventsPerSecond(queueService: QueueServiceClient, storage: Storag
   }
   if (listener.counts.failed > 0) throw new Error('a benchmark event failed');
   return count / (Number(process.hrtime.bigint() - started) / 1e9);
-}
-
-function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
 
 /**

@@ -4,6 +4,7 @@ import { tableSpec } from '../src/tableTypes/fromMetadata';
 import { renderModule } from '../src/tableTypes/render';
 // The Web API stand-in of the tests, with contact's 300+ columns from published sources.
 import { startFakeDataverse } from '../test/support/fakeDataverse';
+import { median, millis } from './stats';
 
 export interface TableTypesFigure {
   table: string;
@@ -17,14 +18,6 @@ export interface TableTypesFigure {
   ratio: number;
   /** The column rules and the module text alone, from metadata already read. */
   renderMillis: number;
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-async function millis(work: () => Promise<unknown> | unknown): Promise<number> {
-  const start = process.hrtime.bigint();
-  await work();
-  return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 /** `dataverse-webhooks types --tables contact` against the stand-in on loopback, vs the bare requests. */
