@@ -313,8 +313,6 @@ export class QueueListener {
         batch = response.receivedMessageItems;
       } else {
         this.#emit({ type: 'queue-missing', queueName: this.queueName });
-        // A queue that does not exist holds no message: for whenIdle, an empty poll.
-        batch = [];
       }
     } catch (error) {
       this.#queueExists = undefined;
