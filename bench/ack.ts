@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
-import { startAzurite } from '../src/local/azurite';
+import { startAzurite } from '../devhost/azurite';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook, type IncomingWebhook } from '../src/pipeline/accept';
 import { allow, HandlerRegistry } from '../src/pipeline/handlerRegistry';

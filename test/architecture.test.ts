@@ -46,25 +46,24 @@ describe('the layers', () => {
     expect(violations('dataverse', (target) => target.startsWith('src/dataverse') || target === 'zod' || target.startsWith('node:'))).toEqual([]);
   });
 
-  it('@azure/functions is used only by the function registrations, the app entry point, the invocation log and the local host', () => {
+  it('@azure/functions is used only by the function registrations, the app entry point and the invocation log', () => {
     const users = imports.filter((edge) => edge.target === '@azure/functions').map((edge) => edge.file);
-    expect(users.filter((file) => !/^src\/(functions\/|index\.ts$|observability\/log\.ts$|local\/)/.test(file))).toEqual([]);
+    expect(users.filter((file) => !/^src\/(functions\/|index\.ts$|observability\/log\.ts$)/.test(file))).toEqual([]);
   });
 
-  it('nothing in the app depends on the function registrations, or on the local host (tests, the bench and npm start do)', () => {
+  it('nothing in the app depends on the function registrations, or on the development host (tests, the bench and npm start do)', () => {
     const inbound = (layer: string) => imports.filter((edge) => layerOf(edge.target) === layer && layerOf(edge.file) !== layer).map((edge) => `${edge.file} → ${edge.target}`);
     expect(inbound('functions')).toEqual([]);
-    expect(inbound('local')).toEqual([]);
+    expect(imports.filter((edge) => edge.target.startsWith('devhost')).map((edge) => `${edge.file} → ${edge.target}`)).toEqual([]);
   });
 
-  it('storage knows nothing of the pipeline, and the pipeline nothing of Azure Functions, handlers, the CLI or the local host', () => {
-    expect(violations('storage', (target) => !/^src\/(pipeline|functions|handlers|cli|local)\//.test(target))).toEqual([]);
-    expect(violations('pipeline', (target) => !/^src\/(functions|handlers|cli|local)\//.test(target) && target !== '@azure/functions')).toEqual([]);
+  it('storage knows nothing of the pipeline, and the pipeline nothing of Azure Functions, handlers or the CLI', () => {
+    expect(violations('storage', (target) => !/^src\/(pipeline|functions|handlers|cli)\//.test(target))).toEqual([]);
+    expect(violations('pipeline', (target) => !/^src\/(functions|handlers|cli)\//.test(target) && target !== '@azure/functions')).toEqual([]);
   });
 
   it('every queue message the app writes goes through storage/queueMessages.ts (encoding, no expiry, a queue that exists)', () => {
     const writers = src.filter((file) => /\.sendMessage\(/.test(readFileSync(path.join(root, file), 'utf8')));
-    // src/local stands in for the Functions host, which writes poison messages its own way.
-    expect(writers.filter((file) => !file.startsWith('src/local/'))).toEqual(['src/storage/queueMessages.ts']);
+    expect(writers).toEqual(['src/storage/queueMessages.ts']);
   });
 });

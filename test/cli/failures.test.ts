@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
-import { startAzurite, type AzuriteInstance } from '../../src/local/azurite';
+import { startAzurite, type AzuriteInstance } from '../../devhost/azurite';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FunctionsWorker, type RpcBindingInfo } from '../../src/local/functionsCore';
-import { readHostJson } from '../../src/local/hostJson';
+import { FunctionsWorker, type RpcBindingInfo } from '../../devhost/functionsCore';
+import { readHostJson } from '../../devhost/hostJson';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -106,7 +106,7 @@ describe('function registrations', () => {
   });
 
   it('host.json functionTimeout is the one the processor keeps within, and the ledger lease outlasts it', async () => {
-    // host.json read as the host reads it (src/local/hostJson.ts).
+    // host.json read as the host reads it (devhost/hostJson.ts).
     const functionTimeoutMs = readHostJson(ROOT).functionTimeoutMs;
     expect(functionTimeoutMs).not.toBeNull();
     const { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } = await import('../../src/hostConfig');

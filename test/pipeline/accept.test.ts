@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
-import { startAzurite } from '../../src/local/azurite';
+import { startAzurite } from '../../devhost/azurite';
 import type { EventLog, LogProperties } from '../../src/observability/log';
 import { acceptWebhook, type AcceptDependencies, type IncomingWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';

@@ -1,6 +1,6 @@
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { inject } from 'vitest';
-import { connectionStringFor, type AzuritePorts } from '../../src/local/azurite';
+import { connectionStringFor, type AzuritePorts } from '../../devhost/azurite';
 
 /**
  * A TCP proxy in front of one of Azurite's services, on loopback, that the test can break: the real

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startAzurite } from '../../src/local/azurite';
+import { startAzurite } from '../../devhost/azurite';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import type { AzuritePorts } from '../../src/local/azurite';
+import type { AzuritePorts } from '../../devhost/azurite';
 
 /** Ports free on loopback right now, chosen by the system (never the well-known 7071 or 10000-10002). */
 export async function freePorts(count: number): Promise<number[]> {

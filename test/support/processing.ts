@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { QueueServiceClient, type Pipeline } from '@azure/storage-queue';
 import type { RecordReader } from '../../src/dataverseApi';
-import { readHostJson, type QueuesOptions } from '../../src/local/hostJson';
-import { asFunctionInput, runUntilIdle, type DrainResult } from '../../src/local/queueListener';
+import { readHostJson, type QueuesOptions } from '../../devhost/hostJson';
+import { asFunctionInput, runUntilIdle, type DrainResult } from '../../devhost/queueListener';
 import { silentLog, type EventLog } from '../../src/observability/log';
 import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import type { DataverseEvent } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
-import { startAzurite } from '../../src/local/azurite';
-import { readHostJson, type QueuesOptions } from '../../src/local/hostJson';
-import { asFunctionInput, QueueListener, type QueueFunction } from '../../src/local/queueListener';
+import { startAzurite } from '../../devhost/azurite';
+import { readHostJson, type QueuesOptions } from '../../devhost/hostJson';
+import { asFunctionInput, QueueListener, type QueueFunction } from '../../devhost/queueListener';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
@@ -21,7 +21,7 @@ import { dataverseHeaders, FUNCTION_URL } from './requests';
 /**
  * The whole path under the faults production sees, against a real (fresh, in-memory) Azurite:
  * Dataverse posting events (and posting again after a 503, or for no reason), several instances
- * each with its own connections and queue listeners (the host's rules, src/local/queueListener.ts),
+ * each with its own connections and queue listeners (the host's rules, devhost/queueListener.ts),
  * storage outages (connections reset, or hung) for all of them at once, handlers that throw or hang
  * once, and instances that crash, some right between an effect and its done-mark.
  *

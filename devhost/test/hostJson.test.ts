@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HostJsonError, parseHostJson, parseTimeSpan, readHostJson } from '../../src/local/hostJson';
+import { HostJsonError, parseHostJson, parseTimeSpan, readHostJson } from '../hostJson';
 
 describe('host.json as the host reads it', () => {
   it('reads the app\'s own host.json', () => {

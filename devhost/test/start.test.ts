@@ -3,17 +3,17 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, wr
 import path from 'node:path';
 import { TableServiceClient } from '@azure/data-tables';
 import { describe, expect, inject, it } from 'vitest';
-import { connectionStringFor, type AzuritePorts } from '../../src/local/azurite';
-import { LOCAL_HOST_LIMITS } from '../../src/local/localHost';
-import { findFunc, FUNC_MISSING_NOTICE, isListening, parseStartArgs } from '../../src/local/start';
-import { entryPointDirectories, watchApp } from '../../src/local/watchApp';
+import { connectionStringFor, type AzuritePorts } from '../azurite';
+import { LOCAL_HOST_LIMITS } from '../localHost';
+import { findFunc, FUNC_MISSING_NOTICE, isListening, parseStartArgs } from '../start';
+import { entryPointDirectories, watchApp } from '../watchApp';
 import { createStorageClients } from '../../src/storage/clients';
-import { isRunning, startDevLoopProcess } from '../support/devLoop';
-import { freeAzuritePorts, freePorts } from '../support/ports';
-import { useTempDirs } from '../support/tempDirs';
+import { isRunning, startDevLoopProcess } from './devLoop';
+import { freeAzuritePorts, freePorts } from '../../test/support/ports';
+import { useTempDirs } from '../../test/support/tempDirs';
 
 const REPO = path.resolve(__dirname, '..', '..');
-const START_SCRIPT = path.join(REPO, 'dist', 'src', 'local', 'start.js');
+const START_SCRIPT = path.join(REPO, 'dist', 'devhost', 'start.js');
 const TEST_APP = path.join(__dirname, 'apps', 'basic');
 
 const tempDir = useTempDirs();

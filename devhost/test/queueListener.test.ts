@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { describe, expect, inject, it } from 'vitest';
-import type { QueuesOptions } from '../../src/local/hostJson';
-import { PollingBackoff, poisonQueueNameFor, QueueListener, runUntilIdle, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../../src/local/queueListener';
+import type { QueuesOptions } from '../hostJson';
+import { PollingBackoff, poisonQueueNameFor, QueueListener, runUntilIdle, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../queueListener';
 
 /**
  * The queue listener's rules, each against Azurite, each in a test that fails when the rule is
- * broken. The rules and their sources are in src/local/queueListener.ts.
+ * broken. The rules and their sources are in devhost/queueListener.ts.
  */
 
 const QUEUES: QueuesOptions = {

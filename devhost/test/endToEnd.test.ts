@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectionStringFor } from '../../src/local/azurite';
-import { FUNC_MISSING_NOTICE, isListening } from '../../src/local/start';
-import { isRunning, startDevLoopProcess } from '../support/devLoop';
-import { SHARED_DIR } from '../support/fixtures';
-import { freeAzuritePorts, freePorts } from '../support/ports';
-import { useTempDirs } from '../support/tempDirs';
+import { connectionStringFor } from '../azurite';
+import { FUNC_MISSING_NOTICE, isListening } from '../start';
+import { isRunning, startDevLoopProcess } from './devLoop';
+import { SHARED_DIR } from '../../test/support/fixtures';
+import { freeAzuritePorts, freePorts } from '../../test/support/ports';
+import { useTempDirs } from '../../test/support/tempDirs';
 
 /**
  * What a user does on a machine without func: npm start (its dev loop, built, in a process of its
@@ -16,7 +16,7 @@ import { useTempDirs } from '../support/tempDirs';
  * event, replay it, and Ctrl-C. The compiler is replaced by an idle stand-in, so that this test
  * never rewrites dist/ under the other tests; the reload it triggers is tested in start.test.ts.
  *
- * The failing handler is not in the app: test/local/apps/e2eFailingHandler.cjs is loaded by the
+ * The failing handler is not in the app: devhost/test/apps/e2eFailingHandler.cjs is loaded by the
  * local host after the app's entry points (hostProcess.js --entry-point), and fails while a flag
  * file exists.
  */

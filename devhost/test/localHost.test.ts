@@ -4,14 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { useTempDirs } from '../support/tempDirs';
+import { useTempDirs } from '../../test/support/tempDirs';
 
 /**
- * The local host as npm start runs it (dist/src/local/hostProcess.js, a process of its own with
- * its worker), on a small app of its own (test/local/apps/basic) and the test Azurite.
+ * The local host as npm start runs it (dist/devhost/hostProcess.js, a process of its own with
+ * its worker), on a small app of its own (devhost/test/apps/basic) and the test Azurite.
  */
 
-const HOST_SCRIPT = path.resolve(__dirname, '..', '..', 'dist', 'src', 'local', 'hostProcess.js');
+const HOST_SCRIPT = path.resolve(__dirname, '..', '..', 'dist', 'devhost', 'hostProcess.js');
 const APP = path.join(__dirname, 'apps', 'basic');
 const tempDir = useTempDirs();
 

@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readLocalSettings } from '../localSettings';
+import { readLocalSettings } from '../src/localSettings';
 import { startLocalHost, type LocalHost } from './localHost';
 
 /**
  * The local host as a process of its own, which `npm start` runs (and restarts when the code
  * changes) when func is not installed:
  *
- *   node dist/src/local/hostProcess.js [--port 7071]
+ *   node dist/devhost/hostProcess.js [--port 7071]
  *
  * Like func start, it reads local.settings.json: its Values become app settings unless the
  * environment already sets them (StartHostAction.cs `UpdateEnvironmentVariables`), and its

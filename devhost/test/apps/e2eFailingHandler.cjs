@@ -1,5 +1,5 @@
 'use strict';
-// Not part of the app: the end-to-end test (test/local/endToEnd.test.ts) has the local host's worker
+// Not part of the app: the end-to-end test (devhost/test/endToEnd.test.ts) has the local host's worker
 // load this after the app's own entry points (hostProcess.js --entry-point). It adds a handler for
 // lead Create that fails while the file named by E2E_FAIL_FLAG exists, and writes the worker's pid
 // so that the test can check the worker is gone after Ctrl-C.

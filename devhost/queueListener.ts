@@ -1,7 +1,7 @@
 import type { DequeuedMessageItem, QueueClient, QueueServiceClient } from '@azure/storage-queue';
-import { isMissingResource, storageErrorCode, storageStatus } from '../storage/errors';
+import { isMissingResource, storageErrorCode, storageStatus } from '../src/storage/errors';
 // QSC: the host's decoding, shared with the CLI's poison sweep.
-import { decodeMessageText } from '../storage/queueMessages';
+import { decodeMessageText } from '../src/storage/queueMessages';
 import { MIN_POLLING_INTERVAL_MS, type QueuesOptions } from './hostJson';
 
 /**

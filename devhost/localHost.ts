@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { storageConnectionFrom } from '../storage/clients';
+import { storageConnectionFrom } from '../src/storage/clients';
 import type { RpcFunctionMetadata, RpcHttpCookie, RpcHttpData, RpcInvocationRequest, RpcInvocationResponse, RpcNullableString, RpcTypedData } from './functionsCore';
 import { readHostJson, type HostJson } from './hostJson';
 import { hostLog, type HostLog } from './hostLog';

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterEach } from 'vitest';
-import type { DevLoopOptions } from '../../src/local/start';
+import type { DevLoopOptions } from '../start';
 
-const DRIVER = path.join(__dirname, '..', 'local', 'devLoopDriver.cjs');
+const DRIVER = path.join(__dirname, 'devLoopDriver.cjs');
 
 export interface DevLoopProcess {
   child: ChildProcess;

@@ -1,5 +1,5 @@
 'use strict';
-// A test app for the local host (test/local/localHost.test.ts): loaded first by package.json main.
+// A test app for the local host (devhost/test/localHost.test.ts): loaded first by package.json main.
 const { appendFileSync } = require('node:fs');
 const { app } = require('@azure/functions');
 
