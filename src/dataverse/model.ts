@@ -4,7 +4,7 @@
  * Date objects (ISO 8601 UTC strings once serialized), and typed values carry a `$type`.
  */
 
-import { MODES, STAGES } from './steps';
+import { type ExecutionMode, MODES, type StageName, STAGES } from './steps';
 
 export type DataverseRecord<T> = Record<string, T>;
 
@@ -143,8 +143,7 @@ export type DataverseValue =
   | DataverseValue[]
   | { [field: string]: DataverseValue };
 
-export type StageName = 'PreValidation' | 'PreOperation' | 'MainOperation' | 'PostOperation';
-export type ExecutionMode = 'Synchronous' | 'Asynchronous';
+export type { ExecutionMode, StageName };
 
 /** The `x-ms-*` headers Dataverse sends with a webhook; null when a header was absent. */
 export interface DataverseHeaders {

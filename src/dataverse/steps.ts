@@ -1,5 +1,3 @@
-import type { ExecutionMode, StageName } from './model';
-
 /**
  * Dataverse's vocabulary for SDK message processing steps, in one place: the stage, mode and image
  * type numbers, the rules Dataverse applies to a step, and how the steps a set of handlers need are
@@ -7,6 +5,9 @@ import type { ExecutionMode, StageName } from './model';
  * the app loads, `register` writes what it derives, and `status` compares Dataverse with it.
  * No Azure and no network: usable alone.
  */
+
+export type StageName = 'PreValidation' | 'PreOperation' | 'MainOperation' | 'PostOperation';
+export type ExecutionMode = 'Synchronous' | 'Asynchronous';
 
 /** SdkMessageProcessingStep.stage. 30 (MainOperation) appears only in a ParentContext. */
 export const STAGES: Readonly<Record<StageName, number>> = { PreValidation: 10, PreOperation: 20, MainOperation: 30, PostOperation: 40 };

@@ -46,6 +46,10 @@ describe('the infrastructure templates', () => {
   it('run Node 22 on Flex Consumption as the user-assigned identity', () => {
     expect(functionApp).toMatch(/name: 'FC1'\s+tier: 'FlexConsumption'/);
     expect(functionApp).toMatch(/runtime: \{\s+name: 'node'\s+version: '22'\s+\}/);
+    // Developers run what Azure runs: .nvmrc names the same major, and engines admits it.
+    expect(readFileSync(path.join(root, '.nvmrc'), 'utf8').trim()).toBe('22');
+    const engines = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    expect(engines.split('||').map((range) => range.trim())).toContain('^22');
     expect(functionApp).toMatch(/type: 'UserAssigned'/);
     expect(functionApp).toMatch(/type: 'UserAssignedIdentity'\s+userAssignedIdentityResourceId: identityId/);
   });
