@@ -11,7 +11,7 @@ import { explainStorageError } from './storageConnection';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   inspect: { run: inspectCommand, usage: INSPECT_USAGE },
   failures: { run: failuresCommand, usage: FAILURES_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
@@ -21,14 +21,42 @@ const COMMANDS: Record<string, Command> = {
   types: { run: typesCommand, usage: TYPES_USAGE },
 };
 
+/** A command's one-line summary: the first sentence of the paragraph under its usage line. */
+function summaryOf(usage: string): string {
+  const paragraph = (usage.split('\n\n')[1] ?? '').replace(/\s+/g, ' ').trim();
+  return /^.*?\.(?=\s|$)/.exec(paragraph)?.[0] ?? paragraph;
+}
+
 const USAGE = `Usage: dataverse-webhooks <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, command]) => `  ${name.padEnd(10)} ${command.usage.split('\n')[2] ?? ''}`)
+  .map(([name, command]) => `  ${name.padEnd(10)} ${summaryOf(command.usage)}`)
   .join('\n')}
 
 Run "dataverse-webhooks <command> --help" for a command's options.`;
+
+/**
+ * docs/cli.md, made from the usage texts the commands print for --help, so the reference never
+ * says other than the CLI (`npm run docs` writes it; test/docs/cli.test.ts fails when it is stale).
+ */
+export function cliReference(): string {
+  const sections = Object.entries(COMMANDS).map(([name, command]) => `## ${name}\n\n\`\`\`text\n${command.usage}\n\`\`\`\n`);
+  return [
+    '# CLI reference',
+    '',
+    '<!-- Generated from the commands\' usage texts by `npm run docs`: edit those in src/cli/, not this file. -->',
+    '',
+    'Run each command as `npx dataverse-webhooks <command>` in the app\'s folder. Exit codes: 0 success, 1 failure, 2 a usage mistake.',
+    'Every error is one line that says what failed and what to do.',
+    '',
+    '```text',
+    USAGE,
+    '```',
+    '',
+    ...sections,
+  ].join('\n');
+}
 
 /** Runs one CLI command and returns its exit code: 0 success, 1 failure, 2 usage. */
 export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {
