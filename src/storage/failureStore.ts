@@ -115,6 +115,8 @@ export class FailureStore {
   async markReplayed(failure: FailureRecord, at: Date): Promise<void> {
     await this.upsert({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure, state: 'replayed', replayedAt: at.toISOString() });
     await this.messages.getBlobClient(messageBlobName(failure.eventId)).deleteIfExists();
+    // Back on the queue with its claim-check blob in place; poisoned again, it is copied again.
+    await this.messages.getBlobClient(bodyBlobName(failure.eventId)).deleteIfExists();
   }
 
   /**

@@ -1,6 +1,9 @@
 import type { TableClient } from '@azure/data-tables';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
 import { silentLog } from '../../src/observability/log';
 import { recordingTelemetry } from '../../src/observability/telemetry';
 import { failureStore, replayFailures, resolveFailures } from '../../src/pipeline/failures';
@@ -142,6 +145,35 @@ describe('retention of the ledger and of settled failures', () => {
     expect((await failureStore(storage).list({ includeReplayed: true })).map((failure) => failure.eventId)).toEqual([replayed]);
     expect(await blobNames(storage.payloads)).not.toContain(`poisoned/${resolved}.json`);
     expect((await rows(storage.ledger)).filter((row) => row.eventId === resolved)).toEqual([]);
+  });
+
+  it('a poisoned claim-check event outlives the lifecycle rule: its body is kept out of its reach, and the replay puts it back', async () => {
+    // The blob names the Bicep lifecycle rule deletes 30 days after their upload (infra/modules/storage.bicep).
+    const bicep = readFileSync(path.join(__dirname, '..', '..', 'infra', 'modules', 'storage.bicep'), 'utf8');
+    const digits = [...bicep.matchAll(/for digit in \[([^\]]+)\]: '\$\{payloadContainer\}\/\$\{digit\}'/g)].flatMap((match) => match[1]!.split(',').map((digit) => digit.trim().replaceAll("'", '')));
+    const lifecycleDeletes = (name: string) => digits.some((digit) => name.startsWith(digit));
+
+    const storage = await isolatedStorage();
+    let failing = true;
+    const seen: string[] = [];
+    const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'CreateMultiple' }, (event) => {
+      if (failing) throw new Error('not yet');
+      seen.push(event.messageName);
+    });
+    const eventId = await ingest(storage, largeCreateMultiple(300 * 1024));
+    const run = processor(storage, registry);
+    await run.drain();
+    const names = await blobNames(storage.payloads);
+    expect(names.sort()).toEqual([`${eventId}.json`, `poisoned/${eventId}.body`, `poisoned/${eventId}.json`]);
+    expect(names.filter(lifecycleDeletes)).toEqual([`${eventId}.json`]);
+
+    // A month later, the lifecycle rule has taken the claim-check blob; the replay still works.
+    for (const name of names.filter(lifecycleDeletes)) await storage.payloads.deleteBlob(name);
+    failing = false;
+    expect(await replayFailures('all', { storage })).toEqual([{ eventId, replayed: true }]);
+    await run.drain();
+    expect(seen).toEqual(['CreateMultiple']);
+    expect(await blobNames(storage.payloads)).toEqual([]);
   });
 
   it('two runs at once remove every old row once between them, and neither fails', async () => {
