@@ -52,8 +52,8 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
   }
 
   const previous = await store.get(envelope.eventId);
-  if (previous?.state === 'replayed' && envelope.replays <= previous.replays) {
-    deps.log.info('A poisoned copy of an event already replayed; not recorded again', { eventId: envelope.eventId, replays: envelope.replays });
+  if ((previous?.state === 'replayed' || previous?.state === 'resolved') && envelope.replays <= previous.replays) {
+    deps.log.info(`A poisoned copy of an event already ${previous.state}; not recorded again`, { eventId: envelope.eventId, replays: envelope.replays });
     return null;
   }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
 import { silentLog } from '../../src/observability/log';
 import { recordingTelemetry } from '../../src/observability/telemetry';
-import { failureStore, replayFailures, resolveFailures } from '../../src/pipeline/failures';
+import { failureStore, recordPoisoned, replayFailures, resolveFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { applyRetention } from '../../src/pipeline/retention';
 import { readRetentionSettings } from '../../src/settings';
@@ -130,6 +130,9 @@ describe('retention of the ledger and of settled failures', () => {
     ]);
     expect(await resolveFailures([resolved], { storage })).toEqual([{ eventId: resolved, resolved: false, reason: 'already resolved' }]);
     expect(await replayFailures([resolved], { storage })).toEqual([{ eventId: resolved, replayed: false, reason: 'already resolved' }]);
+    // Another copy of the same poisoned message (the host's, swept later) does not bring it back.
+    expect(await recordPoisoned(await failureStore(storage).message(resolved), { storage, log: silentLog })).toBeNull();
+    expect((await failureStore(storage).get(resolved))?.state).toBe('resolved');
     // Replayed after the cutoff: its record stays another period.
     await replayFailures([replayed], { storage, now: () => new Date(at + 1) });
     expect(await blobNames(storage.payloads)).toContain(`poisoned/${resolved}.json`);
