@@ -23,8 +23,10 @@ export async function applyRetentionNow(_timer: Timer, context: InvocationContex
   });
 }
 
-// A timer function runs on one instance at a time (the host holds a singleton lock on it); a run
-// that is cut short or overlaps another is harmless all the same (see storage/retention.ts).
+// A timer function runs on one instance at a time (the timer extension's TimerListener.cs is
+// `[Singleton(Mode = SingletonMode.Listener)]`, a lock the host holds in storage) and one invocation
+// after another; a run that is cut short, or overlaps another all the same (a lock lost, the local
+// host, the CLI), is harmless (see storage/retention.ts).
 app.timer('applyRetention', {
   schedule: RETENTION_SCHEDULE,
   runOnStartup: false,
