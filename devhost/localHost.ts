@@ -8,6 +8,8 @@ import { readHostJson, type HostJson } from './hostJson';
 import { hostLog, type HostLog } from './hostLog';
 import { describeHttpFunction, httpFunctions, matchHttpRequest, type HttpFunction } from './httpRoutes';
 import { QueueListener, SharedQueueWatcher, type ListenerEvent } from './queueListener';
+import { TimerListener } from './timerListener';
+import { parseSchedule } from './timerSchedule';
 import { WorkerChannel, WorkerGoneError, type IndexResult } from './workerChannel';
 
 /**
@@ -15,12 +17,14 @@ import { WorkerChannel, WorkerGoneError, type IndexResult } from './workerChanne
  * the Functions host's part for this app on one machine: it starts a Node worker process that
  * loads the app through @azure/functions exactly as under the host (functionsCore.ts), serves the
  * HTTP functions, runs the queue-triggered ones with the host's queue listener
- * (queueListener.ts), and applies host.json's functionTimeout the way the host does.
+ * (queueListener.ts) and the timer-triggered ones on their schedules (timerListener.ts), and
+ * applies host.json's functionTimeout the way the host does.
  *
  * What it does not do, that Azure does: scale out (one instance, one worker), check function keys
  * (neither does func start), or put the platform's front end before the app (TLS, its request
- * limits and timeouts, authentication, CORS). Other triggers than HTTP and Storage queues are not
- * run, and HTTP streaming (app.setup({ enableHttpStream: true })) is not supported.
+ * limits and timeouts, authentication, CORS). Other triggers than HTTP, Storage queues and timers
+ * are not run, timers run on every local host (Azure runs each on one instance at a time, and
+ * catches up a missed occurrence from the status it keeps in storage), and HTTP streaming (app.setup({ enableHttpStream: true })) is not supported.
  */
 
 export const LOCAL_HOST_LIMITS =
@@ -437,6 +441,52 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     for (const listener of listeners) listener.start();
   };
 
+  // Timer triggers: one listener per function, on the schedule it registered.
+  const timers: TimerListener[] = [];
+  const startTimerListeners = (functions: RpcFunctionMetadata[]) => {
+    for (const fn of functions) {
+      const trigger = Object.entries(fn.bindings).find(([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'timertrigger');
+      if (!trigger) continue;
+      const [triggerName, binding] = trigger;
+      let listener: TimerListener;
+      try {
+        listener = new TimerListener({
+          schedule: parseSchedule(resolveSetting(String(binding['schedule'] ?? ''), options.env)),
+          runOnStartup: binding['runOnStartup'] === true,
+          useMonitor: binding['useMonitor'] !== false,
+          formatDate: dotnetDate,
+          onError: () => undefined,
+          run: async (timerInfo, reason) => {
+            const invocationId = randomUUID();
+            const started = performance.now();
+            log.executing(fn.name, invocationId, reason === 'startup' ? 'Timer fired at startup (RunOnStartup).' : 'Timer fired.');
+            try {
+              await invoke({
+                invocationId,
+                functionId: fn.functionId,
+                inputData: [{ name: triggerName, data: { json: JSON.stringify(timerInfo) } }],
+                // TriggerMetadata is not given to timer functions (@azure/functions reads the Timer from the input).
+                triggerMetadata: {},
+                traceContext: { traceParent: traceParentFor(undefined), traceState: '', attributes: {} },
+                retryContext: null,
+              });
+            } catch (error) {
+              log.executed(fn.name, invocationId, performance.now() - started, describeFailure(error));
+              throw error;
+            }
+            log.executed(fn.name, invocationId, performance.now() - started);
+          },
+        });
+      } catch (error) {
+        log.system('error', `The function ${fn.name} will not run: ${error instanceof Error ? error.message : String(error)}`);
+        continue;
+      }
+      log.system('information', `The next occurrence of ${fn.name} is ${listener.next.toISOString()}.`);
+      timers.push(listener);
+    }
+    for (const timer of timers) timer.start();
+  };
+
   current = startWorker();
   const indexed = await current.indexed;
   let functions: RpcFunctionMetadata[] = [];
@@ -470,9 +520,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     log.plain(`\nFunctions:\n\n${lines.join('\n\n')}\n`);
     for (const fn of functions) {
       const type = Object.values(fn.bindings).find((binding) => binding.direction === 'in' && binding.type?.toLowerCase().endsWith('trigger'))?.type?.toLowerCase();
-      if (type && type !== 'httptrigger' && type !== 'queuetrigger') log.system('warning', `The function ${fn.name} has a ${type}, which the local host does not run.`);
+      if (type && type !== 'httptrigger' && type !== 'queuetrigger' && type !== 'timertrigger') log.system('warning', `The function ${fn.name} has a ${type}, which the local host does not run.`);
     }
     startQueueListeners(functions);
+    startTimerListeners(functions);
   }
 
   return {
@@ -486,7 +537,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       // No new connections; the host stops its listeners (each waits for the messages it is
       // running), the HTTP requests in flight finish, then the worker gets WorkerTerminate.
       const closed = Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-      await Promise.all(listeners.map((listener) => listener.stop()));
+      await Promise.all([...listeners, ...timers].map((listener) => listener.stop()));
       await Promise.allSettled([...activeHttp]);
       for (const server of servers) server.closeAllConnections();
       await closed;

@@ -18,6 +18,21 @@ param allowedOrganizations string = ''
 @description('DATAVERSE_URL: the organization the app re-reads truncated records from, e.g. https://contoso.crm.dynamics.com.')
 param dataverseUrl string = ''
 
+@description('RETENTION_DAYS: how long ledger rows, and replayed or resolved failure records, are kept (empty: the app\'s default, 7).')
+param retentionDays string = ''
+
+@description('Where alerts are e-mailed (empty: no e-mail receiver; the alerts still show in the portal).')
+param alertEmail string = ''
+
+@description('Alert when more than this percentage of webhooks in 15 minutes were answered 503.')
+param unavailablePercentThreshold int = 5
+
+@description('Alert when the oldest event on the main queue has waited longer than this many minutes.')
+param queueAgeAlertMinutes int = 15
+
+@description('Alert when more than this many processing attempts failed in 15 minutes.')
+param processingFailuresThreshold int = 10
+
 @description('The largest number of instances Flex Consumption may scale out to.')
 @minValue(40)
 @maxValue(1000)
@@ -88,10 +103,27 @@ module functionApp 'modules/functionApp.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     allowedOrganizations: allowedOrganizations
     dataverseUrl: dataverseUrl
+    retentionDays: retentionDays
     maximumInstanceCount: maximumInstanceCount
   }
   // The host reads its storage with the identity from its first start: grant the roles first.
   dependsOn: [roleAssignments]
+}
+
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    actionGroupName: 'ag-${resourceToken}'
+    workbookName: 'dataverse-webhooks (${environmentName})'
+    alertEmail: alertEmail
+    unavailablePercentThreshold: unavailablePercentThreshold
+    queueAgeMinutes: queueAgeAlertMinutes
+    processingFailuresThreshold: processingFailuresThreshold
+  }
 }
 
 // azd writes these outputs into the environment (`azd env get-values`); `register --key-from-azure`

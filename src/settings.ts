@@ -211,6 +211,39 @@ export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): Proce
 
 export const processSettings: () => ProcessSettings = once(() => readProcessSettings());
 
+/**
+ * How long the ledger keeps a row after its last write (and `failures` a replayed or resolved
+ * record). The automatic redelivery windows are short: Dataverse retries a 502/503/504 once;
+ * the queue redelivers at most maxDequeueCount (5) times, 30 s apart after a failure or 10 min
+ * apart after a crash (the host's message lease), so within about an hour. What is not automatic
+ * is a copy waiting on the queue while processing is stopped (a bad deploy, a disabled function):
+ * the default week covers a long weekend of that after the queue-age alert fired. Poisoned events
+ * are kept (with their ledger rows) until replayed or resolved, whatever their age.
+ */
+export const DEFAULT_RETENTION_DAYS = 7;
+/** Below this the ledger could forget a delivery the queue may still redeliver (see above). */
+export const MIN_RETENTION_DAYS = 1;
+
+const retentionSettingsSchema = z.object({
+  RETENTION_DAYS: z.coerce
+    .number()
+    .positive()
+    .default(DEFAULT_RETENTION_DAYS)
+    .refine((days) => days >= MIN_RETENTION_DAYS, `must be at least ${MIN_RETENTION_DAYS} (a day), longer than the queue's redelivery window`),
+});
+
+export interface RetentionSettings {
+  /** Ledger rows not written for this long are removed, and replayed or resolved failure records this long after. */
+  retentionMs: number;
+}
+
+export function readRetentionSettings(env: NodeJS.ProcessEnv = process.env): RetentionSettings {
+  const settings = parseSettings(retentionSettingsSchema, env);
+  return { retentionMs: Math.round(settings.RETENTION_DAYS * 24 * 60 * 60 * 1000) };
+}
+
+export const retentionSettings: () => RetentionSettings = once(() => readRetentionSettings());
+
 /** The settings, or why they are invalid: for work that must answer (503, a retry) rather than throw. */
 export function settingsOrError<T>(read: () => T): T | SettingsError {
   try {
@@ -227,7 +260,7 @@ export function settingsOrError<T>(read: () => T): T | SettingsError {
  */
 export function checkSettings(env: NodeJS.ProcessEnv = process.env): string[] {
   const problems: string[] = [];
-  for (const read of [readIngestSettings, readProcessSettings]) {
+  for (const read of [readIngestSettings, readProcessSettings, readRetentionSettings]) {
     try {
       read(env);
     } catch (error) {

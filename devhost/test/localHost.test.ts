@@ -57,7 +57,7 @@ function jsonLines<T>(file: string): T[] {
 }
 
 /** The host on the test app; `after` runs it on the queue and files of an earlier host. */
-async function startHost(options: { args?: string[]; after?: RunningHost } = {}): Promise<RunningHost> {
+async function startHost(options: { args?: string[]; after?: RunningHost; env?: Record<string, string> } = {}): Promise<RunningHost> {
   const args = options.args ?? [];
   const dir = tempDir('local-host-');
   const files = options.after?.files ?? { hooks: path.join(dir, 'hooks.jsonl'), results: path.join(dir, 'results.jsonl') };
@@ -70,6 +70,10 @@ async function startHost(options: { args?: string[]; after?: RunningHost } = {})
       WORK_QUEUE: queueName,
       HOOKS_FILE: files.hooks,
       RESULTS_FILE: files.results,
+      // The app's timer function: never due in these tests (but at startup), unless a test says so.
+      TICK_SCHEDULE: '0 0 0 1 1 *',
+      TICKS_FILE: path.join(dir, 'ticks.jsonl'),
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -104,6 +108,29 @@ async function queueOf(host: RunningHost) {
 const send = async (host: RunningHost, message: unknown) => (await queueOf(host)).sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'));
 
 describe('the local host', () => {
+  it('runs a timer function on its schedule (six-field NCRONTAB), at startup when asked, and on after a failure', async () => {
+    const host = await startHost({ env: { TICK_SCHEDULE: '*/2 * * * * *', TICK_ON_STARTUP: 'true' } });
+    expect(host.output()).toMatch(/tick: timerTrigger/);
+    const ticksFile = path.join(path.dirname(host.files.results), 'ticks.jsonl');
+    type Tick = { timer: { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { last: string; next: string } | null }; at: string };
+    const ticks = await waitFor(() => jsonLines<Tick>(ticksFile).length >= 3 && jsonLines<Tick>(ticksFile), 'three ticks', host.output, 15_000);
+    // The first at startup (it failed), the next ones on even seconds.
+    expect(host.output()).toMatch(/Executed 'Functions\.tick' \(Failed, Id=/);
+    expect(host.output()).toContain('first tick fails');
+    for (const tick of ticks.slice(1)) expect(new Date(tick.at).getUTCSeconds() % 2).toBe(0);
+    // The Timer as @azure/functions gives it: the host's TimerInfo, camel-cased.
+    expect(ticks[1]!.timer).toMatchObject({ isPastDue: false, schedule: { adjustForDST: true } });
+    expect(ticks[1]!.timer.scheduleStatus?.next).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/);
+    expect(await host.stop()).toBe(0);
+  });
+
+  it('does not start a timer function whose schedule is neither NCRONTAB with seconds nor a timespan', async () => {
+    const host = await startHost({ env: { TICK_SCHEDULE: '*/5 * * * *' } });
+    await waitFor(() => /The function tick will not run/.test(host.output()), 'the error', host.output);
+    expect(host.output()).toContain("The schedule expression '*/5 * * * *' was not recognized as a valid cron expression");
+    expect(await host.stop()).toBe(0);
+  });
+
   it('loads the app as the worker does (package.json main, index first) and runs its hooks around invocations', async () => {
     const host = await startHost();
     expect(host.output()).toMatch(/readItem: \[GET\] http:\/\/localhost:\d+\/api\/items\/\{id:int\}/);

@@ -13,6 +13,7 @@ param deploymentContainerName string
 param applicationInsightsConnectionString string
 param allowedOrganizations string
 param dataverseUrl string
+param retentionDays string
 param maximumInstanceCount int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -86,6 +87,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // by AZURE_CLIENT_ID; that identity needs an application user in the Dataverse organization.
       AZURE_CLIENT_ID: identityClientId
       DATAVERSE_URL: dataverseUrl
+      // Empty: the app's default (see src/settings.ts).
+      RETENTION_DAYS: retentionDays
     }
   }
 }

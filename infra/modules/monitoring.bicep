@@ -28,6 +28,7 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output applicationInsightsName string = applicationInsights.name
+output applicationInsightsId string = applicationInsights.id
 // The connection string holds the ingestion endpoint and an instrumentation key that, with local
 // authentication off, does not authorize anything on its own.
 output connectionString string = applicationInsights.properties.ConnectionString

@@ -67,22 +67,37 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   }
 ]
 
-// Claim-check bodies are deleted by the processor once their event is settled; what this rule
-// removes are orphans and the bodies (and poisoned/ copies) of events that were never replayed, so
-// it must outlast how long operators take to replay failures. Rejected bodies are kept a month for
-// diagnosis. Both hold customer data.
+// Claim-check bodies (named <eventId>.json, the eventId a lowercase UUID) are deleted by the
+// processor once their event is settled; what this rule removes are orphans (an enqueue that failed
+// after the upload) and the bodies of events that never settled. It matches the sixteen hex
+// prefixes, so it never reaches poisoned/: a poisoned event's message and body copy stay until it is
+// replayed or resolved, and the retention timer removes them after. Rejected bodies are kept a
+// month for diagnosis. Both hold customer data.
+var claimCheckPrefixesLow = [for digit in ['0', '1', '2', '3', '4', '5', '6', '7']: '${payloadContainer}/${digit}']
+var claimCheckPrefixesHigh = [for digit in ['8', '9', 'a', 'b', 'c', 'd', 'e', 'f']: '${payloadContainer}/${digit}']
+
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
   name: 'default'
   properties: {
     policy: {
       rules: [
+        // A rule takes at most 10 prefixes: two rules.
         {
-          name: 'delete-dataverse-payloads-after-30-days'
+          name: 'delete-claim-checks-0-7-after-30-days'
           enabled: true
           type: 'Lifecycle'
           definition: {
-            filters: { blobTypes: ['blockBlob'], prefixMatch: ['${payloadContainer}/'] }
+            filters: { blobTypes: ['blockBlob'], prefixMatch: claimCheckPrefixesLow }
+            actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: 30 } } }
+          }
+        }
+        {
+          name: 'delete-claim-checks-8-f-after-30-days'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: { blobTypes: ['blockBlob'], prefixMatch: claimCheckPrefixesHigh }
             actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: 30 } } }
           }
         }

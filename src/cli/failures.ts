@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { shutdownTelemetry, startTelemetry } from '../observability/telemetry';
 import { silentLog } from '../observability/log';
 import type { StorageClients } from '../storage/clients';
-import { failureStore, replayFailures, sweepPoisonQueue } from '../pipeline/failures';
+import { failureStore, replayFailures, resolveFailures, sweepPoisonQueue } from '../pipeline/failures';
 import { UsageError, type CommandIO } from './io';
 import { cliStorage } from './storageConnection';
 
@@ -11,10 +11,15 @@ running, or could not record them) are recorded first, as that function would, s
 event is listed once and can be replayed.`;
 
 export const FAILURES_USAGE = `Usage: dataverse-webhooks failures [--json] [--all]
+       dataverse-webhooks failures resolve <eventId>...
 
 Lists poisoned events, oldest first: one line each, starting with the eventId, then when it was
-poisoned, table, message, record id, attempts and the error. --all includes replayed ones.
+poisoned, table, message, record id, attempts and the error. --all includes replayed and resolved ones.
 ${SWEEP_HELP}
+
+"failures resolve" marks poisoned events that must not be replayed (their effect was made by hand,
+or was never wanted): they leave the list and cannot be replayed; their record, kept message and
+ledger rows are removed by the retention timer RETENTION_DAYS (default 7) later.
 Uses AzureWebJobsStorage (the environment, else local.settings.json).`;
 
 export const REPLAY_USAGE = `Usage: dataverse-webhooks replay <eventId>... | --all
@@ -35,7 +40,8 @@ async function sweep(storage: StorageClients, io: CommandIO): Promise<void> {
 
 export async function failuresCommand(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, all: { type: 'boolean' } } });
-  if (positionals.length > 0) throw new UsageError('failures takes no arguments');
+  if (positionals[0] === 'resolve') return resolveCommand(positionals.slice(1), values, io);
+  if (positionals.length > 0) throw new UsageError('failures takes no arguments (or: failures resolve <eventId>...)');
   const storage = await cliStorage(io);
   await sweep(storage, io);
   const failures = await failureStore(storage).list({ includeReplayed: values.all ?? false });
@@ -70,4 +76,18 @@ export async function replayCommand(args: string[], io: CommandIO): Promise<numb
   }
   if (results.length === 0) io.stderr('No poisoned events to replay.\n');
   return results.every((result) => result.replayed) ? 0 : 1;
+}
+
+async function resolveCommand(eventIds: string[], options: { json?: boolean | undefined; all?: boolean | undefined }, io: CommandIO): Promise<number> {
+  if (options.json || options.all) throw new UsageError('failures resolve takes event ids only');
+  if (eventIds.length === 0) throw new UsageError('failures resolve takes the ids of the events that need no replay');
+  const storage = await cliStorage(io);
+  // Recorded first, so an event still waiting in the poison queue can be resolved too.
+  await sweep(storage, io);
+  const results = await resolveFailures(eventIds, { storage });
+  for (const result of results) {
+    if (result.resolved) io.stdout(`${result.eventId}  resolved\n`);
+    else io.stderr(`${result.eventId}  not resolved: ${result.reason}\n`);
+  }
+  return results.every((result) => result.resolved) ? 0 : 1;
 }

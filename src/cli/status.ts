@@ -1,18 +1,24 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { formatBacklog, readBacklog, type Backlog } from '../pipeline/backlog';
 import { loadRegistration } from '../registration/definition';
 import { formatWebhookStatus, readWebhookStatus } from '../registration/status';
 import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
 import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { UsageError, type CommandIO } from './io';
 import { DEFAULT_REGISTRATION_FILE } from './register';
+import { cliStorage, explainStorageError, StorageConnectionError } from './storageConnection';
+import { StorageConfigurationError } from '../storage/clients';
 
 const DEFAULT_FAILED_JOBS = 5;
 
 export const STATUS_USAGE = `Usage: dataverse-webhooks status [--org URL] [--name ENDPOINT] [--file FILE] [--failed N] [--json]
 
-Lists the webhook endpoints, their steps and images, each step's recent failed System Jobs, and the drift between the handlers and Dataverse.
+Lists the webhook endpoints, their steps and images, each step's recent failed System Jobs, and the drift between the handlers and Dataverse;
+then the backlog: messages on the queue and the poison queue, the age of the oldest waiting, and the poisoned
+events waiting for a replay or a resolve. The backlog uses AzureWebJobsStorage (the environment, else
+local.settings.json); without --org or DATAVERSE_URL, status shows the backlog alone.
 
 ${ORG_OPTION_HELP}
   --name ENDPOINT  only the endpoint with this name
@@ -43,6 +49,14 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
     });
     const failedJobsPerStep = values.failed === undefined ? DEFAULT_FAILED_JOBS : Number(values.failed);
     if (!Number.isInteger(failedJobsPerStep) || failedJobsPerStep < 0 || failedJobsPerStep > 5000) throw new UsageError('--failed takes a whole number from 0 to 5000');
+    // The backlog needs only storage; the rest needs the organization.
+    const backlog = await readBacklogOf(io);
+    const hasOrganization = values.org !== undefined || Boolean(io.env.DATAVERSE_URL);
+    if (!hasOrganization && 'backlog' in backlog) {
+      if (values.json) io.stdout(`${JSON.stringify({ backlog: backlog.backlog }, null, 2)}\n`);
+      else io.stdout(formatBacklog(backlog.backlog));
+      return 0;
+    }
     organizationUrl(values.org, io);
 
     // The app's endpoint comes from the registration file; without one here, drift is not checked.
@@ -56,10 +70,29 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
       failedJobsPerStep,
       ...(registration ? { expected: { endpointName: registration.endpoint.name, steps: (await resolveHandlers(handlerSource)).steps } } : {}),
     });
-    if (values.json) io.stdout(`${JSON.stringify(status, null, 2)}\n`);
-    else io.stdout(`${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`);
+    const backlogJson = 'backlog' in backlog ? { backlog: backlog.backlog } : { backlog: null, backlogNotRead: backlog.notRead };
+    if (values.json) io.stdout(`${JSON.stringify({ ...status, ...backlogJson }, null, 2)}\n`);
+    else {
+      io.stdout(`${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`);
+      io.stdout('backlog' in backlog ? `\n${formatBacklog(backlog.backlog)}` : `\nBacklog not read: ${backlog.notRead}\n`);
+    }
     return 0;
   };
 }
 
 export const statusCommand = createStatusCommand(AZURE_DEPENDENCIES);
+
+/**
+ * The backlog, or why it could not be read (no storage connection here, storage unreachable): the
+ * Dataverse part of status must not fail because of it.
+ */
+async function readBacklogOf(io: CommandIO): Promise<{ backlog: Backlog } | { notRead: string }> {
+  try {
+    return { backlog: await readBacklog(await cliStorage(io)) };
+  } catch (error) {
+    if (error instanceof StorageConnectionError || error instanceof StorageConfigurationError) return { notRead: error.message };
+    const explained = explainStorageError(error, io);
+    if (explained) return { notRead: explained };
+    throw error;
+  }
+}

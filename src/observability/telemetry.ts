@@ -23,6 +23,8 @@ export const TELEMETRY_EVENT_NAMES = [
   'replayed',
   /** One inline handler's decision, in the webhook's request: `status` is allow, reject, error, timeout or busy. */
   'decided',
+  /** One retention run (the applyRetention timer): `status` complete or partial; counts in measurements. */
+  'retention',
 ] as const;
 export type TelemetryEventName = (typeof TELEMETRY_EVENT_NAMES)[number];
 
@@ -31,6 +33,12 @@ export const TELEMETRY_METRIC_NAMES = [
   'ackLatencyMs',
   /** From `receivedAt` (enqueue) to the start of processing. */
   'queueWaitMs',
+  /** Per queue (`queue`), from the monitorBacklog timer: how long the oldest visible message has waited (0 when none). */
+  'queueAgeSeconds',
+  /** Per queue (`queue`), from the monitorBacklog timer: the approximate number of messages on it. */
+  'queueLength',
+  /** From the monitorBacklog timer: poisoned events recorded and neither replayed nor resolved. */
+  'failuresPending',
 ] as const;
 export type TelemetryMetricName = (typeof TELEMETRY_METRIC_NAMES)[number];
 
@@ -53,6 +61,8 @@ export const TELEMETRY_PROPERTY_NAMES = {
   reason: 'reason',
   status: 'status',
   handler: 'handler',
+  /** On the queue metrics: the queue's name. */
+  queue: 'queue',
 } as const;
 
 export type TelemetryPropertyName = keyof typeof TELEMETRY_PROPERTY_NAMES;

@@ -52,8 +52,8 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
   }
 
   const previous = await store.get(envelope.eventId);
-  if (previous?.state === 'replayed' && envelope.replays <= previous.replays) {
-    deps.log.info('A poisoned copy of an event already replayed; not recorded again', { eventId: envelope.eventId, replays: envelope.replays });
+  if ((previous?.state === 'replayed' || previous?.state === 'resolved') && envelope.replays <= previous.replays) {
+    deps.log.info(`A poisoned copy of an event already ${previous.state}; not recorded again`, { eventId: envelope.eventId, replays: envelope.replays });
     return null;
   }
 
@@ -74,6 +74,7 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
     state: 'poisoned',
   };
   await store.record(failure, JSON.stringify(envelope));
+  if ('blob' in envelope.body) await store.keepBody(envelope.eventId, envelope.body.blob.name);
   deps.log.error('Event poisoned: recorded for replay', { eventId: failure.eventId, table: failure.table, message: failure.message, attempts: failure.attempts });
   // The failed handlers' names: their errors may quote customer data, so they stay in the table.
   deps.telemetry?.event('poisoned', { ...telemetryIdentifiers(envelope.eventId, summary), reason: failed.map((unit) => unit.unit).join(',') || 'before-any-handler' }, { attempts: failure.attempts });
@@ -212,12 +213,40 @@ export async function replayFailures(eventIds: string[] | 'all', deps: { storage
       continue;
     }
     try {
+      if ('blob' in envelope.body) await store.restoreBody(envelope.eventId, envelope.body.blob.name);
       await sendQueueMessage(deps.storage.eventsQueue, { ...envelope, replays: envelope.replays + 1 });
       await store.markReplayed(failure, now());
       deps.telemetry?.event('replayed', { ...telemetryIdentifiers(envelope.eventId, envelope.summary) }, { replays: envelope.replays + 1 });
       results.push({ eventId: failure.eventId, replayed: true });
     } catch (error) {
       results.push({ eventId: failure.eventId, replayed: false, reason: describeError(error) });
+    }
+  }
+  return results;
+}
+
+export interface ResolveResult {
+  eventId: string;
+  resolved: boolean;
+  reason?: string;
+}
+
+/**
+ * Marks poisoned events as needing no replay (their effect was made by hand, or was never wanted):
+ * they leave `failures` and `replay`, and the retention timer removes their record, kept message
+ * and ledger rows once the retention period has passed since.
+ */
+export async function resolveFailures(eventIds: string[], deps: { storage: Pick<StorageClients, 'failures' | 'payloads'>; now?: () => Date }): Promise<ResolveResult[]> {
+  const store = failureStore(deps.storage);
+  const now = deps.now ?? (() => new Date());
+  const results: ResolveResult[] = [];
+  for (const eventId of eventIds) {
+    const failure = await store.get(eventId);
+    if (!failure) results.push({ eventId, resolved: false, reason: 'no such poisoned event' });
+    else if (failure.state !== 'poisoned') results.push({ eventId, resolved: false, reason: `already ${failure.state}` });
+    else {
+      await store.markResolved(failure, now());
+      results.push({ eventId, resolved: true });
     }
   }
   return results;

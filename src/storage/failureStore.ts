@@ -27,11 +27,13 @@ export interface FailureRecord {
   replays: number;
   /** The failed handlers and their last errors, or why the message could not be processed at all. */
   error: string;
-  state: 'poisoned' | 'replayed';
+  state: 'poisoned' | 'replayed' | 'resolved';
   replayedAt?: string;
+  /** When someone said it needs no replay (`failures resolve`). */
+  resolvedAt?: string;
 }
 
-type FailureRow = FailureRecord & { partitionKey: string; rowKey: string };
+type FailureRow = FailureRecord & { partitionKey: string; rowKey: string; etag?: string };
 
 export class FailureStore {
   constructor(
@@ -79,10 +81,96 @@ export class FailureStore {
     return (await this.messages.getBlobClient(messageBlobName(eventId)).downloadToBuffer()).toString('utf8');
   }
 
+  /**
+   * Keeps a copy of a poisoned event's claim-check body beside its message: the lifecycle rule
+   * deletes claim-check blobs 30 days after their upload, and a poisoned event is kept until it is
+   * replayed or resolved, however long that takes. A body already gone (why it failed) is not kept.
+   */
+  async keepBody(eventId: string, blobName: string): Promise<void> {
+    let body: Buffer;
+    try {
+      body = await this.messages.getBlobClient(blobName).downloadToBuffer();
+    } catch (error) {
+      if (storageStatus(error) === 404) return;
+      throw error;
+    }
+    await this.messages.getBlockBlobClient(bodyBlobName(eventId)).uploadData(body, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+  }
+
+  /** Puts a poisoned event's claim-check body back where its message expects it, if the lifecycle rule removed it. */
+  async restoreBody(eventId: string, blobName: string): Promise<void> {
+    const original = this.messages.getBlockBlobClient(blobName);
+    if (await original.exists()) return;
+    let body: Buffer;
+    try {
+      body = await this.messages.getBlobClient(bodyBlobName(eventId)).downloadToBuffer();
+    } catch (error) {
+      // No copy (recorded before copies were kept): the replay fails on the missing body, and says so.
+      if (storageStatus(error) === 404) return;
+      throw error;
+    }
+    await original.uploadData(body, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+  }
+
   async markReplayed(failure: FailureRecord, at: Date): Promise<void> {
     await this.upsert({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure, state: 'replayed', replayedAt: at.toISOString() });
     await this.messages.getBlobClient(messageBlobName(failure.eventId)).deleteIfExists();
+    // Back on the queue with its claim-check blob in place; poisoned again, it is copied again.
+    await this.messages.getBlobClient(bodyBlobName(failure.eventId)).deleteIfExists();
   }
+
+  /**
+   * An event that needs no replay (its effect was made by hand, or it was never wanted): no longer
+   * listed nor replayable, and its record and kept message go with the retention period after.
+   */
+  async markResolved(failure: FailureRecord, at: Date): Promise<void> {
+    await this.upsert({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure, state: 'resolved', resolvedAt: at.toISOString() });
+  }
+
+  /**
+   * Removes the records replayed or resolved before `settledBefore`, with their kept messages (the
+   * message first: a record is never left pointing at nothing). Poisoned ones stay, whatever their
+   * age. Idempotent: a record or blob already gone counts as removed by someone else.
+   */
+  async removeSettled(settledBefore: Date, deadline: number, now: () => number = Date.now): Promise<{ removed: number; complete: boolean }> {
+    let removed = 0;
+    const cutoff = settledBefore.toISOString();
+    try {
+      for await (const row of this.table.listEntities<FailureRow>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state ne 'poisoned'` } })) {
+        if (now() >= deadline) return { removed, complete: false };
+        const settledAt = row.state === 'replayed' ? row.replayedAt : row.resolvedAt;
+        if (!settledAt || settledAt >= cutoff) continue;
+        await this.messages.getBlobClient(messageBlobName(row.eventId)).deleteIfExists();
+        await this.messages.getBlobClient(bodyBlobName(row.eventId)).deleteIfExists();
+        try {
+          await this.table.deleteEntity(PARTITION, row.rowKey, { etag: row.etag });
+          removed++;
+        } catch (error) {
+          // Gone (another run) or written again since (poisoned again after its replay): not ours to remove.
+          if (storageStatus(error) !== 404 && storageStatus(error) !== 412) throw error;
+        }
+      }
+    } catch (error) {
+      if (!isMissingResource('table', error) && !isMissingResource('container', error)) throw error;
+    }
+    return { removed, complete: true };
+  }
+
+  /** How many events are poisoned now (neither replayed nor resolved). */
+  async countPoisoned(): Promise<number> {
+    let count = 0;
+    try {
+      for await (const _row of this.table.listEntities({ queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state eq 'poisoned'`, select: ['RowKey'] } })) count++;
+    } catch (error) {
+      if (!isMissingResource('table', error)) throw error;
+    }
+    return count;
+  }
+}
+
+/** Where a poisoned event's claim-check body is kept, beside its message, out of the lifecycle rule's reach. */
+export function bodyBlobName(eventId: string): string {
+  return `poisoned/${eventId}.body`;
 }
 
 /** Where the failed message is kept, in the payloads container. */
@@ -105,5 +193,6 @@ function toRecord(row: FailureRow): FailureRecord {
     error: row.error,
     state: row.state,
     ...(row.replayedAt ? { replayedAt: row.replayedAt } : {}),
+    ...(row.resolvedAt ? { resolvedAt: row.resolvedAt } : {}),
   };
 }

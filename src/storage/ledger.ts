@@ -251,6 +251,6 @@ export interface RecordAddress {
   id: string;
 }
 
-function watermarkPartition(record: RecordAddress): string {
+export function watermarkPartition(record: RecordAddress): string {
   return `record|${record.table}|${record.id.toLowerCase()}`;
 }

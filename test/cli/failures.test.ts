@@ -137,3 +137,42 @@ describe('dataverse-webhooks failures and replay', () => {
     expect(empty.err()).toBe('No poisoned events.\n');
   });
 });
+
+describe('dataverse-webhooks failures resolve', () => {
+  let azurite: AzuriteInstance;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+  });
+  afterAll(() => azurite.stop());
+
+  it('takes the named events off the list for good, refuses unknown and settled ones with exit 1, and --all still shows them', async () => {
+    const storage = createStorageClients(azurite.connectionString);
+    const env = { AzureWebJobsStorage: azurite.connectionString };
+    const failing = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
+      throw new Error('down');
+    });
+    const [resolved, kept] = [await ingest(storage, fixture('08-').body), await ingest(storage, fixture('01-').body)];
+    await processor(storage, failing).drain();
+
+    const io = captureIO({ env });
+    expect(await main(['failures', 'resolve', resolved, 'not-an-event'], io)).toBe(1);
+    expect(io.out()).toBe(`${resolved}  resolved\n`);
+    expect(io.err()).toBe('not-an-event  not resolved: no such poisoned event\n');
+    const again = captureIO({ env });
+    expect(await main(['failures', 'resolve', resolved], again)).toBe(1);
+    expect(again.err()).toBe(`${resolved}  not resolved: already resolved\n`);
+
+    const listed = captureIO({ env });
+    expect(await main(['failures'], listed)).toBe(0);
+    expect(listed.out().trim().split('\n').map((line) => line.split('  ')[0])).toEqual([kept]);
+    const all = captureIO({ env });
+    expect(await main(['failures', '--all'], all)).toBe(0);
+    expect(all.out()).toMatch(new RegExp(`^${resolved}  .*  resolved  `, 'm'));
+    const replay = captureIO({ env });
+    expect(await main(['replay', resolved], replay)).toBe(1);
+    expect(replay.err()).toContain(`${resolved}  not replayed: already resolved`);
+
+    const usage = captureIO({ env });
+    expect(await main(['failures', 'resolve'], usage)).toBe(2);
+  });
+});

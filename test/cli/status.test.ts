@@ -86,6 +86,8 @@ describe('dataverse-webhooks status', () => {
         '',
         'Drift not checked: no registration/webhook.json here (run status in the app\'s folder, or pass --file).',
         '',
+        'Backlog not read: No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)',
+        '',
       ].join('\n'),
     );
     expect(result.out).not.toContain('never-shown');

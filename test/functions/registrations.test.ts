@@ -62,7 +62,24 @@ describe('function registrations', () => {
   afterAll(() => worker.uninstall());
 
   it('package.json main loads every function file, and nothing else registers one', () => {
-    expect(functions.map((fn) => fn.name).sort()).toEqual(['dataverseWebhook', 'dataverseWebhookOtherMethods', 'processDataverseEvent', 'recordPoisonedEvent']);
+    expect(functions.map((fn) => fn.name).sort()).toEqual([
+      'applyRetention',
+      'dataverseWebhook',
+      'dataverseWebhookOtherMethods',
+      'monitorBacklog',
+      'processDataverseEvent',
+      'recordPoisonedEvent',
+    ]);
+  });
+
+  it('retention runs hourly and the backlog every minute, on timers the host schedules (NCRONTAB with seconds) and keeps a status for', async () => {
+    expect(host.trigger('applyRetention')).toMatchObject({ type: 'timerTrigger', schedule: '0 17 * * * *', runOnStartup: false, useMonitor: true });
+    expect(host.trigger('monitorBacklog')).toMatchObject({ type: 'timerTrigger', schedule: '0 * * * * *', runOnStartup: false, useMonitor: true });
+    // The schedules the local host runs are the ones registered (devhost/timerSchedule.ts reads them as the host does).
+    const { parseSchedule } = await import('../../devhost/timerSchedule');
+    const at = new Date(2026, 11, 4, 18, 16, 59, 500);
+    expect(parseSchedule('0 17 * * * *').next(at)).toEqual(new Date(2026, 11, 4, 18, 17, 0));
+    expect(parseSchedule('0 * * * * *').next(at)).toEqual(new Date(2026, 11, 4, 18, 17, 0));
   });
 
   it('the webhook is POST-only behind a function key, on the documented route', () => {

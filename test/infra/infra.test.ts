@@ -28,8 +28,15 @@ describe('the infrastructure templates', () => {
     expect(storage).toMatch(/for table in \[ledgerTable, failuresTable\]/);
   });
 
-  it('delete claim-check bodies (and poisoned copies) after 30 days, as long as rejected bodies', () => {
-    expect(storage).toMatch(/prefixMatch: \['\$\{payloadContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 30 \} \} \}/);
+  it('delete claim-check bodies after 30 days, as long as rejected bodies, and never the poisoned/ copies', () => {
+    // Claim-check blobs are <eventId>.json, the eventId a lowercase UUID: the sixteen hex prefixes
+    // match every one of them and nothing under poisoned/ (test/pipeline/retention.test.ts checks a real name).
+    const prefixes = [...storage.matchAll(/for digit in \[([^\]]+)\]: '\$\{payloadContainer\}\/\$\{digit\}'/g)].flatMap((match) => match[1]!.split(',').map((digit) => digit.trim().replaceAll("'", '')));
+    expect(prefixes.sort()).toEqual([...'0123456789abcdef']);
+    for (const list of ['claimCheckPrefixesLow', 'claimCheckPrefixesHigh']) {
+      expect(storage).toMatch(new RegExp(`prefixMatch: ${list} \\}\\s+actions: \\{ baseBlob: \\{ delete: \\{ daysAfterModificationGreaterThan: 30 \\} \\} \\}`));
+    }
+    expect(storage).not.toMatch(/prefixMatch: \['\$\{payloadContainer\}\/'\]/);
     expect(storage).toMatch(/prefixMatch: \['\$\{rejectedContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 30 \} \} \}/);
   });
 

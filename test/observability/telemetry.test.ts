@@ -97,6 +97,8 @@ const CALLS: Call[] = [
   { kind: 'event', name: 'rejected', properties: { eventId: eventIds.rejected, reason: 'invalid-json', status: 400 } },
   { kind: 'metric', name: 'ackLatencyMs', value: 12.5, properties: { table: 'account', message: 'Update' } },
   { kind: 'metric', name: 'queueWaitMs', value: 250, properties: { table: 'account', message: 'Update' } },
+  // What the monitorBacklog timer sends, and the queue-age alert reads (infra/monitoring/alerts/queue-age.kql).
+  { kind: 'metric', name: 'queueAgeSeconds', value: 930, properties: { queue: 'dataverse-events' } },
 ];
 
 describe('telemetry in this process', () => {
@@ -124,9 +126,15 @@ describe('telemetry in this process', () => {
   it('names every item dataverse.<name>', () => {
     expect(TELEMETRY_EVENT_NAMES.map(telemetryItemName)).toEqual([
       'dataverse.received', 'dataverse.accepted', 'dataverse.rejected', 'dataverse.truncated', 'dataverse.processed',
-      'dataverse.duplicate', 'dataverse.stale', 'dataverse.poisoned', 'dataverse.replayed', 'dataverse.decided',
+      'dataverse.duplicate', 'dataverse.stale', 'dataverse.poisoned', 'dataverse.replayed', 'dataverse.decided', 'dataverse.retention',
     ]);
-    expect(TELEMETRY_METRIC_NAMES.map(telemetryItemName)).toEqual(['dataverse.ackLatencyMs', 'dataverse.queueWaitMs']);
+    expect(TELEMETRY_METRIC_NAMES.map(telemetryItemName)).toEqual([
+      'dataverse.ackLatencyMs',
+      'dataverse.queueWaitMs',
+      'dataverse.queueAgeSeconds',
+      'dataverse.queueLength',
+      'dataverse.failuresPending',
+    ]);
   });
 });
 
@@ -231,6 +239,7 @@ describe('telemetry in a process of its own', () => {
         .flatMap((item) => (item.data.baseData['metrics'] as Array<{ name: string; value: number; count?: number }>).map((metric) => ({ ...metric, properties: item.data.baseData['properties'] })));
       expect(metrics.find((metric) => metric.name === 'dataverse.ackLatencyMs')).toMatchObject({ value: 12.5, properties: { table: 'account', message: 'Update' } });
       expect(metrics.find((metric) => metric.name === 'dataverse.queueWaitMs')).toMatchObject({ value: 250, properties: { table: 'account', message: 'Update' } });
+      expect(metrics.find((metric) => metric.name === 'dataverse.queueAgeSeconds')).toMatchObject({ value: 930, properties: { queue: 'dataverse-events' } });
     });
   });
 });
