@@ -8,7 +8,7 @@ import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { telemetryIdentifiers, type EventSummary } from './envelope';
 import { isDecision, type Decision, type HandlerRegistry, type RegisteredDecider } from './handlerRegistry';
-import { handlerContext } from './process';
+import { handlerContext } from './handlerContext';
 
 /**
  * Inline handlers (`decide(…)`): they run inside the webhook's HTTP request, one after the other in
