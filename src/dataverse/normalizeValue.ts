@@ -299,8 +299,8 @@ export class ValueNormalizer {
   private fields(raw: Record<string, unknown>, $type?: string): { [field: string]: DataverseValue } {
     const out: { [field: string]: DataverseValue } = Object.create(null);
     if ($type !== undefined) out['$type'] = $type;
-    for (const key of Object.keys(raw)) {
-      if (key === '__type') continue;
+    for (const key in raw) {
+      if (key === '__type' || !Object.hasOwn(raw, key)) continue;
       this.path.push(key);
       out[key] = this.value(raw[key]);
       this.path.pop();

@@ -116,6 +116,7 @@ async function answered(
   telemetry.event('received', received);
   const result = await decision(eventId);
   const ackLatencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+  if (telemetry === NO_TELEMETRY) return result;
   const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : received;
   const status = result.response.status;
   // The whole time Dataverse waited, the inline handlers' included; their share beside it.
@@ -174,9 +175,8 @@ async function receiveWebhook(request: IncomingWebhook, eventId: string, deps: A
 
 /** The HttpHeader and HttpQueryString credentials: 401 unless each matches one of its values. */
 function checkCredentials({ request, settings, eventId, log, answer }: Reception): AcceptResult | null {
-  const url = new URL(request.url);
   const missing = firstMismatch(settings.requiredHeaders, (name) => request.headers.get(name)) ??
-    firstMismatch(settings.requiredQuery, (name) => url.searchParams.get(name));
+    (settings.requiredQuery.length > 0 ? firstMismatch(settings.requiredQuery, queryReader(request.url)) : null);
   if (!missing) return null;
   log.warn('Webhook refused: credentials did not match', { eventId, credential: missing });
   return answer('unauthorized', 401, { error: 'unauthorized', message: 'The request does not carry the expected credentials' });
@@ -421,6 +421,11 @@ async function enqueue(
     throw error;
   }
   return { claimCheck: true };
+}
+
+function queryReader(url: string): (name: string) => string | null {
+  const query = new URL(url).searchParams;
+  return (name) => query.get(name);
 }
 
 /** Returns the name of the first expected credential that is missing or wrong, or null. */
