@@ -360,7 +360,7 @@ function unavailable({ answer }: Reception): AcceptResult {
  * Bodies above this go to Blob storage without trying the queue: base64 makes 4 bytes of every 3,
  * and JSON escaping inside the envelope adds more, so they could never fit in 64 KiB.
  */
-const MAX_INLINE_BODY_BYTES = 40 * 1024;
+export const MAX_INLINE_BODY_BYTES = 40 * 1024;
 
 interface ClaimCheckUpload {
   reference: Promise<BlobReference>;
