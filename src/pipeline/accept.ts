@@ -305,8 +305,8 @@ function decisionAnswer({ answer }: Reception, decided: Exclude<DecisionsResult,
         reason: 'decision-rejected',
       };
     case 'error':
-      // It already ran twice (decide.ts): a retry by Dataverse would run it twice more.
-      return answer('decision-failed', 500, { error: 'decision-failed', handler: decided.handler, message: 'An inline handler failed twice' });
+      // A throw was already retried once, at once (decide.ts): a retry by Dataverse would run it twice more.
+      return answer('decision-failed', 500, { error: 'decision-failed', handler: decided.handler, message: 'An inline handler failed' });
     case 'timeout':
       return answer('decision-timeout', 500, { error: 'decision-timeout', handler: decided.handler, message: `An inline handler did not decide within ${decided.limitMs} ms` });
   }
