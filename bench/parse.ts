@@ -34,7 +34,8 @@ export function compare(baseline: () => unknown, candidate: () => unknown, batch
     cand.push(nanosPerCall(candidate, batch));
     ratios.push(cand[round]! / base[round]!);
   }
-  return { baselineNanos: median(base), candidateNanos: median(cand), ratio: median(ratios) };
+  const extra = base.map((nanos, round) => cand[round]! - nanos);
+  return { baselineNanos: median(base), candidateNanos: median(cand), ratio: median(ratios), extraNanos: median(extra) };
 }
 
 export interface ParseFigure {
@@ -43,6 +44,29 @@ export interface ParseFigure {
   jsonParseMicros: number;
   parseMicros: number;
   ratio: number;
+  /**
+   * The least a normalizing parser can cost against JSON.parse: JSON.parse, then one copy of the
+   * tree it gave (every object and array rebuilt, key/value arrays as null-prototype records, as
+   * the event holds them), with no validation and no typing at all.
+   */
+  copyFloorRatio: number;
+}
+
+/** A plain copy of a parsed JSON tree, key/value arrays made records: see `copyFloorRatio`. */
+function copyTree(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const first: unknown = value[0];
+    if (typeof first === 'object' && first !== null && typeof (first as { key?: unknown }).key === 'string') {
+      const record: Record<string, unknown> = Object.create(null);
+      for (const pair of value as Array<{ key: string; value: unknown }>) record[pair.key] = copyTree(pair.value);
+      return record;
+    }
+    return value.map(copyTree);
+  }
+  const copy: Record<string, unknown> = {};
+  for (const key in value) copy[key] = copyTree((value as Record<string, unknown>)[key]);
+  return copy;
 }
 
 export function benchParse(): ParseFigure[] {
@@ -59,12 +83,19 @@ export function benchParse(): ParseFigure[] {
       () => parseDataverseWebhook({ body, headers: {} }),
       batch,
     );
+    const floor = compare(
+      () => JSON.parse(body.toString('utf8')),
+      () => copyTree(JSON.parse(body.toString('utf8'))),
+      batch,
+      11,
+    );
     return {
       payload,
       bytes: body.length,
       jsonParseMicros: timing.baselineNanos / 1000,
       parseMicros: timing.candidateNanos / 1000,
       ratio: timing.ratio,
+      copyFloorRatio: floor.ratio,
     };
   });
 }

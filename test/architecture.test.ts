@@ -62,6 +62,12 @@ describe('the layers', () => {
     expect(violations('pipeline', (target) => !/^src\/(functions|handlers|cli)\//.test(target) && target !== '@azure/functions')).toEqual([]);
   });
 
+  it('the HTTP path (accept, decide) does not depend on the queue path (process): what both need is shared', () => {
+    const httpPath = ['src/pipeline/accept.ts', 'src/pipeline/decide.ts'];
+    expect(imports.filter((edge) => httpPath.includes(edge.file) && edge.target === 'src/pipeline/process').map((edge) => edge.file)).toEqual([]);
+    expect(imports.some((edge) => edge.file === 'src/pipeline/decide.ts' && edge.target === 'src/pipeline/handlerContext')).toBe(true);
+  });
+
   it('every queue message the app writes goes through storage/queueMessages.ts (encoding, no expiry, a queue that exists)', () => {
     const writers = src.filter((file) => /\.sendMessage\(/.test(readFileSync(path.join(root, file), 'utf8')));
     expect(writers).toEqual(['src/storage/queueMessages.ts']);

@@ -10,7 +10,7 @@ import {
   type ExecutionContext,
 } from './model';
 import { ValueNormalizer } from './normalizeValue';
-import { EXECUTION_CONTEXT_PROPERTIES, rawExecutionContext } from './rawSchemas';
+import { EXECUTION_CONTEXT_PROPERTIES, isWellFormedExecutionContext, rawExecutionContext, type RawExecutionContext } from './rawSchemas';
 
 /**
  * Dataverse stops plug-in chains at Depth 8 and real ParentContext chains are shorter still;
@@ -25,17 +25,7 @@ export function normalizeExecutionContext(raw: unknown, path: Array<string | num
       { path: formatPath(path.slice(0, 3)) + '…', message: `ParentContext nests deeper than ${MAX_CONTEXT_DEPTH} levels` },
     ]);
   }
-  const parsed = rawExecutionContext.safeParse(raw);
-  if (!parsed.success) {
-    throw new IssueFound(
-      'invalid-context',
-      parsed.error.issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => ({
-        path: formatPath([...path, ...issue.path]),
-        message: issue.message,
-      })),
-    );
-  }
-  const context = parsed.data;
+  const context = isWellFormedExecutionContext(raw) ? raw : checkedContext(raw, path);
   const values = new ValueNormalizer(path);
 
   let operationCreatedOn: Date | null = null;
@@ -87,10 +77,23 @@ export function normalizeExecutionContext(raw: unknown, path: Array<string | num
   };
 }
 
+/** The schema's verdict, with the failing paths, for a context the fast check did not take. */
+function checkedContext(raw: unknown, path: Array<string | number>): RawExecutionContext {
+  const parsed = rawExecutionContext.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new IssueFound(
+    'invalid-context',
+    parsed.error.issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => ({
+      path: formatPath([...path, ...issue.path]),
+      message: issue.message,
+    })),
+  );
+}
+
 function additionalProperties(raw: Record<string, unknown>, values: ValueNormalizer): DataverseRecord<DataverseValue> {
   const extra: DataverseRecord<DataverseValue> = Object.create(null);
-  for (const key of Object.keys(raw)) {
-    if (!EXECUTION_CONTEXT_PROPERTIES.has(key)) extra[key] = values.at(key, () => values.value(raw[key]));
+  for (const key in raw) {
+    if (!EXECUTION_CONTEXT_PROPERTIES.has(key) && Object.hasOwn(raw, key)) extra[key] = values.at(key, () => values.value(raw[key]));
   }
   return extra;
 }

@@ -26,6 +26,8 @@ import {
   rawRelationship,
   isGuid,
   isKeyValueArray,
+  isWellFormedEntity,
+  isWellFormedEntityCollection,
   type RawKeyValueArray,
 } from './rawSchemas';
 
@@ -42,17 +44,21 @@ export class ValueNormalizer {
   private readonly path: Array<string | number> = [];
   private depth = 0;
 
+  /*
+   * The hot methods push and pop path segments and depth inline, without `try`/`finally` or a
+   * closure: an issue ends the whole walk (IssueFound goes up to parseDataverseWebhook and nothing
+   * resumes it), so a path or depth left unrestored by a throw is never read again.
+   */
+
   constructor(basePath: ReadonlyArray<string | number> = []) {
     this.path.push(...basePath);
   }
 
   at<T>(segment: string | number, work: () => T): T {
     this.path.push(segment);
-    try {
-      return work();
-    } finally {
-      this.path.pop();
-    }
+    const result = work();
+    this.path.pop();
+    return result;
   }
 
   value(raw: unknown): DataverseValue {
@@ -66,7 +72,10 @@ export class ValueNormalizer {
         return null;
       case 'object':
         if (raw === null) return null;
-        return this.nested(() => (Array.isArray(raw) ? this.array(raw) : this.object(raw as Record<string, unknown>)));
+        this.enter();
+        const nested = Array.isArray(raw) ? this.array(raw) : this.object(raw as Record<string, unknown>);
+        this.depth--;
+        return nested;
       default:
         return this.fail(`unexpected ${typeof raw}`);
     }
@@ -86,6 +95,15 @@ export class ValueNormalizer {
     return out;
   }
 
+  /** `keyValues` of the property `segment`. */
+  private keyValuesAt(segment: string, raw: RawKeyValueArray | null | undefined): DataverseRecord<DataverseValue> {
+    if (!raw || raw.length === 0) return Object.create(null);
+    this.path.push(segment);
+    const out = this.keyValues(raw);
+    this.path.pop();
+    return out;
+  }
+
   /** Pre/PostEntityImages: every value is an Entity, with or without a `__type`. */
   entityImages(raw: RawKeyValueArray | null | undefined): DataverseRecord<Entity> {
     const out: DataverseRecord<Entity> = Object.create(null);
@@ -93,7 +111,9 @@ export class ValueNormalizer {
     for (let i = 0; i < raw.length; i++) {
       const pair = raw[i]!;
       this.path.push(i, 'value');
-      out[pair.key] = this.nested(() => this.entity(pair.value));
+      this.enter();
+      out[pair.key] = this.entity(pair.value);
+      this.depth--;
       this.path.pop();
       this.path.pop();
     }
@@ -111,15 +131,17 @@ export class ValueNormalizer {
   }
 
   private nested<T>(work: () => T): T {
+    this.enter();
+    const result = work();
+    this.depth--;
+    return result;
+  }
+
+  private enter(): void {
     if (++this.depth > MAX_VALUE_DEPTH) {
       throw new IssueFound('too-deep', [
         { path: formatPath(this.path.slice(0, 12)) + '…', message: `values nest deeper than ${MAX_VALUE_DEPTH} levels` },
       ]);
-    }
-    try {
-      return work();
-    } finally {
-      this.depth--;
     }
   }
 
@@ -192,7 +214,7 @@ export class ValueNormalizer {
   }
 
   private entity(raw: unknown): Entity {
-    const entity = this.check(rawEntity, raw);
+    const entity = isWellFormedEntity(raw) ? raw : this.check(rawEntity, raw);
     const formattedValues: DataverseRecord<string> = Object.create(null);
     for (const pair of entity.FormattedValues ?? []) {
       // Labels are text; anything else (never seen in real payloads) is not a label and is left out.
@@ -202,10 +224,10 @@ export class ValueNormalizer {
       $type: 'Entity',
       logicalName: entity.LogicalName,
       id: entity.Id ?? EMPTY_GUID,
-      attributes: this.at('Attributes', () => this.keyValues(entity.Attributes)),
+      attributes: this.keyValuesAt('Attributes', entity.Attributes),
       formattedValues,
-      keyAttributes: this.at('KeyAttributes', () => this.keyValues(entity.KeyAttributes)),
-      relatedEntities: this.at('RelatedEntities', () => this.relatedEntities(entity.RelatedEntities)),
+      keyAttributes: this.keyValuesAt('KeyAttributes', entity.KeyAttributes),
+      relatedEntities: entity.RelatedEntities && entity.RelatedEntities.length > 0 ? this.at('RelatedEntities', () => this.relatedEntities(entity.RelatedEntities)) : [],
       rowVersion: entity.RowVersion === null || entity.RowVersion === undefined ? null : String(entity.RowVersion),
       entityState: entity.EntityState ?? null,
     };
@@ -218,16 +240,23 @@ export class ValueNormalizer {
       logicalName: reference.LogicalName,
       id: reference.Id,
       name: reference.Name ?? null,
-      keyAttributes: this.at('KeyAttributes', () => this.keyValues(reference.KeyAttributes)),
+      keyAttributes: this.keyValuesAt('KeyAttributes', reference.KeyAttributes),
       rowVersion: reference.RowVersion === null || reference.RowVersion === undefined ? null : String(reference.RowVersion),
     };
   }
 
   private entityCollection(raw: unknown): EntityCollection {
-    const collection = this.check(rawEntityCollection, raw);
-    const entities = this.at('Entities', () =>
-      collection.Entities.map((item, i) => this.at(i, () => this.nested(() => this.entity(item)))),
-    );
+    const collection = isWellFormedEntityCollection(raw) ? raw : this.check(rawEntityCollection, raw);
+    const entities: Entity[] = new Array(collection.Entities.length);
+    this.path.push('Entities');
+    for (let i = 0; i < entities.length; i++) {
+      this.path.push(i);
+      this.enter();
+      entities[i] = this.entity(collection.Entities[i]);
+      this.depth--;
+      this.path.pop();
+    }
+    this.path.pop();
     return {
       $type: 'EntityCollection',
       entityName: collection.EntityName ?? null,
@@ -270,8 +299,8 @@ export class ValueNormalizer {
   private fields(raw: Record<string, unknown>, $type?: string): { [field: string]: DataverseValue } {
     const out: { [field: string]: DataverseValue } = Object.create(null);
     if ($type !== undefined) out['$type'] = $type;
-    for (const key of Object.keys(raw)) {
-      if (key === '__type') continue;
+    for (const key in raw) {
+      if (key === '__type' || !Object.hasOwn(raw, key)) continue;
       this.path.push(key);
       out[key] = this.value(raw[key]);
       this.path.pop();

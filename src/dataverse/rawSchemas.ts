@@ -6,16 +6,17 @@ import { z } from 'zod';
  * `normalizeValue`, which tracks depth and paths. That keeps hostile nesting off the stack.
  */
 
-/** `6d81597f-0f9f-e711-8122-000d3aa2331c`, any case. A character loop: a dozen run per context. */
+/** 1 for the code units of hexadecimal digits, any case. */
+const HEX_DIGIT = new Uint8Array(128);
+for (const digit of '0123456789abcdefABCDEF') HEX_DIGIT[digit.charCodeAt(0)] = 1;
+
+/** `6d81597f-0f9f-e711-8122-000d3aa2331c`, any case. A table lookup per character: a dozen run per context. */
 export function isGuid(text: unknown): text is string {
   if (typeof text !== 'string' || text.length !== 36) return false;
+  if (text.charCodeAt(8) !== 45 || text.charCodeAt(13) !== 45 || text.charCodeAt(18) !== 45 || text.charCodeAt(23) !== 45) return false; // '-'
   for (let i = 0; i < 36; i++) {
     const code = text.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (code !== 45 /* - */) return false;
-    } else if (!((code >= 48 && code <= 57) || ((code | 32) >= 97 && (code | 32) <= 102))) {
-      return false;
-    }
+    if (code > 127 || (HEX_DIGIT[code] === 0 && i !== 8 && i !== 13 && i !== 18 && i !== 23)) return false;
   }
   return true;
 }
@@ -135,3 +136,93 @@ export const rawExecutionContext = z.object({
 });
 export type RawExecutionContext = z.infer<typeof rawExecutionContext>;
 export const EXECUTION_CONTEXT_PROPERTIES: ReadonlySet<string> = new Set(Object.keys(rawExecutionContext.shape));
+
+/*
+ * Fast paths. zod's object parsing costs more than the rest of normalizing a small context, and is
+ * paid again for every entity of a CreateMultiple. Each check below is true only for a value its
+ * schema above accepts unchanged (so the value itself can be used as the schema's output); for
+ * anything else the caller runs the schema, which reports the failing paths. A check may refuse
+ * what the schema would accept (RelatedEntities, say): that only costs the schema's time.
+ * test/dataverse/rawSchemas.test.ts holds each check to its schema.
+ */
+
+const isNullish = (value: unknown): value is null | undefined => value === null || value === undefined;
+/** `z.number().int()` accepts safe integers only. */
+const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
+const nullishString = (value: unknown) => isNullish(value) || typeof value === 'string';
+const nullishGuid = (value: unknown) => isNullish(value) || isGuid(value);
+const nullishInt = (value: unknown) => isNullish(value) || isInt(value);
+const nullishBoolean = (value: unknown) => isNullish(value) || typeof value === 'boolean';
+const nullishKeyValues = (value: unknown) => isNullish(value) || isKeyValueArray(value);
+const nullishRowVersion = (value: unknown) => isNullish(value) || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** What `rawExecutionContext` accepts unchanged (see above). */
+export function isWellFormedExecutionContext(raw: unknown): raw is RawExecutionContext {
+  if (!isObject(raw)) return false;
+  const context = raw;
+  return (
+    typeof context['MessageName'] === 'string' &&
+    context['MessageName'].length > 0 &&
+    typeof context['PrimaryEntityName'] === 'string' &&
+    isGuid(context['PrimaryEntityId']) &&
+    nullishString(context['SecondaryEntityName']) &&
+    isInt(context['Stage']) &&
+    isInt(context['Mode']) &&
+    isInt(context['Depth']) &&
+    nullishInt(context['IsolationMode']) &&
+    isGuid(context['CorrelationId']) &&
+    nullishGuid(context['OperationId']) &&
+    nullishGuid(context['RequestId']) &&
+    isGuid(context['OrganizationId']) &&
+    nullishString(context['OrganizationName']) &&
+    nullishGuid(context['BusinessUnitId']) &&
+    isGuid(context['UserId']) &&
+    nullishGuid(context['InitiatingUserId']) &&
+    nullishString(context['InitiatingUserAgent']) &&
+    nullishGuid(context['InitiatingUserAzureActiveDirectoryObjectId']) &&
+    nullishGuid(context['UserAzureActiveDirectoryObjectId']) &&
+    nullishString(context['OperationCreatedOn']) &&
+    nullishBoolean(context['IsExecutingOffline']) &&
+    nullishBoolean(context['IsInTransaction']) &&
+    nullishBoolean(context['IsOfflinePlayback']) &&
+    nullishKeyValues(context['InputParameters']) &&
+    nullishKeyValues(context['OutputParameters']) &&
+    nullishKeyValues(context['SharedVariables']) &&
+    nullishKeyValues(context['PreEntityImages']) &&
+    nullishKeyValues(context['PostEntityImages'])
+  );
+}
+
+export type RawEntity = z.output<typeof rawEntity>;
+
+/** What `rawEntity` accepts unchanged; an entity with related entities goes to the schema. */
+export function isWellFormedEntity(raw: unknown): raw is RawEntity {
+  if (!isObject(raw)) return false;
+  return (
+    typeof raw['LogicalName'] === 'string' &&
+    nullishGuid(raw['Id']) &&
+    isKeyValueArray(raw['Attributes']) &&
+    nullishKeyValues(raw['FormattedValues']) &&
+    nullishKeyValues(raw['KeyAttributes']) &&
+    (isNullish(raw['RelatedEntities']) || (Array.isArray(raw['RelatedEntities']) && raw['RelatedEntities'].length === 0)) &&
+    nullishRowVersion(raw['RowVersion']) &&
+    nullishInt(raw['EntityState'])
+  );
+}
+
+export type RawEntityCollection = z.output<typeof rawEntityCollection>;
+
+/** What `rawEntityCollection` accepts unchanged. */
+export function isWellFormedEntityCollection(raw: unknown): raw is RawEntityCollection {
+  if (!isObject(raw)) return false;
+  return (
+    Array.isArray(raw['Entities']) &&
+    nullishString(raw['EntityName']) &&
+    nullishBoolean(raw['MoreRecords']) &&
+    nullishString(raw['PagingCookie']) &&
+    nullishInt(raw['TotalRecordCount']) &&
+    nullishBoolean(raw['TotalRecordCountLimitExceeded']) &&
+    nullishString(raw['MinActiveRowVersion'])
+  );
+}

@@ -12,7 +12,7 @@ import { encodeQueueMessage, fitsInQueueMessage, sendEncodedQueueMessage } from 
 import { keepRejected } from '../storage/rejectedStore';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
 import { runDecisions, type DecisionsResult } from './decide';
-import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope } from './envelope';
+import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope, type EventSummary } from './envelope';
 import type { HandlerRegistry } from './handlerRegistry';
 
 /**
@@ -29,10 +29,10 @@ import type { HandlerRegistry } from './handlerRegistry';
  *  - 401/403/405/413 for requests that are not ours to take.
  *
  * A synchronous event with inline handlers (`decide(…)`, see decide.ts) is decided first, and
- * their decisions make the answer: all allow, the event goes on as above; one rejects, 422 and
- * nothing is queued; one throws, 503 so that Dataverse sends it once more; one runs past its
- * time limit, 500, which Dataverse does not retry (a second try would wait as long again, beside a
- * handler that may still be running).
+ * their decisions make the answer: all allow, the event goes on as above, in the same one write;
+ * one rejects, 422 and nothing is queued or waited for; one throws twice (it is run once more at
+ * once), 500, which Dataverse does not retry; one runs past its time limit, 500 as well (a second
+ * try would wait as long again, beside a handler that may still be running).
  */
 
 export interface IncomingWebhook {
@@ -75,8 +75,7 @@ export type AcceptOutcome =
   | 'settings-invalid'
   | 'decision-rejected'
   | 'decision-failed'
-  | 'decision-timeout'
-  | 'decision-busy';
+  | 'decision-timeout';
 
 export interface AcceptResult {
   response: WebhookResponse;
@@ -85,7 +84,7 @@ export interface AcceptResult {
   reason?: string;
   eventId: string;
   event?: DataverseEvent;
-  /** How long the inline handlers took, claims included, when any ran. */
+  /** How long the inline handlers took, when any ran. */
   decisionMs?: number;
 }
 
@@ -93,7 +92,7 @@ export interface AcceptResult {
 const KEPT_HEADER = /^(x-ms-dynamics-|x-ms-correlation-request-id$|x-request-id$)/;
 
 export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDependencies): Promise<AcceptResult> {
-  return answered(request, deps, (eventId) => decide(request, eventId, deps));
+  return answered(request, deps, (eventId) => receiveWebhook(request, eventId, deps));
 }
 
 /**
@@ -117,6 +116,7 @@ async function answered(
   telemetry.event('received', received);
   const result = await decision(eventId);
   const ackLatencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+  if (telemetry === NO_TELEMETRY) return result;
   const ids = result.event ? telemetryIdentifiers(eventId, summarize(result.event)) : received;
   const status = result.response.status;
   // The whole time Dataverse waited, the inline handlers' included; their share beside it.
@@ -146,33 +146,55 @@ function methodNotAllowed(method: string, eventId: string): AcceptResult {
   return result;
 }
 
-async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDependencies): Promise<AcceptResult> {
-  const now = deps.now ?? (() => new Date());
-  const { log } = deps;
-  const answer = answerWith(eventId);
+/** What every phase of one request shares. */
+interface Reception {
+  request: IncomingWebhook;
+  eventId: string;
+  deps: AcceptDependencies;
+  settings: IngestSettings;
+  log: EventLog;
+  answer: ReturnType<typeof answerWith>;
+}
 
+/** One POST, phase by phase: the request's own checks, its body, then the event it carries. */
+async function receiveWebhook(request: IncomingWebhook, eventId: string, deps: AcceptDependencies): Promise<AcceptResult> {
   if (request.method.toUpperCase() !== 'POST') return methodNotAllowed(request.method, eventId);
+  const answer = answerWith(eventId);
   if (deps.settings instanceof SettingsError) {
     // Reported in full once, when the app started; Dataverse is asked to try again, not told to give up.
-    log.error('Webhook not taken: the app settings are invalid (see the start-up log); answering 503', { eventId });
+    deps.log.error('Webhook not taken: the app settings are invalid (see the start-up log); answering 503', { eventId });
     return answer('settings-invalid', 503, { error: 'settings-invalid', message: 'The receiver is misconfigured; try again later' }, { 'Retry-After': '1' });
   }
-  const settings = deps.settings;
+  const reception: Reception = { request, eventId, deps, settings: deps.settings, log: deps.log, answer };
+  const refused = checkCredentials(reception);
+  if (refused) return refused;
+  const body = await readBody(reception);
+  if (!Buffer.isBuffer(body)) return body;
+  return takeEvent(reception, body);
+}
 
-  const url = new URL(request.url);
+/** The HttpHeader and HttpQueryString credentials: 401 unless each matches one of its values. */
+function checkCredentials({ request, settings, eventId, log, answer }: Reception): AcceptResult | null {
   const missing = firstMismatch(settings.requiredHeaders, (name) => request.headers.get(name)) ??
-    firstMismatch(settings.requiredQuery, (name) => url.searchParams.get(name));
-  if (missing) {
-    log.warn('Webhook refused: credentials did not match', { eventId, credential: missing });
-    return answer('unauthorized', 401, { error: 'unauthorized', message: 'The request does not carry the expected credentials' });
-  }
+    (settings.requiredQuery.length > 0 ? firstMismatch(settings.requiredQuery, queryReader(request.url)) : null);
+  if (!missing) return null;
+  log.warn('Webhook refused: credentials did not match', { eventId, credential: missing });
+  return answer('unauthorized', 401, { error: 'unauthorized', message: 'The request does not carry the expected credentials' });
+}
 
+/** The body's bytes, or 413 when it is larger than WEBHOOK_MAX_BODY_BYTES (by Content-Length, then by what was read). */
+async function readBody(reception: Reception): Promise<Buffer | AcceptResult> {
+  const { request, settings } = reception;
   const declaredLength = Number(request.headers.get('content-length') ?? '0');
-  if (declaredLength > settings.maxBodyBytes) return tooLarge();
+  if (declaredLength > settings.maxBodyBytes) return tooLarge(reception);
   const body = await request.body();
-  if (body.length > settings.maxBodyBytes) return tooLarge();
+  return body.length > settings.maxBodyBytes ? tooLarge(reception) : body;
+}
 
-  const receivedAt = now();
+/** Parse, check the organization, let the inline handlers decide, store and answer. */
+async function takeEvent(reception: Reception, body: Buffer): Promise<AcceptResult> {
+  const { request, eventId, deps, settings, log, answer } = reception;
+  const receivedAt = (deps.now ?? (() => new Date()))();
   const headers = keptHeaders(request.headers, settings);
   let deadline = new Deadline(settings.storageDeadlineMs);
   // An early claim-check upload may have inline handlers to wait for before its message is sent.
@@ -187,7 +209,7 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
     const parsed = parseDataverseWebhook({ body, headers: request.headers });
     if (!parsed.ok) {
       claimCheck?.abandon();
-      return await rejected(parsed.error, headers, receivedAt);
+      return await keepRejectedBody(reception, parsed.error, body, headers, receivedAt, deadline);
     }
 
     const { event } = parsed;
@@ -198,143 +220,147 @@ async function decide(request: IncomingWebhook, eventId: string, deps: AcceptDep
     }
 
     const summary = summarize(event);
-    const envelope = (body: EnvelopeBody): EventEnvelope => ({
+    const ids = logIdentifiers({ eventId, summary });
+    const decided = await decideInline(reception, event, summary);
+    if (decided) {
+      // The storage writes get a deadline of their own, after the inline handlers' time.
+      deadline.clear();
+      deadline = new Deadline(settings.storageDeadlineMs);
+      if (decided.kind !== 'allowed') {
+        claimCheck?.abandon();
+        recordAfterAnswer(reception, decided, ids);
+        return { ...decisionAnswer(reception, decided), event, decisionMs: decided.decisionMs };
+      }
+    }
+    const envelope = (envelopeBody: EnvelopeBody): EventEnvelope => ({
       v: ENVELOPE_VERSION,
       eventId,
       receivedAt: receivedAt.toISOString(),
       headers,
       truncated: event.truncated,
       summary,
-      body,
+      body: envelopeBody,
       replays: 0,
     });
-    const ids = logIdentifiers({ eventId, summary });
-
-    // Inline handlers decide first; the storage writes then get a deadline of their own.
-    const inline = deps.decisions && deps.decisions.handlers.decisionsFor(event).length > 0 ? deps.decisions : null;
-    const decided = inline ? await decideInline(inline, event, summary) : null;
-    if (decided) {
-      deadline.clear();
-      deadline = new Deadline(settings.storageDeadlineMs);
-      if (decided.kind !== 'allowed') {
-        claimCheck?.abandon();
-        await recordDecisions(decided, ids);
-        return { ...decisionAnswer(decided), event, decisionMs: decided.decisionMs };
-      }
-    }
     const decisionMs = decided ? { decisionMs: decided.decisionMs } : {};
     try {
-      // The decisions are written beside the enqueue: they cost the answer a round trip at most.
-      const [stored] = await deadline.bound(
-        Promise.all([enqueue(deps.storage, eventId, body, envelope, claimCheck, deadline), decided ? recordDecisions(decided, ids) : Promise.resolve()]),
-      );
+      // The one durable write of an event, whether or not inline handlers decided it.
+      const stored = await deadline.bound(enqueue(deps.storage, eventId, body, envelope, claimCheck, deadline));
       log.info('Webhook accepted', { ...ids, claimCheck: stored.claimCheck, bytes: body.length, truncated: event.truncated });
       const decisions = decided && decided.units.length > 0 ? { decisions: decided.units } : {};
       return { ...answer('accepted', 202, { status: 'accepted', ...decisions }), event, ...decisionMs };
     } catch (storageError) {
       log.error('Could not confirm an accepted webhook was stored; answering 503 so Dataverse retries', { ...ids, reason: describeError(storageError) });
-      return { ...unavailable(), event, ...decisionMs };
+      return { ...unavailable(reception), event, ...decisionMs };
     }
   } finally {
     deadline.clear();
     uploadDeadline.clear();
   }
+}
 
-  function decideInline(decisions: NonNullable<AcceptDependencies['decisions']>, event: DataverseEvent, summary: ReturnType<typeof summarize>): Promise<DecisionsResult> {
-    const limits = { decisionTimeoutMs: settings.decisionTimeoutMs, storageDeadlineMs: settings.storageDeadlineMs, totalMs: decisionsBudgetMs(settings) };
-    return runDecisions(event, { eventId, summary }, limits, { handlers: decisions.handlers, ledger: decisions.ledger, log, ...(deps.telemetry ? { telemetry: deps.telemetry } : {}) });
-  }
+/** The inline handlers' decisions for a synchronous event some of them match, or null when none does. */
+async function decideInline({ deps, settings, eventId, log }: Reception, event: DataverseEvent, summary: EventSummary): Promise<DecisionsResult | null> {
+  const decisions = deps.decisions;
+  if (!decisions || decisions.handlers.decisionsFor(event).length === 0) return null;
+  const limits = { decisionTimeoutMs: settings.decisionTimeoutMs, totalMs: decisionsBudgetMs(settings) };
+  return runDecisions(event, { eventId, summary }, limits, { handlers: decisions.handlers, ledger: decisions.ledger, log, ...(deps.telemetry ? { telemetry: deps.telemetry } : {}) });
+}
 
-  /**
-   * Writes what the inline handlers decided (or that they failed), within the storage deadline.
-   * Only a copy of this delivery reads it, so a write that fails is logged and answers nothing by
-   * itself: the copy then runs the handler again (README: effects once).
-   */
-  async function recordDecisions(decided: DecisionsResult, ids: Record<string, string | number | null>): Promise<void> {
-    if (decided.pending.count === 0) return;
-    try {
-      await deadline.bound(decided.pending.write(deadline.signal));
-    } catch (error) {
-      log.warn('Could not record the inline decisions in the ledger', { ...ids, reason: describeError(error) });
-    }
-  }
+/**
+ * Writes what a failed save was decided on the ledger, once the answer is on its way: nothing
+ * waits for it and no copy of the delivery reads it (decide.ts), so a write that fails is logged
+ * and changes nothing. Bounded by the storage deadline.
+ */
+function recordAfterAnswer({ settings, log }: Reception, decided: Exclude<DecisionsResult, { kind: 'allowed' }>, ids: Record<string, string | number | null>): void {
+  const deadline = new Deadline(settings.storageDeadlineMs);
+  void deadline
+    .bound(decided.record.write(deadline.signal))
+    .catch((error: unknown) => log.warn('Could not record the inline decisions in the ledger', { ...ids, reason: describeError(error) }))
+    .finally(() => deadline.clear());
+}
 
-  /**
-   * The answer to an inline handler's decision.
-   *
-   * What the person whose save fails sees is Dataverse's, not ours: "The system cannot parse any
-   * data returned with the body of the response, it will only look at the response StatusCode
-   * value" (https://learn.microsoft.com/power-apps/developer/data-platform/use-webhooks#troubleshoot-webhook-registrations),
-   * and the published error for it has a fixed text: 0x80050201 WebhooksNonSuccessHttpResponse,
-   * "The webhook call failed because the http request received non-success httpStatus code.
-   * Please check your webhook request handler." (MicrosoftDocs/powerapps-docs,
-   * developer/data-platform/includes/data-service-error-codes.md). A public disassembly of the
-   * on-premises Microsoft.Crm.ServiceBus WebhookClient.SendAsync agrees: 200-299 is success, the
-   * body is never read, 502/503/504 are retried with the same serialized body, a time-out is not.
-   * Not confirmed on Dataverse online. So the body is shaped for whoever does read it (`send`, the
-   * logs, a plug-in of one's own calling the app): `message` is the one field meant for a person,
-   * `code` and `handler` name the rule, `eventId` finds the ledger row and the telemetry.
-   */
-  function decisionAnswer(decided: Exclude<DecisionsResult, { kind: 'allowed' }>): AcceptResult {
-    switch (decided.kind) {
-      case 'rejected':
-        // Not retried by Dataverse (only 502, 503 and 504 are): the same rule would refuse it again.
-        return {
-          ...answer('decision-rejected', 422, { error: 'rejected', handler: decided.handler, code: decided.code, message: decided.reason, decisions: decided.units }),
-          reason: 'decision-rejected',
-        };
-      case 'error':
-        return answer('decision-failed', 503, { error: 'decision-failed', handler: decided.handler, message: 'An inline handler failed; send the event again' }, { 'Retry-After': '1' });
-      case 'timeout':
-        return answer('decision-timeout', 500, { error: 'decision-timeout', handler: decided.handler, message: `An inline handler did not decide within ${decided.limitMs} ms` });
-      case 'busy':
-        return answer('decision-busy', 409, { error: 'decision-busy', handler: decided.handler, message: 'Another copy of this delivery is still being decided' });
-      case 'storage-unavailable':
-        return unavailable();
-    }
+/**
+ * The answer to an inline handler's decision.
+ *
+ * What the person whose save fails sees is Dataverse's, not ours: "The system cannot parse any
+ * data returned with the body of the response, it will only look at the response StatusCode
+ * value" (https://learn.microsoft.com/power-apps/developer/data-platform/use-webhooks#troubleshoot-webhook-registrations),
+ * and the published error for it has a fixed text: 0x80050201 WebhooksNonSuccessHttpResponse,
+ * "The webhook call failed because the http request received non-success httpStatus code.
+ * Please check your webhook request handler." (MicrosoftDocs/powerapps-docs,
+ * developer/data-platform/includes/data-service-error-codes.md). A public disassembly of the
+ * on-premises Microsoft.Crm.ServiceBus WebhookClient.SendAsync agrees: 200-299 is success, the
+ * body is never read, 502/503/504 are retried with the same serialized body, a time-out is not.
+ * Not confirmed on Dataverse online. So the body is shaped for whoever does read it (`send`, the
+ * logs, a plug-in of one's own calling the app): `message` is the one field meant for a person,
+ * `code` and `handler` name the rule, `eventId` finds the ledger row and the telemetry.
+ */
+function decisionAnswer({ answer }: Reception, decided: Exclude<DecisionsResult, { kind: 'allowed' }>): AcceptResult {
+  switch (decided.kind) {
+    case 'rejected':
+      // Not retried by Dataverse (only 502, 503 and 504 are): the same rule would refuse it again.
+      return {
+        ...answer('decision-rejected', 422, { error: 'rejected', handler: decided.handler, code: decided.code, message: decided.reason, decisions: decided.units }),
+        reason: 'decision-rejected',
+      };
+    case 'error':
+      // A throw was already retried once, at once (decide.ts): a retry by Dataverse would run it twice more.
+      return answer('decision-failed', 500, { error: 'decision-failed', handler: decided.handler, message: 'An inline handler failed' });
+    case 'timeout':
+      return answer('decision-timeout', 500, { error: 'decision-timeout', handler: decided.handler, message: `An inline handler did not decide within ${decided.limitMs} ms` });
   }
+}
 
-  async function rejected(error: WebhookParseError, headers: Record<string, string>, receivedAt: Date): Promise<AcceptResult> {
-    try {
-      const kept = await deadline.bound(
-        keepRejected(
-          deps.storage.rejected,
-          {
-            eventId,
-            reason: error.kind,
-            errors: error.issues.map((issue) => `${issue.path}: ${issue.message}`),
-            body,
-            headers,
-            maxBytes: settings.rejectedMaxBytes,
-            receivedAt,
-          },
-          deadline.signal,
-        ),
-      );
-      log.warn('Webhook rejected: not a usable execution context', { eventId, reason: error.kind, rejectedBlob: kept.name, bytes: body.length });
-      return { ...answer('rejected-body', 400, error.toJSON()), reason: error.kind };
-    } catch (storageError) {
-      // Until the body is kept, a 400 would lose it for good: ask Dataverse to send it again.
-      log.error('Could not keep a rejected body; answering 503 so Dataverse retries', { eventId, reason: describeError(storageError) });
-      return unavailable();
-    }
+/** 400 for a body that can never succeed, once it is kept for inspection; until then 503, so that it is not lost. */
+async function keepRejectedBody(
+  reception: Reception,
+  error: WebhookParseError,
+  body: Buffer,
+  headers: Record<string, string>,
+  receivedAt: Date,
+  deadline: Deadline,
+): Promise<AcceptResult> {
+  const { deps, settings, eventId, log, answer } = reception;
+  try {
+    const kept = await deadline.bound(
+      keepRejected(
+        deps.storage.rejected,
+        {
+          eventId,
+          reason: error.kind,
+          errors: error.issues.map((issue) => `${issue.path}: ${issue.message}`),
+          body,
+          headers,
+          maxBytes: settings.rejectedMaxBytes,
+          receivedAt,
+        },
+        deadline.signal,
+      ),
+    );
+    log.warn('Webhook rejected: not a usable execution context', { eventId, reason: error.kind, rejectedBlob: kept.name, bytes: body.length });
+    return { ...answer('rejected-body', 400, error.toJSON()), reason: error.kind };
+  } catch (storageError) {
+    // Until the body is kept, a 400 would lose it for good: ask Dataverse to send it again.
+    log.error('Could not keep a rejected body; answering 503 so Dataverse retries', { eventId, reason: describeError(storageError) });
+    return unavailable(reception);
   }
+}
 
-  function tooLarge(): AcceptResult {
-    log.warn('Webhook refused: body too large', { eventId, limit: settings.maxBodyBytes });
-    return answer('too-large', 413, { error: 'too-large', message: `The body is larger than ${settings.maxBodyBytes} bytes` });
-  }
+function tooLarge({ settings, eventId, log, answer }: Reception): AcceptResult {
+  log.warn('Webhook refused: body too large', { eventId, limit: settings.maxBodyBytes });
+  return answer('too-large', 413, { error: 'too-large', message: `The body is larger than ${settings.maxBodyBytes} bytes` });
+}
 
-  function unavailable(): AcceptResult {
-    return answer('storage-unavailable', 503, { error: 'storage-unavailable', message: 'The event could not be confirmed as stored; try again' }, { 'Retry-After': '1' });
-  }
+function unavailable({ answer }: Reception): AcceptResult {
+  return answer('storage-unavailable', 503, { error: 'storage-unavailable', message: 'The event could not be confirmed as stored; try again' }, { 'Retry-After': '1' });
 }
 
 /**
  * Bodies above this go to Blob storage without trying the queue: base64 makes 4 bytes of every 3,
  * and JSON escaping inside the envelope adds more, so they could never fit in 64 KiB.
  */
-const MAX_INLINE_BODY_BYTES = 40 * 1024;
+export const MAX_INLINE_BODY_BYTES = 40 * 1024;
 
 interface ClaimCheckUpload {
   reference: Promise<BlobReference>;
@@ -395,6 +421,11 @@ async function enqueue(
     throw error;
   }
   return { claimCheck: true };
+}
+
+function queryReader(url: string): (name: string) => string | null {
+  const query = new URL(url).searchParams;
+  return (name) => query.get(name);
 }
 
 /** Returns the name of the first expected credential that is missing or wrong, or null. */

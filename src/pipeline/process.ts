@@ -1,4 +1,4 @@
-import { attribute, changedAttributes, postImage, preImage, recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
+import { recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
 import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
 import { INVOCATION_BUDGET_MS } from '../hostConfig';
@@ -12,8 +12,9 @@ import { Ledger, type Claim, type Completion, type EventSettlement } from '../st
 import { sendQueueMessage } from '../storage/queueMessages';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
+import { handlerContext } from './handlerContext';
 import { logIdentifiers, telemetryIdentifiers, type EventEnvelope } from './envelope';
-import type { HandlerContext, HandlerRegistry, RegisteredHandler } from './handlerRegistry';
+import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { loadEvent } from './loadEvent';
 
 /**
@@ -278,28 +279,6 @@ async function reread(event: DataverseEvent, handler: RegisteredHandler, record:
   if (!event.truncated || handler.rereadColumns === null) return null;
   if (!reader) throw new RereadUnavailableError(`handler ${handler.name} re-reads truncated events, and DATAVERSE_URL is not set`);
   return reader.retrieve(record?.logicalName ?? event.primaryEntityName, record?.id ?? event.primaryEntityId, handler.rereadColumns);
-}
-
-/** A handler's context without its signal and idempotency key (the caller adds those); inline handlers get the same. */
-export function handlerContext(
-  event: DataverseEvent,
-  eventId: string,
-  record: Entity | null,
-  rereadRecord: DataverseRow | null,
-  log: EventLog,
-  deliveryCount: number,
-): Omit<HandlerContext, 'signal' | 'idempotencyKey'> {
-  return {
-    eventId,
-    deliveryCount,
-    log,
-    record,
-    rereadRecord,
-    changes: (alias) => changedAttributes(event, alias),
-    attribute: (name) => attribute(event, name),
-    preImage: (alias) => preImage(event, alias),
-    postImage: (alias) => postImage(event, alias),
-  };
 }
 
 /** Once an event is settled its claim-check blob has served; a failure to delete is left to the lifecycle rule. */

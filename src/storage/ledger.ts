@@ -9,10 +9,9 @@ import { provisioned, tableResource } from './provision';
  * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
  * done after it; a `$event` row once every unit of the event is settled; and a `$failure` row when
  * the event failed before or around its handlers (its body could not be loaded, the settings are
- * invalid), so that a poison record can say why. An inline handler (`decide(…)`) claims its unit
- * the same way inside the webhook's request, and its row keeps the decision, which a copy of the
- * delivery (Dataverse's retry) answers from. A second partition kind holds, per record and
- * handler, the newest record version applied (for stale updates).
+ * invalid), so that a poison record can say why. An inline handler (`decide(…)`) claims nothing;
+ * for a save that failed, its unit's row keeps what it decided, for inspection. A second partition
+ * kind holds, per record and handler, the newest record version applied (for stale updates).
  *
  * Writes create the table when it does not exist yet; reads of a table that does not exist find
  * nothing, as they would in an empty one.
@@ -32,7 +31,7 @@ type UnitRow = {
   updatedAt: string;
 } & Partial<DecisionColumns>;
 
-/** What an inline handler decided, on its unit's row: a copy of the delivery (Dataverse's retry) reuses it. */
+/** What an inline handler decided, on its unit's row (for a save that failed). */
 export interface RecordedDecision {
   outcome: 'allow' | 'reject';
   /** For a rejection: the reason meant for the person, and its code. */
@@ -165,15 +164,29 @@ export class Ledger {
     return { partitionKey: claim.key, rowKey: claim.unit, state, eventId, attempts: claim.attempts, leaseUntil: 0, updatedAt: new Date(this.now()).toISOString() };
   }
 
-  /** An inline handler's unit done, with its decision: what a copy of the delivery answers without running it again. */
-  async decided(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, decision: RecordedDecision): Promise<void> {
+  /**
+   * What an inline handler (`decide(…)`) decided for a save that failed, on its unit's row, on its
+   * `attempts`-th run: kept for inspection, written after the answer (no copy of the delivery reads it).
+   */
+  async recordDecision(key: string, unit: string, eventId: string, attempts: number, decision: RecordedDecision): Promise<void> {
     const row: UnitRow = {
-      ...this.completedRow({ claim, state: 'done', eventId }),
+      partitionKey: key,
+      rowKey: unit,
+      state: 'done',
+      eventId,
+      attempts,
+      leaseUntil: 0,
+      updatedAt: new Date(this.now()).toISOString(),
       decision: decision.outcome,
       ...(decision.reason !== undefined ? { reason: decision.reason } : {}),
       ...(decision.code !== undefined ? { code: decision.code } : {}),
     };
     await this.write(() => this.table.upsertEntity(row, 'Replace'));
+  }
+
+  /** Why an inline handler failed (it threw, or ran past its time limit), on its unit's row, like `recordDecision`. */
+  async recordFailure(key: string, unit: string, eventId: string, attempts: number, error: string): Promise<void> {
+    await this.write(() => this.table.upsertEntity(this.failedRow(key, unit, eventId, attempts, error), 'Replace'));
   }
 
   async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { HttpResponseInit } from '@azure/functions';
 import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
@@ -19,8 +19,8 @@ import { drainQueue, isolatedStorage } from '../support/storage';
 /**
  * Inline handlers through the real HTTP function (createWebhookFunction, as the host calls
  * dataverseWebhook: a real HttpRequest and InvocationContext) on an empty Azurite account: the
- * answer Dataverse gets for each decision, what is queued, what the ledger keeps, and that
- * Dataverse's retry of a synchronous step does not repeat an inline handler's effect.
+ * answer Dataverse gets for each decision, what is queued, what the ledger keeps (for a save that
+ * failed, written after the answer), and what Dataverse's retry of a synchronous step runs again.
  */
 
 /** A synchronous account Create, as a PreValidation step sends it (a new request id each time). */
@@ -62,8 +62,20 @@ function webhook(storage: StorageClients, handlers: HandlerRegistry, telemetry: 
   };
 }
 
-const ledgerRow = async (storage: StorageClients, body: string, unit: string) =>
-  storage.ledger.getEntity<Record<string, unknown>>(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), unit);
+const keyOf = (body: string) => deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} })));
+const ledgerRow = async (storage: StorageClients, body: string, unit: string) => storage.ledger.getEntity<Record<string, unknown>>(keyOf(body), unit);
+/** A failed save's decisions are written after the answer: wait for the row (never for a time). */
+const recordedRow = (storage: StorageClients, body: string, unit: string) => vi.waitFor(() => ledgerRow(storage, body, unit), { timeout: 10_000, interval: 20 });
+/** Every ledger row of the delivery (none if the table was never written). */
+async function ledgerRows(storage: StorageClients, body: string): Promise<string[]> {
+  const rows: string[] = [];
+  try {
+    for await (const row of storage.ledger.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(body)}'` } })) rows.push(row.rowKey ?? '');
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
+  return rows;
+}
 
 describe('inline handlers answer Dataverse inside the request', () => {
   let storage: StorageClients;
@@ -89,7 +101,7 @@ describe('inline handlers answer Dataverse inside the request', () => {
     expect(await processor(storage, registry).drain()).toMatchObject({ succeeded: 0 });
     expect(reacted).toEqual([]);
 
-    expect(await ledgerRow(storage, body, 'credit')).toMatchObject({
+    expect(await recordedRow(storage, body, 'credit')).toMatchObject({
       eventId: answer['eventId'],
       state: 'done',
       decision: 'reject',
@@ -104,7 +116,7 @@ describe('inline handlers answer Dataverse inside the request', () => {
     expect(rejected!.measurements['ackLatencyMs']).toBeGreaterThanOrEqual(rejected!.measurements['decisionMs']!);
   });
 
-  it('an allow is a 202 once the event is queued, the reacting handlers run from the queue, and the inline one is not run again', async () => {
+  it('an allow is a 202 once the event is queued (the one write: nothing in the ledger), the reacting handlers run from the queue, and the inline one is not run again', async () => {
     let decisions = 0;
     const reacted: string[] = [];
     const registry = new HandlerRegistry()
@@ -116,14 +128,16 @@ describe('inline handlers answer Dataverse inside the request', () => {
     const body = accountCreate(500);
     const response = await webhook(storage, registry, telemetry).post(body);
     expect(response.status).toBe(202);
-    expect(bodyOf(response)).toMatchObject({ status: 'accepted', decisions: [{ handler: 'credit', outcome: 'allow', recorded: false }] });
+    expect(bodyOf(response)).toMatchObject({ status: 'accepted', decisions: [{ handler: 'credit', outcome: 'allow' }] });
+    // The answer waited for the enqueue alone: the inline handler claimed and recorded nothing.
+    expect(await ledgerRows(storage, body)).toEqual([]);
 
     const run = processor(storage, registry);
     expect(await run.drain()).toMatchObject({ succeeded: 1, failed: 0 });
     expect(reacted).toEqual([JSON.parse(body).PrimaryEntityId]);
     expect(run.outcomes[0]?.units.map((unit) => unit.handler)).toEqual(['erp-sync']);
     expect(decisions).toBe(1);
-    expect(await ledgerRow(storage, body, 'credit')).toMatchObject({ state: 'done', decision: 'allow' });
+    expect(await ledgerRows(storage, body)).not.toContain('credit');
     const [accepted] = telemetry.eventsNamed('accepted');
     expect(accepted!.measurements['ackLatencyMs']).toBeGreaterThanOrEqual(accepted!.measurements['decisionMs']!);
     expect(telemetry.eventsNamed('decided').map((event) => event.properties['status'])).toEqual(['allow']);
@@ -155,12 +169,12 @@ describe('inline handlers answer Dataverse inside the request', () => {
     expect(bodyOf(response)).toMatchObject({ error: 'decision-timeout', handler: 'slow', message: 'An inline handler did not decide within 300 ms' });
     expect(signal?.aborted).toBe(true);
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
-    expect(await ledgerRow(storage, body, 'slow')).toMatchObject({ state: 'failed', lastError: expect.stringContaining('did not decide within its time limit of 300 ms') });
+    expect(await recordedRow(storage, body, 'slow')).toMatchObject({ state: 'failed', lastError: expect.stringContaining('did not decide within its time limit of 300 ms') });
     expect(telemetry.eventsNamed('decided').map((event) => event.properties['status'])).toEqual(['timeout']);
     expect(harness.logs.join('\n')).toContain('Inline handler ran past its time limit; the operation fails');
   });
 
-  it('a handler that throws gets a 503, and Dataverse’s one retry runs it again as attempt 2 with the same idempotency key', async () => {
+  it('a handler that throws is run once more at once, in the request, as attempt 2 with the same idempotency key: a blip costs no failed save', async () => {
     const calls: Array<{ deliveryCount: number; idempotencyKey: string }> = [];
     const registry = new HandlerRegistry().decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
       calls.push({ deliveryCount: ctx.deliveryCount, idempotencyKey: ctx.idempotencyKey });
@@ -169,69 +183,49 @@ describe('inline handlers answer Dataverse inside the request', () => {
     });
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(5_000, { stage: 20 });
-    const first = await harness.post(body);
-    expect(first).toMatchObject({ status: 503, headers: { 'Retry-After': '1' } });
-    expect(bodyOf(first)).toMatchObject({ error: 'decision-failed', handler: 'erp' });
-    expect(JSON.stringify(first.jsonBody)).not.toContain('ERP answered');
-    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
-
-    // Dataverse's retry: the same bytes.
-    const retry = await harness.post(body);
-    expect(retry.status).toBe(202);
+    const response = await harness.post(body);
+    expect(response.status).toBe(202);
     expect(calls.map((call) => call.deliveryCount)).toEqual([1, 2]);
     expect(new Set(calls.map((call) => call.idempotencyKey)).size).toBe(1);
     expect(await drainQueue(storage.eventsQueue)).toHaveLength(1);
+    expect(telemetry.eventsNamed('decided').map((event) => event.properties['status'])).toEqual(['error', 'allow']);
+    expect(harness.logs.join('\n')).toContain('running it once more at once, as attempt 2');
   });
 
-  it('a copy of the delivery that arrives while another still decides waits for that decision instead of running the handler again', async () => {
-    let decisions = 0;
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
-      decisions++;
-      return allow();
+  it('a handler that throws twice fails the save with a 500, which Dataverse does not retry: it never runs a third time; nothing is queued', async () => {
+    const calls: number[] = [];
+    const registry = new HandlerRegistry().decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
+      calls.push(ctx.deliveryCount);
+      throw new Error('ERP answered 502');
     });
-    const body = accountCreate(500);
-    // Another copy holds the unit, and decides 500 ms later.
-    const ledger = new Ledger(storage.ledger);
-    const held = await ledger.claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'other-copy', 10_000);
-    if (held.kind !== 'claimed') throw new Error('the other copy should hold the unit');
-    setTimeout(() => void ledger.decided(held, 'other-copy', { outcome: 'allow' }), 500);
-
-    const response = await webhook(storage, registry, telemetry, { decisionTimeoutMs: 5_000 }).post(body);
-    expect(response.status).toBe(202);
-    expect(bodyOf(response)).toMatchObject({ decisions: [{ handler: 'credit', outcome: 'allow', recorded: true }] });
-    expect(decisions).toBe(0);
-  });
-
-  it('a copy that finds the unit still held when its own time is up answers 409 without running it', async () => {
-    let decisions = 0;
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
-      decisions++;
-      return allow();
-    });
-    const body = accountCreate(500);
-    await new Ledger(storage.ledger).claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'other-copy', 60_000);
-    const response = await webhook(storage, registry, telemetry, { decisionTimeoutMs: 300 }).post(body);
-    expect(response.status).toBe(409);
-    expect(bodyOf(response)).toMatchObject({ error: 'decision-busy', handler: 'credit' });
-    expect(decisions).toBe(0);
+    const harness = webhook(storage, registry, telemetry);
+    const body = accountCreate(5_000, { stage: 20 });
+    const response = await harness.post(body);
+    expect(response.status).toBe(500);
+    expect(bodyOf(response)).toMatchObject({ error: 'decision-failed', handler: 'erp' });
+    expect(JSON.stringify(response.jsonBody)).not.toContain('ERP answered');
+    expect(calls).toEqual([1, 2]);
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+    expect(await recordedRow(storage, body, 'erp')).toMatchObject({ state: 'failed', attempts: 2, lastError: expect.stringContaining('ERP answered 502') });
   });
 
-  it('a unit finished without a decision (not one this code wrote) fails closed: 503, and the handler does not run', async () => {
-    let decisions = 0;
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
-      decisions++;
-      return allow();
-    });
+  it('a second copy of a delivery (Dataverse sends one only after a 502/503/504) runs the inline handler again with the same idempotency key, and the event is processed once', async () => {
+    const keys: string[] = [];
+    const reacted: string[] = [];
+    const registry = new HandlerRegistry()
+      .decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
+        keys.push(ctx.idempotencyKey);
+        return allow();
+      })
+      .on({ name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+    const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(500);
-    const ledger = new Ledger(storage.ledger);
-    const claim = await ledger.claim(deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} }))), 'credit', 'elsewhere', 10_000);
-    if (claim.kind !== 'claimed') throw new Error('the unit should be free');
-    await ledger.complete({ claim, state: 'done', eventId: 'elsewhere' });
-    const response = await webhook(storage, registry, telemetry).post(body);
-    expect(response.status).toBe(503);
-    expect(decisions).toBe(0);
-    expect(telemetry.eventsNamed('decided').map((event) => [event.properties['status'], event.properties['reason']])).toEqual([['error', 'no-recorded-decision']]);
+    expect((await harness.post(body)).status).toBe(202);
+    expect((await harness.post(body)).status).toBe(202);
+    expect(keys).toHaveLength(2);
+    expect(new Set(keys).size).toBe(1);
+    expect(await processor(storage, registry).drain()).toMatchObject({ succeeded: 2, failed: 0 });
+    expect(reacted).toHaveLength(1);
   });
 
   it('inline handlers run in registration order and the first rejection ends the request: the ones after it do not run', async () => {
@@ -245,15 +239,19 @@ describe('inline handlers answer Dataverse inside the request', () => {
     expect(response.status).toBe(422);
     expect(bodyOf(response)).toMatchObject({ handler: 'second', decisions: [{ handler: 'first', outcome: 'allow' }, { handler: 'second', outcome: 'reject' }] });
     expect(ran).toEqual(['first', 'second']);
-    // The allow is kept too, so that a copy would not run the first handler again.
-    expect(await ledgerRow(storage, body, 'first')).toMatchObject({ decision: 'allow' });
+    // The save failed: what each handler decided is kept for inspection, the allow too.
+    expect(await recordedRow(storage, body, 'second')).toMatchObject({ state: 'done', decision: 'reject', reason: 'No' });
+    expect(await recordedRow(storage, body, 'first')).toMatchObject({ state: 'done', decision: 'allow' });
   });
 
-  it('a handler that returns no decision (JavaScript, or a cast) fails closed: 503, never an implied allow', async () => {
-    const registry = new HandlerRegistry().decide({ name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' }, (() => undefined) as never);
+  it('a handler that returns no decision (JavaScript, or a cast) fails closed: 500 at once (a bug, not a blip: not run again), never an implied allow', async () => {
+    let runs = 0;
+    const registry = new HandlerRegistry().decide({ name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' }, (() => void runs++) as never);
     const harness = webhook(storage, registry, telemetry);
     const response = await harness.post(accountCreate(1));
-    expect(response.status).toBe(503);
+    expect(response.status).toBe(500);
+    expect(runs).toBe(1);
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
     expect(harness.logs.join('\n')).toContain('inline handler forgot returned no decision: return allow() or reject(reason)');
   });
 });
@@ -267,7 +265,7 @@ describe('inline handlers when storage fails', () => {
   });
   afterEach(() => faulty.close());
 
-  it('Dataverse’s retry after a 503 (the enqueue failed after the allow) does not repeat the inline handler’s effect', async () => {
+  it('Dataverse’s retry after a 503 (the enqueue failed after the allow) runs the inline handler again with the same idempotency key, and the event is processed once', async () => {
     const effects: string[] = [];
     const reacted: string[] = [];
     const registry = new HandlerRegistry()
@@ -290,23 +288,25 @@ describe('inline handlers when storage fails', () => {
     faulty.queue.up();
     const retry = await harness.post(body);
     expect(retry.status).toBe(202);
-    expect(bodyOf(retry)).toMatchObject({ decisions: [{ handler: 'erp-customer', outcome: 'allow', recorded: true }] });
-    expect(effects).toHaveLength(1);
+    expect(bodyOf(retry)).toMatchObject({ decisions: [{ handler: 'erp-customer', outcome: 'allow' }] });
+    // Nothing in the retry tells it from a first delivery without a storage read before every
+    // save: the handler runs again, with the key that makes its second call a no-op where it calls.
+    expect(effects).toHaveLength(2);
+    expect(new Set(effects).size).toBe(1);
 
     expect(await processor(storage, registry).drain()).toMatchObject({ succeeded: 1, failed: 0 });
     expect(reacted).toHaveLength(1);
   });
 
-  it('a ledger that cannot be reached before the handler runs is a 503, and the handler does not run', async () => {
-    let decisions = 0;
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
-      decisions++;
-      return allow();
+  it('a ledger that cannot be reached is not on the way of a save: an allow is a 202 and a rejection a 422, its record given up', async () => {
+    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
+      const limit = ctx.attribute('creditlimit') as { value: number } | undefined;
+      return limit === undefined || limit.value <= 1_000 ? allow() : reject('Too high', { code: 'too-high' });
     });
     faulty.table.down('hang');
-    const response = await webhook(storage, registry, recordingTelemetry(), { storageDeadlineMs: 500 }).post(accountCreate(1));
-    expect(response.status).toBe(503);
-    expect(bodyOf(response)).toMatchObject({ error: 'storage-unavailable' });
-    expect(decisions).toBe(0);
+    const harness = webhook(storage, registry, recordingTelemetry(), { storageDeadlineMs: 500 });
+    expect((await harness.post(accountCreate(1))).status).toBe(202);
+    expect((await harness.post(accountCreate(5_000))).status).toBe(422);
+    expect(await drainQueue(storage.eventsQueue)).toHaveLength(1);
   });
 });
