@@ -201,7 +201,8 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     // would be retried and the effect repeated. It is tried until the unit's lease runs out (after
     // that another processor may take the unit over anyway) or the invocation's budget does.
     const until = lastCompletion ? lastCompletion.claim.leaseUntil : budgetEnd;
-    await persist(lastCompletion ? 'the last unit done and the event settled' : 'the event settled', () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion), until);
+    const claimCheck = 'blob' in envelope.body;
+    await persist(lastCompletion ? 'the last unit done and the event settled' : 'the event settled', () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion, { claimCheck }), until);
     await releaseClaimCheck(envelope, deps);
     return outcome(status, settledUnits, truncated);
   }

@@ -7,7 +7,8 @@ import { provisioned, tableResource } from './provision';
  * The effects-once ledger, in Table storage. For one delivery key (one step's delivery of one
  * operation, see deliveryKey.ts) it holds a row per unit of work (a handler, or a handler and one
  * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
- * done after it; a `$event` row once every unit of the event is settled; and a `$failure` row when
+ * done after it; a `$event` row once every unit of a claim-check event (or an event without units)
+ * is settled; and a `$failure` row when
  * the event failed before or around its handlers (its body could not be loaded, the settings are
  * invalid), so that a poison record can say why. An inline handler (`decide(…)`) claims its unit
  * the same way inside the webhook's request, and its row keeps the decision, which a copy of the
@@ -140,13 +141,20 @@ export class Ledger {
   }
 
   /**
-   * Marks the event settled, together with the completion of its last unit when given: both rows
-   * share the partition, so one transaction writes them (a round trip fewer per event).
+   * Marks the event settled, together with the completion of its last unit when given. The `$event`
+   * row is read only by a copy of a claim-check event that finds its blob deleted (eventSettlement),
+   * so it is written (in one transaction with the last unit's done-mark: both rows share the
+   * partition) for claim-check events and for events settled without any unit; an inline event's
+   * settlement is its last unit's done-mark alone, a single write, which costs storage less.
    */
-  async settleEvent(key: string, eventId: string, outcome: EventSettlement, lastUnit?: Completion): Promise<void> {
+  async settleEvent(key: string, eventId: string, outcome: EventSettlement, lastUnit?: Completion, options: { claimCheck?: boolean } = {}): Promise<void> {
     const eventRow = { partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() };
     if (!lastUnit) {
       await this.write(() => this.table.upsertEntity(eventRow, 'Replace'));
+      return;
+    }
+    if (options.claimCheck === false) {
+      await this.complete(lastUnit);
       return;
     }
     await this.write(() =>
