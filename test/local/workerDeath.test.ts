@@ -170,7 +170,7 @@ describe('a handler that kills its worker every time for one record (a pill)', (
       AzureFunctionsJobHost__extensions__queues__visibilityTimeout: '00:00:00',
       AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:00:00.500',
       PROCESSOR_LEASE_SECONDS: '2',
-      PROCESSOR_DEFER_JITTER_SECONDS: '4',
+      PROCESSOR_DEFER_JITTER_SECONDS: '8',
     });
     const env = { PATH: process.env['PATH'], AzureWebJobsStorage: run.azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '' };
     const pillEventId = run.eventIds.get(pill)!;
