@@ -164,16 +164,19 @@ function once<T>(read: () => T): () => T {
 export const ingestSettings: () => IngestSettings = once(() => readIngestSettings());
 
 const FUNCTION_TIMEOUT_SECONDS = FUNCTION_TIMEOUT_MS / 1000;
+/** The ledger lease's default: renewed every third of it, a dead holder's units are free again within it. */
+export const DEFAULT_LEASE_SECONDS = 30;
+const MIN_LEASE_SECONDS = 2;
 const INVOCATION_BUDGET_SECONDS = INVOCATION_BUDGET_MS / 1000;
 
 const processSettingsSchema = z.object({
   PROCESSOR_MAX_DEPTH: positiveInteger(8),
-  // The lease must outlast the longest invocation, or a second processor could take over a unit
-  // whose handler is still running.
-  PROCESSOR_LEASE_SECONDS: positiveInteger(FUNCTION_TIMEOUT_SECONDS).refine(
-    (seconds) => seconds >= FUNCTION_TIMEOUT_SECONDS,
-    `must be at least host.json functionTimeout (${FUNCTION_TIMEOUT_SECONDS})`,
-  ),
+  // A unit's lease is short and renewed by its holder while the handler runs (see
+  // pipeline/unitLease.ts): a dead holder's event runs again within about a lease, a live one
+  // keeps it however long functionTimeout lets it run.
+  PROCESSOR_LEASE_SECONDS: positiveInteger(DEFAULT_LEASE_SECONDS).refine((seconds) => seconds >= MIN_LEASE_SECONDS, `must be at least ${MIN_LEASE_SECONDS}`),
+  // How far apart copies of events that wait for a lease are spread (default a quarter of the lease).
+  PROCESSOR_DEFER_JITTER_SECONDS: z.coerce.number().nonnegative().optional(),
   // Below functionTimeout, so that a hung handler fails its unit instead of restarting the worker.
   PROCESSOR_HANDLER_TIMEOUT_SECONDS: positiveInteger(120).refine(
     (seconds) => seconds <= INVOCATION_BUDGET_SECONDS,
@@ -186,10 +189,14 @@ export interface ProcessSettings {
   /** Events deeper than this (a handler's writes triggering itself) are recorded and not handled. */
   maxDepth: number;
   /**
-   * How long a processor holds an event before another may take it over. At least the function
-   * timeout (host.json functionTimeout, 5 min), so a live handler is never run twice at once.
+   * How long a unit's lease lasts from its claim or its last renewal. The processor renews it every
+   * third of this while the handler runs, and aborts the handler's signal when it could not renew
+   * it in time, so a live handler is never run twice at once and a dead one's unit is free again
+   * within this long of its death.
    */
   leaseMs: number;
+  /** A copy that waits for a lease (or follows a dead holder) comes back up to this much later, at random. */
+  deferJitterMs: number;
   /**
    * How long one handler call may run before its signal aborts and its unit fails (to be retried
    * like any failure). Also bounded by what is left of the invocation's budget.
@@ -204,6 +211,7 @@ export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): Proce
   return {
     maxDepth: settings.PROCESSOR_MAX_DEPTH,
     leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000,
+    deferJitterMs: settings.PROCESSOR_DEFER_JITTER_SECONDS === undefined ? (settings.PROCESSOR_LEASE_SECONDS * 1000) / 4 : settings.PROCESSOR_DEFER_JITTER_SECONDS * 1000,
     handlerTimeoutMs: settings.PROCESSOR_HANDLER_TIMEOUT_SECONDS * 1000,
     dataverseUrl: settings.DATAVERSE_URL ?? null,
   };

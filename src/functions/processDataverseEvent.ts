@@ -1,6 +1,7 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { createAzureTokenProvider, createDataverseClient, createRecordReader, type RecordReader } from '../dataverseApi';
 import { handlers } from '../handlers';
+import { maxDequeueCount } from '../hostConfig';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { parseEnvelope } from '../pipeline/envelope';
@@ -26,6 +27,7 @@ export async function processDataverseEvent(message: unknown, context: Invocatio
     settings,
     log: invocationLog(context),
     deliveryCount: Number(context.triggerMetadata?.dequeueCount ?? 1),
+    maxDequeueCount: maxDequeueCount(process.env),
     recordReader: settings instanceof SettingsError ? null : processRecordReader(settings.dataverseUrl),
     telemetry: telemetry(),
   });

@@ -73,7 +73,11 @@ export interface HandlerOptions {
  */
 export interface HandlerContext {
   eventId: string;
-  /** 1 on the first delivery; the queue's dequeue count after that. */
+  /**
+   * Which attempt this is: 1 on the first run; after that the ledger's count of this handler's runs
+   * for the event (each failed, timed-out or dead one, whichever queue message carried it), or the
+   * queue's dequeue count when that is higher.
+   */
   deliveryCount: number;
   /**
    * Aborted when the handler's time limit passes (PROCESSOR_HANDLER_TIMEOUT_SECONDS, and never

@@ -1,14 +1,14 @@
 import { recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
 import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
-import { INVOCATION_BUDGET_MS } from '../hostConfig';
+import { INVOCATION_BUDGET_MS, MAX_DEQUEUE_COUNT } from '../hostConfig';
 import { describeError, logWith, type EventLog, type LogProperties } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
 import { SettingsError, type ProcessSettings } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
 import { storageErrorCode, storageStatus, wasRefused } from '../storage/errors';
-import { Ledger, type Claim, type Completion, type EventSettlement } from '../storage/ledger';
+import { Ledger, type Completion, type EventSettlement, type HeldClaim } from '../storage/ledger';
 import { sendQueueMessage } from '../storage/queueMessages';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
@@ -16,6 +16,7 @@ import { handlerContext } from './handlerContext';
 import { logIdentifiers, telemetryIdentifiers, type EventEnvelope } from './envelope';
 import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { loadEvent } from './loadEvent';
+import { UnitLease } from './unitLease';
 
 /**
  * Processing one queued event: at least once in, effects once out.
@@ -28,18 +29,29 @@ import { loadEvent } from './loadEvent';
  * maxDequeueCount attempts, moves it to the poison queue. Nothing is acknowledged that has not been
  * handled, skipped on purpose, or recorded.
  *
+ * A unit's lease is short and renewed while its handler runs (unitLease.ts). A copy that finds a
+ * unit held puts itself back on the queue until the lease ends, plus a random part; one that finds
+ * the unit's last run dead (its lease lapsed) records that run as failed and comes back after a
+ * random wait, so the events that died in one worker are not run side by side again with whatever
+ * killed it. The ledger counts a unit's runs whichever message carried them: once a unit has failed
+ * or died maxDequeueCount times, the event goes to the poison queue as the host would send it.
+ *
  * Every invocation returns to the host by itself before host.json's functionTimeout: past it the
  * host restarts the whole Node worker, and every other invocation in flight there loses an attempt.
  */
 
 export interface ProcessDependencies {
-  storage: Pick<StorageClients, 'payloads' | 'ledger' | 'eventsQueue'>;
+  storage: Pick<StorageClients, 'payloads' | 'ledger' | 'eventsQueue' | 'poisonQueue'>;
   handlers: HandlerRegistry;
   /** The app's settings, or why they are invalid: the event then fails (and is retried) with that reason. */
   settings: ProcessSettings | SettingsError;
   log: EventLog;
   /** The queue's dequeue count for this message (1 on first delivery). */
   deliveryCount: number;
+  /** host.json maxDequeueCount as the host applies it (hostConfig.maxDequeueCount); default host.json's. */
+  maxDequeueCount?: number;
+  /** For the random part of a deferred copy's wait; default Math.random. */
+  random?: () => number;
   /** Re-reads records of truncated events for handlers that ask; null when DATAVERSE_URL is not set. */
   recordReader?: RecordReader | null;
   telemetry?: Telemetry;
@@ -54,7 +66,7 @@ export type UnitResult = 'done' | 'duplicate' | 'stale';
 
 export interface ProcessOutcome {
   eventId: string;
-  status: EventSettlement | 'duplicate' | 'deferred';
+  status: EventSettlement | 'duplicate' | 'deferred' | 'poisoned';
   units: Array<{ handler: string; recordId: string | null; result: UnitResult }>;
   truncated: boolean | null;
 }
@@ -77,9 +89,6 @@ export class HandlerTimeoutError extends Error {
   }
 }
 
-/** A copy of a message another processor is working on comes back after this long at the most. */
-const MAX_DEFER_MS = 10_000;
-
 export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDependencies): Promise<ProcessOutcome> {
   const now = deps.now ?? Date.now;
   const budgetEnd = now() + (deps.invocationBudgetMs ?? INVOCATION_BUDGET_MS);
@@ -92,7 +101,7 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
   telemetry.metric('queueWaitMs', queueWaitMs, { table: envelope.summary.primaryEntityName, message: envelope.summary.messageName });
   const outcome = (status: ProcessOutcome['status'], units: ProcessOutcome['units'] = [], truncated: boolean | null = null): ProcessOutcome => {
     if (status === 'duplicate') telemetry.event('duplicate', telemetryIds);
-    else if (status !== 'deferred') telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs, units: units.length });
+    else if (status !== 'deferred' && status !== 'poisoned') telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs, units: units.length });
     for (const unit of units) if (unit.result === 'stale') telemetry.event('stale', { ...telemetryIds, reason: unit.handler });
     return { eventId: envelope.eventId, status, units, truncated };
   };
@@ -144,11 +153,24 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
   });
   const units: ProcessOutcome['units'] = [];
   for (const [index, { handler, record, unit }] of work.entries()) {
-    const claim = await ledger.claim(key, unit, envelope.eventId, settings.leaseMs);
+    const claim = await ledger.claimUnit(key, unit, envelope.eventId, settings.leaseMs, {
+      maxAttempts: deps.maxDequeueCount ?? MAX_DEQUEUE_COUNT,
+      replays: envelope.replays,
+      deadJitterMs: settings.deferJitterMs,
+      ...(deps.random ? { random: deps.random } : {}),
+    });
     if (claim.kind === 'busy') {
-      await defer(envelope, claim.retryAfterMs, deps);
-      deps.log.info('Event is being processed elsewhere; a copy will look again later', { ...ids, handler: handler.name, retryAfterMs: claim.retryAfterMs });
+      const retryAfterMs = claim.retryAfterMs + (claim.jittered ? 0 : Math.floor((deps.random ?? Math.random)() * settings.deferJitterMs));
+      await defer(envelope, retryAfterMs, deps);
+      deps.log.info('Event is being processed elsewhere, or its last run died; a copy will look again later', { ...ids, handler: handler.name, retryAfterMs });
       return outcome('deferred', units, event.truncated);
+    }
+    if (claim.kind === 'exhausted') {
+      // As the host does after the last failed attempt (QueueProcessor.HandlePoisonMessageAsync):
+      // the message goes to the poison queue, which recordPoisonedEvent reads; this one is acknowledged.
+      await sendQueueMessage(deps.storage.poisonQueue, envelope);
+      deps.log.error('A handler failed or died on every attempt; the event was moved to the poison queue', { ...ids, handler: handler.name, attempts: claim.attempts, error: claim.error });
+      return outcome('poisoned', units, event.truncated);
     }
     const recordId = record?.id ?? null;
     if (claim.kind === 'already-done') {
@@ -157,11 +179,11 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     }
     const log = logWith(deps.log, { ...ids, handler: handler.name, recordId });
     const limitMs = Math.min(settings.handlerTimeoutMs, budgetEnd - now());
-    const result = await runUnit({ event, envelope, handler, record, log, ledger, claim, limitMs, idempotencyKey: unitIdempotencyKey(key, unit) }, deps);
-    units.push({ handler: handler.name, recordId, result });
-    const completion: Completion = { claim, state: result, eventId: envelope.eventId };
+    const ran = await runUnit({ event, envelope, handler, record, log, ledger, claim, leaseMs: settings.leaseMs, limitMs, idempotencyKey: unitIdempotencyKey(key, unit) }, { ...deps, now });
+    units.push({ handler: handler.name, recordId, result: ran.result });
+    const completion: Completion = { claim: ran.claim, state: ran.result, eventId: envelope.eventId };
     if (index === work.length - 1) lastCompletion = completion;
-    else await persist('a unit done', () => ledger.complete(completion), claim.leaseUntil);
+    else await persist('a unit done', () => ledger.complete(completion), ran.claim.leaseUntil);
   }
   if (units.every((unit) => unit.result === 'duplicate')) {
     deps.log.info('Every handler had already run; this copy is a duplicate', ids);
@@ -180,7 +202,8 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     // would be retried and the effect repeated. It is tried until the unit's lease runs out (after
     // that another processor may take the unit over anyway) or the invocation's budget does.
     const until = lastCompletion ? lastCompletion.claim.leaseUntil : budgetEnd;
-    await persist(lastCompletion ? 'the last unit done and the event settled' : 'the event settled', () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion), until);
+    const claimCheck = 'blob' in envelope.body;
+    await persist(lastCompletion ? 'the last unit done and the event settled' : 'the event settled', () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion, { claimCheck }), until);
     await releaseClaimCheck(envelope, deps);
     return outcome(status, settledUnits, truncated);
   }
@@ -220,7 +243,9 @@ interface UnitWork {
   record: Entity | null;
   log: EventLog;
   ledger: Ledger;
-  claim: Extract<Claim, { kind: 'claimed' }>;
+  claim: HeldClaim;
+  /** The ledger lease, renewed while the handler runs. */
+  leaseMs: number;
   /** How long the handler (with its re-read) may take. */
   limitMs: number;
   idempotencyKey: string;
@@ -228,41 +253,55 @@ interface UnitWork {
 
 /**
  * Runs one handler on one record (or the event), unless a newer version was already applied. The
- * handler's `ctx.signal` aborts at its time limit; a handler that ignores it is no longer waited
- * for: its unit fails then, and the message is retried like after any failure.
+ * handler's `ctx.signal` aborts at its time limit, or when its unit's lease could not be renewed;
+ * a handler that ignores it is no longer waited for: its unit fails then, and the message is
+ * retried like after any failure. Returns the claim as last renewed.
  */
-async function runUnit(unit: UnitWork, deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'>): Promise<'done' | 'stale'> {
+async function runUnit(
+  unit: UnitWork,
+  deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'> & { now: () => number },
+): Promise<{ result: 'done' | 'stale'; claim: HeldClaim }> {
   const { event, envelope, handler, record, log, ledger, claim } = unit;
-  const version = handler.skipStale ? recordVersion(event, record) : null;
-  const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
-  if (version && (await ledger.isStale(address, handler.name, version))) {
-    log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
-    return 'stale';
-  }
+  const lease = new UnitLease(claim, ledger, unit.leaseMs, deps.now, (error) => log.warn('Could not renew the unit\'s lease; trying again', { error: describeError(error) }));
   const deadline = new Deadline(Math.max(0, unit.limitMs));
   try {
-    await deadline.bound(
-      (async () => {
-        const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
-        const context = handlerContext(event, envelope.eventId, record, rereadRecord, log, deps.deliveryCount);
-        await handler.handle(event, { ...context, signal: deadline.signal, idempotencyKey: unit.idempotencyKey });
-      })(),
-    );
-  } catch (thrown) {
-    const error = thrown instanceof DeadlineExceededError ? new HandlerTimeoutError(unit.limitMs) : thrown;
-    try {
-      await ledger.fail(claim, envelope.eventId, describeError(error));
-    } catch (ledgerError) {
-      // The unit stays held until its lease ends; the retry then takes it over.
-      log.warn('Could not record the handler failure', { error: describeError(ledgerError) });
+    const version = handler.skipStale ? recordVersion(event, record) : null;
+    const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
+    if (version && (await ledger.isStale(address, handler.name, version))) {
+      log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
+      return { result: 'stale', claim: lease.claim };
     }
-    log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
-    throw new HandlerFailedError(handler.name, envelope.eventId, error);
+    const signal = AbortSignal.any([deadline.signal, lease.signal]);
+    try {
+      await Promise.race([
+        deadline.bound(
+          (async () => {
+            const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
+            // The truth about attempts: the ledger counts this unit's runs whichever message carried them.
+            const context = handlerContext(event, envelope.eventId, record, rereadRecord, log, Math.max(deps.deliveryCount, claim.attempts));
+            await handler.handle(event, { ...context, signal, idempotencyKey: unit.idempotencyKey });
+          })(),
+        ),
+        lease.lost,
+      ]);
+    } catch (thrown) {
+      lease.stop();
+      const error = thrown instanceof DeadlineExceededError ? new HandlerTimeoutError(unit.limitMs) : thrown;
+      try {
+        await ledger.fail(lease.claim, envelope.eventId, describeError(error));
+      } catch (ledgerError) {
+        // The unit stays held until its lease ends; the retry then takes it over.
+        log.warn('Could not record the handler failure', { error: describeError(ledgerError) });
+      }
+      log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
+      throw new HandlerFailedError(handler.name, envelope.eventId, error);
+    }
+    if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
+    return { result: 'done', claim: lease.claim };
   } finally {
+    lease.stop();
     deadline.clear();
   }
-  if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
-  return 'done';
 }
 
 /** The claim-check blob is gone (not its container: that would be a misconfiguration). */
@@ -292,13 +331,11 @@ async function releaseClaimCheck(envelope: EventEnvelope, deps: ProcessDependenc
 }
 
 /**
- * Puts a copy of the message back, invisible until the other processor's lease could have run out,
- * and lets this one be acknowledged. Unlike throwing, this spends none of the message's attempts.
+ * Puts a copy of the message back, invisible until the other processor's lease could have run out
+ * (or the unit's retry time), and lets this one be acknowledged. Unlike throwing, this spends none
+ * of the message's attempts; the ledger counts the unit's runs instead.
  */
 async function defer(envelope: EventEnvelope, retryAfterMs: number, deps: ProcessDependencies): Promise<void> {
-  const seconds = Math.max(1, Math.ceil(Math.min(retryAfterMs, MAX_DEFER_MS) / 1000));
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
   await sendQueueMessage(deps.storage.eventsQueue, envelope, { visibilityTimeoutSeconds: seconds });
 }
-
-
-

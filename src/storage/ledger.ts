@@ -7,11 +7,24 @@ import { provisioned, tableResource } from './provision';
  * The effects-once ledger, in Table storage. For one delivery key (one step's delivery of one
  * operation, see deliveryKey.ts) it holds a row per unit of work (a handler, or a handler and one
  * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
- * done after it; a `$event` row once every unit of the event is settled; and a `$failure` row when
+ * done after it; a `$event` row once every unit of a claim-check event (or an event without units)
+ * is settled; and a `$failure` row when
  * the event failed before or around its handlers (its body could not be loaded, the settings are
  * invalid), so that a poison record can say why. An inline handler (`decide(…)`) claims nothing;
  * for a save that failed, its unit's row keeps what it decided, for inspection. A second partition
  * kind holds, per record and handler, the newest record version applied (for stale updates).
+ *
+ * Keys (what retention and any other reader may rely on):
+ * - PartitionKey = the delivery key (64 lowercase hex characters, deliveryKey.ts); RowKey = the unit
+ *   (`<handler>` or `<handler>~<record id, lowercase>`), `$event` or `$failure`. Every row of one
+ *   delivery shares its partition. `updatedAt` (unit rows) and `settledAt` (`$event`) are ISO times.
+ * - PartitionKey = `record|<table>|<record id, lowercase>`; RowKey = the handler: the watermarks.
+ *
+ * A unit row's lease: `leaseUntil` (epoch ms) while `processing`; its holder renews it (renew) while
+ * the handler runs. `attempts` counts the runs started since the event's last replay (`replays`),
+ * whichever message (a queue redelivery, a deferred copy, Dataverse's retry) carried them; a unit
+ * whose run died (its lease lapsed while `processing`) is recorded `failed` by the next claimant,
+ * with `retryAt` (epoch ms), before which nobody takes it over.
  *
  * Writes create the table when it does not exist yet; reads of a table that does not exist find
  * nothing, as they would in an empty one.
@@ -29,6 +42,10 @@ type UnitRow = {
   leaseUntil: number;
   lastError?: string;
   updatedAt: string;
+  /** The envelope's `replays` when the unit was last claimed: a replay starts its attempts again. */
+  replays?: number;
+  /** A failed unit is not taken over before this (epoch ms): copies that died together come back apart. */
+  retryAt?: number;
 } & Partial<DecisionColumns>;
 
 /** What an inline handler decided, on its unit's row (for a save that failed). */
@@ -54,9 +71,32 @@ interface WatermarkRow {
 }
 
 export type Claim =
-  | { kind: 'claimed'; key: string; unit: string; etag: string; attempts: number; leaseUntil: number }
+  | { kind: 'claimed'; key: string; unit: string; etag: string; attempts: number; leaseUntil: number; replays?: number }
   | { kind: 'already-done'; state: 'done' | 'stale'; decision?: RecordedDecision }
-  | { kind: 'busy'; retryAfterMs: number };
+  /** `jittered`: the wait already holds a random part (a unit after a dead run); else the caller adds one. */
+  | { kind: 'busy'; retryAfterMs: number; jittered?: boolean };
+
+/** A claim with attempts counted: `exhausted` when the unit failed or died on `attempts` runs, the most it may have. */
+export type UnitClaim = Claim | { kind: 'exhausted'; attempts: number; error: string };
+
+export type HeldClaim = Extract<Claim, { kind: 'claimed' }>;
+
+export interface ClaimOptions {
+  /** Runs a unit may have (failed or dead) before its claim answers `exhausted`; default unlimited. */
+  maxAttempts?: number;
+  /** The envelope's replays: a replayed event's units get their attempts again. */
+  replays?: number;
+  /**
+   * A unit found dead (its lease lapsed while processing) is recorded failed and not run by this
+   * claimant: it answers `busy` for a random wait below this, so that the events that died with it
+   * come back apart rather than side by side with whatever killed them. 0: taken over at once.
+   */
+  deadJitterMs?: number;
+  random?: () => number;
+}
+
+/** What a unit whose lease lapsed while it was processing is recorded as. */
+export const DIED_ERROR = 'the run stopped before it finished (its worker died: a crash, an out-of-memory kill, a function timeout or a restart)';
 
 export interface Completion {
   claim: Extract<Claim, { kind: 'claimed' }>;
@@ -100,13 +140,20 @@ export class Ledger {
   }
 
   /**
-   * Marks the event settled, together with the completion of its last unit when given: both rows
-   * share the partition, so one transaction writes them (a round trip fewer per event).
+   * Marks the event settled, together with the completion of its last unit when given. The `$event`
+   * row is read only by a copy of a claim-check event that finds its blob deleted (eventSettlement),
+   * so it is written (in one transaction with the last unit's done-mark: both rows share the
+   * partition) for claim-check events and for events settled without any unit; an inline event's
+   * settlement is its last unit's done-mark alone, a single write, which costs storage less.
    */
-  async settleEvent(key: string, eventId: string, outcome: EventSettlement, lastUnit?: Completion): Promise<void> {
+  async settleEvent(key: string, eventId: string, outcome: EventSettlement, lastUnit?: Completion, options: { claimCheck?: boolean } = {}): Promise<void> {
     const eventRow = { partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() };
     if (!lastUnit) {
       await this.write(() => this.table.upsertEntity(eventRow, 'Replace'));
+      return;
+    }
+    if (options.claimCheck === false) {
+      await this.complete(lastUnit);
       return;
     }
     await this.write(() =>
@@ -119,10 +166,20 @@ export class Ledger {
 
   /**
    * Claims one unit of work for this processor. The insert is atomic: of two processors racing on
-   * one event, one gets the row. A unit that failed, or whose holder's lease ran out (a crashed
-   * worker), is taken over with an ETag-conditioned update, which again only one can win.
+   * one event, one gets the row. A unit that failed, or whose holder's lease ran out (a dead
+   * worker), is taken over with an ETag-conditioned update, which again only one can win; with
+   * `options`, not before its attempts allow it and its `retryAt` has passed (see ClaimOptions).
    */
   async claim(key: string, unit: string, eventId: string, leaseMs: number): Promise<Claim> {
+    const claim = await this.claimUnit(key, unit, eventId, leaseMs);
+    // Without maxAttempts a unit is never exhausted.
+    if (claim.kind === 'exhausted') throw new Error('unreachable: a claim without maxAttempts was exhausted');
+    return claim;
+  }
+
+  /** `claim`, with the attempts, replays and jitter rules of ClaimOptions: what the queue processor uses. */
+  async claimUnit(key: string, unit: string, eventId: string, leaseMs: number, options: ClaimOptions = {}): Promise<UnitClaim> {
+    const replays = options.replays ?? 0;
     const row: UnitRow = {
       partitionKey: key,
       rowKey: unit,
@@ -131,10 +188,11 @@ export class Ledger {
       attempts: 1,
       leaseUntil: this.now() + leaseMs,
       updatedAt: new Date(this.now()).toISOString(),
+      ...(replays > 0 ? { replays } : {}),
     };
     try {
       const created = await this.write(() => this.table.createEntity(row));
-      return { kind: 'claimed', key, unit, etag: created.etag ?? '*', attempts: 1, leaseUntil: row.leaseUntil };
+      return { kind: 'claimed', key, unit, etag: created.etag ?? '*', attempts: 1, leaseUntil: row.leaseUntil, ...(replays > 0 ? { replays } : {}) };
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
     }
@@ -143,15 +201,54 @@ export class Ledger {
       const decision = decisionOf(existing);
       return { kind: 'already-done', state: existing.state, ...(decision ? { decision } : {}) };
     }
-    if (existing.state === 'processing' && existing.leaseUntil > this.now()) {
-      return { kind: 'busy', retryAfterMs: existing.leaseUntil - this.now() };
+    const now = this.now();
+    if (existing.state === 'processing' && existing.leaseUntil > now) {
+      return { kind: 'busy', retryAfterMs: existing.leaseUntil - now };
     }
-    const attempts = (existing.attempts ?? 0) + 1;
+    // A replay starts the unit's attempts again, as the replayed message's dequeue count does.
+    const spent = replays > (existing.replays ?? 0) ? 0 : (existing.attempts ?? 0);
+    const lastError = existing.state === 'processing' ? DIED_ERROR : (existing.lastError ?? '');
+    const max = options.maxAttempts ?? Infinity;
+    if (existing.state === 'failed' && spent < max && (existing.retryAt ?? 0) > now) return { kind: 'busy', retryAfterMs: existing.retryAt! - now, jittered: true };
+    const jitterMs = options.deadJitterMs ?? 0;
+    if (existing.state === 'processing' && (spent >= max || jitterMs > 0)) {
+      // A dead run, recorded as a failure (what a poison record reports), with when the unit may run again.
+      const retryAt = spent >= max ? 0 : now + Math.floor((options.random ?? Math.random)() * jitterMs);
+      const failed: UnitRow = { ...this.failedRow(key, unit, existing.eventId, existing.attempts ?? 0, DIED_ERROR), retryAt, ...(existing.replays ? { replays: existing.replays } : {}) };
+      try {
+        await this.table.updateEntity(failed, 'Replace', { etag: existing.etag });
+      } catch (error) {
+        if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
+        throw error;
+      }
+      if (spent < max) return { kind: 'busy', retryAfterMs: Math.max(1, retryAt - now), jittered: true };
+    }
+    if (spent >= max) return { kind: 'exhausted', attempts: spent, error: lastError };
+    const attempts = spent + 1;
     try {
-      const updated = await this.table.updateEntity({ ...row, attempts, lastError: existing.lastError ?? '' }, 'Replace', { etag: existing.etag });
-      return { kind: 'claimed', key, unit, etag: updated.etag ?? '*', attempts, leaseUntil: row.leaseUntil };
+      const updated = await this.table.updateEntity({ ...row, attempts, lastError }, 'Replace', { etag: existing.etag });
+      return { kind: 'claimed', key, unit, etag: updated.etag ?? '*', attempts, leaseUntil: row.leaseUntil, ...(replays > 0 ? { replays } : {}) };
     } catch (error) {
       if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
+      throw error;
+    }
+  }
+
+  /**
+   * Extends a held unit's lease to `leaseMs` from now, if the row is still as this holder last
+   * wrote it (its ETag): returns the renewed claim, or null when someone else changed the row.
+   */
+  async renew(claim: HeldClaim, leaseMs: number): Promise<HeldClaim | null> {
+    const leaseUntil = this.now() + leaseMs;
+    try {
+      const updated = await this.table.updateEntity(
+        { partitionKey: claim.key, rowKey: claim.unit, leaseUntil, updatedAt: new Date(this.now()).toISOString() },
+        'Merge',
+        { etag: claim.etag },
+      );
+      return { ...claim, etag: updated.etag ?? claim.etag, leaseUntil };
+    } catch (error) {
+      if (statusOf(error) === 412 || statusOf(error) === 404) return null;
       throw error;
     }
   }
@@ -161,7 +258,16 @@ export class Ledger {
   }
 
   private completedRow({ claim, state, eventId }: Completion): UnitRow {
-    return { partitionKey: claim.key, rowKey: claim.unit, state, eventId, attempts: claim.attempts, leaseUntil: 0, updatedAt: new Date(this.now()).toISOString() };
+    return {
+      partitionKey: claim.key,
+      rowKey: claim.unit,
+      state,
+      eventId,
+      attempts: claim.attempts,
+      leaseUntil: 0,
+      updatedAt: new Date(this.now()).toISOString(),
+      ...(claim.replays ? { replays: claim.replays } : {}),
+    };
   }
 
   /**
@@ -190,7 +296,8 @@ export class Ledger {
   }
 
   async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {
-    await this.write(() => this.table.upsertEntity(this.failedRow(claim.key, claim.unit, eventId, claim.attempts, error), 'Replace'));
+    const row = { ...this.failedRow(claim.key, claim.unit, eventId, claim.attempts, error), ...(claim.replays ? { replays: claim.replays } : {}) };
+    await this.write(() => this.table.upsertEntity(row, 'Replace'));
   }
 
   /** Why the event failed outside any handler, on its `attempt`-th delivery. */

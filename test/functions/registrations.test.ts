@@ -122,16 +122,19 @@ describe('function registrations', () => {
     expect(Buffer.from(encodeQueueMessage({ a: 1 }), QUEUE_MESSAGE_ENCODING as BufferEncoding).toString('utf8')).toBe('{"a":1}');
   });
 
-  it('host.json functionTimeout is the one the processor keeps within, and the ledger lease outlasts it', async () => {
+  it('host.json functionTimeout is the one the processor keeps within, and maxDequeueCount the one the ledger holds attempts to', async () => {
     // host.json read as the host reads it (devhost/hostJson.ts).
-    const functionTimeoutMs = readHostJson(ROOT).functionTimeoutMs;
+    const hostJson = readHostJson(ROOT);
+    const functionTimeoutMs = hostJson.functionTimeoutMs;
     expect(functionTimeoutMs).not.toBeNull();
-    const { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } = await import('../../src/hostConfig');
-    const { readProcessSettings } = await import('../../src/settings');
+    const { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS, MAX_DEQUEUE_COUNT, maxDequeueCount } = await import('../../src/hostConfig');
     expect(FUNCTION_TIMEOUT_MS).toBe(functionTimeoutMs);
     expect(INVOCATION_BUDGET_MS).toBeLessThan(functionTimeoutMs!);
-    // The lease a unit holds outlasts the longest invocation, so no other processor can take over a unit that is still running.
-    expect(readProcessSettings({}).leaseMs).toBeGreaterThanOrEqual(functionTimeoutMs!);
+    expect(MAX_DEQUEUE_COUNT).toBe(hostJson.queues.maxDequeueCount);
+    // The app setting that overrides host.json for the host overrides it for the processor too.
+    const env = { AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '2' };
+    expect(maxDequeueCount(env)).toBe(readHostJson(ROOT, { env }).queues.maxDequeueCount);
+    expect(maxDequeueCount({})).toBe(MAX_DEQUEUE_COUNT);
   });
 
   it('the app checks its settings once as it starts (its appStart hook), naming each bad one and never its value', () => {

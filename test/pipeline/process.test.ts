@@ -120,7 +120,7 @@ describe('processing, from the HTTP handler through the real queue to a handler'
     });
     await ingest(storage, fixture('01-').body);
     const [message] = await drainQueue(storage.eventsQueue);
-    const settings = { ...readProcessSettings({}), leaseMs: 2_000 };
+    const settings = { ...readProcessSettings({}), leaseMs: 2_000, deferJitterMs: 0 };
     const deps = { storage, handlers: registry, settings, log: silentLog, deliveryCount: 1 };
     const first = processEnvelope(parseEnvelope(message), deps);
     await new Promise((resolve) => setTimeout(resolve, 200));

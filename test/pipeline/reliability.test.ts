@@ -50,11 +50,11 @@ describe('nothing accepted expires', () => {
     expect(await expiries(storage.eventsQueue)).toEqual([NEVER]);
     await drainQueue(storage.eventsQueue);
 
-    // A copy of a unit held by a live processor is put back for later (here: 1 s, the lease).
+    // A copy of a unit held by a live processor is put back for later (here: 2 s, the lease).
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const slow = new HandlerRegistry().on({ name: 'slow', entity: '*', message: '*' }, () => gate);
-    const settings = { ...readProcessSettings({}), leaseMs: 1_000 };
+    const settings = { ...readProcessSettings({}), leaseMs: 2_000, deferJitterMs: 0 };
     await ingest(storage, fixture('01-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     const first = processEnvelope(parseEnvelope(message), deps(storage, slow, { settings }));

@@ -1,0 +1,201 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { startAzurite, type AzuriteInstance } from '../azurite';
+import { silentLog } from '../../src/observability/log';
+import { acceptWebhook } from '../../src/pipeline/accept';
+import { readIngestSettings } from '../../src/settings';
+import { createStorageClients } from '../../src/storage/clients';
+import { dataverseHeaders, FUNCTION_URL } from '../../test/support/requests';
+import { useTempDirs } from '../../test/support/tempDirs';
+
+/**
+ * Worker deaths, for real: the app in the local host (dist/devhost/hostProcess.js, the Node worker a
+ * process of its own), on a fresh Azurite, with a lead Update handler from
+ * devhost/test/apps/workerDeathHandlers.cjs. A worker killed with SIGKILL mid-handler (a crash, an
+ * out-of-memory kill) fails what ran on it; the host restarts it and puts the messages back after
+ * host.json's visibilityTimeout; the units' ledger leases, no longer renewed, lapse; each event then
+ * has its effect once. And a handler that kills its worker every time for one record (a pill)
+ * ends in `failures` after maxDequeueCount runs, while the events that died beside it run once.
+ */
+
+const REPO = path.resolve(__dirname, '..', '..');
+const HOST_SCRIPT = path.join(REPO, 'dist', 'devhost', 'hostProcess.js');
+const BIN = path.join(REPO, 'bin', 'dataverse-webhooks.js');
+const HANDLERS = path.join(__dirname, 'apps', 'workerDeathHandlers.cjs');
+const tempDir = useTempDirs();
+
+type Line = { kind: 'worker' | 'start' | 'effect'; pid: number; at: number; recordId?: string; eventId?: string; deliveryCount?: number };
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(probe: () => T | false | Promise<T | false>, what: string, timeoutMs: number, output: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output().slice(-4000)}`);
+    await sleep(100);
+  }
+}
+
+function leadUpdate(id: string): string {
+  return JSON.stringify(
+    rawExecutionContext({
+      messageName: 'Update',
+      entityName: 'lead',
+      entityId: id,
+      mode: 1,
+      correlationId: randomUUID(),
+      inputParameters: { Target: rawEntity('lead', id, { leadid: id, subject: 'Worker death' }) },
+    }),
+  );
+}
+
+interface Scene {
+  azurite: AzuriteInstance;
+  log: string;
+  lines(): Line[];
+  output(): string;
+  /** Event ids by record id, as accepted. */
+  eventIds: Map<string, string>;
+}
+
+/** A fresh Azurite, the events accepted onto its queue, then the local host started on the app. */
+async function scene(records: string[], env: Record<string, string>): Promise<Scene> {
+  const azurite = await startAzurite();
+  cleanups.push(() => azurite.stop());
+  const storage = createStorageClients(azurite.connectionString);
+  const eventIds = new Map<string, string>();
+  // Queued before the host starts, so that its first poll takes them in one batch, side by side.
+  for (const id of records) {
+    const body = Buffer.from(leadUpdate(id));
+    const accepted = await acceptWebhook(
+      { method: 'POST', url: FUNCTION_URL, headers: new Headers(dataverseHeaders({ 'x-ms-dynamics-entity-name': 'lead' })), body: async () => body },
+      { settings: readIngestSettings({}), storage, log: silentLog },
+    );
+    expect(accepted.response.status).toBe(202);
+    eventIds.set(id, accepted.eventId);
+  }
+  const log = path.join(tempDir('worker-death-'), 'lines.jsonl');
+  const child: ChildProcess = spawn(process.execPath, [HOST_SCRIPT, '--port', '0', '--entry-point', HANDLERS], {
+    cwd: REPO,
+    env: { PATH: process.env['PATH'], AzureWebJobsStorage: azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '', WORKER_DEATH_LOG: log, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  cleanups.push(async () => {
+    try {
+      // The host and its worker: the whole process group.
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    await exited;
+  });
+  const lines = () =>
+    existsSync(log)
+      ? readFileSync(log, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as Line)
+      : [];
+  return { azurite, log, lines, output: () => output, eventIds };
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const countBy = (items: string[]) => items.reduce((counts, item) => counts.set(item, (counts.get(item) ?? 0) + 1), new Map<string, number>());
+
+describe('a worker killed mid-handler', () => {
+  it('has each of its events run again within 60 s of its death, once, with host.json as it is', async () => {
+    const records = [randomUUID(), randomUUID(), randomUUID()];
+    const run = await scene(records, { WORKER_DEATH_SLOW_MS: '2000' });
+    const started = await until(() => {
+      const starts = run.lines().filter((line) => line.kind === 'start');
+      return new Set(starts.map((line) => line.recordId)).size === 3 && starts;
+    }, 'the three handlers to start', 60_000, run.output);
+    const victim = started[0]!.pid;
+    const killedAt = Date.now();
+    process.kill(victim, 'SIGKILL');
+
+    const effects = await until(() => {
+      const done = run.lines().filter((line) => line.kind === 'effect');
+      return new Set(done.map((line) => line.recordId)).size === 3 && done;
+    }, 'every event to have its effect', 90_000, run.output);
+    // Anything that would run twice has had the time to.
+    await sleep(3_000);
+    const all = run.lines().filter((line) => line.kind === 'effect');
+    expect([...countBy(all.map((line) => line.recordId!)).values()]).toEqual([1, 1, 1]);
+    expect(all.every((line) => line.pid !== victim)).toBe(true);
+    const killToEffectMs = effects.map((line) => line.at - killedAt).sort((a, b) => a - b);
+    process.stdout.write(`worker death: kill → effect ${killToEffectMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')} (handler 2 s)\n`);
+    expect(Math.max(...killToEffectMs)).toBeLessThanOrEqual(60_000);
+    // The second run is the second attempt, and says so.
+    expect(all.map((line) => line.deliveryCount)).toEqual([2, 2, 2]);
+  }, 120_000);
+});
+
+describe('a handler that kills its worker every time for one record (a pill)', () => {
+  it('ends in failures after maxDequeueCount runs, and the events that died beside it run once', async () => {
+    const pill = randomUUID();
+    const bystanders = [randomUUID(), randomUUID(), randomUUID()];
+    const run = await scene([pill, ...bystanders], {
+      WORKER_DEATH_SLOW_MS: '100',
+      WORKER_DEATH_PILL: pill,
+      // host.json, overridden the way the host allows: three attempts, released at once, quick polls;
+      // a short lease and jitter, so that the test takes seconds (the rules are the same).
+      AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '3',
+      AzureFunctionsJobHost__extensions__queues__visibilityTimeout: '00:00:00',
+      AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:00:00.500',
+      PROCESSOR_LEASE_SECONDS: '2',
+      PROCESSOR_DEFER_JITTER_SECONDS: '8',
+    });
+    const env = { PATH: process.env['PATH'], AzureWebJobsStorage: run.azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '' };
+    const pillEventId = run.eventIds.get(pill)!;
+    const begun = Date.now();
+    const listed = await until(async () => {
+      const effects = new Set(run.lines().filter((line) => line.kind === 'effect').map((line) => line.recordId));
+      if (!bystanders.every((id) => effects.has(id))) return false;
+      const failures = await cli(['failures'], env);
+      return failures.stdout.includes(pillEventId) && failures.stdout;
+    }, 'the pill to be listed by failures and every bystander to have its effect', 90_000, run.output);
+    const poisonedAfterMs = Date.now() - begun;
+    await sleep(2_000);
+    const lines = run.lines();
+    const starts = countBy(lines.filter((line) => line.kind === 'start').map((line) => line.recordId!));
+    const effects = countBy(lines.filter((line) => line.kind === 'effect').map((line) => line.recordId!));
+    const workers = lines.filter((line) => line.kind === 'worker').length;
+    process.stdout.write(
+      `pill: ran ${starts.get(pill)} times, listed by failures after ${(poisonedAfterMs / 1000).toFixed(1)} s; bystanders ran ${bystanders.map((id) => starts.get(id)).join(', ')} times, effects ${bystanders.map((id) => effects.get(id) ?? 0).join(', ')}; ${workers} workers\n`,
+    );
+    expect(listed.split('\n').find((line) => line.startsWith(pillEventId))).toContain('attempts=3');
+    expect(starts.get(pill)).toBeGreaterThanOrEqual(3);
+    expect(starts.get(pill)).toBeLessThanOrEqual(4);
+    // The worker went down once per pill run, no more.
+    expect(workers).toBe(starts.get(pill)! + 1);
+    expect(bystanders.map((id) => effects.get(id))).toEqual([1, 1, 1]);
+    expect(effects.has(pill)).toBe(false);
+  }, 120_000);
+});
