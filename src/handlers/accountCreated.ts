@@ -1,5 +1,4 @@
-import { isEntityReference } from '../dataverse';
-import { on } from './registry';
+import { isEntityReference, on } from '../handlerApi';
 
 /**
  * Example: one call per created account, whether it was created alone (Create) or in bulk
@@ -21,7 +20,7 @@ export const newAccountSink: { publish: (account: NewAccount) => Promise<void> }
   publish: async () => undefined,
 };
 
-on(
+export const accountCreated = on(
   {
     name: 'account-created',
     entity: 'account',

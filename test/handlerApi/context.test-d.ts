@@ -1,14 +1,14 @@
 /**
  * Compile-time tests of the handler context: `npm run typecheck` (tsc over test/) checks this file,
  * so an `expectTypeOf` that no longer holds, or a `@ts-expect-error` line that starts compiling,
- * fails the suite. The calls are never run. test/handlers/contextTypes.test.ts proves the same
+ * fails the suite. The calls are never run. test/handlerApi/contextTypes.test.ts proves the same
  * errors by compiling small programs.
  */
 import { expectTypeOf } from 'vitest';
 import type { DataverseEvent, Entity } from '../../src/dataverse';
 import type { AttributeChange } from '../../src/dataverse/accessors';
 import type { DataverseRow } from '../../src/dataverseApi';
-import { allow, decide, on, reject } from '../../src/handlers';
+import { allow, decide, on, reject } from '../../src/handlerApi';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 
 const registry = new HandlerRegistry();
