@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeFailure, main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
-import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { allow, HandlerRegistry, type HandlerOptions } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
 import { startFakeArm, type FakeArm } from '../support/fakeArm';
 import { startFakeDataverse, type FakeDataverse, type Row } from '../support/fakeDataverse';
@@ -52,7 +52,7 @@ function appHandlers(changes: { numbers?: string[]; namesImages?: boolean } = {}
       },
       noop,
     )
-    .on({ name: 'account-numbers', entity: 'account', message: 'Update', filteringAttributes: changes.numbers ?? ['accountnumber'] }, noop)
+    .on({ name: 'account-numbers', entity: 'account', message: 'Update', filteringAttributes: changes.numbers ?? ['accountnumber'] } as HandlerOptions, noop)
     .on({ name: 'contact-deletes', entity: 'contact', message: 'Delete', stage: 'PreOperation', images: { pre: { type: 'PreImage' } } }, noop)
     .on({ name: 'audit', entity: '*', message: '*' }, noop);
 }
@@ -507,8 +507,10 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 describe('register refuses columns the tables do not have', () => {
   const misspelt = () =>
     new HandlerRegistry()
-      .on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['acountnumber'] }, noop)
-      .on({ name: 'names', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'], images: { pre: { type: 'PreImage', columns: ['parentcustomeridname'] } } }, noop);
+      // Cast: with a generated module (src/handlers/tables.generated.ts) these would not compile, which
+      // is the point of typed tables; here the columns are checked where Dataverse is asked.
+      .on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['acountnumber'] } as HandlerOptions, noop)
+      .on({ name: 'names', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'], images: { pre: { type: 'PreImage', columns: ['parentcustomeridname'] } } } as HandlerOptions, noop);
 
   it('against the organization’s table definitions, after reading and before the first write', async () => {
     writeRegistration();
