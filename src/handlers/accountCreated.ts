@@ -9,7 +9,7 @@ import { isEntityReference, on } from '../handlerApi';
  * owner is read again from the Web API. It leaves its mode out: `register` registers the
  * asynchronous PostOperation step (the default for a handler that only reacts), and the handler
  * also takes the PostOperation Create of a synchronous step someone registered by hand, such as
- * the real capture in the fixtures.
+ * the real capture samples/06-account-create-sync-postop-webhooksite-unicode.json.
  */
 export interface NewAccount {
   accountId: string;
