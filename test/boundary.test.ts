@@ -79,7 +79,8 @@ async function expectGreen(copy: string, files: string[]): Promise<void> {
 
 const emptyHandlers = `/** No handlers yet: list here each file of this folder that declares some. */\nexport const handlerFiles: object[] = [];\n`;
 
-describe('the app made its user’s own', () => {
+// The three copies are independent: run side by side, they take the time of the longest.
+describe.concurrent('the app made its user’s own', () => {
   let dataverse: FakeDataverse;
   beforeAll(async () => {
     dataverse = await startFakeDataverse({ tables: Object.fromEntries(['account', 'opportunity', 'cdsify_integrationtest'].map((table) => [table, realTableFacts(table)])) });
