@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'devhost/test/**/*.test.ts'],
+    // The engine's tests, the dev host's, and your handlers' tests beside them in src/handlers.
+    include: ['test/**/*.test.ts', 'devhost/test/**/*.test.ts', 'src/**/*.test.ts'],
     globalSetup: ['test/support/globalSetup.ts'],
     pool: 'forks',
     testTimeout: 30_000,

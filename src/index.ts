@@ -1,5 +1,7 @@
 import { app } from '@azure/functions';
 import { continueHostTrace, shutdownTelemetry, startTelemetry } from './observability/telemetry';
+import { appHandlers, HandlerLoadError, handlerLoadLine } from './handlerApi/load';
+import { handlerFiles } from './handlers';
 import { checkSettings } from './settings';
 
 // App-wide setup, loaded by the host before any function file (package.json "main").
@@ -19,6 +21,9 @@ function reportSettingProblems(env: NodeJS.ProcessEnv = process.env, write: (lin
 }
 app.hook.appStart(() => {
   reportSettingProblems();
+  // A declaration the registry refuses: one line naming its file, the handler and the reason.
+  const handlers = appHandlers(handlerFiles);
+  if (handlers instanceof HandlerLoadError) process.stderr.write(`${handlerLoadLine(handlers)}\n`);
 });
 
 // Scale-in and restarts end the worker: what telemetry still buffers is sent first.

@@ -114,8 +114,11 @@ export class SettingsError extends Error {
   }
 }
 
-/** The settings that have a value: empty and blank ones are treated as unset. */
-function definedSettings(env: NodeJS.ProcessEnv): Record<string, string> {
+/**
+ * The settings that have a value: empty and blank ones are treated as unset, for everything the app
+ * and the CLI read (the CLI's commands get their environment through this, in src/cli/main.ts).
+ */
+export function definedSettings(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const defined: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) if (value !== undefined && value.trim() !== '') defined[name] = value;
   return defined;

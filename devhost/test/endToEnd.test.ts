@@ -5,14 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { connectionStringFor } from '../azurite';
 import { FUNC_MISSING_NOTICE, isListening } from '../start';
 import { isRunning, startDevLoopProcess } from './devLoop';
-import { SHARED_DIR } from '../../test/support/fixtures';
+import { SAMPLES_DIR } from '../../test/support/fixtures';
 import { freeAzuritePorts, freePorts } from '../../test/support/ports';
 import { useTempDirs } from '../../test/support/tempDirs';
 
 /**
  * What a user does on a machine without func: npm start (its dev loop, built, in a process of its
  * own, on free ports, with a fresh in-memory Azurite), then the CLI as `npx dataverse-webhooks`
- * runs it: send a real payload over HTTP, see the example handler's line, list failures, poison an
+ * runs it: send a real payload over HTTP, see the test's handler's line, list failures, poison an
  * event, replay it, and Ctrl-C. The compiler is replaced by an idle stand-in, so that this test
  * never rewrites dist/ under the other tests; the reload it triggers is tested in start.test.ts.
  *
@@ -90,27 +90,27 @@ describe('npm start on a machine without func, end to end over HTTP', () => {
     const env = { PATH: process.env['PATH'], AzureWebJobsStorage: connectionStringFor(ports), APPLICATIONINSIGHTS_CONNECTION_STRING: '' };
 
     // A real captured payload, as Dataverse sends it.
-    const sent = await cli(['send', path.join(SHARED_DIR, 'fixtures', '06-account-create-sync-postop-webhooksite-unicode.json'), '--url', url], env);
+    const sent = await cli(['send', path.join(SAMPLES_DIR, '06-account-create-sync-postop-webhooksite-unicode.json'), '--url', url], env);
     expect(sent, sent.stderr).toMatchObject({ code: 0 });
     const eventId = /^202 Accepted\s+eventId (\S+)/.exec(sent.stdout)?.[1];
     expect(eventId, sent.stdout).toBeTruthy();
-    await loop.waitFor(new RegExp(`\\[processDataverseEvent [0-9a-f]{8}\\] Account created eventId=${eventId}`), 'the example handler');
+    await loop.waitFor(new RegExp(`\\[processDataverseEvent [0-9a-f]{8}\\] e2e saw the event eventId=${eventId}`), 'the test’s handler');
 
     expect(await cli(['failures'], env)).toMatchObject({ code: 0, stdout: '', stderr: 'No poisoned events.\n' });
 
-    // A synchronous PreValidation step, decided inside the request by the credit-limit example:
-    // refused above the maximum (a 422 Dataverse does not retry), allowed below it.
-    const tooHigh = await cli(['send', '--entity', 'account', '--message', 'Create', '--stage', '10', '--attribute', 'creditlimit:money=2000000', '--url', url], env);
+    // A synchronous PreValidation step, decided inside the request by the test's inline handler:
+    // refused above its maximum (a 422 Dataverse does not retry), allowed below it.
+    const tooHigh = await cli(['send', '--entity', 'e2e_gate', '--message', 'Create', '--stage', '10', '--attribute', 'amount:int=2000', '--url', url], env);
     expect(tooHigh.code).toBe(1);
     expect(tooHigh.stderr).toMatch(/^422 Unprocessable Entity/);
-    expect(tooHigh.stderr).toContain('rejected by credit-limit-on-create (credit-limit-exceeded)');
-    const withinLimit = await cli(['send', '--entity', 'account', '--message', 'Create', '--stage', '10', '--attribute', 'creditlimit:money=500000', '--url', url], env);
+    expect(tooHigh.stderr).toContain('rejected by e2e-gate (e2e-too-much)');
+    const withinLimit = await cli(['send', '--entity', 'e2e_gate', '--message', 'Create', '--stage', '10', '--attribute', 'amount:int=500', '--url', url], env);
     expect(withinLimit, withinLimit.stderr).toMatchObject({ code: 0 });
     expect(withinLimit.stdout).toMatch(/^202 Accepted/);
 
     // A handler that fails on every attempt: the event ends in failures.
     writeFileSync(flag, 'fail');
-    const failing = await cli(['send', '--entity', 'lead', '--message', 'Create', '--url', url], env);
+    const failing = await cli(['send', '--entity', 'e2e_widget', '--message', 'Create', '--url', url], env);
     expect(failing.code, failing.stderr).toBe(0);
     const failingId = /eventId (\S+)/.exec(failing.stdout)![1]!;
     const listed = await until(async () => {

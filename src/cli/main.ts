@@ -8,6 +8,7 @@ import { statusCommand, STATUS_USAGE } from './status';
 import { sendCommand, SEND_USAGE } from './send';
 import { typesCommand, TYPES_USAGE } from './types';
 import { explainStorageError } from './storageConnection';
+import { definedSettings } from '../settings';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
@@ -59,7 +60,10 @@ export function cliReference(): string {
 }
 
 /** Runs one CLI command and returns its exit code: 0 success, 1 failure, 2 usage. */
-export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {
+export async function main(argv: string[], given: CommandIO = processIO()): Promise<number> {
+  // An empty variable is an unset one (\`AzureWebJobsStorage= npx dataverse-webhooks failures\` falls
+  // back to local.settings.json), for every setting a command reads.
+  const io: CommandIO = { ...given, env: definedSettings(given.env) };
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     io.stdout(`${USAGE}\n`);

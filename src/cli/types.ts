@@ -5,8 +5,8 @@ import { LOGICAL_NAME } from '../dataverse/steps';
 import { GENERATED_MODULE_NAME, type TableCatalog } from '../dataverse/tables';
 import { WEB_API_VERSION } from '../dataverseApi';
 import { readTableMetadata } from '../dataverseApi/tableMetadata';
-import { handlers as appHandlers } from '../handlers';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
+import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { compare, tableSpec } from '../tableTypes/fromMetadata';
 import { renderModule } from '../tableTypes/render';
 import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
@@ -38,7 +38,7 @@ ${ORG_OPTION_HELP}
 
 ${AUTHENTICATION_HELP}`;
 
-export function createTypesCommand(dependencies: ConnectionDependencies, handlers: HandlerRegistry = appHandlers) {
+export function createTypesCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers) {
   return async function typesCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
@@ -50,7 +50,7 @@ export function createTypesCommand(dependencies: ConnectionDependencies, handler
         check: { type: 'boolean', default: false },
       },
     });
-    const tables = values.tables !== undefined ? listedTables(values.tables) : declaredTables(handlers);
+    const tables = values.tables !== undefined ? listedTables(values.tables) : declaredTables(await resolveHandlers(handlerSource));
     organizationUrl(values.org, io);
     const out = path.resolve(io.cwd, values.out ?? DEFAULT_TYPES_FILE);
 

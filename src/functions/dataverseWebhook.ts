@@ -1,5 +1,6 @@
 import { app, type HttpMethod, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { handlers } from '../handlers';
+import { appHandlers, HandlerLoadError } from '../handlerApi/load';
+import { handlerFiles } from '../handlers';
 import { invocationLog } from '../observability/log';
 import { telemetry, type Telemetry } from '../observability/telemetry';
 import { acceptWebhook, refuseMethod } from '../pipeline/accept';
@@ -21,13 +22,22 @@ export const OTHER_METHODS: HttpMethod[] = ['GET', 'PUT', 'PATCH', 'DELETE', 'HE
 export interface WebhookFunctionDependencies {
   settings: () => IngestSettings | SettingsError;
   storage: () => Pick<StorageClients, 'eventsQueue' | 'payloads' | 'rejected' | 'ledger'>;
-  /** The app's handlers: the inline ones (`decide(…)`) decide synchronous events inside the request. */
-  handlers: HandlerRegistry;
+  /**
+   * The app's handlers: the inline ones (`decide(…)`) decide synchronous events inside the request.
+   * When they do not load, every request gets 503 (Dataverse retries; nothing is accepted, so
+   * nothing is lost) until the declaration is fixed; the start-up log has the one line why.
+   */
+  handlers: HandlerRegistry | HandlerLoadError | (() => HandlerRegistry | HandlerLoadError);
   telemetry: () => Telemetry;
 }
 
 export function createWebhookFunction(deps: WebhookFunctionDependencies) {
   return async function receiveDataverseWebhook(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const handlers = typeof deps.handlers === 'function' ? deps.handlers() : deps.handlers;
+    if (handlers instanceof HandlerLoadError) {
+      invocationLog(context).error('Webhook not taken: the handlers do not load (see the start-up log); answering 503', { reason: handlers.message });
+      return { status: 503, headers: { 'Retry-After': '1' }, jsonBody: { error: 'handlers-invalid', message: 'The receiver is misconfigured; try again later' } };
+    }
     const storage = deps.storage();
     const result = await acceptWebhook(
       {
@@ -36,7 +46,7 @@ export function createWebhookFunction(deps: WebhookFunctionDependencies) {
         headers: request.headers,
         body: async () => Buffer.from(await request.arrayBuffer()),
       },
-      { settings: deps.settings(), storage, log: invocationLog(context), telemetry: deps.telemetry(), decisions: { handlers: deps.handlers, ledger: storage.ledger } },
+      { settings: deps.settings(), storage, log: invocationLog(context), telemetry: deps.telemetry(), decisions: { handlers, ledger: storage.ledger } },
     );
     return result.response;
   };
@@ -45,7 +55,8 @@ export function createWebhookFunction(deps: WebhookFunctionDependencies) {
 export const receiveDataverseWebhook = createWebhookFunction({
   settings: () => settingsOrError(ingestSettings),
   storage: getStorageClients,
-  handlers,
+  // Built on first use (after every entry point has loaded), once per worker.
+  handlers: () => appHandlers(handlerFiles),
   telemetry,
 });
 

@@ -1,6 +1,7 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { createAzureTokenProvider, createDataverseClient, createRecordReader, type RecordReader } from '../dataverseApi';
-import { handlers } from '../handlers';
+import { appHandlers, HandlerLoadError } from '../handlerApi/load';
+import { handlerFiles } from '../handlers';
 import { maxDequeueCount } from '../hostConfig';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
@@ -20,6 +21,9 @@ function processRecordReader(dataverseUrl: string | null): RecordReader | null {
 }
 
 export async function processDataverseEvent(message: unknown, context: InvocationContext): Promise<void> {
+  const handlers = appHandlers(handlerFiles);
+  // Retried, then poisoned and listed by `failures`: fix the declaration, then `replay --all`.
+  if (handlers instanceof HandlerLoadError) throw handlers;
   const settings = settingsOrError(processSettings);
   await processEnvelope(parseEnvelope(message), {
     storage: getStorageClients(),

@@ -1,5 +1,4 @@
-import { isEntityReference } from '../dataverse';
-import { on } from './registry';
+import { isEntityReference, on } from '../handlerApi';
 
 /**
  * Example: one call per created account, whether it was created alone (Create) or in bulk
@@ -10,7 +9,7 @@ import { on } from './registry';
  * owner is read again from the Web API. It leaves its mode out: `register` registers the
  * asynchronous PostOperation step (the default for a handler that only reacts), and the handler
  * also takes the PostOperation Create of a synchronous step someone registered by hand, such as
- * the real capture in the fixtures.
+ * the real capture samples/06-account-create-sync-postop-webhooksite-unicode.json.
  */
 export interface NewAccount {
   accountId: string;
@@ -21,7 +20,7 @@ export const newAccountSink: { publish: (account: NewAccount) => Promise<void> }
   publish: async () => undefined,
 };
 
-on(
+export const accountCreated = on(
   {
     name: 'account-created',
     entity: 'account',

@@ -1,6 +1,4 @@
-import { isEntityReference, type DataverseValue } from '../dataverse';
-import type { AttributeChange } from '../dataverse/accessors';
-import { on } from './registry';
+import { isEntityReference, on, type AttributeChange, type DataverseValue } from '../handlerApi';
 
 /**
  * Example: react to what an Update changed, from the pre-image to the new values. The declaration
@@ -39,7 +37,7 @@ export const contactChangeSink: { publish: (summary: ContactChangeSummary) => Pr
   publish: async () => undefined,
 };
 
-on(
+export const contactChanges = on(
   {
     name: 'contact-changes',
     entity: 'contact',

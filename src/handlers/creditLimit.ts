@@ -1,5 +1,4 @@
-import type { DataverseValue, Money } from '../dataverse';
-import { allow, decide, reject, type Decision } from './registry';
+import { allow, decide, reject, type DataverseValue, type Decision, type Money } from '../handlerApi';
 
 /**
  * Example of an inline handler: an account's credit limit above a configured amount is refused as
@@ -42,13 +41,13 @@ export function checkCreditLimit(creditLimit: DataverseValue | undefined, maximu
   });
 }
 
-decide(
+export const creditLimitOnCreate = decide(
   { name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' },
   // ctx.attribute reads the Target first: what this save writes.
   (_event, ctx) => checkCreditLimit(ctx.attribute('creditlimit')),
 );
 
-decide(
+export const creditLimitOnUpdate = decide(
   { name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
   (_event, ctx) => checkCreditLimit(ctx.attribute('creditlimit')),
 );

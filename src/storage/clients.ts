@@ -2,6 +2,7 @@ import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { TableClient } from '@azure/data-tables';
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { definedSettings } from '../settings';
 import { DEFAULT_STORAGE_NAMES, poisonQueueName, type StorageNames } from './names';
 
 export interface StorageClients {
@@ -45,7 +46,9 @@ export class StorageConfigurationError extends Error {
  * (`__credential: managedidentity`, `__clientId` for a user-assigned one) or, elsewhere, the
  * developer's Azure login.
  */
-export function storageConnectionFrom(settings: Readonly<Record<string, string | undefined>>, name = 'AzureWebJobsStorage'): StorageConnection {
+export function storageConnectionFrom(given: Readonly<Record<string, string | undefined>>, name = 'AzureWebJobsStorage'): StorageConnection {
+  // An empty setting is an unset one (the Bicep writes '' for a parameter nobody gave).
+  const settings = definedSettings(given);
   const connectionString = settings[name];
   if (connectionString) return { kind: 'connection-string', connectionString };
   const account = settings[`${name}__accountName`];

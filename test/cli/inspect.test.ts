@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { captureIO } from '../support/cliIO';
-import { fixture, SHARED_DIR } from '../support/fixtures';
+import { fixture, SAMPLES_DIR } from '../support/fixtures';
 
-const fixtureFile = path.join(SHARED_DIR, 'fixtures', '03-shko_allfields-create-sync-postop-alltypes.json');
+const fixtureFile = path.join(SAMPLES_DIR, '03-shko_allfields-create-sync-postop-alltypes.json');
 
 describe('dataverse-webhooks inspect', () => {
   it('prints the normalized event of a file as JSON and exits 0', async () => {

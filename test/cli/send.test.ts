@@ -10,7 +10,7 @@ import { parseEnvelope, type EventEnvelope } from '../../src/pipeline/envelope';
 import type { StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
 import { startIngestServer, type IngestServer } from '../support/ingestServer';
-import { capturedFixtures, fixture, SHARED_DIR } from '../support/fixtures';
+import { capturedFixtures, fixture, SAMPLES_DIR } from '../support/fixtures';
 import { drainQueue, isolatedStorage } from '../support/storage';
 
 function parse(request: { body: string; headers: Record<string, string> }) {
@@ -154,7 +154,7 @@ describe('generated webhook requests parse exactly like real ones', () => {
       ['--message', 'Update', '--records', '3'],
       ['--message', 'Update', '--id', randomUUID(), '--id', randomUUID()],
       ['--message', 'CreateMultiple', '--records', 'many'],
-      [path.join(SHARED_DIR, 'fixtures', '03-shko_allfields-create-sync-postop-alltypes.json'), '--entity', 'account'],
+      [path.join(SAMPLES_DIR, '03-shko_allfields-create-sync-postop-alltypes.json'), '--entity', 'account'],
     ]) {
       const io = captureIO();
       expect(await main(['send', '--url', 'http://127.0.0.1:9/unused', ...args], io), args.join(' ')).toBe(2);
@@ -200,7 +200,7 @@ describe('dataverse-webhooks send', () => {
   }
 
   it('posts a fixture file as it is, with the Dataverse headers, and the event lands on the queue', async () => {
-    const file = path.join(SHARED_DIR, 'fixtures', '08-account-update-sync-postop-2018-legacy.json');
+    const file = path.join(SAMPLES_DIR, '08-account-update-sync-postop-2018-legacy.json');
     const { envelope } = await sendAndDequeue([file, '--code', 'function-key']);
     const { body } = fixture('08-');
     const original = parseDataverseWebhookOrThrow({ body, headers: {} });

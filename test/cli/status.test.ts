@@ -4,11 +4,22 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
-import { handlers as shippedHandlers } from '../../src/handlers';
+import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
 import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
 import { useTempDirs } from '../support/tempDirs';
 import { scopedTokens } from '../support/tokens';
+
+/** Handlers declared like the examples, here: the engine's tests never depend on which handlers src/handlers holds. */
+const followed = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
+const shippedHandlers = new HandlerRegistry()
+  .on(
+    { name: 'contact-changes', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous', filteringAttributes: followed, images: { pre: { type: 'PreImage', columns: followed } } },
+    () => undefined,
+  )
+  .on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true }, () => undefined)
+  .decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow())
+  .decide({ name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] }, () => allow());
 
 let dataverse: FakeDataverse;
 const tempDir = useTempDirs();

@@ -3,11 +3,22 @@ import { inject } from 'vitest';
 import { OTHER_METHODS, receiveDataverseWebhook, refuseOtherMethods } from '../../src/functions/dataverseWebhook';
 import { processDataverseEvent } from '../../src/functions/processDataverseEvent';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
-import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
-import { DEFAULT_CREDIT_LIMIT_MAX } from '../../src/handlers/creditLimit';
+import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { allow, decide, reject } from '../../src/handlerApi';
+import { handlerFiles } from '../../src/handlers';
 import { fixture } from '../support/fixtures';
 import { dataverseHeaders, invocationContext, webhookRequest } from '../support/requests';
 import { drainQueue } from '../support/storage';
+
+// An inline handler of this test, added to the app's list before the functions first use it (as a
+// file listed in src/handlers/index.ts would be): the test does not depend on the app's handlers.
+const LIMIT = 1_000;
+(handlerFiles as unknown[]).push({
+  testGate: decide({ name: 'test-gate', entity: 'test_gate', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
+    const amount = ctx.attribute('amount');
+    return typeof amount === 'number' && amount > LIMIT ? reject('Too much', { code: 'too-much' }) : allow();
+  }),
+});
 
 /**
  * The thin adapters as the host calls them: a real HttpRequest and InvocationContext, the
@@ -52,22 +63,22 @@ describe('the function adapters', () => {
     expect(response).toMatchObject({ status: 405, headers: { Allow: 'POST' } });
   });
 
-  it('the registered HTTP function decides with the app’s inline handlers: the credit-limit example refuses an account above its limit, and nothing is queued', async () => {
+  it('the registered HTTP function decides with the inline handlers of the app’s list: one refuses, and nothing is queued', async () => {
     const id = '3f1c1f3e-5b8a-4e5f-9d0e-2a7c6b1d9e01';
     const body = JSON.stringify(
       rawExecutionContext({
         messageName: 'Create',
-        entityName: 'account',
+        entityName: 'test_gate',
         entityId: id,
         stage: 10,
         mode: 0,
-        inputParameters: { Target: rawEntity('account', id, { name: 'Contoso', creditlimit: rawMoney(DEFAULT_CREDIT_LIMIT_MAX + 1) }) },
+        inputParameters: { Target: rawEntity('test_gate', id, { name: 'Contoso', amount: LIMIT + 1 }) },
       }),
     );
     const http = invocationContext('dataverseWebhook');
-    const response = await receiveDataverseWebhook(webhookRequest(body, { headers: dataverseHeaders({ 'x-ms-dynamics-entity-name': 'account', 'x-ms-dynamics-request-name': 'Create' }) }), http.context);
+    const response = await receiveDataverseWebhook(webhookRequest(body, { headers: dataverseHeaders({ 'x-ms-dynamics-entity-name': 'test_gate', 'x-ms-dynamics-request-name': 'Create' }) }), http.context);
     expect(response.status).toBe(422);
-    expect(response.jsonBody).toMatchObject({ error: 'rejected', handler: 'credit-limit-on-create', code: 'credit-limit-exceeded' });
+    expect(response.jsonBody).toMatchObject({ error: 'rejected', handler: 'test-gate', code: 'too-much' });
     expect(http.text()).toContain('Inline handler rejected the operation');
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
   });

@@ -18,7 +18,7 @@ import { drainQueue, isolatedStorage } from '../support/storage';
 /**
  * The unit lease, renewed by its holder, and the attempts the ledger counts whichever message
  * carries them (README "Effects once"; src/pipeline/unitLease.ts, src/storage/ledger.ts). The
- * worker deaths themselves, in a real worker process, are in test/local/workerDeath.test.ts.
+ * worker deaths themselves, in a real worker process, are in devhost/test/workerDeath.test.ts.
  */
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

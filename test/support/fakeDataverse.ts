@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { attributeCast, attributeProperties, optionSetOf, TABLES, tableProperties } from './tableMetadata';
+import { attributeCast, attributeProperties, optionSetOf, TABLES, tableProperties, type TableFacts } from './tableMetadata';
 
 /**
  * A stand-in for the Dataverse Web API on 127.0.0.1, strict where Dataverse is strict: it checks
@@ -156,7 +156,8 @@ class ODataError extends Error {
   }
 }
 
-export async function startFakeDataverse(): Promise<FakeDataverse> {
+/** `tables`: table definitions served besides the stand-in's own (test/support/realTableDefinitions.ts reads real ones). */
+export async function startFakeDataverse(options: { tables?: Readonly<Record<string, TableFacts>> } = {}): Promise<FakeDataverse> {
   const tables = new Map<string, Map<string, Row>>(Object.keys(SCHEMAS).map((set) => [set, new Map()]));
   const requests: RecordedRequest[] = [];
   const violations: string[] = [];
@@ -358,7 +359,7 @@ export async function startFakeDataverse(): Promise<FakeDataverse> {
    * "Query table definitions using the Web API" documents them; anything else is refused.
    */
   const tableDefinition = (logicalName: string, segments: string[], query: URLSearchParams): Row => {
-    const facts = TABLES[logicalName];
+    const facts = options.tables?.[logicalName] ?? TABLES[logicalName];
     const entitySet = Object.entries(SCHEMAS).find(([, schema]) => schema.logicalName === logicalName)?.[0] ?? facts?.entitySetName;
     if (!entitySet) throw new ODataError(404, '0x80040217', `Could not find entity with logical name ${logicalName}`);
     const context = `${origin}${SERVICE_ROOT}$metadata#EntityDefinitions`;

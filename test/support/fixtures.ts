@@ -2,29 +2,30 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 
-/** `shared/` sits beside the repository, both here and in CI's clean clone. */
+/** The team's `shared/`, beside the repository here and in CI; a user's clone has none (test/samples.test.ts). */
 export const SHARED_DIR = path.resolve(__dirname, '..', '..', '..', 'shared');
+/** The real payloads the project ships (samples/README.md says where each comes from). */
+export const SAMPLES_DIR = path.resolve(__dirname, '..', '..', 'samples');
+/** The sample of Microsoft's use-webhooks page, in samples/. */
+export const DOCS_SAMPLE_FILE = '05-contact-update-async-postop-docs-sample.json';
 
 export interface Fixture {
   name: string;
   body: Buffer;
 }
 
-/** The real captured payloads in shared/fixtures, byte for byte. */
+/** The real captured payloads (samples/, copied from shared/fixtures byte for byte). */
 export function capturedFixtures(): Fixture[] {
-  const dir = path.join(SHARED_DIR, 'fixtures');
+  const dir = SAMPLES_DIR;
   return readdirSync(dir)
-    .filter((file) => file.endsWith('.json'))
+    .filter((file) => file.endsWith('.json') && file !== DOCS_SAMPLE_FILE)
     .sort()
     .map((file) => ({ name: file, body: readFileSync(path.join(dir, file)) }));
 }
 
 /** The contact Update sample in use-webhooks.md: the fifth real payload. */
 export function docsSample(): Fixture {
-  const markdown = readFileSync(path.join(SHARED_DIR, 'docs', 'use-webhooks.md'), 'utf8');
-  const block = /```json\n([\s\S]*?)\n```/.exec(markdown)?.[1];
-  if (!block) throw new Error('use-webhooks.md has no ```json block');
-  return { name: 'use-webhooks.md sample', body: Buffer.from(block, 'utf8') };
+  return { name: 'use-webhooks.md sample', body: readFileSync(path.join(SAMPLES_DIR, DOCS_SAMPLE_FILE)) };
 }
 
 export function allRealPayloads(): Fixture[] {

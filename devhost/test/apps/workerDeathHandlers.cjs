@@ -6,19 +6,23 @@
 // pill: a crash, an out-of-memory kill). Each worker appends its pid to the same log as it loads.
 const { appendFileSync } = require('node:fs');
 const path = require('node:path');
-const { on } = require(path.resolve(__dirname, '..', '..', '..', 'dist', 'src', 'handlers', 'index.js'));
+const dist = path.resolve(__dirname, '..', '..', '..', 'dist', 'src');
+const { handlerFiles } = require(path.join(dist, 'handlers', 'index.js'));
+const { on } = require(path.join(dist, 'handlerApi', 'index.js'));
 
 const log = (line) => appendFileSync(process.env.WORKER_DEATH_LOG, `${JSON.stringify({ ...line, pid: process.pid, at: Date.now() })}\n`);
 log({ kind: 'worker' });
 
-on({ name: 'worker-death', entity: 'lead', message: 'Update' }, async (event, ctx) => {
-  const recordId = event.primaryEntityId;
-  log({ kind: 'start', recordId, eventId: ctx.eventId, deliveryCount: ctx.deliveryCount });
-  if (recordId === process.env.WORKER_DEATH_PILL) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    process.kill(process.pid, 'SIGKILL');
-    return;
-  }
-  await new Promise((resolve) => setTimeout(resolve, Number(process.env.WORKER_DEATH_SLOW_MS)));
-  log({ kind: 'effect', recordId, eventId: ctx.eventId, deliveryCount: ctx.deliveryCount });
+handlerFiles.push({
+  workerDeath: on({ name: 'worker-death', entity: 'lead', message: 'Update' }, async (event, ctx) => {
+    const recordId = event.primaryEntityId;
+    log({ kind: 'start', recordId, eventId: ctx.eventId, deliveryCount: ctx.deliveryCount });
+    if (recordId === process.env.WORKER_DEATH_PILL) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      process.kill(process.pid, 'SIGKILL');
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, Number(process.env.WORKER_DEATH_SLOW_MS)));
+    log({ kind: 'effect', recordId, eventId: ctx.eventId, deliveryCount: ctx.deliveryCount });
+  }),
 });

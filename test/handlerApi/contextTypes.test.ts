@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 /**
  * The handler context's typing, checked by compiling small programs with the project's own
  * compiler and settings: each must compile, or fail with exactly the error named. Unlike a
- * `@ts-expect-error` line (test/handlers/context.test-d.ts), this fails if the error is a
+ * `@ts-expect-error` line (test/handlerApi/context.test-d.ts), this fails if the error is a
  * different one.
  */
 
@@ -17,7 +17,7 @@ const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const DIR = path.join(ROOT, 'node_modules', '.cache', `context-types-${process.pid}`);
 afterAll(() => rmSync(DIR, { recursive: true, force: true }));
 
-const HEADER = `import { on } from '../../../src/handlers';\n`;
+const HEADER = `import { on } from '../../../src/handlerApi';\n`;
 
 const PROGRAMS: Record<string, { code: string; error: RegExp | null }> = {
   'declared-alias': {

@@ -1,14 +1,15 @@
 /**
  * Compile-time tests of the handler context: `npm run typecheck` (tsc over test/) checks this file,
  * so an `expectTypeOf` that no longer holds, or a `@ts-expect-error` line that starts compiling,
- * fails the suite. The calls are never run. test/handlers/contextTypes.test.ts proves the same
+ * fails the suite. The calls are never run. The tables are made up, so that no generated table
+ * module (src/handlers/tables.generated.ts) types them: these are the generic types. test/handlerApi/contextTypes.test.ts proves the same
  * errors by compiling small programs.
  */
 import { expectTypeOf } from 'vitest';
 import type { DataverseEvent, Entity } from '../../src/dataverse';
 import type { AttributeChange } from '../../src/dataverse/accessors';
 import type { DataverseRow } from '../../src/dataverseApi';
-import { allow, decide, on, reject } from '../../src/handlers';
+import { allow, decide, on, reject } from '../../src/handlerApi';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 
 const registry = new HandlerRegistry();
@@ -17,7 +18,7 @@ const registry = new HandlerRegistry();
 registry.on(
   {
     name: 'images',
-    entity: 'contact',
+    entity: 'x_cntct',
     message: 'Update',
     filteringAttributes: ['firstname'],
     images: { pre: { type: 'PreImage', columns: ['firstname'] }, after: { type: 'PostImage' }, both: { type: 'Both', columns: ['lastname'] } },
@@ -45,7 +46,7 @@ registry.on(
 );
 
 // No images declared: no alias compiles.
-registry.on({ name: 'no-images', entity: 'account', message: 'Delete' }, (_event, ctx) => {
+registry.on({ name: 'no-images', entity: 'x_accnt', message: 'Delete' }, (_event, ctx) => {
   expectTypeOf<Parameters<typeof ctx.preImage>[0]>().toEqualTypeOf<never>();
   // @ts-expect-error no image was declared
   ctx.preImage('pre');
@@ -57,33 +58,33 @@ registry.on({ name: 'no-images', entity: 'account', message: 'Delete' }, (_event
 });
 
 // perRecord: the record is an Entity; otherwise it may be null.
-registry.on({ name: 'per-record', entity: 'account', message: 'Create', perRecord: true }, (_event, ctx) => {
+registry.on({ name: 'per-record', entity: 'x_accnt', message: 'Create', perRecord: true }, (_event, ctx) => {
   expectTypeOf(ctx.record).toEqualTypeOf<Entity>();
   expectTypeOf(ctx.record.id).toEqualTypeOf<string>();
 });
-registry.on({ name: 'whole-event', entity: 'account', message: 'Create' }, (_event, ctx) => {
+registry.on({ name: 'whole-event', entity: 'x_accnt', message: 'Create' }, (_event, ctx) => {
   expectTypeOf(ctx.record).toEqualTypeOf<Entity | null>();
   // @ts-expect-error without perRecord the record may be null
   void ctx.record.id;
 });
 
 // rereadTruncated: a row whenever the event was truncated; never without it.
-registry.on({ name: 'reread-columns', entity: 'account', message: 'Update', rereadTruncated: ['name'] }, (_event, ctx) => {
+registry.on({ name: 'reread-columns', entity: 'x_accnt', message: 'Update', rereadTruncated: ['name'] }, (_event, ctx) => {
   expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow | null>();
   if (ctx.truncated) expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow>();
   else expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
   // @ts-expect-error only a truncated event was read again
   void ctx.rereadRecord.name;
 });
-registry.on({ name: 'reread-all', entity: 'account', message: 'Update', rereadTruncated: true }, (_event, ctx) => {
+registry.on({ name: 'reread-all', entity: 'x_accnt', message: 'Update', rereadTruncated: true }, (_event, ctx) => {
   if (ctx.truncated) expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow>();
 });
-registry.on({ name: 'no-reread', entity: 'account', message: 'Update' }, (_event, ctx) => {
+registry.on({ name: 'no-reread', entity: 'x_accnt', message: 'Update' }, (_event, ctx) => {
   expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
   expectTypeOf(ctx.truncated).toEqualTypeOf<boolean>();
 });
 const maybe: boolean = Math.random() > 0.5;
-registry.on({ name: 'reread-maybe', entity: 'account', message: 'Update', rereadTruncated: maybe }, (_event, ctx) => {
+registry.on({ name: 'reread-maybe', entity: 'x_accnt', message: 'Update', rereadTruncated: maybe }, (_event, ctx) => {
   expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow | null>();
 });
 
@@ -95,7 +96,7 @@ registry.on({ name: 'common', entity: '*', message: '*' }, (_event, ctx) => {
 });
 
 // The app's own `on` is the same typed method.
-on({ name: 'app-on', entity: 'contact', message: 'Update', images: { pre: { type: 'PreImage' } } }, (_event, ctx) => {
+on({ name: 'app-on', entity: 'x_cntct', message: 'Update', images: { pre: { type: 'PreImage' } } }, (_event, ctx) => {
   ctx.preImage('pre');
   // @ts-expect-error an alias the handler did not declare
   ctx.preImage('post');
@@ -103,15 +104,15 @@ on({ name: 'app-on', entity: 'contact', message: 'Update', images: { pre: { type
 
 // A misspelt option is a compile error, not an option silently ignored.
 // @ts-expect-error filteringAtributes is not an option
-registry.on({ name: 'typo', entity: 'account', message: 'Update', filteringAtributes: ['name'] }, () => undefined);
+registry.on({ name: 'typo', entity: 'x_accnt', message: 'Update', filteringAtributes: ['name'] }, () => undefined);
 // @ts-expect-error MainOperation cannot be registered
-registry.on({ name: 'stage', entity: 'account', message: 'Update', stage: 'MainOperation' }, () => undefined);
+registry.on({ name: 'stage', entity: 'x_accnt', message: 'Update', stage: 'MainOperation' }, () => undefined);
 // @ts-expect-error an image type Dataverse does not have
-registry.on({ name: 'image-type', entity: 'account', message: 'Update', images: { pre: { type: 'Before' } } }, () => undefined);
+registry.on({ name: 'image-type', entity: 'x_accnt', message: 'Update', images: { pre: { type: 'Before' } } }, () => undefined);
 
 // Inline handlers: the same typed event and context, and a decision to return on every path.
 registry.decide(
-  { name: 'gate', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'], images: { pre: { type: 'PreImage', columns: ['creditlimit'] } } },
+  { name: 'gate', entity: 'x_accnt', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'], images: { pre: { type: 'PreImage', columns: ['creditlimit'] } } },
   async (event, ctx) => {
     expectTypeOf(event).toEqualTypeOf<DataverseEvent>();
     expectTypeOf(ctx.preImage('pre')).toEqualTypeOf<Entity | null>();
@@ -127,17 +128,17 @@ registry.decide(
   },
 );
 // The app's own `decide` is the same typed method.
-decide({ name: 'app-decide', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => (ctx.attribute('name') === null ? reject('A name is required') : allow()));
+decide({ name: 'app-decide', entity: 'x_accnt', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => (ctx.attribute('name') === null ? reject('A name is required') : allow()));
 registry.decide(
-  { name: 'forgets', entity: 'account', message: 'Create', stage: 'PreValidation' },
+  { name: 'forgets', entity: 'x_accnt', message: 'Create', stage: 'PreValidation' },
   // @ts-expect-error an inline handler returns a decision on every path: allow() is never implied
   (event) => {
     if (event.depth > 1) return allow();
   },
 );
 // @ts-expect-error an inline handler declares its stage
-registry.decide({ name: 'no-stage', entity: 'account', message: 'Create' }, () => allow());
+registry.decide({ name: 'no-stage', entity: 'x_accnt', message: 'Create' }, () => allow());
 // @ts-expect-error Dataverse does not wait for an asynchronous step
-registry.decide({ name: 'async', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' }, () => allow());
+registry.decide({ name: 'async', entity: 'x_accnt', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' }, () => allow());
 // @ts-expect-error perRecord, skipStale and rereadTruncated are for reacting handlers
-registry.decide({ name: 'per-record', entity: 'account', message: 'Create', stage: 'PreValidation', perRecord: true }, () => allow());
+registry.decide({ name: 'per-record', entity: 'x_accnt', message: 'Create', stage: 'PreValidation', perRecord: true }, () => allow());

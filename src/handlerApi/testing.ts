@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDataverseWebhookOrThrow, type DataverseEvent, type Entity } from '../dataverse';
+import { targetEntity, targetRecords } from '../dataverse/accessors';
+import type { DataverseRow } from '../dataverseApi/recordReader';
+import { fileWebhookRequest, generatedWebhookRequest, truncated, type GeneratedEventOptions, type WebhookRequestToSend } from '../cli/webhookRequest';
+import type { LogProperties } from '../observability/log';
+import { deliveryKey, unitIdempotencyKey } from '../pipeline/deliveryKey';
+import { summarize } from '../pipeline/envelope';
+import { handlerContext } from '../pipeline/handlerContext';
+import { isDecision, type Decision } from './index';
+import type { HandlerDefinition } from './declarations';
+import { registryOf } from './load';
+
+/**
+ * The test kit for your handlers: a few lines run one handler on a real or generated payload, the
+ * way the app runs it (its declaration routes the event, a per-record handler is called once per
+ * record, its `ctx` is the one the processor builds), with nothing to build: the log is recorded,
+ * and a fake ledger remembers what ran, so a second delivery of the same event is a duplicate.
+ *
+ *   import { describe, expect, it } from 'vitest';
+ *   import { generatedEvent, runHandler, sampleEvent } from '../handlerApi/testing';
+ *   import { contactChanges } from './contactChanges';
+ *
+ *   it('summarizes what changed', async () => {
+ *     const event = generatedEvent({ entity: 'contact', message: 'Update', attributes: ['lastname=Glynn-Smith'], preImages: ['pre:lastname=Glynn'] });
+ *     const run = await runHandler(contactChanges, event);
+ *     expect(run.log).toContainEqual(expect.objectContaining({ message: 'Contact changed' }));
+ *   });
+ *
+ * Storage, the queue and retries are the engine's, tested by the engine's own tests: here a
+ * handler that throws is reported in `calls[i].error`, not retried.
+ */
+
+export interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  properties: LogProperties;
+}
+
+export interface HandlerCall {
+  /** The record this call was for (per-record handlers), else the Target's id, or null. */
+  recordId: string | null;
+  /** `ctx.idempotencyKey`: the same for every delivery of this unit of work. */
+  idempotencyKey: string;
+  /** What the handler threw; null when it returned. */
+  error: unknown;
+}
+
+export interface HandlerRun {
+  /** Whether the declaration matches the event: a handler that does not match is not called. */
+  matched: boolean;
+  /** One per call (one per record for `perRecord`); none when it did not match or every unit had already run. */
+  calls: HandlerCall[];
+  /** Units the fake ledger had already seen done: a repeated delivery runs nothing twice. */
+  duplicates: number;
+  /** For `decide(…)`: what it decided (an inline handler that throws makes it null, see calls[0].error). */
+  decision: Decision | null;
+  /** Every line the handler logged, with its properties (the event's ids included). */
+  log: LogLine[];
+}
+
+export interface RunOptions {
+  /** `ctx.rereadRecord` for a truncated event and a handler with `rereadTruncated` (what the Web API would return). */
+  rereadRecord?: DataverseRow;
+  /** `ctx.deliveryCount` (default 1). */
+  deliveryCount?: number;
+  /** `ctx.signal`: abort it to test how the handler honours its time limit. */
+  signal?: AbortSignal;
+}
+
+/** What the kit remembers between runs: the units done, by delivery, as the effects-once ledger keys them. */
+export interface FakeLedger {
+  readonly done: ReadonlySet<string>;
+  clear(): void;
+}
+
+export interface TestKit {
+  ledger: FakeLedger;
+  run(handler: HandlerDefinition, event: DataverseEvent, options?: RunOptions): Promise<HandlerRun>;
+}
+
+/** A kit whose fake ledger lasts across runs: deliver the same event twice and the second run is a duplicate. */
+export function testKit(): TestKit {
+  const done = new Set<string>();
+  return {
+    ledger: { done, clear: () => done.clear() },
+    run: (handler, event, options = {}) => run(handler, event, options, done),
+  };
+}
+
+/** Runs one handler on one event, with a fresh fake ledger. */
+export function runHandler(handler: HandlerDefinition, event: DataverseEvent, options: RunOptions = {}): Promise<HandlerRun> {
+  return run(handler, event, options, new Set());
+}
+
+/** A payload file (a capture, one of samples/), parsed as the app parses it; `truncated` as Dataverse sends one above 256 KB. */
+export function sampleEvent(file: string, options: { truncated?: boolean } = {}): DataverseEvent {
+  const request = fileWebhookRequest(readFileSync(path.resolve(file)));
+  return parsed(options.truncated ? truncated(request) : request);
+}
+
+/**
+ * A generated event, as `dataverse-webhooks send` builds it: `attributes` are `name=value` or
+ * `name:type=value` (types string, int, decimal, bool, money, choice, date, lookup, null), images
+ * `alias:name=value`; stage 10, 20 or 40 (or its name); `truncated` removes what Dataverse removes above 256 KB.
+ */
+export function generatedEvent(options: GeneratedEventOptions & { truncated?: boolean }): DataverseEvent {
+  const { truncated: isTruncated, ...generated } = options;
+  const request = generatedWebhookRequest(generated);
+  return parsed(isTruncated ? truncated(request) : request);
+}
+
+function parsed(request: WebhookRequestToSend): DataverseEvent {
+  return parseDataverseWebhookOrThrow({ body: request.body, headers: new Headers(request.headers) });
+}
+
+async function run(definition: HandlerDefinition, event: DataverseEvent, options: RunOptions, done: Set<string>): Promise<HandlerRun> {
+  const registry = registryOf([definition]);
+  const log: LogLine[] = [];
+  const eventId = randomUUID();
+  const key = deliveryKey(summarize(event));
+  const ids: LogProperties = { eventId, table: event.primaryEntityName, message: event.messageName };
+  const recorder = (level: LogLine['level']) => (message: string, properties: LogProperties = {}) => void log.push({ level, message, properties: { ...ids, ...properties } });
+  const eventLog = { info: recorder('info'), warn: recorder('warn'), error: recorder('error') };
+  const signal = options.signal ?? new AbortController().signal;
+  const result: HandlerRun = { matched: false, calls: [], duplicates: 0, decision: null, log };
+
+  if (definition.kind === 'decide') {
+    const [decider] = registry.decisionsFor(event);
+    if (!decider) return result;
+    result.matched = true;
+    const idempotencyKey = unitIdempotencyKey(key, decider.name);
+    const context = handlerContext(event, eventId, targetEntity(event), null, eventLog, options.deliveryCount ?? 1);
+    try {
+      const decision = await decider.decide(event, { ...context, signal, idempotencyKey });
+      if (!isDecision(decision)) throw new TypeError(`inline handler ${decider.name} returned no decision: return allow() or reject(reason)`);
+      result.decision = decision;
+      result.calls.push({ recordId: targetEntity(event)?.id ?? null, idempotencyKey, error: null });
+    } catch (error) {
+      result.calls.push({ recordId: targetEntity(event)?.id ?? null, idempotencyKey, error });
+    }
+    return result;
+  }
+
+  const [handler] = registry.match(event);
+  if (!handler) return result;
+  result.matched = true;
+  const perRecord = handler.perRecord ? targetRecords(event) : [];
+  const records: Array<Entity | null> = perRecord.length > 0 ? perRecord : [targetEntity(event)];
+  for (const record of records) {
+    // The unit the processor claims in the ledger: the handler, and the record for perRecord.
+    const unit = handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name;
+    const ledgerKey = `${key}/${unit}`;
+    if (done.has(ledgerKey)) {
+      result.duplicates += 1;
+      continue;
+    }
+    const idempotencyKey = unitIdempotencyKey(key, unit);
+    const rereadRecord = event.truncated && handler.rereadColumns !== null ? (options.rereadRecord ?? null) : null;
+    if (event.truncated && handler.rereadColumns !== null && !rereadRecord) {
+      throw new TypeError(`handler ${handler.name} re-reads truncated events: pass the row the Web API would return as options.rereadRecord`);
+    }
+    const extra: LogProperties = { handler: handler.name, recordId: record?.id ?? null };
+    const recordLog = {
+      info: (message: string, properties: LogProperties = {}) => eventLog.info(message, { ...extra, ...properties }),
+      warn: (message: string, properties: LogProperties = {}) => eventLog.warn(message, { ...extra, ...properties }),
+      error: (message: string, properties: LogProperties = {}) => eventLog.error(message, { ...extra, ...properties }),
+    };
+    const context = handlerContext(event, eventId, record, rereadRecord, recordLog, options.deliveryCount ?? 1);
+    try {
+      await handler.handle(event, { ...context, signal, idempotencyKey });
+      done.add(ledgerKey);
+      result.calls.push({ recordId: record?.id ?? null, idempotencyKey, error: null });
+    } catch (error) {
+      result.calls.push({ recordId: record?.id ?? null, idempotencyKey, error });
+    }
+  }
+  return result;
+}
