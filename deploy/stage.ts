@@ -86,13 +86,43 @@ export function loadedFiles(root: string): { files: string[]; packages: string[]
   return { files: [...files].map((file) => path.relative(root, file)).sort(), packages: [...packages].sort() };
 }
 
-/** node_modules paths of the production dependency closure, from package-lock.json. */
+/**
+ * node_modules paths of the production dependency closure, from package-lock.json: what the root's
+ * `dependencies` reach, resolved as Node resolves them (nearest node_modules first). Reachability
+ * matters besides the lock's flags: the dev host is an npm workspace (devhost/), whose own
+ * dependencies (Azurite) the lock cannot mark dev.
+ */
 export function productionPackages(root: string): string[] {
-  const lock = readJson<{ packages?: Record<string, LockPackage> }>(path.join(root, 'package-lock.json'));
-  return Object.entries(lock.packages ?? {})
-    .filter(([key, entry]) => key.startsWith('node_modules/') && !entry.dev && !entry.devOptional && !entry.optional && !entry.link)
-    .map(([key]) => key)
-    .sort();
+  const lock = readJson<{ packages?: Record<string, LockPackage & { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }> }>(
+    path.join(root, 'package-lock.json'),
+  );
+  const entries = lock.packages ?? {};
+  const resolve = (name: string, from: string): string | null => {
+    for (let base = from; ; ) {
+      const candidate = `${base === '' ? '' : `${base}/`}node_modules/${name}`;
+      if (entries[candidate]) return candidate;
+      if (base === '') return null;
+      const cut = base.lastIndexOf('node_modules/');
+      base = cut <= 0 ? '' : base.slice(0, cut - 1);
+    }
+  };
+  const reached = new Set<string>();
+  const visit = (key: string) => {
+    const entry = entries[key];
+    if (!entry) return;
+    for (const name of Object.keys({ ...entry.dependencies, ...entry.peerDependencies })) {
+      const found = resolve(name, key);
+      if (found && !reached.has(found)) {
+        reached.add(found);
+        visit(found);
+      }
+    }
+  };
+  visit('');
+  return [...reached].filter((key) => {
+    const entry = entries[key]!;
+    return !entry.dev && !entry.devOptional && !entry.optional && !entry.link;
+  }).sort();
 }
 
 /** What a deploy of this project holds: the built files the entry points load, and the production packages. */
