@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
 import { startAzurite } from '../devhost/azurite';
+import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
 import { silentLog } from '../src/observability/log';
-import { acceptWebhook, MAX_INLINE_BODY_BYTES, type IncomingWebhook } from '../src/pipeline/accept';
+import { acceptWebhook, type IncomingWebhook, MAX_INLINE_BODY_BYTES } from '../src/pipeline/accept';
 import { allow, HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { readIngestSettings } from '../src/settings';
 import { putPayload } from '../src/storage/claimCheck';
@@ -138,11 +138,21 @@ export async function benchDecisionAck(rounds = 300): Promise<DecisionAckFigure>
     const settings = readIngestSettings({});
     const sample = JSON.parse(docsSampleBody().toString('utf8')) as Record<string, unknown>;
     // The docs sample as a synchronous PreOperation step sends it.
-    const delivery = () => Buffer.from(JSON.stringify({ ...sample, Stage: 20, Mode: 0, OperationId: randomUUID(), RequestId: randomUUID(), CorrelationId: randomUUID() }));
-    const registry = new HandlerRegistry().decide({ name: 'no-op', entity: 'contact', message: 'Update', stage: 'PreOperation' }, () => allow());
+    const delivery = () =>
+      Buffer.from(
+        JSON.stringify({ ...sample, Stage: 20, Mode: 0, OperationId: randomUUID(), RequestId: randomUUID(), CorrelationId: randomUUID() }),
+      );
+    const registry = new HandlerRegistry().decide({ name: 'no-op', entity: 'contact', message: 'Update', stage: 'PreOperation' }, () =>
+      allow(),
+    );
     const post = async (body: Buffer, inline: boolean) => {
       const request: IncomingWebhook = { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => body };
-      const result = await acceptWebhook(request, { settings, storage, log: silentLog, ...(inline ? { decisions: { handlers: registry, ledger: storage.ledger } } : {}) });
+      const result = await acceptWebhook(request, {
+        settings,
+        storage,
+        log: silentLog,
+        ...(inline ? { decisions: { handlers: registry, ledger: storage.ledger } } : {}),
+      });
       if (result.response.status !== 202) throw new Error(`ack path answered ${result.response.status}`);
       if (inline && result.response.jsonBody?.['decisions'] === undefined) throw new Error('the inline handler did not decide');
     };

@@ -4,17 +4,17 @@ import type { ClientRequest } from 'node:http';
 import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
 import { startAzurite } from '../devhost/azurite';
 import { readHostJson } from '../devhost/hostJson';
-import { asFunctionInput, QueueListener, type QueueFunction } from '../devhost/queueListener';
+import { asFunctionInput, type QueueFunction, QueueListener } from '../devhost/queueListener';
+import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook } from '../src/pipeline/accept';
 import { parseEnvelope } from '../src/pipeline/envelope';
 import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../src/pipeline/process';
 import { readIngestSettings, readProcessSettings } from '../src/settings';
-import { getPayload, deletePayload } from '../src/storage/claimCheck';
+import { deletePayload, getPayload } from '../src/storage/claimCheck';
 import { createStorageClients, ensureStorageResources, type StorageClients } from '../src/storage/clients';
 import { docsSampleBody } from './parse';
 import { median } from './stats';
@@ -71,7 +71,10 @@ async function prefill(storage: StorageClients, body: Buffer, count: number): Pr
         const copy = distinctDelivery(body);
         // A busy machine can make a write miss the ack's deadline: post again, as Dataverse would.
         for (let attempt = 1; ; attempt++) {
-          const result = await acceptWebhook({ method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => copy }, { settings, storage, log: silentLog });
+          const result = await acceptWebhook(
+            { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => copy },
+            { settings, storage, log: silentLog },
+          );
           if (result.response.status === 202) break;
           if (result.response.status !== 503 || attempt === 5) throw new Error(`prefill answered ${result.response.status}`);
         }
@@ -84,7 +87,10 @@ async function prefill(storage: StorageClients, body: Buffer, count: number): Pr
  * Counts the HTTP requests this process sends while `work` runs, by Azurite port (every storage SDK
  * call goes through node:http; Node publishes each request on this channel).
  */
-async function counted<T>(ports: { queue: number; table: number; blob: number }, work: () => Promise<T>): Promise<{ value: T; requests: Omit<RoundTrips, 'total'> }> {
+async function counted<T>(
+  ports: { queue: number; table: number; blob: number },
+  work: () => Promise<T>,
+): Promise<{ value: T; requests: Omit<RoundTrips, 'total'> }> {
   const requests = { queue: 0, receive: 0, table: 0, blob: 0 };
   const onRequest = (message: unknown) => {
     const request = (message as { request: ClientRequest }).request;
@@ -104,7 +110,12 @@ async function counted<T>(ports: { queue: number; table: number; blob: number },
 }
 
 function perEvent(requests: Omit<RoundTrips, 'total'>, events: number): RoundTrips {
-  const each = { queue: requests.queue / events, receive: requests.receive / events, table: requests.table / events, blob: requests.blob / events };
+  const each = {
+    queue: requests.queue / events,
+    receive: requests.receive / events,
+    table: requests.table / events,
+    blob: requests.blob / events,
+  };
   return { ...each, total: each.queue + each.receive + each.table + each.blob };
 }
 
@@ -129,10 +140,20 @@ async function ledgerAlone(table: TableClient, events: number, concurrency: numb
   return Number(process.hrtime.bigint() - started) / 1e6 / events;
 }
 
-async function eventsPerSecond(queueService: QueueServiceClient, storage: StorageClients, run: QueueFunction, count: number): Promise<number> {
+async function eventsPerSecond(
+  queueService: QueueServiceClient,
+  storage: StorageClients,
+  run: QueueFunction,
+  count: number,
+): Promise<number> {
   const started = process.hrtime.bigint();
   // The host's own listener rules: batches of batchSize, refilled at newBatchThreshold.
-  const listener = new QueueListener({ queueService, queueName: storage.names.eventsQueue, queues: { ...QUEUES, maxPollingIntervalMs: 100 }, run });
+  const listener = new QueueListener({
+    queueService,
+    queueName: storage.names.eventsQueue,
+    queues: { ...QUEUES, maxPollingIntervalMs: 100 },
+    run,
+  });
   listener.start();
   try {
     while (listener.counts.succeeded + listener.counts.failed < count) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -162,7 +183,13 @@ export async function benchProcess(): Promise<ProcessFigure[]> {
     const handlers = new HandlerRegistry().on({ name: 'no-op', entity: '*', message: '*' }, () => undefined);
     const settings = readProcessSettings({});
     const processed: QueueFunction = async ({ body, message }) => {
-      await processEnvelope(parseEnvelope(asFunctionInput(body)), { storage, handlers, settings, log: silentLog, deliveryCount: message.dequeueCount });
+      await processEnvelope(parseEnvelope(asFunctionInput(body)), {
+        storage,
+        handlers,
+        settings,
+        log: silentLog,
+        deliveryCount: message.dequeueCount,
+      });
     };
     const azuriteAlone: QueueFunction = async ({ body }) => {
       const envelope = parseEnvelope(asFunctionInput(body));
@@ -221,7 +248,8 @@ export async function benchProcess(): Promise<ProcessFigure[]> {
 
 /** The processing figures as `npm run bench` prints them: the ratio with its goal, the round trips, and the floor. */
 export function processLines(f: ProcessFigure): string[] {
-  const trips = (r: RoundTrips) => `${r.total.toFixed(2)} (queue ${r.queue.toFixed(2)} + receive ${r.receive.toFixed(2)}, table ${r.table.toFixed(2)}, blob ${r.blob.toFixed(2)})`;
+  const trips = (r: RoundTrips) =>
+    `${r.total.toFixed(2)} (queue ${r.queue.toFixed(2)} + receive ${r.receive.toFixed(2)}, table ${r.table.toFixed(2)}, blob ${r.blob.toFixed(2)})`;
   return [
     `  ${f.payload.padEnd(32)} ${String(f.events).padStart(4)} events  Azurite alone ${f.azuriteAlonePerSecond.toFixed(0).padStart(5)}/s  processed ${f.processedPerSecond.toFixed(0).padStart(5)}/s  ratio ${f.ratio.toFixed(2)}× (goal ≥ 0.70×)`,
     `    round trips per event: Azurite alone ${trips(f.aloneRoundTrips)}, processed ${trips(f.processedRoundTrips)}`,

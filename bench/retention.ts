@@ -64,7 +64,9 @@ async function deleteByKeys(table: TableClient, keys: Array<{ partitionKey: stri
 
 function storageOn(connectionString: string): StorageClients {
   const suffix = randomBytes(4).toString('hex');
-  return createStorageClients(connectionString, { names: { ledgerTable: `Ledger${suffix}`, failuresTable: `Failures${suffix}`, payloadContainer: `payloads-${suffix}` } });
+  return createStorageClients(connectionString, {
+    names: { ledgerTable: `Ledger${suffix}`, failuresTable: `Failures${suffix}`, payloadContainer: `payloads-${suffix}` },
+  });
 }
 
 export async function benchRetention(rows = 20_000, rounds = 3): Promise<RetentionFigure> {
@@ -83,7 +85,14 @@ export async function benchRetention(rows = 20_000, rounds = 3): Promise<Retenti
       const later = Date.now() + 8 * 24 * 60 * 60 * 1000;
       let deleted = 0;
       const ms = await millis(async () => {
-        const report = await applyRetention({ storage: swept, settings: { retentionMs: 7 * 24 * 60 * 60 * 1000 }, deadline: Infinity, log: silentLog, now: () => later, concurrency: CONCURRENCY });
+        const report = await applyRetention({
+          storage: swept,
+          settings: { retentionMs: 7 * 24 * 60 * 60 * 1000 },
+          deadline: Infinity,
+          log: silentLog,
+          now: () => later,
+          concurrency: CONCURRENCY,
+        });
         deleted = report.ledger.deleted;
       });
       if (deleted !== rows) throw new Error(`retention deleted ${deleted} of ${rows} rows`);
@@ -91,7 +100,13 @@ export async function benchRetention(rows = 20_000, rounds = 3): Promise<Retenti
     }
     const baselinePerSecond = median(baseline);
     const retentionPerSecond = median(retention);
-    return { rows, rowsPerPartition: ROWS_PER_PARTITION, baselinePerSecond, retentionPerSecond, ratio: retentionPerSecond / baselinePerSecond };
+    return {
+      rows,
+      rowsPerPartition: ROWS_PER_PARTITION,
+      baselinePerSecond,
+      retentionPerSecond,
+      ratio: retentionPerSecond / baselinePerSecond,
+    };
   } finally {
     await azurite.stop();
   }
@@ -100,7 +115,9 @@ export async function benchRetention(rows = 20_000, rounds = 3): Promise<Retenti
 if (require.main === module) {
   const rows = Number(process.argv[2] ?? 20_000);
   void benchRetention(rows).then((f) => {
-    console.log(`retention: rows/s removed from a ledger of old rows (${f.rowsPerPartition} per delivery) vs Azurite alone deleting the same rows by key, ${CONCURRENCY} at once (medians of 3 alternating rounds)`);
+    console.log(
+      `retention: rows/s removed from a ledger of old rows (${f.rowsPerPartition} per delivery) vs Azurite alone deleting the same rows by key, ${CONCURRENCY} at once (medians of 3 alternating rounds)`,
+    );
     console.log(
       `  ${String(f.rows).padStart(6)} rows  Azurite alone ${f.baselinePerSecond.toFixed(0).padStart(5)}/s  retention ${f.retentionPerSecond.toFixed(0).padStart(5)}/s  ratio ${f.ratio.toFixed(2)}×`,
     );

@@ -1,4 +1,4 @@
-import { benchAck, benchDecisionAck, type AckFigure, type DecisionAckFigure } from './ack';
+import { type AckFigure, benchAck, benchDecisionAck, type DecisionAckFigure } from './ack';
 import { benchParse, type ParseFigure } from './parse';
 import { benchProcess, type ProcessFigure } from './process';
 import { benchTableTypes } from './tableTypes';
@@ -42,14 +42,18 @@ async function main(): Promise<void> {
   }
   goals.push(...ackGoals(ack));
 
-  console.log('\nack path of a synchronous step with an allowing no-op inline handler (nothing written but the enqueue) vs the same path with none, alternating, Azurite on loopback');
+  console.log(
+    '\nack path of a synchronous step with an allowing no-op inline handler (nothing written but the enqueue) vs the same path with none, alternating, Azurite on loopback',
+  );
   const decision = await benchDecisionAck();
   console.log(
     `  ${decision.payload.padEnd(32)} ${String(decision.rounds).padStart(4)} rounds  plain p50 ${decision.plainP50.toFixed(2)} ms p99 ${decision.plainP99.toFixed(2)} ms  inline p50 ${decision.inlineP50.toFixed(2)} ms p99 ${decision.inlineP99.toFixed(2)} ms  ratio p50 ${decision.p50Ratio.toFixed(2)}× p99 ${decision.p99Ratio.toFixed(2)}×`,
   );
   goals.unshift(...decisionGoals(decision));
 
-  console.log('\nprocessing: events/s from a pre-filled queue through dedupe to a no-op handler vs Azurite alone doing the same reads and deletes (medians of 3 rounds)');
+  console.log(
+    '\nprocessing: events/s from a pre-filled queue through dedupe to a no-op handler vs Azurite alone doing the same reads and deletes (medians of 3 rounds)',
+  );
   const processing = await benchProcess();
   for (const f of processing) {
     console.log(
@@ -65,9 +69,19 @@ async function main(): Promise<void> {
 function decisionGoals(f: DecisionAckFigure): Goal[] {
   const floor = (ms: number) => `plain ack ${ms.toFixed(2)} ms`;
   return [
-    { ratio: 'decide() ack vs plain ack, p50 (8 KB, sync)', floor: floor(f.plainP50), measured: f.p50Ratio, goal: { kind: 'max', value: 1.1 } },
+    {
+      ratio: 'decide() ack vs plain ack, p50 (8 KB, sync)',
+      floor: floor(f.plainP50),
+      measured: f.p50Ratio,
+      goal: { kind: 'max', value: 1.1 },
+    },
     // The issue's ceiling for a decision that must be recorded before its answer; none is.
-    { ratio: 'decide() ack vs plain ack, p99 (8 KB, sync)', floor: floor(f.plainP99), measured: f.p99Ratio, goal: { kind: 'max', value: 1.3 } },
+    {
+      ratio: 'decide() ack vs plain ack, p99 (8 KB, sync)',
+      floor: floor(f.plainP99),
+      measured: f.p99Ratio,
+      goal: { kind: 'max', value: 1.3 },
+    },
   ];
 }
 
@@ -124,14 +138,22 @@ function printGoals(goals: Goal[]): void {
   console.log(`  ${'ratio'.padEnd(width)}  ${'floor'.padEnd(floorWidth)}  measured  goal     met`);
   for (const goal of goals) {
     const target = goal.goal ? `${goal.goal.kind === 'max' ? '≤' : '≥'} ${goal.goal.value.toFixed(2)}×` : '—';
-    const met = goal.goal ? ((goal.goal.kind === 'max' ? goal.measured <= goal.goal.value : goal.measured >= goal.goal.value) ? 'yes' : 'NO') : '';
+    const met = goal.goal
+      ? (goal.goal.kind === 'max' ? goal.measured <= goal.goal.value : goal.measured >= goal.goal.value)
+        ? 'yes'
+        : 'NO'
+      : '';
     const note = goal.note ? `  (${goal.note})` : '';
-    console.log(`  ${goal.ratio.padEnd(width)}  ${goal.floor.padEnd(floorWidth)}  ${`${goal.measured.toFixed(2)}×`.padStart(8)}  ${target.padEnd(7)}  ${met.padEnd(3)}${note}`);
+    console.log(
+      `  ${goal.ratio.padEnd(width)}  ${goal.floor.padEnd(floorWidth)}  ${`${goal.measured.toFixed(2)}×`.padStart(8)}  ${target.padEnd(7)}  ${met.padEnd(3)}${note}`,
+    );
   }
 }
 
 async function tableTypes(): Promise<void> {
-  console.log('\ntypes: one table\'s module from the Web API stand-in on loopback vs the same six requests alone (medians of 15 alternating rounds)');
+  console.log(
+    "\ntypes: one table's module from the Web API stand-in on loopback vs the same six requests alone (medians of 15 alternating rounds)",
+  );
   for (const f of await benchTableTypes()) {
     console.log(
       `  ${f.table.padEnd(10)} ${String(f.columns).padStart(4)} columns (${f.typedColumns} typed)  module ${String(f.moduleBytes).padStart(6)} B  requests ${f.requestsMillis.toFixed(1).padStart(6)} ms  types ${f.generateMillis.toFixed(1).padStart(6)} ms  ratio ${f.ratio.toFixed(2)}×  (rules + text alone ${f.renderMillis.toFixed(2)} ms)`,

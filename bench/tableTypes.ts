@@ -30,13 +30,21 @@ export async function benchTableTypes(rounds = 15): Promise<TableTypesFigure[]> 
     for (const table of ['contact', 'account']) {
       const generate = async () => {
         const metadata = await readTableMetadata(client, table);
-        return renderModule({ [table]: tableSpec(metadata) }, { organization: dataverse.url, tables: [table], tablesModule: '../dataverse/tables', webApiVersion: WEB_API_VERSION });
+        return renderModule(
+          { [table]: tableSpec(metadata) },
+          { organization: dataverse.url, tables: [table], tablesModule: '../dataverse/tables', webApiVersion: WEB_API_VERSION },
+        );
       };
       // The same URLs the reader asks for, taken from the stand-in's log of one run.
       dataverse.reset();
       const text = await generate();
       const urls = dataverse.requests.map((request) => `${dataverse.url}/api/data/v9.2/${request.path}`);
-      const headers = { Authorization: `Bearer ${dataverse.token}`, Accept: 'application/json', 'OData-MaxVersion': '4.0', 'OData-Version': '4.0' };
+      const headers = {
+        Authorization: `Bearer ${dataverse.token}`,
+        Accept: 'application/json',
+        'OData-MaxVersion': '4.0',
+        'OData-Version': '4.0',
+      };
       const bare = () => Promise.all(urls.map(async (url) => (await fetch(url, { headers })).json()));
       const metadata: TableMetadata = await readTableMetadata(client, table);
 
@@ -47,7 +55,12 @@ export async function benchTableTypes(rounds = 15): Promise<TableTypesFigure[]> 
       for (let round = 0; round < rounds + 3; round++) {
         const b = await millis(bare);
         const c = await millis(generate);
-        const r = await millis(() => renderModule({ [table]: tableSpec(metadata) }, { organization: dataverse.url, tables: [table], tablesModule: '../dataverse/tables', webApiVersion: WEB_API_VERSION }));
+        const r = await millis(() =>
+          renderModule(
+            { [table]: tableSpec(metadata) },
+            { organization: dataverse.url, tables: [table], tablesModule: '../dataverse/tables', webApiVersion: WEB_API_VERSION },
+          ),
+        );
         if (round < 3) continue; // warm-up
         base.push(b);
         cand.push(c);

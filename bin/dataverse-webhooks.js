@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-'use strict';
+
 // The CLI is compiled TypeScript: `npm ci` builds it (the prepare script); `npm run build` refreshes it.
 let cli;
 try {

@@ -1,4 +1,15 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { entryPointFiles } from '../devhost/functionsCore';
@@ -51,7 +62,8 @@ function packageOf(specifier: string): string | null {
 }
 
 function resolveFile(base: string): string | null {
-  for (const candidate of [base, `${base}.js`, path.join(base, 'index.js')]) if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+  for (const candidate of [base, `${base}.js`, path.join(base, 'index.js')])
+    if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
   return null;
 }
 
@@ -93,9 +105,9 @@ export function loadedFiles(root: string): { files: string[]; packages: string[]
  * dependencies (Azurite) the lock cannot mark dev.
  */
 export function productionPackages(root: string): string[] {
-  const lock = readJson<{ packages?: Record<string, LockPackage & { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }> }>(
-    path.join(root, 'package-lock.json'),
-  );
+  const lock = readJson<{
+    packages?: Record<string, LockPackage & { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }>;
+  }>(path.join(root, 'package-lock.json'));
   const entries = lock.packages ?? {};
   const resolve = (name: string, from: string): string | null => {
     for (let base = from; ; ) {
@@ -119,10 +131,12 @@ export function productionPackages(root: string): string[] {
     }
   };
   visit('');
-  return [...reached].filter((key) => {
-    const entry = entries[key]!;
-    return !entry.dev && !entry.devOptional && !entry.optional && !entry.link;
-  }).sort();
+  return [...reached]
+    .filter((key) => {
+      const entry = entries[key]!;
+      return !entry.dev && !entry.devOptional && !entry.optional && !entry.link;
+    })
+    .sort();
 }
 
 /** What a deploy of this project holds: the built files the entry points load, and the production packages. */
@@ -131,21 +145,34 @@ export function stagePlan(root: string): { files: string[]; packages: string[]; 
   const loaded = loadedFiles(root);
   const dependencies = manifest.dependencies ?? {};
   const undeclared = loaded.packages.filter((name) => !(name in dependencies));
-  if (undeclared.length > 0) throw new StageError(`the app requires ${undeclared.join(', ')}, which package.json lists outside "dependencies": move it there`);
-  const staged: PackageJson = { name: manifest.name, version: manifest.version, main: manifest.main, dependencies, overrides: manifest.overrides, engines: manifest.engines };
+  if (undeclared.length > 0)
+    throw new StageError(`the app requires ${undeclared.join(', ')}, which package.json lists outside "dependencies": move it there`);
+  const staged: PackageJson = {
+    name: manifest.name,
+    version: manifest.version,
+    main: manifest.main,
+    dependencies,
+    overrides: manifest.overrides,
+    engines: manifest.engines,
+  };
   return { files: ['host.json', ...loaded.files], packages: productionPackages(root), manifest: staged };
 }
 
 const FUNCIGNORE = '# Staged by `npm run package` (deploy/stage.ts): everything here is deployed.\n';
 
 /** A package's own files: its nested node_modules are packages of their own in the lock, staged (or not) on their own. */
-const ownFile = (source: string) => (from: string) => from === source || !path.relative(source, from).split(path.sep).includes('node_modules');
+const ownFile = (source: string) => (from: string) =>
+  from === source || !path.relative(source, from).split(path.sep).includes('node_modules');
 
 /**
  * Writes the staged folder. `linkPackages` links each production package instead of copying it
  * (tests: the same folder, in a second rather than a minute).
  */
-export function stage(root: string, out = path.join(root, STAGE_DIR), options: { linkPackages?: boolean } = {}): { files: string[]; packages: string[] } {
+export function stage(
+  root: string,
+  out = path.join(root, STAGE_DIR),
+  options: { linkPackages?: boolean } = {},
+): { files: string[]; packages: string[] } {
   const plan = stagePlan(root);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
@@ -192,7 +219,9 @@ if (require.main === module) {
     const root = process.cwd();
     const { files, packages } = stage(root);
     const bytes = packageContents(root).reduce((sum, entry) => sum + entry.bytes, 0);
-    process.stdout.write(`Staged ${STAGE_DIR}/: ${files.length} built files, ${packages.length} production packages, ${(bytes / 1024 / 1024).toFixed(1)} MB\n`);
+    process.stdout.write(
+      `Staged ${STAGE_DIR}/: ${files.length} built files, ${packages.length} production packages, ${(bytes / 1024 / 1024).toFixed(1)} MB\n`,
+    );
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;

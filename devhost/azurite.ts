@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
 /** The well-known Azurite development account (public, documented by Microsoft; not a secret). */
 export const DEV_ACCOUNT = 'devstoreaccount1';
-export const DEV_KEY =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+export const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export interface AzuritePorts {
   blob: number;
@@ -62,9 +61,18 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
       '--skipApiVersionCheck',
       // No access log: one line per request is noise in tests and in `npm start` alike.
       '--silent',
-      '--blobHost', '127.0.0.1', '--blobPort', String(want.blob),
-      '--queueHost', '127.0.0.1', '--queuePort', String(want.queue),
-      '--tableHost', '127.0.0.1', '--tablePort', String(want.table),
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(want.blob),
+      '--queueHost',
+      '127.0.0.1',
+      '--queuePort',
+      String(want.queue),
+      '--tableHost',
+      '127.0.0.1',
+      '--tablePort',
+      String(want.table),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -240,7 +240,10 @@ function segmentMatcher(segment: string): RegExp {
       const close = segment.indexOf(']', index + 1);
       if (close < 0) source += '\\[';
       else {
-        source += `[${segment.slice(index + 1, close).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+        source += `[${segment
+          .slice(index + 1, close)
+          .replace(/^!/, '^')
+          .replace(/\\/g, '\\\\')}]`;
         index = close;
       }
     } else source += char.replace(/[.+^${}()|\\]/g, '\\$&');
@@ -263,7 +266,8 @@ function matchSegments(directory: string, segments: string[], relative: string, 
   if (segment === '**') {
     matchSegments(directory, rest, relative, found);
     for (const entry of entries) {
-      if (entry.isDirectory && !entry.name.startsWith('.')) matchSegments(path.join(directory, entry.name), segments, `${relative}${entry.name}/`, found);
+      if (entry.isDirectory && !entry.name.startsWith('.'))
+        matchSegments(path.join(directory, entry.name), segments, `${relative}${entry.name}/`, found);
     }
     return;
   }
@@ -271,7 +275,8 @@ function matchSegments(directory: string, segments: string[], relative: string, 
   for (const entry of entries) {
     if (!matcher.test(entry.name)) continue;
     if (rest.length === 0 && entry.isFile) found.push(`${relative}${entry.name}`);
-    else if (rest.length > 0 && entry.isDirectory) matchSegments(path.join(directory, entry.name), rest, `${relative}${entry.name}/`, found);
+    else if (rest.length > 0 && entry.isDirectory)
+      matchSegments(path.join(directory, entry.name), rest, `${relative}${entry.name}/`, found);
   }
 }
 
@@ -313,7 +318,7 @@ function isESModule(file: string, packageJson: PackageJson): boolean {
 }
 
 function describe(error: unknown): Error {
-  return error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error) ?? 'Unknown error');
+  return error instanceof Error ? error : new Error(typeof error === 'string' ? error : (JSON.stringify(error) ?? 'Unknown error'));
 }
 
 const CORE_MODULE = '@azure/functions-core';
@@ -393,7 +398,11 @@ export class FunctionsWorker {
 
   #setProgrammingModel(model: ProgrammingModel): void {
     if (this.#programmingModel) {
-      this.#log({ level: 'information', category: 'system', message: `Setting Node.js programming model to "${model.name}" version "${model.version}"` });
+      this.#log({
+        level: 'information',
+        category: 'system',
+        message: `Setting Node.js programming model to "${model.name}" version "${model.version}"`,
+      });
     }
     this.#programmingModel = model;
   }
@@ -439,7 +448,10 @@ export class FunctionsWorker {
       const files: string[] = [];
       if (packageJson.main) {
         files.push(...entryPointFiles(packageJson.main, functionAppDirectory).map((file) => path.join(functionAppDirectory, file)));
-        if (files.length === 0) throw new AzFuncSystemError(/[*?[{]/.test(packageJson.main) ? 'Found zero files matching the supplied pattern' : 'File does not exist');
+        if (files.length === 0)
+          throw new AzFuncSystemError(
+            /[*?[{]/.test(packageJson.main) ? 'Found zero files matching the supplied pattern' : 'File does not exist',
+          );
       }
       files.push(...extraEntryPoints);
       for (const file of files) {
@@ -490,7 +502,10 @@ export class FunctionsWorker {
       },
     };
     const programmingModel = this.#programmingModel;
-    if (!programmingModel) throw new AzFuncSystemError('The app set no programming model: it must use @azure/functions (v4), which sets one when it registers a function.');
+    if (!programmingModel)
+      throw new AzFuncSystemError(
+        'The app set no programming model: it must use @azure/functions (v4), which sets one when it registers a function.',
+      );
     const model = await programmingModel.getInvocationModel(core);
     const hookData: HookData = {};
     const args = await model.getArguments();
@@ -542,8 +557,20 @@ export class FunctionsWorker {
     return Object.defineProperties(
       { ...extra },
       {
-        hookData: { get: () => appLevelOnly, set: () => { throw new ReadOnlyError('hookData'); }, enumerable: true },
-        appHookData: { get: () => app, set: () => { throw new ReadOnlyError('appHookData'); }, enumerable: true },
+        hookData: {
+          get: () => appLevelOnly,
+          set: () => {
+            throw new ReadOnlyError('hookData');
+          },
+          enumerable: true,
+        },
+        appHookData: {
+          get: () => app,
+          set: () => {
+            throw new ReadOnlyError('appHookData');
+          },
+          enumerable: true,
+        },
       },
     );
   }
@@ -553,9 +580,27 @@ export class FunctionsWorker {
     return Object.defineProperties(
       { ...fields },
       {
-        hookData: { get: () => hookData, set: () => { throw new ReadOnlyError('hookData'); }, enumerable: true },
-        appHookData: { get: () => app, set: () => { throw new ReadOnlyError('appHookData'); }, enumerable: true },
-        invocationContext: { get: () => invocationContext, set: () => { throw new ReadOnlyError('invocationContext'); }, enumerable: true },
+        hookData: {
+          get: () => hookData,
+          set: () => {
+            throw new ReadOnlyError('hookData');
+          },
+          enumerable: true,
+        },
+        appHookData: {
+          get: () => app,
+          set: () => {
+            throw new ReadOnlyError('appHookData');
+          },
+          enumerable: true,
+        },
+        invocationContext: {
+          get: () => invocationContext,
+          set: () => {
+            throw new ReadOnlyError('invocationContext');
+          },
+          enumerable: true,
+        },
       },
     ) as Record<string, unknown>;
   }

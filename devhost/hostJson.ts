@@ -49,8 +49,12 @@ export function parseTimeSpan(text: string): number {
   const match = TIME_SPAN.exec(trimmed);
   if (!match) throw new HostJsonError(`"${text}" is not a time span such as "00:05:00"`);
   const [, minus, days = '0', hours = '0', minutes = '0', seconds = '0', fraction = ''] = match;
-  if (Number(hours) > 23 || Number(minutes) > 59 || Number(seconds) > 59) throw new HostJsonError(`"${text}" is not a time span such as "00:05:00"`);
-  const ms = ((Number(days) * 24 + Number(hours)) * 60 + Number(minutes)) * 60_000 + Number(seconds) * 1000 + Math.floor(Number(`0.${fraction || '0'}`) * 1000);
+  if (Number(hours) > 23 || Number(minutes) > 59 || Number(seconds) > 59)
+    throw new HostJsonError(`"${text}" is not a time span such as "00:05:00"`);
+  const ms =
+    ((Number(days) * 24 + Number(hours)) * 60 + Number(minutes)) * 60_000 +
+    Number(seconds) * 1000 +
+    Math.floor(Number(`0.${fraction || '0'}`) * 1000);
   return minus ? -ms : ms;
 }
 
@@ -80,7 +84,9 @@ const queuesSchema = z.object({
   newbatchthreshold: wholeNumber.min(0).optional(),
   maxdequeuecount: wholeNumber.min(1).optional(),
   visibilitytimeout: timeSpan.pipe(z.number().min(0)).optional(),
-  maxpollinginterval: timeSpan.pipe(z.number().min(MIN_POLLING_INTERVAL_MS, `must not be less than ${MIN_POLLING_INTERVAL_MS} ms`)).optional(),
+  maxpollinginterval: timeSpan
+    .pipe(z.number().min(MIN_POLLING_INTERVAL_MS, `must not be less than ${MIN_POLLING_INTERVAL_MS} ms`))
+    .optional(),
   messageencoding: z
     .string()
     .transform((value) => value.toLowerCase())
@@ -142,7 +148,9 @@ export function parseHostJson(text: string, options: ReadHostJsonOptions = {}): 
 
   const queues = queuesSchema.safeParse(objectAt(json, 'extensions', 'queues'));
   if (!queues.success) {
-    throw new HostJsonError(`host.json extensions.queues: ${queues.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    throw new HostJsonError(
+      `host.json extensions.queues: ${queues.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+    );
   }
   const batchSize = queues.data.batchsize ?? 16;
   const processorCount = options.processorCount ?? availableParallelism();

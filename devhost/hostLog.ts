@@ -29,7 +29,12 @@ export interface HostLog {
 export function hostLog(write: (text: string) => void, now: () => Date = () => new Date()): HostLog {
   const emit = (text: string) => {
     const stamp = `[${now().toISOString()}] `;
-    write(`${text.split('\n').map((line) => `${stamp}${line}`).join('\n')}\n`);
+    write(
+      `${text
+        .split('\n')
+        .map((line) => `${stamp}${line}`)
+        .join('\n')}\n`,
+    );
   };
   return {
     plain: (text) => write(`${text}\n`),
@@ -38,14 +43,20 @@ export function hostLog(write: (text: string) => void, now: () => Date = () => n
       if (atLeast(level, SYSTEM_MIN)) emit(text);
     },
     user: (functionName, invocationId, level, text) => {
-      if (atLeast(level, USER_MIN)) emit(`[${functionName} ${invocationId.slice(0, 8)}] ${level === 'information' ? '' : `${level}: `}${text}`);
+      if (atLeast(level, USER_MIN))
+        emit(`[${functionName} ${invocationId.slice(0, 8)}] ${level === 'information' ? '' : `${level}: `}${text}`);
     },
-    executing: (functionName, invocationId, reason) => emit(`Executing 'Functions.${functionName}' (Reason='${reason}', Id=${invocationId})`),
+    executing: (functionName, invocationId, reason) =>
+      emit(`Executing 'Functions.${functionName}' (Reason='${reason}', Id=${invocationId})`),
     executed: (functionName, invocationId, durationMs, error) => {
-      emit(`Executed 'Functions.${functionName}' (${error ? 'Failed' : 'Succeeded'}, Id=${invocationId}, Duration=${Math.round(durationMs)}ms)`);
+      emit(
+        `Executed 'Functions.${functionName}' (${error ? 'Failed' : 'Succeeded'}, Id=${invocationId}, Duration=${Math.round(durationMs)}ms)`,
+      );
       if (error) {
-        const stack = error.stack && error.stack.includes(error.message) ? error.stack : `${error.name}: ${error.message}`;
-        emit(`Exception while executing function: Functions.${functionName}. Result: Failure\nException: ${error.message}\nStack: ${stack}`);
+        const stack = error.stack?.includes(error.message) ? error.stack : `${error.name}: ${error.message}`;
+        emit(
+          `Exception while executing function: Functions.${functionName}. Result: Failure\nException: ${error.message}\nStack: ${stack}`,
+        );
       }
     },
   };

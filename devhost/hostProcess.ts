@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readLocalSettings } from '../src/localSettings';
-import { startLocalHost, type LocalHost } from './localHost';
+import { type LocalHost, startLocalHost } from './localHost';
 
 /**
  * The local host as a process of its own, which `npm start` runs (and restarts when the code
@@ -30,7 +30,11 @@ export function appSettings(env: NodeJS.ProcessEnv, local: Record<string, string
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { port: { type: 'string', short: 'p' }, 'lease-seconds': { type: 'string' }, 'entry-point': { type: 'string', multiple: true } },
+    options: {
+      port: { type: 'string', short: 'p' },
+      'lease-seconds': { type: 'string' },
+      'entry-point': { type: 'string', multiple: true },
+    },
   });
   const projectRoot = process.cwd();
   let host: LocalHost;

@@ -49,7 +49,10 @@ export function parseRouteTemplate(template: string): RouteSegment[] {
         constraints: constraints.split(':').filter(Boolean),
       };
     }
-    if (/[{}]/.test(segment)) throw new RouteTemplateError(`The route "${template}" has a segment the local host cannot read: "${segment}" (a parameter must be a whole segment)`);
+    if (/[{}]/.test(segment))
+      throw new RouteTemplateError(
+        `The route "${template}" has a segment the local host cannot read: "${segment}" (a parameter must be a whole segment)`,
+      );
     return { kind: 'literal', text: segment };
   });
 }
@@ -142,11 +145,18 @@ function compareRoutes(a: HttpFunction, b: HttpFunction): number {
 export function httpFunctions(functions: RpcFunctionMetadata[]): HttpFunction[] {
   const routes: HttpFunction[] = [];
   for (const fn of functions) {
-    const trigger = Object.entries(fn.bindings).find(([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'httptrigger');
+    const trigger = Object.entries(fn.bindings).find(
+      ([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'httptrigger',
+    );
     if (!trigger) continue;
     const [triggerName, binding] = trigger;
-    const output = Object.entries(fn.bindings).find(([, candidate]) => candidate.direction === 'out' && candidate.type?.toLowerCase() === 'http');
-    const methods = Array.isArray(binding['methods']) && binding['methods'].length > 0 ? (binding['methods'] as unknown[]).map((method) => String(method).toUpperCase()) : null;
+    const output = Object.entries(fn.bindings).find(
+      ([, candidate]) => candidate.direction === 'out' && candidate.type?.toLowerCase() === 'http',
+    );
+    const methods =
+      Array.isArray(binding['methods']) && binding['methods'].length > 0
+        ? (binding['methods'] as unknown[]).map((method) => String(method).toUpperCase())
+        : null;
     const template = typeof binding['route'] === 'string' && binding['route'] !== '' ? binding['route'] : fn.name;
     routes.push({
       functionId: fn.functionId,
@@ -168,7 +178,10 @@ export type RouteMatch = { route: HttpFunction; params: Record<string, string> }
 export function matchHttpRequest(routes: HttpFunction[], routePrefix: string, method: string, pathname: string): RouteMatch {
   let path: string[];
   try {
-    path = pathname.split('/').filter((segment, index, all) => segment !== '' || (index > 0 && index < all.length - 1)).map(decodeURIComponent);
+    path = pathname
+      .split('/')
+      .filter((segment, index, all) => segment !== '' || (index > 0 && index < all.length - 1))
+      .map(decodeURIComponent);
   } catch {
     return null;
   }

@@ -3,14 +3,22 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { storageConnectionFrom } from '../src/storage/clients';
-import type { RpcFunctionMetadata, RpcHttpCookie, RpcHttpData, RpcInvocationRequest, RpcInvocationResponse, RpcNullableString, RpcTypedData } from './functionsCore';
-import { readHostJson, type HostJson } from './hostJson';
-import { hostLog, type HostLog } from './hostLog';
-import { describeHttpFunction, httpFunctions, matchHttpRequest, type HttpFunction } from './httpRoutes';
-import { QueueListener, SharedQueueWatcher, type ListenerEvent } from './queueListener';
+import type {
+  RpcFunctionMetadata,
+  RpcHttpCookie,
+  RpcHttpData,
+  RpcInvocationRequest,
+  RpcInvocationResponse,
+  RpcNullableString,
+  RpcTypedData,
+} from './functionsCore';
+import { type HostJson, readHostJson } from './hostJson';
+import { type HostLog, hostLog } from './hostLog';
+import { describeHttpFunction, type HttpFunction, httpFunctions, matchHttpRequest } from './httpRoutes';
+import { type ListenerEvent, QueueListener, SharedQueueWatcher } from './queueListener';
 import { TimerListener } from './timerListener';
 import { parseSchedule } from './timerSchedule';
-import { WorkerChannel, WorkerGoneError, type IndexResult } from './workerChannel';
+import { type IndexResult, WorkerChannel, WorkerGoneError } from './workerChannel';
 
 /**
  * The local host: what `npm start` runs when Azure Functions Core Tools is not installed. It plays
@@ -196,7 +204,12 @@ function toRpcHttp(req: IncomingMessage, url: URL, params: Record<string, string
  * JSON. @azure/functions then gives them to the function camel-cased in context.triggerMetadata
  * (dequeueCount a number, the times ISO strings).
  */
-export function queueTriggerMetadata(fn: { name: string }, body: string, message: { messageId: string; popReceipt: string; dequeueCount: number; insertedOn: Date; expiresOn: Date; nextVisibleOn: Date }, now = new Date()): Record<string, RpcTypedData> {
+export function queueTriggerMetadata(
+  fn: { name: string },
+  body: string,
+  message: { messageId: string; popReceipt: string; dequeueCount: number; insertedOn: Date; expiresOn: Date; nextVisibleOn: Date },
+  now = new Date(),
+): Record<string, RpcTypedData> {
   return {
     QueueTrigger: { string: body },
     DequeueCount: { json: String(message.dequeueCount) },
@@ -252,7 +265,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
 
   const servers = await listen((req, res) => {
     const handled = handleHttp(req, res).catch((error: unknown) => {
-      log.system('error', `The local host could not answer ${req.method} ${req.url}: ${error instanceof Error ? error.message : String(error)}`);
+      log.system(
+        'error',
+        `The local host could not answer ${req.method} ${req.url}: ${error instanceof Error ? error.message : String(error)}`,
+      );
       if (!res.headersSent) res.writeHead(500).end();
     });
     activeHttp.add(handled);
@@ -276,7 +292,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       env: workerEnv,
       ...(options.extraEntryPoints ? { extraEntryPoints: options.extraEntryPoints } : {}),
       onLog: (entry) => {
-        if (entry.category === 'user' && entry.functionName && entry.invocationId) log.user(entry.functionName, entry.invocationId, entry.level, entry.message);
+        if (entry.category === 'user' && entry.functionName && entry.invocationId)
+          log.user(entry.functionName, entry.invocationId, entry.level, entry.message);
         else log.system(entry.level, entry.message);
       },
       onOutput: (line) => log.line(line),
@@ -314,7 +331,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const fn = byId.get(request.functionId);
-        reject(new FunctionTimeoutError(`Timeout value of ${timeSpan(timeoutMs)} was exceeded by function: Functions.${fn?.name ?? request.functionId}`));
+        reject(
+          new FunctionTimeoutError(
+            `Timeout value of ${timeSpan(timeoutMs)} was exceeded by function: Functions.${fn?.name ?? request.functionId}`,
+          ),
+        );
         let finished = false;
         void result.then(
           () => (finished = true),
@@ -338,7 +359,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   };
 
   const describeFailure = (error: unknown) =>
-    error instanceof Error ? { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) } : { name: 'Error', message: String(error) };
+    error instanceof Error
+      ? { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) }
+      : { name: 'Error', message: String(error) };
 
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (stopping) {
@@ -374,7 +397,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         retryContext: null,
       });
       log.executed(route.functionName, invocationId, performance.now() - started);
-      const output = route.outputName === '$return' ? response.returnValue : response.outputData?.find((binding) => binding.name === route.outputName)?.data;
+      const output =
+        route.outputName === '$return'
+          ? response.returnValue
+          : response.outputData?.find((binding) => binding.name === route.outputName)?.data;
       writeHttpResponse(res, output?.http);
     } catch (error) {
       log.executed(route.functionName, invocationId, performance.now() - started, describeFailure(error));
@@ -388,14 +414,19 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const listeners: QueueListener[] = [];
   const startQueueListeners = (functions: RpcFunctionMetadata[]) => {
     for (const fn of functions) {
-      const trigger = Object.entries(fn.bindings).find(([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'queuetrigger');
+      const trigger = Object.entries(fn.bindings).find(
+        ([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'queuetrigger',
+      );
       if (!trigger) continue;
       const [triggerName, binding] = trigger;
       let queueName: string;
       let queueService: QueueServiceClient;
       try {
         queueName = resolveSetting(String(binding['queueName'] ?? ''), options.env);
-        queueService = queueServiceFor(options.env, typeof binding['connection'] === 'string' && binding['connection'] ? binding['connection'] : 'AzureWebJobsStorage');
+        queueService = queueServiceFor(
+          options.env,
+          typeof binding['connection'] === 'string' && binding['connection'] ? binding['connection'] : 'AzureWebJobsStorage',
+        );
       } catch (error) {
         log.system('error', `The function ${fn.name} will not run: ${error instanceof Error ? error.message : String(error)}`);
         continue;
@@ -408,7 +439,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         watcher,
         onEvent: (event: ListenerEvent) => {
           if (event.type === 'poisoned') {
-            log.system('warning', `Message has reached MaxDequeueCount of ${host.queues.maxDequeueCount}. Moving message to queue '${event.poisonQueueName}'.`);
+            log.system(
+              'warning',
+              `Message has reached MaxDequeueCount of ${host.queues.maxDequeueCount}. Moving message to queue '${event.poisonQueueName}'.`,
+            );
           } else if (event.type === 'storage-error') {
             const error = event.error as { message?: string };
             log.system('warning', `Queue '${event.queueName}': ${event.operation} failed: ${error?.message ?? String(event.error)}`);
@@ -419,7 +453,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
           const invocationId = randomUUID();
           const started = performance.now();
           log.executing(fn.name, invocationId, `New queue message detected on '${queueName}'.`);
-          log.line(`Trigger Details: MessageId: ${message.messageId}, DequeueCount: ${message.dequeueCount}, InsertedOn: ${dotnetDate(message.insertedOn)}`);
+          log.line(
+            `Trigger Details: MessageId: ${message.messageId}, DequeueCount: ${message.dequeueCount}, InsertedOn: ${dotnetDate(message.insertedOn)}`,
+          );
           try {
             await invoke({
               invocationId,
@@ -445,7 +481,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const timers: TimerListener[] = [];
   const startTimerListeners = (functions: RpcFunctionMetadata[]) => {
     for (const fn of functions) {
-      const trigger = Object.entries(fn.bindings).find(([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'timertrigger');
+      const trigger = Object.entries(fn.bindings).find(
+        ([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'timertrigger',
+      );
       if (!trigger) continue;
       const [triggerName, binding] = trigger;
       let listener: TimerListener;
@@ -495,7 +533,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     everIndexed = true;
     functions = indexed.functions;
     if (indexed.capabilities['HttpUri']) {
-      loadError = 'The app enables HTTP streams (app.setup({ enableHttpStream: true })), which the local host does not support; use func start.';
+      loadError =
+        'The app enables HTTP streams (app.setup({ enableHttpStream: true })), which the local host does not support; use func start.';
       functions = [];
     }
   } else {
@@ -514,13 +553,18 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   } else {
     const lines = functions.map((fn) => {
       const route = routes.find((candidate) => candidate.functionId === fn.functionId);
-      const trigger = Object.values(fn.bindings).find((binding) => binding.direction === 'in' && binding.type?.toLowerCase().endsWith('trigger'));
+      const trigger = Object.values(fn.bindings).find(
+        (binding) => binding.direction === 'in' && binding.type?.toLowerCase().endsWith('trigger'),
+      );
       return `\t${fn.name}: ${route ? describeHttpFunction(route, baseUrl, host.routePrefix) : (trigger?.type ?? 'no trigger')}`;
     });
     log.plain(`\nFunctions:\n\n${lines.join('\n\n')}\n`);
     for (const fn of functions) {
-      const type = Object.values(fn.bindings).find((binding) => binding.direction === 'in' && binding.type?.toLowerCase().endsWith('trigger'))?.type?.toLowerCase();
-      if (type && type !== 'httptrigger' && type !== 'queuetrigger' && type !== 'timertrigger') log.system('warning', `The function ${fn.name} has a ${type}, which the local host does not run.`);
+      const type = Object.values(fn.bindings)
+        .find((binding) => binding.direction === 'in' && binding.type?.toLowerCase().endsWith('trigger'))
+        ?.type?.toLowerCase();
+      if (type && type !== 'httptrigger' && type !== 'queuetrigger' && type !== 'timertrigger')
+        log.system('warning', `The function ${fn.name} has a ${type}, which the local host does not run.`);
     }
     startQueueListeners(functions);
     startTimerListeners(functions);

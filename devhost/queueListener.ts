@@ -49,7 +49,15 @@ export type ListenerEvent =
   | { type: 'succeeded'; queueName: string; messageId: string; dequeueCount: number }
   | { type: 'released'; queueName: string; messageId: string; dequeueCount: number; nextVisibleOn: Date | null; error: unknown }
   | { type: 'left-invisible'; queueName: string; messageId: string; dequeueCount: number; error: unknown }
-  | { type: 'poisoned'; queueName: string; messageId: string; dequeueCount: number; poisonQueueName: string; reason: PoisonReason; error?: unknown }
+  | {
+      type: 'poisoned';
+      queueName: string;
+      messageId: string;
+      dequeueCount: number;
+      poisonQueueName: string;
+      reason: PoisonReason;
+      error?: unknown;
+    }
   | { type: 'skipped'; queueName: string; messageId: string; dequeueCount: number; reason: PoisonReason }
   | { type: 'renewed'; queueName: string; messageId: string; nextVisibleOn: Date }
   | { type: 'storage-error'; queueName: string; operation: string; error: unknown };
@@ -107,7 +115,8 @@ const isServerSideError = (error: unknown) => {
   return status !== undefined && status >= 500 && status < 600;
 };
 const isQueueNotFound = (error: unknown) => isMissingResource('queue', error);
-const isMessageOrQueueNotFound = (error: unknown) => storageStatus(error) === 404 && ['MessageNotFound', 'QueueNotFound'].includes(storageErrorCode(error) ?? '');
+const isMessageOrQueueNotFound = (error: unknown) =>
+  storageStatus(error) === 404 && ['MessageNotFound', 'QueueNotFound'].includes(storageErrorCode(error) ?? '');
 const isPopReceiptMismatch = (error: unknown) => storageStatus(error) === 400 && storageErrorCode(error) === 'PopReceiptMismatch';
 const isQueueBeingDeleted = (error: unknown) => storageStatus(error) === 409 && storageErrorCode(error) === 'QueueBeingDeleted';
 /**
@@ -127,7 +136,6 @@ export function poisonQueueNameFor(queueName: string): string | null {
   const name = `${queueName}-poison`;
   return name.length <= 63 ? name : null;
 }
-
 
 /** REB with QL's arguments: minimum 100 ms, maximum maxPollingInterval, delta 100 ms, ±20 % randomization. */
 export class PollingBackoff {
@@ -309,7 +317,10 @@ export class QueueListener {
       if (!this.#queueExists) this.#queueExists = await this.#queue.exists();
       if (this.#queueExists) {
         // QL `GetMessageReceiveCount` (no dynamic concurrency): always batchSize, with the fixed lease.
-        const response = await this.#queue.receiveMessages({ numberOfMessages: this.#options.queues.batchSize, visibilityTimeout: this.#leaseSeconds });
+        const response = await this.#queue.receiveMessages({
+          numberOfMessages: this.#options.queues.batchSize,
+          visibilityTimeout: this.#leaseSeconds,
+        });
         batch = response.receivedMessageItems;
       } else {
         this.#emit({ type: 'queue-missing', queueName: this.queueName });
@@ -415,7 +426,13 @@ export class QueueListener {
       } else {
         // QP: "For queues without a corresponding poison queue, leave the message invisible when
         // processing fails to prevent a fast infinite loop": no release; it waits out its lease.
-        this.#emit({ type: 'left-invisible', queueName: this.queueName, messageId: message.messageId, dequeueCount: message.dequeueCount, error: failure.error });
+        this.#emit({
+          type: 'left-invisible',
+          queueName: this.queueName,
+          messageId: message.messageId,
+          dequeueCount: message.dequeueCount,
+          error: failure.error,
+        });
       }
     } catch (error) {
       this.#unhandled('complete', error);
@@ -495,9 +512,17 @@ export class QueueListener {
       const receipt = await this.#queue.updateMessage(message.messageId, message.popReceipt, undefined, visibilityTimeout);
       nextVisibleOn = receipt.nextVisibleOn ?? null;
     } catch (releaseError) {
-      if (!(isPopReceiptMismatch(releaseError) || isMessageOrQueueNotFound(releaseError) || isQueueBeingDeleted(releaseError))) throw releaseError;
+      if (!(isPopReceiptMismatch(releaseError) || isMessageOrQueueNotFound(releaseError) || isQueueBeingDeleted(releaseError)))
+        throw releaseError;
     }
-    this.#emit({ type: 'released', queueName: this.queueName, messageId: message.messageId, dequeueCount: message.dequeueCount, nextVisibleOn, error });
+    this.#emit({
+      type: 'released',
+      queueName: this.queueName,
+      messageId: message.messageId,
+      dequeueCount: message.dequeueCount,
+      nextVisibleOn,
+      error,
+    });
   }
 
   /**

@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectionStringFor, startAzurite, type AzuritePorts } from './azurite';
+import { type AzuritePorts, connectionStringFor, startAzurite } from './azurite';
 import { LOCAL_HOST_LIMITS } from './localHost';
-import { watchApp, type AppWatcher } from './watchApp';
+import { type AppWatcher, watchApp } from './watchApp';
 
 /**
  * `npm start`: the local dev loop. Starts Azurite (or reuses one already listening), creates the
@@ -38,7 +38,10 @@ function isExecutableFile(file: string): boolean {
 
 /** The `func` that npm scripts would run: the project's node_modules/.bin first, then PATH. */
 export function findFunc(options: { projectRoot: string; pathEnv: string | undefined }): string | null {
-  const directories = [path.join(options.projectRoot, 'node_modules', '.bin'), ...(options.pathEnv ?? '').split(path.delimiter).filter(Boolean)];
+  const directories = [
+    path.join(options.projectRoot, 'node_modules', '.bin'),
+    ...(options.pathEnv ?? '').split(path.delimiter).filter(Boolean),
+  ];
   for (const directory of directories) {
     for (const name of FUNC_NAMES) {
       const candidate = path.join(directory, name);
@@ -135,7 +138,12 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   const start = (name: string, command: Command, onOwnExit: (description: string) => boolean = () => false): ChildProcess => {
     // A process group of its own: stopping it stops what it started too (tsc's native compiler,
     // the host's Node worker).
-    const child = spawn(command.command, command.args, { cwd: options.projectRoot, env, stdio: 'inherit', detached: process.platform !== 'win32' });
+    const child = spawn(command.command, command.args, {
+      cwd: options.projectRoot,
+      env,
+      stdio: 'inherit',
+      detached: process.platform !== 'win32',
+    });
     children.add(child);
     child.once('error', (error) => {
       err(`${name} could not start: ${error.message}\n`);
@@ -212,7 +220,9 @@ async function azuriteFor(ports: AzuritePorts, location: string | null, out: (te
   }
   if (listening.some(Boolean)) {
     const taken = [ports.blob, ports.queue, ports.table].filter((_, index) => listening[index]);
-    throw new Error(`Port ${taken.join(', ')} is in use by something that is not a whole Azurite (blob, queue and table on ${ports.blob}-${ports.table}); stop it and run npm start again.`);
+    throw new Error(
+      `Port ${taken.join(', ')} is in use by something that is not a whole Azurite (blob, queue and table on ${ports.blob}-${ports.table}); stop it and run npm start again.`,
+    );
   }
   const azurite = await startAzurite({ ...(location ? { location } : {}), ports, onOutput: (text) => out(text) });
   out(`Azurite started on ${ports.blob}-${ports.table}, data ${location ? `in ${location}` : 'in memory'}.\n`);
@@ -274,7 +284,8 @@ export function parseStartArgs(argv: string[]): { port?: number } {
   const { values } = parseArgs({ args: argv, options: { port: { type: 'string', short: 'p' } } });
   if (values.port === undefined) return {};
   const port = Number(values.port);
-  if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw new Error(`--port must be a port number from 1 to 65535, not "${values.port}"`);
+  if (!/^\d+$/.test(values.port) || port < 1 || port > 65535)
+    throw new Error(`--port must be a port number from 1 to 65535, not "${values.port}"`);
   return { port };
 }
 

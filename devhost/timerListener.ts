@@ -98,7 +98,10 @@ export class TimerListener {
       LastUpdated: this.status.lastUpdated ? formatDate(this.status.lastUpdated) : DEFAULT_DATE_TIME,
     };
     try {
-      await this.options.run({ Schedule: { AdjustForDST: true }, ScheduleStatus: this.options.useMonitor ? status : null, IsPastDue: false }, reason);
+      await this.options.run(
+        { Schedule: { AdjustForDST: true }, ScheduleStatus: this.options.useMonitor ? status : null, IsPastDue: false },
+        reason,
+      );
     } catch (error) {
       this.options.onError(error);
     }

@@ -48,7 +48,8 @@ const FIELDS: FieldSpec[] = [
 function value(text: string, spec: FieldSpec): number {
   const named = spec.names?.indexOf(text.toLowerCase().slice(0, 3)) ?? -1;
   const parsed = named >= 0 && /^[a-z]+$/i.test(text) ? named + (spec.nameBase ?? 0) : /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isInteger(parsed) || parsed < spec.min || parsed > spec.max) throw new TimerScheduleError(`${spec.name} "${text}" is not from ${spec.min} to ${spec.max}`);
+  if (!Number.isInteger(parsed) || parsed < spec.min || parsed > spec.max)
+    throw new TimerScheduleError(`${spec.name} "${text}" is not from ${spec.min} to ${spec.max}`);
   return parsed;
 }
 
@@ -57,7 +58,8 @@ function parseField(text: string, spec: FieldSpec): Set<number> {
   for (const part of text.split(',')) {
     const [range, stepText] = part.split('/');
     const step = stepText === undefined ? 1 : Number(stepText);
-    if (!range || !Number.isInteger(step) || step < 1 || part.split('/').length > 2) throw new TimerScheduleError(`${spec.name} "${part}" is not a cron field`);
+    if (!range || !Number.isInteger(step) || step < 1 || part.split('/').length > 2)
+      throw new TimerScheduleError(`${spec.name} "${part}" is not a cron field`);
     let [from, to] = [spec.min, spec.max];
     if (range !== '*') {
       const bounds = range.split('-');
@@ -119,11 +121,18 @@ export function parseSchedule(expression: string): TimerSchedule {
   if (fields.length === 6) return cronSchedule(text, fields);
   const span = TIMESPAN.exec(text);
   if (span) {
-    const [days, hours, minutes, seconds] = [span[1], span[2], span[3], span[4]].map((part) => Number(part ?? 0)) as [number, number, number, number];
+    const [days, hours, minutes, seconds] = [span[1], span[2], span[3], span[4]].map((part) => Number(part ?? 0)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
     if (hours > 23 || minutes > 59 || seconds > 59) throw new TimerScheduleError(`the schedule '${expression}' is not a valid timespan`);
     const periodMs = (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000;
     if (periodMs <= 0) throw new TimerScheduleError(`the schedule '${expression}' is a zero period`);
     return { description: `Constant: ${text}`, next: (after) => new Date(after.getTime() + periodMs) };
   }
-  throw new TimerScheduleError(`The schedule expression '${expression}' was not recognized as a valid cron expression (six fields, with seconds) or timespan string.`);
+  throw new TimerScheduleError(
+    `The schedule expression '${expression}' was not recognized as a valid cron expression (six fields, with seconds) or timespan string.`,
+  );
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { type FSWatcher, readdirSync, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
 import { expandBraces } from './functionsCore';
 
@@ -33,7 +33,9 @@ export function entryPointDirectories(main: string | undefined): string[] {
     directories.add(fixed.length > 0 ? fixed.join('/') : '.');
   }
   const sorted = [...directories].sort();
-  return sorted.filter((directory) => directory === '.' || !sorted.some((other) => other !== '.' && other !== directory && directory.startsWith(`${other}/`)));
+  return sorted.filter(
+    (directory) => directory === '.' || !sorted.some((other) => other !== '.' && other !== directory && directory.startsWith(`${other}/`)),
+  );
 }
 
 function digest(file: string): string {
@@ -76,7 +78,8 @@ export function watchApp(projectRoot: string, onChange: (files: string[]) => voi
   const isRootFile = (name: string) => ROOT_FILES.includes(name) || (rootScripts && /\.(c|m)?js$/.test(name));
   const known = new Map<string, string>();
   const rootFiles = readdirSync(projectRoot).filter(isRootFile);
-  for (const file of [...watched.flatMap(filesUnder), ...rootFiles.map((name) => path.join(projectRoot, name))]) known.set(file, digest(file));
+  for (const file of [...watched.flatMap(filesUnder), ...rootFiles.map((name) => path.join(projectRoot, name))])
+    known.set(file, digest(file));
 
   // Files seen to move are only compared when the writes have settled: a file read half-written
   // (the compiler truncates, then writes) must not count as a change, nor its completion as a

@@ -1,4 +1,10 @@
-import { FunctionsWorker, type RpcFunctionMetadata, type RpcInvocationRequest, type RpcInvocationResponse, type WorkerLogEntry } from './functionsCore';
+import {
+  FunctionsWorker,
+  type RpcFunctionMetadata,
+  type RpcInvocationRequest,
+  type RpcInvocationResponse,
+  type WorkerLogEntry,
+} from './functionsCore';
 
 /**
  * The local host's Node worker: a process of its own, as under the Functions host, so that a
@@ -88,7 +94,10 @@ function runWorker(): void {
           try {
             await worker?.terminate();
           } catch (error) {
-            await send({ kind: 'log', entry: { level: 'error', category: 'system', message: `An appTerminate hook failed: ${serializeError(error).message}` } });
+            await send({
+              kind: 'log',
+              entry: { level: 'error', category: 'system', message: `An appTerminate hook failed: ${serializeError(error).message}` },
+            });
           }
           await send({ kind: 'terminated' });
           process.exit(0);

@@ -1,6 +1,12 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
-import { LOCAL_HOST_VERSION, type RpcFunctionMetadata, type RpcInvocationRequest, type RpcInvocationResponse, type WorkerLogEntry } from './functionsCore';
+import {
+  LOCAL_HOST_VERSION,
+  type RpcFunctionMetadata,
+  type RpcInvocationRequest,
+  type RpcInvocationResponse,
+  type WorkerLogEntry,
+} from './functionsCore';
 import type { HostToWorker, SerializedError, WorkerToHost } from './worker';
 
 /** The host's side of one worker process: start it, index the app, invoke, stop or kill it. */
@@ -31,7 +37,9 @@ export interface WorkerChannelOptions {
   onUnexpectedExit: (description: string) => void;
 }
 
-export type IndexResult = { ok: true; functions: RpcFunctionMetadata[]; capabilities: Record<string, string> } | { ok: false; error: FunctionError };
+export type IndexResult =
+  | { ok: true; functions: RpcFunctionMetadata[]; capabilities: Record<string, string> }
+  | { ok: false; error: FunctionError };
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js');
 
@@ -76,7 +84,10 @@ export class WorkerChannel {
         this.#gone = true;
         const description = signal ? `signal ${signal}` : `code ${code}`;
         this.#failAll(new WorkerGoneError(`The worker process exited (${description}).`));
-        this.#indexed?.({ ok: false, error: new FunctionError({ name: 'Error', message: `The worker process exited (${description}) while loading the app.` }) });
+        this.#indexed?.({
+          ok: false,
+          error: new FunctionError({ name: 'Error', message: `The worker process exited (${description}) while loading the app.` }),
+        });
         if (!this.#stopping) options.onUnexpectedExit(description);
         resolve();
       });
@@ -87,7 +98,12 @@ export class WorkerChannel {
   static start(options: WorkerChannelOptions): { channel: WorkerChannel; indexed: Promise<IndexResult> } {
     const channel = new WorkerChannel(options);
     const indexed = new Promise<IndexResult>((resolve) => (channel.#indexed = resolve));
-    channel.#send({ kind: 'init', functionAppDirectory: options.functionAppDirectory, extraEntryPoints: options.extraEntryPoints ?? [], hostVersion: LOCAL_HOST_VERSION });
+    channel.#send({
+      kind: 'init',
+      functionAppDirectory: options.functionAppDirectory,
+      extraEntryPoints: options.extraEntryPoints ?? [],
+      hostVersion: LOCAL_HOST_VERSION,
+    });
     return { channel, indexed };
   }
 

@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
-import { continueHostTrace, shutdownTelemetry, startTelemetry } from './observability/telemetry';
 import { appHandlers, HandlerLoadError, handlerLoadLine } from './handlerApi/load';
 import { handlerFiles } from './handlers';
+import { continueHostTrace, shutdownTelemetry, startTelemetry } from './observability/telemetry';
 import { checkSettings } from './settings';
 
 // App-wide setup, loaded by the host before any function file (package.json "main").
@@ -14,7 +14,10 @@ app.setup({ enableHttpStream: false });
  * and the work that needs it then fails without losing anything (503 to Dataverse, a queue retry).
  * The worker sends what the app writes to stderr to the host's logs as errors.
  */
-function reportSettingProblems(env: NodeJS.ProcessEnv = process.env, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string[] {
+function reportSettingProblems(
+  env: NodeJS.ProcessEnv = process.env,
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): string[] {
   const problems = checkSettings(env);
   for (const problem of problems) write(`dataverse-webhooks: invalid app setting ${problem}`);
   return problems;

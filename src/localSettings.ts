@@ -39,6 +39,9 @@ export function readLocalSettings(folder: string): LocalSettings | null {
     throw new LocalSettingsError(`${file} is not valid JSON: ${(error as Error).message}`);
   }
   const parsed = localSettingsSchema.safeParse(json);
-  if (!parsed.success) throw new LocalSettingsError(`${file} is not a local.settings.json (${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')})`);
+  if (!parsed.success)
+    throw new LocalSettingsError(
+      `${file} is not a local.settings.json (${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')})`,
+    );
   return { file, values: parsed.data.Values ?? {}, port: parsed.data.Host?.LocalHttpPort };
 }

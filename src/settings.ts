@@ -18,7 +18,7 @@ const credentialPairs = z
   .string()
   .optional()
   .transform((text, context) => {
-    if (!text || !text.trim()) return [] as ExpectedCredential[];
+    if (!text?.trim()) return [] as ExpectedCredential[];
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -177,7 +177,10 @@ const processSettingsSchema = z.object({
   // A unit's lease is short and renewed by its holder while the handler runs (see
   // pipeline/unitLease.ts): a dead holder's event runs again within about a lease, a live one
   // keeps it however long functionTimeout lets it run.
-  PROCESSOR_LEASE_SECONDS: positiveInteger(DEFAULT_LEASE_SECONDS).refine((seconds) => seconds >= MIN_LEASE_SECONDS, `must be at least ${MIN_LEASE_SECONDS}`),
+  PROCESSOR_LEASE_SECONDS: positiveInteger(DEFAULT_LEASE_SECONDS).refine(
+    (seconds) => seconds >= MIN_LEASE_SECONDS,
+    `must be at least ${MIN_LEASE_SECONDS}`,
+  ),
   // How far apart copies of events that wait for a lease are spread (default a quarter of the lease).
   PROCESSOR_DEFER_JITTER_SECONDS: z.coerce.number().nonnegative().optional(),
   // Below functionTimeout, so that a hung handler fails its unit instead of restarting the worker.
@@ -214,7 +217,10 @@ export function readProcessSettings(env: NodeJS.ProcessEnv = process.env): Proce
   return {
     maxDepth: settings.PROCESSOR_MAX_DEPTH,
     leaseMs: settings.PROCESSOR_LEASE_SECONDS * 1000,
-    deferJitterMs: settings.PROCESSOR_DEFER_JITTER_SECONDS === undefined ? (settings.PROCESSOR_LEASE_SECONDS * 1000) / 4 : settings.PROCESSOR_DEFER_JITTER_SECONDS * 1000,
+    deferJitterMs:
+      settings.PROCESSOR_DEFER_JITTER_SECONDS === undefined
+        ? (settings.PROCESSOR_LEASE_SECONDS * 1000) / 4
+        : settings.PROCESSOR_DEFER_JITTER_SECONDS * 1000,
     handlerTimeoutMs: settings.PROCESSOR_HANDLER_TIMEOUT_SECONDS * 1000,
     dataverseUrl: settings.DATAVERSE_URL ?? null,
   };
@@ -240,7 +246,10 @@ const retentionSettingsSchema = z.object({
     .number()
     .positive()
     .default(DEFAULT_RETENTION_DAYS)
-    .refine((days) => days >= MIN_RETENTION_DAYS, `must be at least ${MIN_RETENTION_DAYS} (a day), longer than the queue's redelivery window`),
+    .refine(
+      (days) => days >= MIN_RETENTION_DAYS,
+      `must be at least ${MIN_RETENTION_DAYS} (a day), longer than the queue's redelivery window`,
+    ),
 });
 
 export interface RetentionSettings {

@@ -43,7 +43,9 @@ describe('the layers', () => {
   });
 
   it('the Dataverse model is usable alone: no Azure, no other layer of the app', () => {
-    expect(violations('dataverse', (target) => target.startsWith('src/dataverse') || target === 'zod' || target.startsWith('node:'))).toEqual([]);
+    expect(
+      violations('dataverse', (target) => target.startsWith('src/dataverse') || target === 'zod' || target.startsWith('node:')),
+    ).toEqual([]);
   });
 
   it('@azure/functions is used only by the function registrations, the app entry point and the invocation log', () => {
@@ -52,19 +54,26 @@ describe('the layers', () => {
   });
 
   it('nothing in the app depends on the function registrations, or on the development host (tests, the bench and npm start do)', () => {
-    const inbound = (layer: string) => imports.filter((edge) => layerOf(edge.target) === layer && layerOf(edge.file) !== layer).map((edge) => `${edge.file} → ${edge.target}`);
+    const inbound = (layer: string) =>
+      imports
+        .filter((edge) => layerOf(edge.target) === layer && layerOf(edge.file) !== layer)
+        .map((edge) => `${edge.file} → ${edge.target}`);
     expect(inbound('functions')).toEqual([]);
     expect(imports.filter((edge) => edge.target.startsWith('devhost')).map((edge) => `${edge.file} → ${edge.target}`)).toEqual([]);
   });
 
   it('storage knows nothing of the pipeline, and the pipeline nothing of Azure Functions, handlers or the CLI', () => {
     expect(violations('storage', (target) => !/^src\/(pipeline|functions|handlers|cli)\//.test(target))).toEqual([]);
-    expect(violations('pipeline', (target) => !/^src\/(functions|handlers|cli)\//.test(target) && target !== '@azure/functions')).toEqual([]);
+    expect(violations('pipeline', (target) => !/^src\/(functions|handlers|cli)\//.test(target) && target !== '@azure/functions')).toEqual(
+      [],
+    );
   });
 
   it('the HTTP path (accept, decide) does not depend on the queue path (process): what both need is shared', () => {
     const httpPath = ['src/pipeline/accept.ts', 'src/pipeline/decide.ts'];
-    expect(imports.filter((edge) => httpPath.includes(edge.file) && edge.target === 'src/pipeline/process').map((edge) => edge.file)).toEqual([]);
+    expect(
+      imports.filter((edge) => httpPath.includes(edge.file) && edge.target === 'src/pipeline/process').map((edge) => edge.file),
+    ).toEqual([]);
     expect(imports.some((edge) => edge.file === 'src/pipeline/decide.ts' && edge.target === 'src/pipeline/handlerContext')).toBe(true);
   });
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTypesCommand } from '../src/cli/types';
 import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { captureIO } from './support/cliIO';
-import { startFakeDataverse, type FakeDataverse } from './support/fakeDataverse';
+import { type FakeDataverse, startFakeDataverse } from './support/fakeDataverse';
 import { realTableFacts } from './support/realTableDefinitions';
 import { useTempDirs } from './support/tempDirs';
 import { scopedTokens } from './support/tokens';
@@ -39,7 +39,11 @@ async function run(cwd: string, command: string, args: string[]): Promise<Result
   const env = { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '', NO_COLOR: '1' };
   return promisify(execFile)(command, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: typeof error.code === 'number' ? error.code : 1, stdout: error.stdout ?? '', stderr: error.stderr ?? String(error) }),
+    (error: { code?: number; stdout?: string; stderr?: string }) => ({
+      code: typeof error.code === 'number' ? error.code : 1,
+      stdout: error.stdout ?? '',
+      stderr: error.stderr ?? String(error),
+    }),
   );
 }
 
@@ -50,7 +54,10 @@ const vitest = (cwd: string, files: string[]) => node(cwd, 'node_modules/vitest/
 /** The project as committed plus what is not yet (the files git would take), without its build. */
 async function copyOfProject(): Promise<string> {
   const copy = path.join(tempDir('boundary-'), 'app');
-  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   for (const file of stdout.split('\0').filter(Boolean)) {
     try {
       cpSync(path.join(ROOT, file), path.join(copy, file));
@@ -64,7 +71,7 @@ async function copyOfProject(): Promise<string> {
 
 /** typecheck (both programs), build: each passes. */
 async function expectTypecheckAndBuild(copy: string): Promise<void> {
-  for (const project of ['tsconfig.test.json', 'test/tableTypes/tsconfig.json', 'tsconfig.json']) {
+  for (const project of ['tsconfig.test.json', 'test/tableTypes/tsconfig.json', 'tsconfig.json', 'devhost']) {
     const result = await tsc(copy, project);
     expect(result.stdout + result.stderr, `tsc -p ${project}`).toBe('');
     expect(result.code, `tsc -p ${project}`).toBe(0);
@@ -83,7 +90,9 @@ const emptyHandlers = `/** No handlers yet: list here each file of this folder t
 describe.concurrent('the app made its user’s own', () => {
   let dataverse: FakeDataverse;
   beforeAll(async () => {
-    dataverse = await startFakeDataverse({ tables: Object.fromEntries(['account', 'opportunity', 'cdsify_integrationtest'].map((table) => [table, realTableFacts(table)])) });
+    dataverse = await startFakeDataverse({
+      tables: Object.fromEntries(['account', 'opportunity', 'cdsify_integrationtest'].map((table) => [table, realTableFacts(table)])),
+    });
   });
   afterAll(() => dataverse.close());
 
@@ -105,9 +114,14 @@ describe.concurrent('the app made its user’s own', () => {
     rmSync(handlers, { recursive: true });
     mkdirSync(handlers);
     const io = captureIO({ cwd: copy, env: { DATAVERSE_URL: dataverse.url } });
-    const types = createTypesCommand({ tokens: () => scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }), sleep: async () => {} }, new HandlerRegistry());
+    const types = createTypesCommand(
+      { tokens: () => scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }), sleep: async () => {} },
+      new HandlerRegistry(),
+    );
     expect(await types(['--tables', 'account,contact,opportunity,cdsify_integrationtest'], io), io.err()).toBe(0);
-    expect(io.out()).toMatch(/^Wrote src\/handlers\/tables\.generated\.ts: account \d+, cdsify_integrationtest \d+, contact \d+, opportunity \d+ columns/);
+    expect(io.out()).toMatch(
+      /^Wrote src\/handlers\/tables\.generated\.ts: account \d+, cdsify_integrationtest \d+, contact \d+, opportunity \d+ columns/,
+    );
     writeFileSync(
       path.join(handlers, 'integrationTest.ts'),
       `import { on } from '../handlerApi';
@@ -142,10 +156,16 @@ it('logs a rename', async () => {
 });
 `,
     );
-    writeFileSync(path.join(handlers, 'index.ts'), `import * as integrationTest from './integrationTest';\n\nexport const handlerFiles = [integrationTest];\n`);
+    writeFileSync(
+      path.join(handlers, 'index.ts'),
+      `import * as integrationTest from './integrationTest';\n\nexport const handlerFiles = [integrationTest];\n`,
+    );
     // A misspelt column does not compile, which shows the module types the handler.
-    writeFileSync(path.join(handlers, 'misspelt.ts'), `import { on } from '../handlerApi';\nexport const misspelt = on({ name: 'm', entity: 'cdsify_integrationtest', message: 'Update', filteringAttributes: ['cdsify_nmae'] }, () => undefined);\n`);
-    expect((await tsc(copy, 'tsconfig.json')).stdout).toContain("src/handlers/misspelt.ts(2,");
+    writeFileSync(
+      path.join(handlers, 'misspelt.ts'),
+      `import { on } from '../handlerApi';\nexport const misspelt = on({ name: 'm', entity: 'cdsify_integrationtest', message: 'Update', filteringAttributes: ['cdsify_nmae'] }, () => undefined);\n`,
+    );
+    expect((await tsc(copy, 'tsconfig.json')).stdout).toContain('src/handlers/misspelt.ts(2,');
     rmSync(path.join(handlers, 'misspelt.ts'));
     await expectTypecheckAndBuild(copy);
     await expectGreen(copy, [...ENGINE_TESTS, 'test/functions', 'test/handlerApi/loadErrors.test.ts', 'src/handlers']);
@@ -162,15 +182,38 @@ it('logs a rename', async () => {
       path.join(handlers, 'early.ts'),
       `import { on } from '../handlerApi';\n\nexport const early = on(\n  // @ts-expect-error asynchronous in PreValidation: refused by the compiler too, so forced here\n  { name: 'early-async', entity: 'contact', message: 'Update', stage: 'PreValidation', mode: 'Asynchronous' },\n  () => undefined,\n);\n`,
     );
-    writeFileSync(path.join(handlers, 'index.ts'), readFileSync(path.join(handlers, 'index.ts'), 'utf8').replace('export const handlerFiles = [', "import * as early from './early';\n\nexport const handlerFiles = [early, "));
+    writeFileSync(
+      path.join(handlers, 'index.ts'),
+      readFileSync(path.join(handlers, 'index.ts'), 'utf8').replace(
+        'export const handlerFiles = [',
+        "import * as early from './early';\n\nexport const handlerFiles = [early, ",
+      ),
+    );
     expect(await tsc(copy, 'tsconfig.json')).toMatchObject({ code: 0 });
-    const line = "The app's handlers do not load: src/handlers/early.ts: handler early-async: Dataverse runs asynchronous steps only in PostOperation\n";
+    const line =
+      "The app's handlers do not load: src/handlers/early.ts: handler early-async: Dataverse runs asynchronous steps only in PostOperation\n";
     expect(await node(copy, 'bin/dataverse-webhooks.js', 'register', '--plan')).toEqual({ code: 1, stdout: '', stderr: line });
-    expect(await node(copy, 'bin/dataverse-webhooks.js', 'types', '--org', 'https://contoso.crm.dynamics.com')).toEqual({ code: 1, stdout: '', stderr: line });
+    expect(await node(copy, 'bin/dataverse-webhooks.js', 'types', '--org', 'https://contoso.crm.dynamics.com')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: line,
+    });
     expect(await node(copy, 'bin/dataverse-webhooks.js', '--help')).toMatchObject({ code: 0 });
-    const inspected = await node(copy, 'bin/dataverse-webhooks.js', 'inspect', 'samples/06-account-create-sync-postop-webhooksite-unicode.json');
+    const inspected = await node(
+      copy,
+      'bin/dataverse-webhooks.js',
+      'inspect',
+      'samples/06-account-create-sync-postop-webhooksite-unicode.json',
+    );
     expect(inspected).toMatchObject({ code: 0, stderr: '' });
-    const send = await node(copy, 'bin/dataverse-webhooks.js', 'send', 'samples/06-account-create-sync-postop-webhooksite-unicode.json', '--url', 'http://127.0.0.1:9/api/dataverse/webhook');
+    const send = await node(
+      copy,
+      'bin/dataverse-webhooks.js',
+      'send',
+      'samples/06-account-create-sync-postop-webhooksite-unicode.json',
+      '--url',
+      'http://127.0.0.1:9/api/dataverse/webhook',
+    );
     expect(send.code).toBe(1);
     expect(send.stderr).not.toContain('handler');
   }, 120_000);

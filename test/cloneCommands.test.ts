@@ -50,7 +50,11 @@ export function documentedCommands(markdown: string): DocumentedCommand[] {
 
 function sh(command: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('bash', ['-c', command], { cwd, env: { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', command], {
+      cwd,
+      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -61,7 +65,11 @@ function sh(command: string, cwd: string): Promise<{ code: number | null; stdout
 
 describe('the documented commands, from a fresh clone', () => {
   it('reads the marked blocks: continuations joined, comments skipped, the exit code a comment names', () => {
-    expect(documentedCommands('<!-- run-from-clone -->\n```sh\n# refused, exit 1\nnpx a \\\n  --b c   # note\n\nnpx d\n```\n```sh\nnpx not-marked\n```\n')).toEqual([
+    expect(
+      documentedCommands(
+        '<!-- run-from-clone -->\n```sh\n# refused, exit 1\nnpx a \\\n  --b c   # note\n\nnpx d\n```\n```sh\nnpx not-marked\n```\n',
+      ),
+    ).toEqual([
       { command: 'npx a --b c', exitCode: 1 },
       { command: 'npx d', exitCode: 0 },
     ]);
@@ -85,7 +93,13 @@ describe('the documented commands, from a fresh clone', () => {
     writeFileSync(idle, 'setInterval(() => {}, 1000);\n');
     const [httpPort] = await freePorts(1);
     const loop = startDevLoopProcess(
-      { projectRoot: clone, ports: await freeAzuritePorts(), azuriteLocation: null, port: httpPort!, watch: { command: process.execPath, args: [idle] } },
+      {
+        projectRoot: clone,
+        ports: await freeAzuritePorts(),
+        azuriteLocation: null,
+        port: httpPort!,
+        watch: { command: process.execPath, args: [idle] },
+      },
       { PATH: tempDir('no-func-'), APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
     );
     await loop.waitFor(/Host started: (\S+)/, 'the local host');

@@ -11,7 +11,9 @@ import { DOCS_SAMPLE_FILE, SAMPLES_DIR, SHARED_DIR } from './support/fixtures';
  * clone (here and in CI), the same bytes as the original.
  */
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
-const samples = readdirSync(SAMPLES_DIR).filter((file) => file.endsWith('.json')).sort();
+const samples = readdirSync(SAMPLES_DIR)
+  .filter((file) => file.endsWith('.json'))
+  .sort();
 const readme = readFileSync(path.join(SAMPLES_DIR, 'README.md'), 'utf8');
 const recorded = new Map([...readme.matchAll(/^\| `([^`]+\.json)` \| `([0-9a-f]{64})` \|$/gm)].map((match) => [match[1]!, match[2]!]));
 

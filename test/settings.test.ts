@@ -39,7 +39,20 @@ describe('app settings', () => {
   });
 
   it('an empty or blank value of any setting is its default', () => {
-    const names = ['WEBHOOK_MAX_BODY_BYTES', 'WEBHOOK_STORAGE_DEADLINE_MS', 'WEBHOOK_REJECTED_MAX_BYTES', 'WEBHOOK_REQUIRED_HEADERS', 'WEBHOOK_REQUIRED_QUERY', 'WEBHOOK_ALLOWED_ORGANIZATIONS', 'WEBHOOK_DECISION_TIMEOUT_MS', 'PROCESSOR_MAX_DEPTH', 'PROCESSOR_LEASE_SECONDS', 'PROCESSOR_DEFER_JITTER_SECONDS', 'PROCESSOR_HANDLER_TIMEOUT_SECONDS', 'DATAVERSE_URL'];
+    const names = [
+      'WEBHOOK_MAX_BODY_BYTES',
+      'WEBHOOK_STORAGE_DEADLINE_MS',
+      'WEBHOOK_REJECTED_MAX_BYTES',
+      'WEBHOOK_REQUIRED_HEADERS',
+      'WEBHOOK_REQUIRED_QUERY',
+      'WEBHOOK_ALLOWED_ORGANIZATIONS',
+      'WEBHOOK_DECISION_TIMEOUT_MS',
+      'PROCESSOR_MAX_DEPTH',
+      'PROCESSOR_LEASE_SECONDS',
+      'PROCESSOR_DEFER_JITTER_SECONDS',
+      'PROCESSOR_HANDLER_TIMEOUT_SECONDS',
+      'DATAVERSE_URL',
+    ];
     for (const blank of ['', '   ']) {
       const env = Object.fromEntries(names.map((name) => [name, blank]));
       expect(readIngestSettings(env)).toEqual(readIngestSettings({}));
@@ -48,7 +61,11 @@ describe('app settings', () => {
   });
 
   it('a bad value is named with what is wrong, never with the value itself', () => {
-    const problems = checkSettings({ PROCESSOR_MAX_DEPTH: 'deep-secret', DATAVERSE_URL: 'http://secret-host', WEBHOOK_REQUIRED_HEADERS: '{not json secret' });
+    const problems = checkSettings({
+      PROCESSOR_MAX_DEPTH: 'deep-secret',
+      DATAVERSE_URL: 'http://secret-host',
+      WEBHOOK_REQUIRED_HEADERS: '{not json secret',
+    });
     expect(problems).toHaveLength(3);
     expect(problems.join('\n')).not.toMatch(/secret/);
     expect(problems.find((problem) => problem.startsWith('PROCESSOR_MAX_DEPTH: '))).toBeDefined();

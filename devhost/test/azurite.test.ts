@@ -1,5 +1,5 @@
-import { inject, test, expect } from 'vitest';
 import { QueueServiceClient } from '@azure/storage-queue';
+import { expect, inject, test } from 'vitest';
 
 test('the shared test Azurite serves queues on loopback', async () => {
   const service = QueueServiceClient.fromConnectionString(inject('azuriteConnectionString'));

@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectionStringFor } from '../azurite';
-import { FUNC_MISSING_NOTICE, isListening } from '../start';
-import { isRunning, startDevLoopProcess } from './devLoop';
 import { SAMPLES_DIR } from '../../test/support/fixtures';
 import { freeAzuritePorts, freePorts } from '../../test/support/ports';
 import { useTempDirs } from '../../test/support/tempDirs';
+import { connectionStringFor } from '../azurite';
+import { FUNC_MISSING_NOTICE, isListening } from '../start';
+import { isRunning, startDevLoopProcess } from './devLoop';
 
 /**
  * What a user does on a machine without func: npm start (its dev loop, built, in a process of its
@@ -62,7 +62,10 @@ describe('npm start on a machine without func, end to end over HTTP', () => {
     const workerPidFile = path.join(files, 'worker.pid');
     const idle = path.join(files, 'idle-compiler.cjs');
     const compilerPidFile = path.join(files, 'compiler.pid');
-    writeFileSync(idle, `require('node:fs').writeFileSync(${JSON.stringify(compilerPidFile)}, String(process.pid));\nsetInterval(() => {}, 1000);\n`);
+    writeFileSync(
+      idle,
+      `require('node:fs').writeFileSync(${JSON.stringify(compilerPidFile)}, String(process.pid));\nsetInterval(() => {}, 1000);\n`,
+    );
     const loop = startDevLoopProcess(
       {
         projectRoot: REPO,
@@ -100,11 +103,17 @@ describe('npm start on a machine without func, end to end over HTTP', () => {
 
     // A synchronous PreValidation step, decided inside the request by the test's inline handler:
     // refused above its maximum (a 422 Dataverse does not retry), allowed below it.
-    const tooHigh = await cli(['send', '--entity', 'e2e_gate', '--message', 'Create', '--stage', '10', '--attribute', 'amount:int=2000', '--url', url], env);
+    const tooHigh = await cli(
+      ['send', '--entity', 'e2e_gate', '--message', 'Create', '--stage', '10', '--attribute', 'amount:int=2000', '--url', url],
+      env,
+    );
     expect(tooHigh.code).toBe(1);
     expect(tooHigh.stderr).toMatch(/^422 Unprocessable Entity/);
     expect(tooHigh.stderr).toContain('rejected by e2e-gate (e2e-too-much)');
-    const withinLimit = await cli(['send', '--entity', 'e2e_gate', '--message', 'Create', '--stage', '10', '--attribute', 'amount:int=500', '--url', url], env);
+    const withinLimit = await cli(
+      ['send', '--entity', 'e2e_gate', '--message', 'Create', '--stage', '10', '--attribute', 'amount:int=500', '--url', url],
+      env,
+    );
     expect(withinLimit, withinLimit.stderr).toMatchObject({ code: 0 });
     expect(withinLimit.stdout).toMatch(/^202 Accepted/);
 

@@ -4,9 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { HostJsonError, parseHostJson, parseTimeSpan, readHostJson } from '../hostJson';
 
 describe('host.json as the host reads it', () => {
-  it('reads the app\'s own host.json', () => {
+  it("reads the app's own host.json", () => {
     const root = path.join(__dirname, '..', '..');
-    const raw = JSON.parse(readFileSync(path.join(root, 'host.json'), 'utf8')) as { functionTimeout: string; extensions: { queues: Record<string, string | number> } };
+    const raw = JSON.parse(readFileSync(path.join(root, 'host.json'), 'utf8')) as {
+      functionTimeout: string;
+      extensions: { queues: Record<string, string | number> };
+    };
     const read = readHostJson(root, { processorCount: 2 });
     expect(read.functionTimeoutMs).toBe(parseTimeSpan(raw.functionTimeout));
     expect(read.queues).toMatchObject({
@@ -19,17 +22,25 @@ describe('host.json as the host reads it', () => {
     });
   });
 
-  it('fills what host.json leaves out with the queue extension\'s defaults (QueuesOptions.cs)', () => {
+  it("fills what host.json leaves out with the queue extension's defaults (QueuesOptions.cs)", () => {
     expect(parseHostJson('{"version":"2.0"}', { processorCount: 4 })).toEqual({
       functionTimeoutMs: 30 * 60_000,
       routePrefix: 'api',
-      queues: { batchSize: 16, newBatchThreshold: 32, maxDequeueCount: 5, visibilityTimeoutMs: 0, maxPollingIntervalMs: 60_000, messageEncoding: 'base64' },
+      queues: {
+        batchSize: 16,
+        newBatchThreshold: 32,
+        maxDequeueCount: 5,
+        visibilityTimeoutMs: 0,
+        maxPollingIntervalMs: 60_000,
+        messageEncoding: 'base64',
+      },
     });
     expect(parseHostJson('{"extensions":{"queues":{"batchSize":5}}}', { processorCount: 3 }).queues.newBatchThreshold).toBe(6);
   });
 
   it('lets AzureFunctionsJobHost__ app settings override host.json, keys in any case', () => {
-    const json = '{"functionTimeout":"00:05:00","extensions":{"queues":{"maxDequeueCount":5,"visibilityTimeout":"00:00:30"},"http":{"routePrefix":""}}}';
+    const json =
+      '{"functionTimeout":"00:05:00","extensions":{"queues":{"maxDequeueCount":5,"visibilityTimeout":"00:00:30"},"http":{"routePrefix":""}}}';
     const read = parseHostJson(json, {
       env: {
         AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '2',
@@ -54,7 +65,9 @@ describe('host.json as the host reads it', () => {
 
   it('refuses the values the host refuses, naming the setting', () => {
     expect(() => parseHostJson('{"extensions":{"queues":{"batchSize":33}}}')).toThrow(/extensions\.queues: batchsize/);
-    expect(() => parseHostJson('{"extensions":{"queues":{"maxPollingInterval":"00:00:00.05"}}}')).toThrow(/maxpollinginterval: must not be less than 100 ms/);
+    expect(() => parseHostJson('{"extensions":{"queues":{"maxPollingInterval":"00:00:00.05"}}}')).toThrow(
+      /maxpollinginterval: must not be less than 100 ms/,
+    );
     expect(() => parseHostJson('{"extensions":{"queues":{"messageEncoding":"utf8"}}}')).toThrow(/messageencoding/);
     expect(() => parseHostJson('{"functionTimeout":"soon"}')).toThrow(/functionTimeout/);
     expect(() => parseHostJson('not json')).toThrow(HostJsonError);

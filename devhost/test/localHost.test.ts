@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,7 +38,12 @@ afterEach(async () => {
   running.clear();
 });
 
-async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, output?: () => string, timeoutMs = 45_000): Promise<T> {
+async function waitFor<T>(
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  output?: () => string,
+  timeoutMs = 45_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -95,7 +100,11 @@ async function startHost(options: { args?: string[]; after?: RunningHost; env?: 
     },
   };
   running.add(host);
-  host.baseUrl = await waitFor(() => /Host started: (\S+)/.exec(output)?.[1], 'the host to start', () => output);
+  host.baseUrl = await waitFor(
+    () => /Host started: (\S+)/.exec(output)?.[1],
+    'the host to start',
+    () => output,
+  );
   return host;
 }
 
@@ -105,15 +114,24 @@ async function queueOf(host: RunningHost) {
   return queue;
 }
 
-const send = async (host: RunningHost, message: unknown) => (await queueOf(host)).sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'));
+const send = async (host: RunningHost, message: unknown) =>
+  (await queueOf(host)).sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'));
 
 describe('the local host', () => {
   it('runs a timer function on its schedule (six-field NCRONTAB), at startup when asked, and on after a failure', async () => {
     const host = await startHost({ env: { TICK_SCHEDULE: '*/2 * * * * *', TICK_ON_STARTUP: 'true' } });
     expect(host.output()).toMatch(/tick: timerTrigger/);
     const ticksFile = path.join(path.dirname(host.files.results), 'ticks.jsonl');
-    type Tick = { timer: { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { last: string; next: string } | null }; at: string };
-    const ticks = await waitFor(() => jsonLines<Tick>(ticksFile).length >= 3 && jsonLines<Tick>(ticksFile), 'three ticks', host.output, 15_000);
+    type Tick = {
+      timer: { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { last: string; next: string } | null };
+      at: string;
+    };
+    const ticks = await waitFor(
+      () => jsonLines<Tick>(ticksFile).length >= 3 && jsonLines<Tick>(ticksFile),
+      'three ticks',
+      host.output,
+      15_000,
+    );
     // The first at startup (it failed), the next ones on even seconds.
     expect(host.output()).toMatch(/Executed 'Functions\.tick' \(Failed, Id=/);
     expect(host.output()).toContain('first tick fails');
@@ -151,7 +169,13 @@ describe('the local host', () => {
     const host = await startHost();
     const get = await fetch(`${host.baseUrl}/API/Items/42?x=1&x=2&y=`, { headers: { 'x-test': 'yes' } });
     expect(get.status).toBe(200);
-    expect(await get.json()).toMatchObject({ functionName: 'readItem', method: 'GET', params: { id: '42' }, query: { x: '1,2', y: '' }, header: 'yes' });
+    expect(await get.json()).toMatchObject({
+      functionName: 'readItem',
+      method: 'GET',
+      params: { id: '42' },
+      query: { x: '1,2', y: '' },
+      header: 'yes',
+    });
 
     // Same route, other methods: another function (authLevel admin, not checked locally either).
     const post = await fetch(`${host.baseUrl}/api/items/42`, { method: 'POST', body: 'héllo', headers: { 'content-type': 'text/plain' } });
@@ -169,7 +193,7 @@ describe('the local host', () => {
     await host.stop();
   });
 
-  it('answers as the host does: the function\'s status, headers and cookies; 204 for no answer; an empty 500 for a throw', async () => {
+  it("answers as the host does: the function's status, headers and cookies; 204 for no answer; an empty 500 for a throw", async () => {
     const host = await startHost();
     const teapot = await fetch(`${host.baseUrl}/api/teapot`);
     expect(teapot.status).toBe(418);
@@ -194,14 +218,23 @@ describe('the local host', () => {
   it('hands a queue message to the function as the worker does: parsed JSON, and the trigger metadata', async () => {
     const host = await startHost();
     await send(host, { name: 'first' });
-    const [seen] = await waitFor(() => jsonLines<Record<string, any>>(host.files.results).length === 1 && jsonLines<Record<string, any>>(host.files.results), 'the invocation', host.output);
+    const [seen] = await waitFor(
+      () => jsonLines<Record<string, any>>(host.files.results).length === 1 && jsonLines<Record<string, any>>(host.files.results),
+      'the invocation',
+      host.output,
+    );
     expect(seen).toMatchObject({ messageType: 'object', message: { name: 'first' } });
     const metadata = seen!['triggerMetadata'];
     expect(metadata).toMatchObject({ dequeueCount: 1, queueTrigger: { name: 'first' }, sys: { methodName: 'work' } });
     expect(typeof metadata.id).toBe('string');
     expect(typeof metadata.popReceipt).toBe('string');
-    for (const time of ['insertionTime', 'expirationTime', 'nextVisibleTime']) expect(metadata[time]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/);
-    await waitFor(() => host.output().includes(`[work ${seen!['invocationId'].slice(0, 8)}] working on first`), 'the log line', host.output);
+    for (const time of ['insertionTime', 'expirationTime', 'nextVisibleTime'])
+      expect(metadata[time]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/);
+    await waitFor(
+      () => host.output().includes(`[work ${seen!['invocationId'].slice(0, 8)}] working on first`),
+      'the log line',
+      host.output,
+    );
     await host.stop();
   });
 
@@ -209,8 +242,14 @@ describe('the local host', () => {
     const host = await startHost();
     await send(host, { name: 'bad', action: 'fail' });
     const poison = QueueServiceClient.fromConnectionString(inject('azuriteConnectionString')).getQueueClient(`${host.queueName}-poison`);
-    await waitFor(async () => (await poison.exists()) && (await poison.peekMessages()).peekedMessageItems.length === 1, 'the poison queue', host.output);
-    expect(jsonLines<{ triggerMetadata: { dequeueCount: number } }>(host.files.results).map((result) => result.triggerMetadata.dequeueCount)).toEqual([1, 2, 3]);
+    await waitFor(
+      async () => (await poison.exists()) && (await poison.peekMessages()).peekedMessageItems.length === 1,
+      'the poison queue',
+      host.output,
+    );
+    expect(
+      jsonLines<{ triggerMetadata: { dequeueCount: number } }>(host.files.results).map((result) => result.triggerMetadata.dequeueCount),
+    ).toEqual([1, 2, 3]);
     await waitFor(() => host.output().includes(`Moving message to queue '${host.queueName}-poison'`), 'the move to be logged', host.output);
     await host.stop();
   });
@@ -220,15 +259,24 @@ describe('the local host', () => {
     const host = await startHost();
     type Seen = { invocationId: string; pid: number; message: { name: string }; triggerMetadata: { dequeueCount: number } };
     await send(host, { name: 'hang', action: 'hang-first' });
-    const [hang] = await waitFor(() => jsonLines<Seen>(host.files.results).length === 1 && jsonLines<Seen>(host.files.results), 'the hanging invocation', host.output);
+    const [hang] = await waitFor(
+      () => jsonLines<Seen>(host.files.results).length === 1 && jsonLines<Seen>(host.files.results),
+      'the hanging invocation',
+      host.output,
+    );
     // Started well after the hanging one, so that the restart (10 + 2 s after it) comes before
     // its own timeout (10 s after it starts).
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     await send(host, { name: 'slow', action: 'slow-first' });
-    const seen = await waitFor(() => {
-      const lines = jsonLines<Seen>(host.files.results);
-      return lines.some((line) => line.message.name === 'slow' && line.triggerMetadata.dequeueCount === 2) && lines;
-    }, 'the slow message to be retried', host.output, 60_000);
+    const seen = await waitFor(
+      () => {
+        const lines = jsonLines<Seen>(host.files.results);
+        return lines.some((line) => line.message.name === 'slow' && line.triggerMetadata.dequeueCount === 2) && lines;
+      },
+      'the slow message to be retried',
+      host.output,
+      60_000,
+    );
     const slowFirst = seen.find((line) => line.message.name === 'slow' && line.triggerMetadata.dequeueCount === 1)!;
     const slowRetry = seen.find((line) => line.message.name === 'slow' && line.triggerMetadata.dequeueCount === 2)!;
     expect(slowFirst.pid).toBe(hang!.pid);
@@ -236,7 +284,11 @@ describe('the local host', () => {
     const output = host.output();
     expect(output).toContain(`Restarting worker process executing invocationId '${hang!.invocationId}'`);
     expect(output).toContain(`Executed 'Functions.work' (Failed, Id=${hang!.invocationId}`);
-    expect(output).toMatch(new RegExp(`Executed 'Functions\\.work' \\(Failed, Id=${slowFirst.invocationId}[^\\n]*\\n[^\\n]*\\n[^\\n]*Exception: The worker process was restarted after invocation '${hang!.invocationId}' timed out`));
+    expect(output).toMatch(
+      new RegExp(
+        `Executed 'Functions\\.work' \\(Failed, Id=${slowFirst.invocationId}[^\\n]*\\n[^\\n]*\\n[^\\n]*Exception: The worker process was restarted after invocation '${hang!.invocationId}' timed out`,
+      ),
+    );
     await host.stop();
   }, 90_000);
 
@@ -249,14 +301,20 @@ describe('the local host', () => {
 
     const next = await startHost({ args: ['--lease-seconds', '3'], after: host });
     type Seen = { triggerMetadata: { dequeueCount: number; nextVisibleTime: string } };
-    const [first, second] = await waitFor(() => {
-      const seen = jsonLines<Seen>(host.files.results);
-      return seen.length === 2 && seen;
-    }, 'the redelivery', next.output);
+    const [first, second] = await waitFor(
+      () => {
+        const seen = jsonLines<Seen>(host.files.results);
+        return seen.length === 2 && seen;
+      },
+      'the redelivery',
+      next.output,
+    );
     expect(second!.triggerMetadata.dequeueCount).toBe(2);
     // Received again only once the first lease ended (the storage's clock, whole seconds): the
     // second lease ends at least a lease after the first began.
-    expect(Date.parse(second!.triggerMetadata.nextVisibleTime) - Date.parse(first!.triggerMetadata.nextVisibleTime)).toBeGreaterThanOrEqual(2_000);
+    expect(Date.parse(second!.triggerMetadata.nextVisibleTime) - Date.parse(first!.triggerMetadata.nextVisibleTime)).toBeGreaterThanOrEqual(
+      2_000,
+    );
     await waitFor(() => next.output().includes("Executed 'Functions.work' (Succeeded"), 'the retry to succeed', next.output);
     await next.stop();
   }, 90_000);

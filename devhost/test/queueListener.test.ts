@@ -1,8 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
+import { type QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { describe, expect, inject, it } from 'vitest';
 import type { QueuesOptions } from '../hostJson';
-import { PollingBackoff, poisonQueueNameFor, QueueListener, runUntilIdle, SharedQueueWatcher, type ListenerEvent, type QueueInvocation, type QueueListenerOptions } from '../queueListener';
+import {
+  type ListenerEvent,
+  PollingBackoff,
+  poisonQueueNameFor,
+  type QueueInvocation,
+  QueueListener,
+  type QueueListenerOptions,
+  runUntilIdle,
+  SharedQueueWatcher,
+} from '../queueListener';
 
 /**
  * The queue listener's rules, each against Azurite, each in a test that fails when the rule is
@@ -62,7 +71,8 @@ function listen(options: Omit<QueueListenerOptions, 'onEvent'> & { onEvent?: (ev
     onUnhandledError: (error) => unhandled.push(error),
   });
   listener.start();
-  const of = <T extends ListenerEvent['type']>(type: T) => events.filter((event): event is Extract<ListenerEvent, { type: T }> & { at: number } => event.type === type);
+  const of = <T extends ListenerEvent['type']>(type: T) =>
+    events.filter((event): event is Extract<ListenerEvent, { type: T }> & { at: number } => event.type === type);
   return { listener, events, of, unhandled };
 }
 
@@ -75,7 +85,11 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
     await waitFor(() => run.of('succeeded').length === 1, 'the message to succeed');
     await run.listener.stop();
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatchObject({ queueName: name, body: '{"hello":"wörld"}', message: { dequeueCount: 1, messageText: base64('{"hello":"wörld"}') } });
+    expect(seen[0]).toMatchObject({
+      queueName: name,
+      body: '{"hello":"wörld"}',
+      message: { dequeueCount: 1, messageText: base64('{"hello":"wörld"}') },
+    });
     expect(seen[0]!.message.insertedOn).toBeInstanceOf(Date);
     // Received with the host's 10-minute lease (storage keeps whole seconds).
     expect(seen[0]!.message.nextVisibleOn.getTime()).toBeGreaterThanOrEqual(before + 599_000);
@@ -248,7 +262,13 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
   });
 
   it('a drain of a queue that does not exist ends: there is nothing on it', async () => {
-    const result = await runUntilIdle({ queueService: account(), queueName: uniqueName('missing'), queues: QUEUES, idleMs: 300, run: async () => undefined });
+    const result = await runUntilIdle({
+      queueService: account(),
+      queueName: uniqueName('missing'),
+      queues: QUEUES,
+      idleMs: 300,
+      run: async () => undefined,
+    });
     expect(result).toEqual({ succeeded: 0, failed: 0, poisoned: 0 });
   });
 
@@ -265,7 +285,12 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
 
     const plain = await queueWith('{"not":"base64"}');
     const raw: string[] = [];
-    const none = listen({ queueService: plain.service, queueName: plain.name, queues: { ...QUEUES, messageEncoding: 'none' }, run: async ({ body }) => void raw.push(body) });
+    const none = listen({
+      queueService: plain.service,
+      queueName: plain.name,
+      queues: { ...QUEUES, messageEncoding: 'none' },
+      run: async ({ body }) => void raw.push(body),
+    });
     await waitFor(() => raw.length === 1, 'the message');
     await none.listener.stop();
     expect(raw).toEqual(['{"not":"base64"}']);
@@ -274,13 +299,24 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
   it('a crashed instance completes nothing: the message comes back when its lease ends, one attempt spent', async () => {
     const { service, name, queue } = await queueWith(base64('in flight at the crash'));
     const started = gate();
-    const crashed = listen({ queueService: service, queueName: name, queues: QUEUES, leaseSeconds: 2, run: () => (started.open(), new Promise<void>(() => undefined)) });
+    const crashed = listen({
+      queueService: service,
+      queueName: name,
+      queues: QUEUES,
+      leaseSeconds: 2,
+      run: () => (started.open(), new Promise<void>(() => undefined)),
+    });
     await started.opened;
     const crashAt = Date.now();
     crashed.listener.abandon();
 
     const counts: number[] = [];
-    const next = listen({ queueService: service, queueName: name, queues: QUEUES, run: async ({ message }) => void counts.push(message.dequeueCount) });
+    const next = listen({
+      queueService: service,
+      queueName: name,
+      queues: QUEUES,
+      run: async ({ message }) => void counts.push(message.dequeueCount),
+    });
     await waitFor(() => counts.length === 1, 'the redelivery');
     await next.listener.stop();
     expect(next.of('received')[0]!.at - crashAt).toBeGreaterThanOrEqual(1_000);
@@ -295,7 +331,10 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
     const run = listen({ queueService: service, queueName: name, queues: QUEUES, run: () => release.opened });
     await waitFor(() => run.listener.inFlight === 1, 'the message to start');
     // The poll after it found the queue empty: the listener is between polls.
-    await waitFor(() => run.events.map((event) => event.type).lastIndexOf('backoff') > run.events.findIndex((event) => event.type === 'received'), 'the next poll');
+    await waitFor(
+      () => run.events.map((event) => event.type).lastIndexOf('backoff') > run.events.findIndex((event) => event.type === 'received'),
+      'the next poll',
+    );
     const stopped = run.listener.stop();
     await queue.sendMessage(base64('two'));
     release.open();
@@ -304,7 +343,7 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
     expect(await messageCount(queue)).toBe(1);
   });
 
-  it('a message moved to a poison queue wakes that queue\'s listener in the same host at once', async () => {
+  it("a message moved to a poison queue wakes that queue's listener in the same host at once", async () => {
     const { service, name } = await queueWith(base64('bad'));
     const watcher = new SharedQueueWatcher();
     const recorded: string[] = [];
@@ -319,7 +358,13 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
       run: async ({ body }) => void recorded.push(body),
     });
     await waitFor(() => poisonListener.of('backoff').some((event) => event.delayMs > 3_000), 'the poison listener to back off past 3 s');
-    const main = listen({ queueService: service, queueName: name, queues: { ...QUEUES, maxDequeueCount: 1 }, watcher, run: async () => Promise.reject(new Error('no')) });
+    const main = listen({
+      queueService: service,
+      queueName: name,
+      queues: { ...QUEUES, maxDequeueCount: 1 },
+      watcher,
+      run: async () => Promise.reject(new Error('no')),
+    });
     await waitFor(() => recorded.length === 1, 'the poison listener to run the message');
     await Promise.all([main.listener.stop(), poisonListener.listener.stop()]);
     expect(recorded).toEqual(['bad']);

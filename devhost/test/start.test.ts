@@ -1,16 +1,16 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TableServiceClient } from '@azure/data-tables';
 import { describe, expect, inject, it } from 'vitest';
-import { connectionStringFor, type AzuritePorts } from '../azurite';
-import { LOCAL_HOST_LIMITS } from '../localHost';
-import { findFunc, FUNC_MISSING_NOTICE, isListening, parseStartArgs } from '../start';
-import { entryPointDirectories, watchApp } from '../watchApp';
 import { createStorageClients } from '../../src/storage/clients';
-import { isRunning, startDevLoopProcess } from './devLoop';
 import { freeAzuritePorts, freePorts } from '../../test/support/ports';
 import { useTempDirs } from '../../test/support/tempDirs';
+import { type AzuritePorts, connectionStringFor } from '../azurite';
+import { LOCAL_HOST_LIMITS } from '../localHost';
+import { FUNC_MISSING_NOTICE, findFunc, isListening, parseStartArgs } from '../start';
+import { entryPointDirectories, watchApp } from '../watchApp';
+import { isRunning, startDevLoopProcess } from './devLoop';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const START_SCRIPT = path.join(REPO, 'dist', 'devhost', 'start.js');
@@ -49,7 +49,8 @@ setInterval(() => {}, 1000);
 async function waitForFile(file: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!existsSync(file)) {
-    if (child.exitCode !== null) throw new Error(`the dev loop exited (${child.exitCode}) before ${path.basename(file)} appeared:\n${output()}`);
+    if (child.exitCode !== null)
+      throw new Error(`the dev loop exited (${child.exitCode}) before ${path.basename(file)} appeared:\n${output()}`);
     if (Date.now() > deadline) throw new Error(`${path.basename(file)} did not appear:\n${output()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -71,9 +72,16 @@ function startScenario(ports: AzuritePorts, options: { funcExitsWith?: number } 
   const report = { func: path.join(root, 'func-report.json'), watch: path.join(root, 'watch-report.json') };
   // A func that ends by itself waits until the watcher runs (its SIGTERM handler installed), as a
   // real one takes seconds to start.
-  fakeProgram(path.join(bin, 'func'), report.func, options.funcExitsWith === undefined ? {} : { exitWith: options.funcExitsWith, exitOnceExists: report.watch });
+  fakeProgram(
+    path.join(bin, 'func'),
+    report.func,
+    options.funcExitsWith === undefined ? {} : { exitWith: options.funcExitsWith, exitOnceExists: report.watch },
+  );
   const watch = fakeProgram(path.join(root, 'fake-watch.cjs'), report.watch);
-  const loop = startDevLoopProcess({ projectRoot: root, ports, azuriteLocation: path.join(root, '.azurite'), watch: { command: process.execPath, args: [watch] } }, { PATH: bin });
+  const loop = startDevLoopProcess(
+    { projectRoot: root, ports, azuriteLocation: path.join(root, '.azurite'), watch: { command: process.execPath, args: [watch] } },
+    { PATH: bin },
+  );
   return { root, report, child: loop.child, output: loop.output, exited: loop.exited };
 }
 
@@ -100,7 +108,7 @@ describe('npm start: finding Azure Functions Core Tools', () => {
     expect(findFunc({ projectRoot: root, pathEnv })).toBe(path.join(localBin, 'func'));
   });
 
-  it('prestart empties dist/ before it builds, so a deleted function\'s old file is not loaded by the main glob', () => {
+  it("prestart empties dist/ before it builds, so a deleted function's old file is not loaded by the main glob", () => {
     const scripts = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     expect(scripts['prestart']).toBe('npm run clean && npm run build');
     const app = tempDir('clean-');
@@ -122,7 +130,11 @@ describe('npm start: finding Azure Functions Core Tools', () => {
 
   it('a bad option is one line and the usage, exit 2, with nothing started', async () => {
     const cwd = tempDir('bad-option-');
-    const child = spawn(process.execPath, [START_SCRIPT, '--port', 'x'], { cwd, env: { PATH: tempDir('empty-path-') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [START_SCRIPT, '--port', 'x'], {
+      cwd,
+      env: { PATH: tempDir('empty-path-') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     expect(await new Promise<number | null>((resolve) => child.on('exit', resolve))).toBe(2);
@@ -175,13 +187,19 @@ describe('npm start without func: the local host', () => {
     const watch = fakeProgram(path.join(files, 'fake-watch.cjs'), path.join(files, 'watch.json'));
     const loop = startDevLoopProcess(
       { projectRoot: root, ports, azuriteLocation: null, port: httpPort!, watch: { command: process.execPath, args: [watch] } },
-      { PATH: tempDir('empty-path-'), HOOKS_FILE: path.join(files, 'hooks.jsonl'), RESULTS_FILE: path.join(files, 'results.jsonl'), WORK_QUEUE: 'work' },
+      {
+        PATH: tempDir('empty-path-'),
+        HOOKS_FILE: path.join(files, 'hooks.jsonl'),
+        RESULTS_FILE: path.join(files, 'results.jsonl'),
+        WORK_QUEUE: 'work',
+      },
     );
     const [, url, hostPid] = await loop.waitFor(/Host started: (\S+) \(process (\d+)\)/, 'the local host');
     expect(loop.output().split('\n')).toContain(FUNC_MISSING_NOTICE);
     expect(loop.output()).toContain(LOCAL_HOST_LIMITS);
     expect(url).toBe(`http://localhost:${httpPort}`);
-    const read = async () => ((await (await fetch(`http://127.0.0.1:${httpPort}/api/items/1`)).json()) as { functionName: string }).functionName;
+    const read = async () =>
+      ((await (await fetch(`http://127.0.0.1:${httpPort}/api/items/1`)).json()) as { functionName: string }).functionName;
     expect(await read()).toBe('readItem');
 
     // Rewriting a file as it was (the compiler's first pass) is not a change.
@@ -189,7 +207,10 @@ describe('npm start without func: the local host', () => {
     const source = readFileSync(file, 'utf8');
     writeFileSync(file, source);
     writeFileSync(file, source.replace("app.http('readItem'", "app.http('readItemChanged'"));
-    const [, changedPid] = await loop.waitFor(/Changed: functions\/http\.js\. Restarting the local host\.\n[\s\S]*Host started: \S+ \(process (\d+)\)/, 'the restart');
+    const [, changedPid] = await loop.waitFor(
+      /Changed: functions\/http\.js\. Restarting the local host\.\n[\s\S]*Host started: \S+ \(process (\d+)\)/,
+      'the restart',
+    );
     expect(changedPid).not.toBe(hostPid);
     expect(loop.output().match(/Restarting the local host/g)).toHaveLength(1);
     expect(await read()).toBe('readItemChanged');
@@ -203,7 +224,10 @@ describe('npm start without func: the local host', () => {
     await loop.waitFor(/The local host exited \(code 1\); fix what it said and save to start it again\./, 'the failed restart');
     expect(loop.output()).toContain('The local host could not start: host.json is not valid JSON');
     writeFileSync(path.join(root, 'host.json'), hostJson);
-    const [, fixedPid] = await loop.waitFor(/Changed: host\.json\. Restarting the local host\.\n[\s\S]*Changed: host\.json\. Restarting the local host\.\n[\s\S]*Host started: \S+ \(process (\d+)\)/, 'the restart after the fix');
+    const [, fixedPid] = await loop.waitFor(
+      /Changed: host\.json\. Restarting the local host\.\n[\s\S]*Changed: host\.json\. Restarting the local host\.\n[\s\S]*Host started: \S+ \(process (\d+)\)/,
+      'the restart after the fix',
+    );
     expect(await read()).toBe('readItemChanged');
 
     loop.child.kill('SIGINT');
@@ -222,7 +246,7 @@ describe('npm start without func: the local host', () => {
 });
 
 describe('npm start: the dev loop', () => {
-  it('starts Azurite, creates none of the app\'s storage (the app does), runs watch and func against it, and stops all of it on SIGTERM', async () => {
+  it("starts Azurite, creates none of the app's storage (the app does), runs watch and func against it, and stops all of it on SIGTERM", async () => {
     const ports = await freeAzuritePorts();
     const scenario = startScenario(ports);
     await waitForFile(scenario.report.func, scenario.child, scenario.output);
@@ -233,11 +257,12 @@ describe('npm start: the dev loop', () => {
     expect(path.resolve(func.cwd)).toBe(path.resolve(scenario.root));
     const storage = createStorageClients(func.storage, { retry: { maxTries: 1, tryTimeoutMs: 5_000 } });
     // What func start (or a fresh deployment) finds: an account with nothing of the app's in it.
-    expect(await Promise.all([storage.eventsQueue.exists(), storage.poisonQueue.exists(), storage.payloads.exists(), storage.rejected.exists()])).toEqual([
-      false, false, false, false,
-    ]);
+    expect(
+      await Promise.all([storage.eventsQueue.exists(), storage.poisonQueue.exists(), storage.payloads.exists(), storage.rejected.exists()]),
+    ).toEqual([false, false, false, false]);
     const tables: string[] = [];
-    for await (const table of TableServiceClient.fromConnectionString(func.storage, { allowInsecureConnection: true }).listTables()) tables.push(table.name ?? '');
+    for await (const table of TableServiceClient.fromConnectionString(func.storage, { allowInsecureConnection: true }).listTables())
+      tables.push(table.name ?? '');
     expect(tables).toEqual([]);
 
     scenario.child.kill('SIGTERM');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TimerListener, type TimerInfoJson } from '../timerListener';
+import { type TimerInfoJson, TimerListener } from '../timerListener';
 import { parseSchedule } from '../timerSchedule';
 
 /** Local time, as the host's NCRONTAB schedules are read. */
@@ -18,7 +18,9 @@ describe('timer schedules, read as the host reads them', () => {
   it('a timespan is a constant period; anything else is refused as the host refuses it', () => {
     expect(parseSchedule('00:05:00').next(at(12, 4, 18, 0))).toEqual(at(12, 4, 18, 5));
     expect(parseSchedule('1.00:00:00').next(at(12, 4, 18, 0))).toEqual(at(12, 5, 18, 0));
-    expect(() => parseSchedule('*/5 * * * *')).toThrow(/not recognized as a valid cron expression \(six fields, with seconds\) or timespan/);
+    expect(() => parseSchedule('*/5 * * * *')).toThrow(
+      /not recognized as a valid cron expression \(six fields, with seconds\) or timespan/,
+    );
     expect(() => parseSchedule('0 61 * * * *')).toThrow(/minute "61" is not from 0 to 59/);
     expect(() => parseSchedule('')).toThrow(/not recognized/);
   });
@@ -54,7 +56,11 @@ describe('the timer listener', () => {
     expect(overlapped).toBe(false);
     expect(errors).toEqual([new Error('first fails')]);
     expect(seen.map((run) => run.reason).slice(0, 3)).toEqual(['startup', 'schedule', 'schedule']);
-    expect(seen[0]!.info).toMatchObject({ Schedule: { AdjustForDST: true }, IsPastDue: false, ScheduleStatus: { Last: '0001-01-01T00:00:00', LastUpdated: '0001-01-01T00:00:00' } });
+    expect(seen[0]!.info).toMatchObject({
+      Schedule: { AdjustForDST: true },
+      IsPastDue: false,
+      ScheduleStatus: { Last: '0001-01-01T00:00:00', LastUpdated: '0001-01-01T00:00:00' },
+    });
     expect(seen[1]!.info.ScheduleStatus!.Last).not.toBe('0001-01-01T00:00:00');
   });
 

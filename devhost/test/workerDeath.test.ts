@@ -1,16 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
-import { startAzurite, type AzuriteInstance } from '../azurite';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { readIngestSettings } from '../../src/settings';
 import { createStorageClients } from '../../src/storage/clients';
 import { dataverseHeaders, FUNCTION_URL } from '../../test/support/requests';
 import { useTempDirs } from '../../test/support/tempDirs';
+import { type AzuriteInstance, startAzurite } from '../azurite';
 
 /**
  * Worker deaths, for real: the app in the local host (dist/devhost/hostProcess.js, the Node worker a
@@ -79,7 +79,12 @@ async function scene(records: string[], env: Record<string, string>): Promise<Sc
   for (const id of records) {
     const body = Buffer.from(leadUpdate(id));
     const accepted = await acceptWebhook(
-      { method: 'POST', url: FUNCTION_URL, headers: new Headers(dataverseHeaders({ 'x-ms-dynamics-entity-name': 'lead' })), body: async () => body },
+      {
+        method: 'POST',
+        url: FUNCTION_URL,
+        headers: new Headers(dataverseHeaders({ 'x-ms-dynamics-entity-name': 'lead' })),
+        body: async () => body,
+      },
       { settings: readIngestSettings({}), storage, log: silentLog },
     );
     expect(accepted.response.status).toBe(202);
@@ -88,7 +93,13 @@ async function scene(records: string[], env: Record<string, string>): Promise<Sc
   const log = path.join(tempDir('worker-death-'), 'lines.jsonl');
   const child: ChildProcess = spawn(process.execPath, [HOST_SCRIPT, '--port', '0', '--entry-point', HANDLERS], {
     cwd: REPO,
-    env: { PATH: process.env['PATH'], AzureWebJobsStorage: azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '', WORKER_DEATH_LOG: log, ...env },
+    env: {
+      PATH: process.env['PATH'],
+      AzureWebJobsStorage: azurite.connectionString,
+      APPLICATIONINSIGHTS_CONNECTION_STRING: '',
+      WORKER_DEATH_LOG: log,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -126,31 +137,44 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
   });
 }
 
-const countBy = (items: string[]) => items.reduce((counts, item) => counts.set(item, (counts.get(item) ?? 0) + 1), new Map<string, number>());
+const countBy = (items: string[]) =>
+  items.reduce((counts, item) => counts.set(item, (counts.get(item) ?? 0) + 1), new Map<string, number>());
 
 describe('a worker killed mid-handler', () => {
   it('has each of its events run again within 60 s of its death, once, with host.json as it is', async () => {
     const records = [randomUUID(), randomUUID(), randomUUID()];
     const run = await scene(records, { WORKER_DEATH_SLOW_MS: '2000' });
-    const started = await until(() => {
-      const starts = run.lines().filter((line) => line.kind === 'start');
-      return new Set(starts.map((line) => line.recordId)).size === 3 && starts;
-    }, 'the three handlers to start', 60_000, run.output);
+    const started = await until(
+      () => {
+        const starts = run.lines().filter((line) => line.kind === 'start');
+        return new Set(starts.map((line) => line.recordId)).size === 3 && starts;
+      },
+      'the three handlers to start',
+      60_000,
+      run.output,
+    );
     const victim = started[0]!.pid;
     const killedAt = Date.now();
     process.kill(victim, 'SIGKILL');
 
-    const effects = await until(() => {
-      const done = run.lines().filter((line) => line.kind === 'effect');
-      return new Set(done.map((line) => line.recordId)).size === 3 && done;
-    }, 'every event to have its effect', 90_000, run.output);
+    const effects = await until(
+      () => {
+        const done = run.lines().filter((line) => line.kind === 'effect');
+        return new Set(done.map((line) => line.recordId)).size === 3 && done;
+      },
+      'every event to have its effect',
+      90_000,
+      run.output,
+    );
     // Anything that would run twice has had the time to.
     await sleep(3_000);
     const all = run.lines().filter((line) => line.kind === 'effect');
     expect([...countBy(all.map((line) => line.recordId!)).values()]).toEqual([1, 1, 1]);
     expect(all.every((line) => line.pid !== victim)).toBe(true);
     const killToEffectMs = effects.map((line) => line.at - killedAt).sort((a, b) => a - b);
-    process.stdout.write(`worker death: kill → effect ${killToEffectMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')} (handler 2 s)\n`);
+    process.stdout.write(
+      `worker death: kill → effect ${killToEffectMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')} (handler 2 s)\n`,
+    );
     expect(Math.max(...killToEffectMs)).toBeLessThanOrEqual(60_000);
     // The second run is the second attempt, and says so.
     expect(all.map((line) => line.deliveryCount)).toEqual([2, 2, 2]);
@@ -175,12 +199,22 @@ describe('a handler that kills its worker every time for one record (a pill)', (
     const env = { PATH: process.env['PATH'], AzureWebJobsStorage: run.azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '' };
     const pillEventId = run.eventIds.get(pill)!;
     const begun = Date.now();
-    const listed = await until(async () => {
-      const effects = new Set(run.lines().filter((line) => line.kind === 'effect').map((line) => line.recordId));
-      if (!bystanders.every((id) => effects.has(id))) return false;
-      const failures = await cli(['failures'], env);
-      return failures.stdout.includes(pillEventId) && failures.stdout;
-    }, 'the pill to be listed by failures and every bystander to have its effect', 90_000, run.output);
+    const listed = await until(
+      async () => {
+        const effects = new Set(
+          run
+            .lines()
+            .filter((line) => line.kind === 'effect')
+            .map((line) => line.recordId),
+        );
+        if (!bystanders.every((id) => effects.has(id))) return false;
+        const failures = await cli(['failures'], env);
+        return failures.stdout.includes(pillEventId) && failures.stdout;
+      },
+      'the pill to be listed by failures and every bystander to have its effect',
+      90_000,
+      run.output,
+    );
     const poisonedAfterMs = Date.now() - begun;
     await sleep(2_000);
     const lines = run.lines();

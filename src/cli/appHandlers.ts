@@ -13,7 +13,10 @@ export async function loadAppHandlers(): Promise<HandlerRegistry> {
   // Not a literal: the compiler does not follow it, so a program that compiles the CLI (the engine's
   // tests, test/tableTypes with its own generated module) does not compile the user's handlers too.
   const handlersModule: string = '../handlers/index.js';
-  const [{ handlerFiles }, { appHandlers, HandlerLoadError }] = await Promise.all([import(handlersModule) as Promise<{ handlerFiles: readonly unknown[] }>, import('../handlerApi/load.js')]);
+  const [{ handlerFiles }, { appHandlers, HandlerLoadError }] = await Promise.all([
+    import(handlersModule) as Promise<{ handlerFiles: readonly unknown[] }>,
+    import('../handlerApi/load.js'),
+  ]);
   const handlers = appHandlers(handlerFiles);
   if (handlers instanceof HandlerLoadError) throw new HandlerLoadError(`The app's handlers do not load: ${handlers.message}`);
   return handlers;

@@ -1,5 +1,14 @@
-import { createDataverseClient, createAzureTokenProvider, OrganizationUrlError, parseOrganizationUrl, type DataverseClient, type FetchFunction, type HttpOptions, type TokenProvider } from '../dataverseApi';
-import { UsageError, type CommandIO } from './io';
+import {
+  createAzureTokenProvider,
+  createDataverseClient,
+  type DataverseClient,
+  type FetchFunction,
+  type HttpOptions,
+  OrganizationUrlError,
+  parseOrganizationUrl,
+  type TokenProvider,
+} from '../dataverseApi';
+import { type CommandIO, UsageError } from './io';
 
 /** What the Dataverse commands reach outside the process; tests replace each part. */
 export interface ConnectionDependencies {
@@ -32,7 +41,11 @@ export function organizationUrl(org: string | undefined, io: CommandIO): URL {
 }
 
 /** A client for the organization of --org (or DATAVERSE_URL), and the HTTP options it uses, for other Azure calls. */
-export function connectToDataverse(org: string | undefined, io: CommandIO, dependencies: ConnectionDependencies): { client: DataverseClient; http: HttpOptions } {
+export function connectToDataverse(
+  org: string | undefined,
+  io: CommandIO,
+  dependencies: ConnectionDependencies,
+): { client: DataverseClient; http: HttpOptions } {
   const organization = organizationUrl(org, io);
   const http: HttpOptions = { tokens: dependencies.tokens(), fetch: dependencies.fetch, sleep: dependencies.sleep };
   return { client: createDataverseClient(organization, http), http };

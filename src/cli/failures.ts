@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { shutdownTelemetry, startTelemetry } from '../observability/telemetry';
 import { silentLog } from '../observability/log';
-import type { StorageClients } from '../storage/clients';
+import { shutdownTelemetry, startTelemetry } from '../observability/telemetry';
 import { failureStore, replayFailures, resolveFailures, sweepPoisonQueue } from '../pipeline/failures';
-import { UsageError, type CommandIO } from './io';
+import type { StorageClients } from '../storage/clients';
+import { type CommandIO, UsageError } from './io';
 import { cliStorage } from './storageConnection';
 
 const SWEEP_HELP = `Poisoned messages still waiting in the poison queue (the recordPoisonedEvent function was not
@@ -39,7 +39,11 @@ async function sweep(storage: StorageClients, io: CommandIO): Promise<void> {
 }
 
 export async function failuresCommand(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, all: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, all: { type: 'boolean' } },
+  });
   if (positionals[0] === 'resolve') return resolveCommand(positionals.slice(1), values, io);
   if (positionals.length > 0) throw new UsageError('failures takes no arguments (or: failures resolve <eventId>...)');
   const storage = await cliStorage(io);
@@ -54,7 +58,14 @@ export async function failuresCommand(args: string[], io: CommandIO): Promise<nu
     return 0;
   }
   for (const failure of failures) {
-    const fields = [failure.eventId, failure.poisonedAt, failure.table || '-', failure.message || '-', failure.recordId || '-', `attempts=${failure.attempts}`];
+    const fields = [
+      failure.eventId,
+      failure.poisonedAt,
+      failure.table || '-',
+      failure.message || '-',
+      failure.recordId || '-',
+      `attempts=${failure.attempts}`,
+    ];
     if (failure.state !== 'poisoned') fields.push(failure.state);
     io.stdout(`${fields.join('  ')}  ${failure.error.replace(/\s+/g, ' ')}\n`);
   }
@@ -78,7 +89,11 @@ export async function replayCommand(args: string[], io: CommandIO): Promise<numb
   return results.every((result) => result.replayed) ? 0 : 1;
 }
 
-async function resolveCommand(eventIds: string[], options: { json?: boolean | undefined; all?: boolean | undefined }, io: CommandIO): Promise<number> {
+async function resolveCommand(
+  eventIds: string[],
+  options: { json?: boolean | undefined; all?: boolean | undefined },
+  io: CommandIO,
+): Promise<number> {
   if (options.json || options.all) throw new UsageError('failures resolve takes event ids only');
   if (eventIds.length === 0) throw new UsageError('failures resolve takes the ids of the events that need no replay');
   const storage = await cliStorage(io);

@@ -35,7 +35,9 @@ export function loadGeneratedTables(
   const valid =
     typeof tables === 'object' &&
     tables !== null &&
-    Object.values(tables).every((table) => typeof table === 'object' && table !== null && typeof (table as { columns?: unknown }).columns === 'object');
+    Object.values(tables).every(
+      (table) => typeof table === 'object' && table !== null && typeof (table as { columns?: unknown }).columns === 'object',
+    );
   if (!valid) throw new GeneratedTablesError(`${SOURCE} does not export the tables "dataverse-webhooks types" writes: run it again`);
   return { tables: tables as TableCatalog, source: SOURCE };
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { parseDataverseWebhook } from '../dataverse';
-import { parseHeaderOption, readInput, UsageError, type CommandIO } from './io';
+import { type CommandIO, parseHeaderOption, readInput, UsageError } from './io';
 
 export const INSPECT_USAGE = `Usage: dataverse-webhooks inspect <file|-> [--header "name: value"]...
 

@@ -32,7 +32,8 @@ export async function readInput(file: string, io: CommandIO): Promise<Buffer> {
   try {
     return await readFile(path.resolve(io.cwd, file));
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'EISDIR') throw new UsageError(`${file} is a folder: give a file (or - for stdin)`);
+    if (error instanceof Error && 'code' in error && error.code === 'EISDIR')
+      throw new UsageError(`${file} is a folder: give a file (or - for stdin)`);
     throw error;
   }
 }

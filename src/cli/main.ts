@@ -1,14 +1,14 @@
 import { ApiError } from '../dataverseApi';
 import { describeCredentialError, isCredentialError, TokenError } from '../dataverseApi/tokens';
-import { failuresCommand, FAILURES_USAGE, replayCommand, REPLAY_USAGE } from './failures';
-import { inspectCommand, INSPECT_USAGE } from './inspect';
-import { processIO, UsageError, type CommandIO } from './io';
-import { registerCommand, REGISTER_USAGE } from './register';
-import { statusCommand, STATUS_USAGE } from './status';
-import { sendCommand, SEND_USAGE } from './send';
-import { typesCommand, TYPES_USAGE } from './types';
-import { explainStorageError } from './storageConnection';
 import { definedSettings } from '../settings';
+import { FAILURES_USAGE, failuresCommand, REPLAY_USAGE, replayCommand } from './failures';
+import { INSPECT_USAGE, inspectCommand } from './inspect';
+import { type CommandIO, processIO, UsageError } from './io';
+import { REGISTER_USAGE, registerCommand } from './register';
+import { SEND_USAGE, sendCommand } from './send';
+import { STATUS_USAGE, statusCommand } from './status';
+import { explainStorageError } from './storageConnection';
+import { TYPES_USAGE, typesCommand } from './types';
 
 type Command = { run: (args: string[], io: CommandIO) => Promise<number>; usage: string };
 
@@ -46,9 +46,9 @@ export function cliReference(): string {
   return [
     '# CLI reference',
     '',
-    '<!-- Generated from the commands\' usage texts by `npm run docs`: edit those in src/cli/, not this file. -->',
+    "<!-- Generated from the commands' usage texts by `npm run docs`: edit those in src/cli/, not this file. -->",
     '',
-    'Run each command as `npx dataverse-webhooks <command>` in the app\'s folder. Exit codes: 0 success, 1 failure, 2 a usage mistake.',
+    "Run each command as `npx dataverse-webhooks <command>` in the app's folder. Exit codes: 0 success, 1 failure, 2 a usage mistake.",
     'Every error is one line that says what failed and what to do.',
     '',
     '```text',
@@ -101,7 +101,8 @@ export function describeFailure(error: unknown, command: string, io: CommandIO):
     // node:util parseArgs: "Unknown option '--x'. To specify a positional argument starting with a '-', …"
     return { line: `${oneLine(error.message.split('. ')[0] ?? error.message)} ${help}`, code: 2 };
   }
-  if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return { line: `No such file: ${(error as NodeJS.ErrnoException).path ?? ''}`, code: 1 };
+  if (error instanceof Error && 'code' in error && error.code === 'ENOENT')
+    return { line: `No such file: ${(error as NodeJS.ErrnoException).path ?? ''}`, code: 1 };
   const storage = explainStorageError(error, io);
   if (storage) return { line: storage, code: 1 };
   if (error instanceof TokenError) return { line: error.message, code: 1 };
@@ -112,6 +113,7 @@ export function describeFailure(error: unknown, command: string, io: CommandIO):
 
 function apiHint(error: ApiError): string {
   if (error.status === 401) return ': the token was refused; sign in again ("az login") with an identity of this tenant';
-  if (error.status === 403) return ': the signed-in identity lacks a privilege; it needs a Dataverse security role such as System Customizer (and, for --key-from-azure, the listkeys action on the Function App)';
+  if (error.status === 403)
+    return ': the signed-in identity lacks a privilege; it needs a Dataverse security role such as System Customizer (and, for --key-from-azure, the listkeys action on the Function App)';
   return '';
 }

@@ -3,15 +3,22 @@ import { parseArgs } from 'node:util';
 import type { DerivedStep } from '../dataverse/steps';
 import { stepName } from '../dataverse/steps';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
-import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { settingsAuthValue } from '../registration/authValue';
 import { checkColumnsAgainstCatalog, checkColumnsAgainstOrganization } from '../registration/columns';
-import { loadRegistration, webhookUrlProblem, type Registration } from '../registration/definition';
-import { fetchFunctionKey, type FunctionKeyLocation } from '../registration/functionKeys';
+import { loadRegistration, type Registration, webhookUrlProblem } from '../registration/definition';
+import { type FunctionKeyLocation, fetchFunctionKey } from '../registration/functionKeys';
 import { MASKED, planRegistration, type RegistrationPlan, type StepOutcome } from '../registration/register';
-import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
-import { loadGeneratedTables, type GeneratedTables } from './generatedTables';
-import { UsageError, type CommandIO } from './io';
+import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
+import {
+  AUTHENTICATION_HELP,
+  AZURE_DEPENDENCIES,
+  type ConnectionDependencies,
+  connectToDataverse,
+  ORG_OPTION_HELP,
+  organizationUrl,
+} from './dataverseConnection';
+import { type GeneratedTables, loadGeneratedTables } from './generatedTables';
+import { type CommandIO, UsageError } from './io';
 
 export const DEFAULT_REGISTRATION_FILE = path.join('registration', 'webhook.json');
 /** The HTTP function that receives webhooks (src/functions/dataverseWebhook.ts). */
@@ -51,7 +58,11 @@ HttpHeader and HttpQueryString values come from the environment variables the fi
 
 ${AUTHENTICATION_HELP}`;
 
-export function createRegisterCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers, generatedTables: () => GeneratedTables | null = loadGeneratedTables) {
+export function createRegisterCommand(
+  dependencies: ConnectionDependencies,
+  handlerSource: HandlersSource = loadAppHandlers,
+  generatedTables: () => GeneratedTables | null = loadGeneratedTables,
+) {
   return async function registerCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
       args,
@@ -78,7 +89,8 @@ export function createRegisterCommand(dependencies: ConnectionDependencies, hand
     // Everything that can be checked is checked here, before any sign-in or request.
     if (values.key !== undefined && values['key-from-azure']) throw new UsageError('Pass --key or --key-from-azure, not both');
     if (values['host-key'] && values.function !== undefined) throw new UsageError('Pass --function or --host-key, not both');
-    if (values.plan && values['dry-run']) throw new UsageError('Pass --plan (the code alone) or --dry-run (compared with Dataverse), not both');
+    if (values.plan && values['dry-run'])
+      throw new UsageError('Pass --plan (the code alone) or --dry-run (compared with Dataverse), not both');
     if (values.url !== undefined) {
       const problem = webhookUrlProblem(values.url);
       if (problem) throw new UsageError(`--url ${problem}`);
@@ -125,29 +137,48 @@ export function createRegisterCommand(dependencies: ConnectionDependencies, hand
       reads.push(`${init.method ?? 'GET'} ${readable(input)}`);
       return sendFetch(input, init);
     };
-    const { client, http } = connectToDataverse(values.org, io, values['dry-run'] ? { ...dependencies, fetch: recordingFetch } : dependencies);
+    const { client, http } = connectToDataverse(
+      values.org,
+      io,
+      values['dry-run'] ? { ...dependencies, fetch: recordingFetch } : dependencies,
+    );
 
     const authValue = async (): Promise<string> => {
       if (auth.type !== 'WebhookKey') return settingsAuthValue(auth, io.env);
       if (values.key !== undefined) return values.key;
-      if (!keyLocation) throw new UsageError('The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key');
+      if (!keyLocation)
+        throw new UsageError(
+          'The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key',
+        );
       // A dry run prints the key masked anyway, so it does not call Azure for it.
       if (values['dry-run']) return MASKED;
       return fetchFunctionKey(keyLocation, { ...http, armUrl: dependencies.armUrl });
     };
 
-    const plan = await planRegistration(client, { registration, steps: handlers.steps, url, authValue, rotateKey: values['rotate-key'], prune: values.prune });
+    const plan = await planRegistration(client, {
+      registration,
+      steps: handlers.steps,
+      url,
+      authValue,
+      rotateKey: values['rotate-key'],
+      prune: values.prune,
+    });
     // Before any write: the columns the handlers name must be columns of the organization's tables.
     await checkColumnsAgainstOrganization(client, declarations);
     if (values['dry-run']) {
-      io.stdout(values.json ? `${JSON.stringify({ ...planJson(plan), reads }, null, 2)}\n` : formatDryRun(plan, client.organizationUrl, reads));
+      io.stdout(
+        values.json ? `${JSON.stringify({ ...planJson(plan), reads }, null, 2)}\n` : formatDryRun(plan, client.organizationUrl, reads),
+      );
       return 0;
     }
     // The difference is shown before anything is written.
     if (!values.json) io.stdout(formatDifference(plan, client.organizationUrl));
     await plan.apply();
     if (values.json) io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
-    else io.stdout(plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`);
+    else
+      io.stdout(
+        plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`,
+      );
     return 0;
   };
 }
@@ -197,7 +228,9 @@ export function codePlan(registration: Registration, url: string | undefined, ha
       notes: stepNotes(step, inline),
       warnings: stepWarnings(step, inline),
     })),
-    handlersWithoutStep: handlers.all.filter((handler) => !handlers.steps.some((step) => step.handlers.includes(handler.name))).map((handler) => handler.name),
+    handlersWithoutStep: handlers.all
+      .filter((handler) => !handlers.steps.some((step) => step.handlers.includes(handler.name)))
+      .map((handler) => handler.name),
   };
 }
 
@@ -207,14 +240,21 @@ function stepNotes(step: DerivedStep, inline: ReadonlySet<string>): string[] {
   if (step.message === 'Update' && step.filteringAttributes === null) {
     notes.push('no filtering attributes: every Update of the table is sent (Microsoft recommends filtering attributes on Update steps)');
   }
-  for (const image of step.images) if (image.columns === null) notes.push(`image "${image.alias}" holds every column: a larger payload, nearer the 256 KB Dataverse truncates at`);
+  for (const image of step.images)
+    if (image.columns === null)
+      notes.push(`image "${image.alias}" holds every column: a larger payload, nearer the 256 KB Dataverse truncates at`);
   const deciding = step.handlers.filter((name) => inline.has(name));
   if (deciding.length > 0) {
     const which = step.filteringAttributes ? ` that sets ${step.filteringAttributes.join(' or ')}` : '';
-    notes.push(`every ${step.message} of ${step.entity}${which} waits for this app's answer (inline: ${deciding.join(', ')}); a rejection, a failure or a time-out fails the person's save`);
+    notes.push(
+      `every ${step.message} of ${step.entity}${which} waits for this app's answer (inline: ${deciding.join(', ')}); a rejection, a failure or a time-out fails the person's save`,
+    );
     // "Avoid cancelling an operation here. Canceling will trigger a rollback of the transaction and
     // have significant performance impact." (the PreOperation stage, event-framework#event-execution-pipeline)
-    if (step.stage !== 'PreValidation') notes.push(`a rejection in ${step.stage} rolls the database transaction back; Microsoft recommends cancelling in PreValidation, before the transaction`);
+    if (step.stage !== 'PreValidation')
+      notes.push(
+        `a rejection in ${step.stage} rolls the database transaction back; Microsoft recommends cancelling in PreValidation, before the transaction`,
+      );
   }
   return notes;
 }
@@ -230,7 +270,10 @@ function stepNotes(step: DerivedStep, inline: ReadonlySet<string>): string[] {
 function stepWarnings(step: DerivedStep, inline: ReadonlySet<string>): string[] {
   const reacting = step.handlers.filter((name) => !inline.has(name));
   if (step.mode !== 'Synchronous' || reacting.length === 0) return [];
-  const where = step.stage === 'PreValidation' ? 'before the operation (and inside the transaction of any operation that triggers it)' : 'inside the operation’s database transaction';
+  const where =
+    step.stage === 'PreValidation'
+      ? 'before the operation (and inside the transaction of any operation that triggers it)'
+      : 'inside the operation’s database transaction';
   return [
     `reacting handlers ${reacting.join(', ')} run from the queue, and this synchronous step runs ${where}: a later step or plug-in can still fail the operation and roll it back, so they may react to a save that never happened. Unless they must block the save, declare them on an asynchronous PostOperation step, which Dataverse runs after the commit`,
   ];
@@ -242,14 +285,18 @@ export function formatCodePlan(registration: Registration, url: string | undefin
   lines.push(plan.steps.length === 0 ? 'The handlers declare no step.' : `${plan.steps.length} step(s) from the handlers:`);
   for (const step of plan.steps) {
     lines.push(`  step "${step.name}"`);
-    lines.push(`    ${step.table} ${step.message}, ${step.stage}, ${step.mode}${step.mode === 'Asynchronous' ? ', deletes its succeeded System Jobs' : ''}`);
+    lines.push(
+      `    ${step.table} ${step.message}, ${step.stage}, ${step.mode}${step.mode === 'Asynchronous' ? ', deletes its succeeded System Jobs' : ''}`,
+    );
     if (step.filteringAttributes) lines.push(`    filtering attributes: ${step.filteringAttributes.join(',')}`);
-    for (const image of step.images) lines.push(`    image "${image.alias}": ${image.type} of ${image.columns ? image.columns.join(',') : 'every column'}`);
+    for (const image of step.images)
+      lines.push(`    image "${image.alias}": ${image.type} of ${image.columns ? image.columns.join(',') : 'every column'}`);
     lines.push(`    handlers: ${step.handlers.map((name) => (step.inlineHandlers.includes(name) ? `${name} (inline)` : name)).join(', ')}`);
     for (const note of step.notes) lines.push(`    note: ${note}`);
     for (const warning of step.warnings) lines.push(`    warning: ${warning}`);
   }
-  if (plan.handlersWithoutStep.length > 0) lines.push(`Handlers for "*" register no step; they receive the events of the steps above: ${plan.handlersWithoutStep.join(', ')}`);
+  if (plan.handlersWithoutStep.length > 0)
+    lines.push(`Handlers for "*" register no step; they receive the events of the steps above: ${plan.handlersWithoutStep.join(', ')}`);
   lines.push('Nothing was read or written. "register --dry-run" compares this with Dataverse.');
   return `${lines.join('\n')}\n`;
 }
@@ -271,8 +318,18 @@ export function formatDifference(plan: RegistrationPlan, organization: string): 
 }
 
 function formatDryRun(plan: RegistrationPlan, organization: string, reads: string[]): string {
-  const lines = [formatDifference(plan, organization).trimEnd(), '', `Dry run: read Dataverse with ${reads.length} request(s):`, ...reads, ''];
-  lines.push(plan.writes.length === 0 ? 'Dry run: nothing to write.' : `Dry run: nothing was written. ${plan.writes.length} request(s) would be sent:`);
+  const lines = [
+    formatDifference(plan, organization).trimEnd(),
+    '',
+    `Dry run: read Dataverse with ${reads.length} request(s):`,
+    ...reads,
+    '',
+  ];
+  lines.push(
+    plan.writes.length === 0
+      ? 'Dry run: nothing to write.'
+      : `Dry run: nothing was written. ${plan.writes.length} request(s) would be sent:`,
+  );
   for (const write of plan.writes) {
     lines.push(`${write.method} ${write.url}`);
     if (write.body) lines.push(`  ${JSON.stringify(write.body)}`);

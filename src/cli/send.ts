@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { parseHeaderOption, readInput, UsageError, type CommandIO } from './io';
-import { fileWebhookRequest, generatedWebhookRequest, truncated, type StepMode, type WebhookRequestToSend } from './webhookRequest';
+import { type CommandIO, parseHeaderOption, readInput, UsageError } from './io';
+import { fileWebhookRequest, generatedWebhookRequest, type StepMode, truncated, type WebhookRequestToSend } from './webhookRequest';
 
 export const DEFAULT_WEBHOOK_URL = 'http://localhost:7071/api/dataverse/webhook';
 
@@ -49,8 +49,14 @@ const answerSchema = z.object({
   handler: z.string().optional().catch(undefined),
   code: z.string().optional().catch(undefined),
   message: z.string().optional().catch(undefined),
-  decisions: z.array(z.object({ handler: z.string(), outcome: z.string() })).optional().catch(undefined),
-  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().catch(undefined),
+  decisions: z
+    .array(z.object({ handler: z.string(), outcome: z.string() }))
+    .optional()
+    .catch(undefined),
+  issues: z
+    .array(z.object({ path: z.string(), message: z.string() }))
+    .optional()
+    .catch(undefined),
 });
 
 export async function sendCommand(args: string[], io: CommandIO): Promise<number> {
@@ -124,7 +130,11 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
   const latencyMs = performance.now() - started;
 
   const answer = parseAnswer(answerText);
-  const line = [`${response.status} ${response.statusText}`.trim(), `eventId ${answer.eventId ?? '-'}`, `latency ${latencyMs.toFixed(0)} ms`];
+  const line = [
+    `${response.status} ${response.statusText}`.trim(),
+    `eventId ${answer.eventId ?? '-'}`,
+    `latency ${latencyMs.toFixed(0)} ms`,
+  ];
   const allowedBy = (answer.decisions ?? []).filter((decision) => decision.outcome === 'allow').map((decision) => decision.handler);
   if (response.ok) {
     if (allowedBy.length > 0) line.push(`allowed by ${allowedBy.join(', ')}`);
@@ -134,7 +144,8 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
   io.stderr(`${line.join('  ')}\n`);
   // An inline handler's answer names it: "rejected by credit-limit-on-create (credit-limit-exceeded): <reason>".
   const by = answer.handler ? ` by ${answer.handler}${answer.code ? ` (${answer.code})` : ''}` : '';
-  if (answer.error || answer.message) io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, answer.message].filter(Boolean).join(': ')}\n`);
+  if (answer.error || answer.message)
+    io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, answer.message].filter(Boolean).join(': ')}\n`);
   for (const issue of answer.issues ?? []) io.stderr(`  ${issue.path}: ${issue.message}\n`);
   return 1;
 }
@@ -148,7 +159,10 @@ function targetUrl(text: string, code: string | undefined, query: string[]): URL
     throw new UsageError('--url is not a URL (e.g. http://localhost:7071/api/dataverse/webhook)');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be http or https');
-  if (url.username || url.password) throw new UsageError('--url must not carry a user name or password: pass a function key with --code, an HttpHeader value with --header');
+  if (url.username || url.password)
+    throw new UsageError(
+      '--url must not carry a user name or password: pass a function key with --code, an HttpHeader value with --header',
+    );
   if (code !== undefined) url.searchParams.set('code', code);
   for (const pair of query) {
     const equals = pair.indexOf('=');
@@ -167,7 +181,8 @@ function parseAnswer(text: string): z.infer<typeof answerSchema> {
 }
 
 function unreachableReason(error: unknown, timeoutSeconds: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `no answer within ${timeoutSeconds} s`;
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return `no answer within ${timeoutSeconds} s`;
   // fetch reports "fetch failed" and keeps the socket error as its cause.
   const cause = error instanceof Error ? error.cause : undefined;
   const code = cause instanceof Error && 'code' in cause ? String(cause.code) : undefined;

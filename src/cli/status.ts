@@ -1,15 +1,22 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatBacklog, readBacklog, type Backlog } from '../pipeline/backlog';
+import { type Backlog, formatBacklog, readBacklog } from '../pipeline/backlog';
 import { loadRegistration } from '../registration/definition';
 import { formatWebhookStatus, readWebhookStatus } from '../registration/status';
-import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
-import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
-import { UsageError, type CommandIO } from './io';
+import { StorageConfigurationError } from '../storage/clients';
+import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
+import {
+  AUTHENTICATION_HELP,
+  AZURE_DEPENDENCIES,
+  type ConnectionDependencies,
+  connectToDataverse,
+  ORG_OPTION_HELP,
+  organizationUrl,
+} from './dataverseConnection';
+import { type CommandIO, UsageError } from './io';
 import { DEFAULT_REGISTRATION_FILE } from './register';
 import { cliStorage, explainStorageError, StorageConnectionError } from './storageConnection';
-import { StorageConfigurationError } from '../storage/clients';
 
 const DEFAULT_FAILED_JOBS = 5;
 
@@ -48,7 +55,8 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
       },
     });
     const failedJobsPerStep = values.failed === undefined ? DEFAULT_FAILED_JOBS : Number(values.failed);
-    if (!Number.isInteger(failedJobsPerStep) || failedJobsPerStep < 0 || failedJobsPerStep > 5000) throw new UsageError('--failed takes a whole number from 0 to 5000');
+    if (!Number.isInteger(failedJobsPerStep) || failedJobsPerStep < 0 || failedJobsPerStep > 5000)
+      throw new UsageError('--failed takes a whole number from 0 to 5000');
     // The backlog needs only storage; the rest needs the organization.
     const backlog = await readBacklogOf(io);
     const hasOrganization = values.org !== undefined || Boolean(io.env.DATAVERSE_URL);
@@ -61,19 +69,28 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
 
     // The app's endpoint comes from the registration file; without one here, drift is not checked.
     const file = path.resolve(io.cwd, values.file ?? DEFAULT_REGISTRATION_FILE);
-    const hasFile = values.file !== undefined || (await access(file).then(() => true, () => false));
+    const hasFile =
+      values.file !== undefined ||
+      (await access(file).then(
+        () => true,
+        () => false,
+      ));
     const registration = hasFile ? await loadRegistration(file) : null;
 
     const { client } = connectToDataverse(values.org, io, dependencies);
     const status = await readWebhookStatus(client, {
       endpointName: values.name,
       failedJobsPerStep,
-      ...(registration ? { expected: { endpointName: registration.endpoint.name, steps: (await resolveHandlers(handlerSource)).steps } } : {}),
+      ...(registration
+        ? { expected: { endpointName: registration.endpoint.name, steps: (await resolveHandlers(handlerSource)).steps } }
+        : {}),
     });
     const backlogJson = 'backlog' in backlog ? { backlog: backlog.backlog } : { backlog: null, backlogNotRead: backlog.notRead };
     if (values.json) io.stdout(`${JSON.stringify({ ...status, ...backlogJson }, null, 2)}\n`);
     else {
-      io.stdout(`${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`);
+      io.stdout(
+        `${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`,
+      );
       io.stdout('backlog' in backlog ? `\n${formatBacklog(backlog.backlog)}` : `\nBacklog not read: ${backlog.notRead}\n`);
     }
     return 0;

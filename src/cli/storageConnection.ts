@@ -1,6 +1,6 @@
-import { LocalSettingsError, readLocalSettings, type LocalSettings } from '../localSettings';
+import { type LocalSettings, LocalSettingsError, readLocalSettings } from '../localSettings';
+import { createStorageClients, type StorageClients, type StorageConnection, storageConnectionFrom } from '../storage/clients';
 import { storageErrorCode, storageStatus } from '../storage/errors';
-import { createStorageClients, storageConnectionFrom, type StorageClients, type StorageConnection } from '../storage/clients';
 import type { CommandIO } from './io';
 
 export class StorageConnectionError extends Error {
@@ -25,7 +25,8 @@ export async function storageConnection(io: CommandIO): Promise<{ connection: St
     if (error instanceof LocalSettingsError) throw new StorageConnectionError(`No storage connection: ${error.message.split('\n')[0]}`);
     throw error;
   }
-  if (!local) throw new StorageConnectionError('No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)');
+  if (!local)
+    throw new StorageConnectionError('No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)');
   return { connection: storageConnectionFrom(local.values), source: `AzureWebJobsStorage from ${local.file}`, local: true };
 }
 
@@ -39,7 +40,9 @@ export async function cliStorage(io: CommandIO): Promise<StorageClients> {
     return createStorageClients(connection, { retry: { maxTries: 2, tryTimeoutMs: 10_000 } });
   } catch (error) {
     // The SDKs' own messages about a connection string never repeat it; still, only the first line.
-    throw new StorageConnectionError(`${source} is not a valid connection string (${firstLine(error)}): copy it again from the storage account's Access keys, or use UseDevelopmentStorage=true for Azurite`);
+    throw new StorageConnectionError(
+      `${source} is not a valid connection string (${firstLine(error)}): copy it again from the storage account's Access keys, or use UseDevelopmentStorage=true for Azurite`,
+    );
   }
 }
 
@@ -69,7 +72,9 @@ export function explainStorageError(error: unknown, io: CommandIO): string | nul
   const reason = UNREACHABLE[code];
   if (reason) {
     const where = /connect \w+ ([^\s]+)/.exec(error.message)?.[1];
-    const hint = used.local ? 'Is Azurite running? "npm start" starts it (or run "npx azurite --inMemoryPersistence")' : 'check the account name and your network';
+    const hint = used.local
+      ? 'Is Azurite running? "npm start" starts it (or run "npx azurite --inMemoryPersistence")'
+      : 'check the account name and your network';
     return `Could not reach the storage account${where ? ` at ${where}` : ''} (${used.source}): ${reason}. ${hint}`;
   }
   if (error.name !== 'RestError' && status === undefined) return null;

@@ -6,11 +6,18 @@ import { GENERATED_MODULE_NAME, type TableCatalog } from '../dataverse/tables';
 import { WEB_API_VERSION } from '../dataverseApi';
 import { readTableMetadata } from '../dataverseApi/tableMetadata';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
-import { loadAppHandlers, resolveHandlers, type HandlersSource } from './appHandlers';
 import { compare, tableSpec } from '../tableTypes/fromMetadata';
 import { renderModule } from '../tableTypes/render';
-import { AUTHENTICATION_HELP, AZURE_DEPENDENCIES, connectToDataverse, ORG_OPTION_HELP, organizationUrl, type ConnectionDependencies } from './dataverseConnection';
-import { UsageError, type CommandIO } from './io';
+import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
+import {
+  AUTHENTICATION_HELP,
+  AZURE_DEPENDENCIES,
+  type ConnectionDependencies,
+  connectToDataverse,
+  ORG_OPTION_HELP,
+  organizationUrl,
+} from './dataverseConnection';
+import { type CommandIO, UsageError } from './io';
 
 export const DEFAULT_TYPES_FILE = path.join('src', 'handlers', `${GENERATED_MODULE_NAME}.ts`);
 /** The module the generated one augments, from the app's folder. */
@@ -70,7 +77,9 @@ export function createTypesCommand(dependencies: ConnectionDependencies, handler
         io.stdout(`${shown} is up to date (${summary} columns).\n`);
         return 0;
       }
-      io.stderr(`${shown} ${current === null ? 'does not exist' : 'differs from the table definitions'}: run "dataverse-webhooks types${values.tables !== undefined ? ` --tables ${tables.join(',')}` : ''}" and commit the result\n`);
+      io.stderr(
+        `${shown} ${current === null ? 'does not exist' : 'differs from the table definitions'}: run "dataverse-webhooks types${values.tables !== undefined ? ` --tables ${tables.join(',')}` : ''}" and commit the result\n`,
+      );
       return 1;
     }
     await mkdir(path.dirname(out), { recursive: true });
@@ -83,14 +92,21 @@ export function createTypesCommand(dependencies: ConnectionDependencies, handler
 export const typesCommand = createTypesCommand(AZURE_DEPENDENCIES);
 
 function listedTables(text: string): string[] {
-  const tables = text.split(',').map((table) => table.trim().toLowerCase()).filter(Boolean);
+  const tables = text
+    .split(',')
+    .map((table) => table.trim().toLowerCase())
+    .filter(Boolean);
   if (tables.length === 0) throw new UsageError('--tables needs at least one table logical name');
-  for (const table of tables) if (!LOGICAL_NAME.test(table)) throw new UsageError(`--tables: "${table}" is not a table logical name (lowercase letters, digits, underscores)`);
+  for (const table of tables)
+    if (!LOGICAL_NAME.test(table))
+      throw new UsageError(`--tables: "${table}" is not a table logical name (lowercase letters, digits, underscores)`);
   return [...new Set(tables)].sort(compare);
 }
 
 function declaredTables(handlers: HandlerRegistry): string[] {
-  const tables = [...new Set(handlers.all.map((handler) => handler.declaration.entity.toLowerCase()).filter((entity) => entity !== '*'))].sort(compare);
+  const tables = [
+    ...new Set(handlers.all.map((handler) => handler.declaration.entity.toLowerCase()).filter((entity) => entity !== '*')),
+  ].sort(compare);
   if (tables.length === 0) throw new UsageError('No handler declares a table: pass --tables a,b');
   return tables;
 }

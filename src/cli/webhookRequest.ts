@@ -2,17 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { DATAVERSE_HEADER_NAMES, MSG_SIZE_EXCEEDED_HEADER } from '../dataverse';
 import { isGuid } from '../dataverse/rawSchemas';
-import { IMAGE_ALIAS, isBulkMessage, REGISTRABLE_STAGES, STAGES } from '../dataverse/steps';
 import {
   dataContractDate,
+  type RawJson,
   rawEntity,
   rawEntityReference,
   rawExecutionContext,
-  withoutTruncatedProperties,
   rawMoney,
   rawOptionSetValue,
-  type RawJson,
+  withoutTruncatedProperties,
 } from '../dataverse/samplePayloads';
+import { IMAGE_ALIAS, isBulkMessage, REGISTRABLE_STAGES, STAGES } from '../dataverse/steps';
 import { UsageError } from './io';
 
 /**
@@ -47,12 +47,15 @@ export interface GeneratedEventOptions {
   organization?: string;
 }
 
-const STAGE_BY_NAME: Readonly<Record<string, number>> = Object.fromEntries(REGISTRABLE_STAGES.map((name) => [name.toLowerCase(), STAGES[name]]));
+const STAGE_BY_NAME: Readonly<Record<string, number>> = Object.fromEntries(
+  REGISTRABLE_STAGES.map((name) => [name.toLowerCase(), STAGES[name]]),
+);
 
 function stageNumber(text: string | undefined): number {
   if (text === undefined) return STAGES.PostOperation;
   const stage = STAGE_BY_NAME[text.toLowerCase()] ?? Number(text);
-  if (!REGISTRABLE_STAGES.some((name) => STAGES[name] === stage)) throw new UsageError(`--stage must be 10, 20 or 40 (PreValidation, PreOperation, PostOperation), got "${text}"`);
+  if (!REGISTRABLE_STAGES.some((name) => STAGES[name] === stage))
+    throw new UsageError(`--stage must be 10, 20 or 40 (PreValidation, PreOperation, PostOperation), got "${text}"`);
   return stage;
 }
 
@@ -111,7 +114,8 @@ function parseImages(texts: string[], option: string): Map<string, Record<string
   for (const text of texts) {
     const colon = text.indexOf(':');
     const alias = text.slice(0, colon);
-    if (colon <= 0 || !IMAGE_ALIAS.test(alias)) throw new UsageError(`${option} expects alias:name=value (or alias:name:type=value), e.g. ${option} pre:firstname=Ann`);
+    if (colon <= 0 || !IMAGE_ALIAS.test(alias))
+      throw new UsageError(`${option} expects alias:name=value (or alias:name:type=value), e.g. ${option} pre:firstname=Ann`);
     const [name, value] = parseAttribute(text.slice(colon + 1), option);
     images.set(alias, { ...images.get(alias), [name]: value });
   }
@@ -132,12 +136,14 @@ const CONTRACTS = 'http://schemas.microsoft.com/xrm/2011/Contracts';
 export function generatedWebhookRequest(options: GeneratedEventOptions): WebhookRequestToSend {
   const stage = stageNumber(options.stage);
   const mode = options.mode ?? (stage === STAGES.PostOperation ? 'async' : 'sync');
-  if (mode === 'async' && stage !== STAGES.PostOperation) throw new UsageError('Dataverse runs asynchronous steps only in PostOperation (--stage 40)');
+  if (mode === 'async' && stage !== STAGES.PostOperation)
+    throw new UsageError('Dataverse runs asynchronous steps only in PostOperation (--stage 40)');
   const message = options.message;
   const bulk = isBulkMessage(message);
   const is = (name: string) => message.toLowerCase() === name.toLowerCase();
   for (const id of options.ids ?? []) if (!isGuid(id)) throw new UsageError('--id must be a GUID');
-  if (!bulk && (options.ids?.length ?? 0) > 1) throw new UsageError(`${message} is about one record: give --id once (several are for CreateMultiple and UpdateMultiple)`);
+  if (!bulk && (options.ids?.length ?? 0) > 1)
+    throw new UsageError(`${message} is about one record: give --id once (several are for CreateMultiple and UpdateMultiple)`);
   if (!bulk && options.records !== undefined) throw new UsageError('--records is for CreateMultiple and UpdateMultiple');
   const count = options.ids?.length || options.records || (bulk ? 2 : 1);
   if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError('--records takes a whole number from 1 to 1000');
@@ -146,8 +152,12 @@ export function generatedWebhookRequest(options: GeneratedEventOptions): Webhook
   const attributes = Object.fromEntries((options.attributes ?? []).map((text) => parseAttribute(text)));
   const preImages = parseImages(options.preImages ?? [], '--pre-image');
   const postImages = parseImages(options.postImages ?? [], '--post-image');
-  if (is('Delete') && Object.keys(attributes).length > 0) throw new UsageError('a Delete carries no attributes, only a reference to the record');
-  if (bulk && preImages.size + postImages.size > 0) throw new UsageError(`images of a ${message} are kept per record, which a webhook payload does not document: send the ${message.replace(/Multiple$/, '')} of each record instead`);
+  if (is('Delete') && Object.keys(attributes).length > 0)
+    throw new UsageError('a Delete carries no attributes, only a reference to the record');
+  if (bulk && preImages.size + postImages.size > 0)
+    throw new UsageError(
+      `images of a ${message} are kept per record, which a webhook payload does not document: send the ${message.replace(/Multiple$/, '')} of each record instead`,
+    );
   if (preImages.size > 0 && is('Create')) throw new UsageError('a Create has no pre-image: the row does not exist yet');
   if (postImages.size > 0 && is('Delete')) throw new UsageError('a Delete has no post-image: the row no longer exists');
   if (postImages.size > 0 && stage !== STAGES.PostOperation) throw new UsageError('a post-image exists only in PostOperation (--stage 40)');
@@ -155,7 +165,8 @@ export function generatedWebhookRequest(options: GeneratedEventOptions): Webhook
   const entity = options.entity;
   const id = ids[0]!;
   const record = (recordId: string) => rawEntity(entity, recordId, { [`${entity}id`]: recordId, ...attributes });
-  const images = (columns: Map<string, Record<string, RawJson>>) => Object.fromEntries([...columns].map(([alias, image]) => [alias, rawEntity(entity, id, image)]));
+  const images = (columns: Map<string, Record<string, RawJson>>) =>
+    Object.fromEntries([...columns].map(([alias, image]) => [alias, rawEntity(entity, id, image)]));
   let inputParameters: Record<string, RawJson>;
   let outputParameters: Record<string, RawJson> = {};
   if (bulk) {
@@ -203,9 +214,7 @@ function organizationNameOf(host: string): string {
   return host.split('.')[0] ?? host;
 }
 
-const identifyingFields = z
-  .object({ PrimaryEntityName: z.string(), MessageName: z.string(), OrganizationName: z.string() })
-  .partial();
+const identifyingFields = z.object({ PrimaryEntityName: z.string(), MessageName: z.string(), OrganizationName: z.string() }).partial();
 
 /**
  * A payload file sent as it is (a fixture, a captured body). The headers come from its own
@@ -219,11 +228,16 @@ export function fileWebhookRequest(body: Buffer, options: { organization?: strin
   } catch {
     // Not JSON: sent as it is all the same.
   }
-  const organization = options.organization ?? (fields.OrganizationName ? `${fields.OrganizationName.toLowerCase()}.crm.dynamics.com` : DEFAULT_ORGANIZATION);
+  const organization =
+    options.organization ?? (fields.OrganizationName ? `${fields.OrganizationName.toLowerCase()}.crm.dynamics.com` : DEFAULT_ORGANIZATION);
   return { body: text, headers: dataverseHeaders({ organization, entity: fields.PrimaryEntityName, message: fields.MessageName }) };
 }
 
-function dataverseHeaders(identity: { organization: string; entity: string | undefined; message: string | undefined }): Record<string, string> {
+function dataverseHeaders(identity: {
+  organization: string;
+  entity: string | undefined;
+  message: string | undefined;
+}): Record<string, string> {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     [DATAVERSE_HEADER_NAMES.organization]: identity.organization,
@@ -245,6 +259,10 @@ export function truncated(request: WebhookRequestToSend): WebhookRequestToSend {
   } catch {
     throw new UsageError('--truncated needs a JSON body to remove properties from');
   }
-  if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new UsageError('--truncated needs a JSON object body');
-  return { body: JSON.stringify(withoutTruncatedProperties(context as Record<string, unknown>)), headers: { ...request.headers, [MSG_SIZE_EXCEEDED_HEADER]: 'true' } };
+  if (typeof context !== 'object' || context === null || Array.isArray(context))
+    throw new UsageError('--truncated needs a JSON object body');
+  return {
+    body: JSON.stringify(withoutTruncatedProperties(context as Record<string, unknown>)),
+    headers: { ...request.headers, [MSG_SIZE_EXCEEDED_HEADER]: 'true' },
+  };
 }

@@ -1,4 +1,4 @@
-import { isEntity, isEntityCollection, isEntityReference, type DataverseEvent, type DataverseValue, type Entity } from './model';
+import { type DataverseEvent, type DataverseValue, type Entity, isEntity, isEntityCollection, isEntityReference } from './model';
 
 /**
  * Typed reads of a normalized event, for handlers. They stay in the domain core: they need no

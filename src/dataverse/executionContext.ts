@@ -1,16 +1,16 @@
 import { parseDataContractDate } from './dates';
 import { formatPath, IssueFound, MAX_REPORTED_ISSUES } from './errors';
 import {
+  type DataverseRecord,
+  type DataverseValue,
   EXECUTION_MODES,
+  type ExecutionContext,
   isEntity,
   isEntityReference,
   STAGE_NAMES,
-  type DataverseRecord,
-  type DataverseValue,
-  type ExecutionContext,
 } from './model';
 import { ValueNormalizer } from './normalizeValue';
-import { EXECUTION_CONTEXT_PROPERTIES, isWellFormedExecutionContext, rawExecutionContext, type RawExecutionContext } from './rawSchemas';
+import { EXECUTION_CONTEXT_PROPERTIES, isWellFormedExecutionContext, type RawExecutionContext, rawExecutionContext } from './rawSchemas';
 
 /**
  * Dataverse stops plug-in chains at Depth 8 and real ParentContext chains are shorter still;
@@ -22,7 +22,7 @@ export const MAX_CONTEXT_DEPTH = 64;
 export function normalizeExecutionContext(raw: unknown, path: Array<string | number> = [], level = 0): ExecutionContext {
   if (level >= MAX_CONTEXT_DEPTH) {
     throw new IssueFound('too-deep', [
-      { path: formatPath(path.slice(0, 3)) + '…', message: `ParentContext nests deeper than ${MAX_CONTEXT_DEPTH} levels` },
+      { path: `${formatPath(path.slice(0, 3))}…`, message: `ParentContext nests deeper than ${MAX_CONTEXT_DEPTH} levels` },
     ]);
   }
   const context = isWellFormedExecutionContext(raw) ? raw : checkedContext(raw, path);

@@ -1,5 +1,5 @@
-export * from './model';
 export { parseDataContractDate } from './dates';
-export { WebhookParseError, type ParseIssue, type WebhookParseErrorKind } from './errors';
-export { DATAVERSE_HEADER_NAMES, MSG_SIZE_EXCEEDED_HEADER, readDataverseHeaders, type HeaderSource } from './headers';
-export { parseDataverseWebhook, parseDataverseWebhookOrThrow, type ParseResult, type WebhookRequest } from './parseWebhook';
+export { type ParseIssue, WebhookParseError, type WebhookParseErrorKind } from './errors';
+export { DATAVERSE_HEADER_NAMES, type HeaderSource, MSG_SIZE_EXCEEDED_HEADER, readDataverseHeaders } from './headers';
+export * from './model';
+export { type ParseResult, parseDataverseWebhook, parseDataverseWebhookOrThrow, type WebhookRequest } from './parseWebhook';

@@ -4,7 +4,7 @@
  * Date objects (ISO 8601 UTC strings once serialized), and typed values carry a `$type`.
  */
 
-import { type ExecutionMode, MODES, type StageName, STAGES } from './steps';
+import { type ExecutionMode, MODES, STAGES, type StageName } from './steps';
 
 export type DataverseRecord<T> = Record<string, T>;
 
@@ -133,15 +133,7 @@ export type TypedValue =
   | StructuredQuery
   | UnknownTypedValue;
 
-export type DataverseValue =
-  | null
-  | boolean
-  | number
-  | string
-  | Date
-  | TypedValue
-  | DataverseValue[]
-  | { [field: string]: DataverseValue };
+export type DataverseValue = null | boolean | number | string | Date | TypedValue | DataverseValue[] | { [field: string]: DataverseValue };
 
 export type { ExecutionMode, StageName };
 
@@ -155,12 +147,7 @@ export interface DataverseHeaders {
 }
 
 /** The four properties Dataverse removes when the payload exceeds 256 KB. */
-export const TRUNCATED_PROPERTIES = [
-  'ParentContext',
-  'InputParameters',
-  'PreEntityImages',
-  'PostEntityImages',
-] as const;
+export const TRUNCATED_PROPERTIES = ['ParentContext', 'InputParameters', 'PreEntityImages', 'PostEntityImages'] as const;
 export type TruncatedProperty = (typeof TRUNCATED_PROPERTIES)[number];
 
 /** One level of the execution context (the event itself, or a parent context). */
@@ -216,9 +203,13 @@ export interface DataverseEvent extends ExecutionContext {
 }
 
 /** Stage and mode numbers by name; the tables live with the other step vocabulary in steps.ts. */
-export const STAGE_NAMES: Readonly<Record<number, StageName>> = Object.fromEntries(Object.entries(STAGES).map(([name, value]) => [value, name as StageName]));
+export const STAGE_NAMES: Readonly<Record<number, StageName>> = Object.fromEntries(
+  Object.entries(STAGES).map(([name, value]) => [value, name as StageName]),
+);
 
-export const EXECUTION_MODES: Readonly<Record<number, ExecutionMode>> = Object.fromEntries(Object.entries(MODES).map(([name, value]) => [value, name as ExecutionMode]));
+export const EXECUTION_MODES: Readonly<Record<number, ExecutionMode>> = Object.fromEntries(
+  Object.entries(MODES).map(([name, value]) => [value, name as ExecutionMode]),
+);
 
 export function isEntity(value: DataverseValue | undefined): value is Entity {
   return isTyped(value) && value.$type === 'Entity';

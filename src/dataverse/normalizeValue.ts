@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { parseDataContractDate, looksLikeDataContractDate } from './dates';
+import { looksLikeDataContractDate, parseDataContractDate } from './dates';
 import { formatPath, IssueFound, MAX_REPORTED_ISSUES, type ParseIssue } from './errors';
 import type {
   DataverseRecord,
@@ -8,12 +8,17 @@ import type {
   EntityCollection,
   EntityReference,
   OptionSetValue,
-  Relationship,
   RelatedEntities,
+  Relationship,
   TypedValue,
   UnknownTypedValue,
 } from './model';
 import {
+  isGuid,
+  isKeyValueArray,
+  isWellFormedEntity,
+  isWellFormedEntityCollection,
+  type RawKeyValueArray,
   rawAliasedValue,
   rawBooleanManagedProperty,
   rawColumnSet,
@@ -24,11 +29,6 @@ import {
   rawMoney,
   rawOptionSetValue,
   rawRelationship,
-  isGuid,
-  isKeyValueArray,
-  isWellFormedEntity,
-  isWellFormedEntityCollection,
-  type RawKeyValueArray,
 } from './rawSchemas';
 
 /** Real values nest a few levels (Entity → EntityCollection → Entity → …); 64 is far beyond any. */
@@ -70,12 +70,13 @@ export class ValueNormalizer {
         return raw;
       case 'undefined':
         return null;
-      case 'object':
+      case 'object': {
         if (raw === null) return null;
         this.enter();
         const nested = Array.isArray(raw) ? this.array(raw) : this.object(raw as Record<string, unknown>);
         this.depth--;
         return nested;
+      }
       default:
         return this.fail(`unexpected ${typeof raw}`);
     }
@@ -140,7 +141,7 @@ export class ValueNormalizer {
   private enter(): void {
     if (++this.depth > MAX_VALUE_DEPTH) {
       throw new IssueFound('too-deep', [
-        { path: formatPath(this.path.slice(0, 12)) + '…', message: `values nest deeper than ${MAX_VALUE_DEPTH} levels` },
+        { path: `${formatPath(this.path.slice(0, 12))}…`, message: `values nest deeper than ${MAX_VALUE_DEPTH} levels` },
       ]);
     }
   }
@@ -172,7 +173,10 @@ export class ValueNormalizer {
       case 'EntityReference':
         return this.entityReference(raw);
       case 'OptionSetValue':
-        return { $type: 'OptionSetValue', value: Number.isInteger(raw['Value']) ? (raw['Value'] as number) : this.check(rawOptionSetValue, raw).Value };
+        return {
+          $type: 'OptionSetValue',
+          value: Number.isInteger(raw['Value']) ? (raw['Value'] as number) : this.check(rawOptionSetValue, raw).Value,
+        };
       case 'Money':
         return { $type: 'Money', value: typeof raw['Value'] === 'number' ? raw['Value'] : this.check(rawMoney, raw).Value };
       case 'EntityCollection':
@@ -227,7 +231,10 @@ export class ValueNormalizer {
       attributes: this.keyValuesAt('Attributes', entity.Attributes),
       formattedValues,
       keyAttributes: this.keyValuesAt('KeyAttributes', entity.KeyAttributes),
-      relatedEntities: entity.RelatedEntities && entity.RelatedEntities.length > 0 ? this.at('RelatedEntities', () => this.relatedEntities(entity.RelatedEntities)) : [],
+      relatedEntities:
+        entity.RelatedEntities && entity.RelatedEntities.length > 0
+          ? this.at('RelatedEntities', () => this.relatedEntities(entity.RelatedEntities))
+          : [],
       rowVersion: entity.RowVersion === null || entity.RowVersion === undefined ? null : String(entity.RowVersion),
       entityState: entity.EntityState ?? null,
     };

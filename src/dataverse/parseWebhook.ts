@@ -1,7 +1,7 @@
 import { IssueFound, WebhookParseError } from './errors';
 import { normalizeExecutionContext } from './executionContext';
-import { isTruncated, readDataverseHeaders, type HeaderSource } from './headers';
-import { TRUNCATED_PROPERTIES, type DataverseEvent, type TruncatedProperty } from './model';
+import { type HeaderSource, isTruncated, readDataverseHeaders } from './headers';
+import { type DataverseEvent, TRUNCATED_PROPERTIES, type TruncatedProperty } from './model';
 
 export interface WebhookRequest {
   /** The raw request body: bytes as received, or text. */

@@ -154,7 +154,8 @@ const nullishGuid = (value: unknown) => isNullish(value) || isGuid(value);
 const nullishInt = (value: unknown) => isNullish(value) || isInt(value);
 const nullishBoolean = (value: unknown) => isNullish(value) || typeof value === 'boolean';
 const nullishKeyValues = (value: unknown) => isNullish(value) || isKeyValueArray(value);
-const nullishRowVersion = (value: unknown) => isNullish(value) || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+const nullishRowVersion = (value: unknown) =>
+  isNullish(value) || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** What `rawExecutionContext` accepts unchanged (see above). */

@@ -30,7 +30,12 @@ export function keyValues(record: Record<string, RawJson>): RawJson[] {
   return Object.entries(record).map(([key, value]) => ({ key, value }));
 }
 
-export function rawEntity(logicalName: string, id: string, attributes: Record<string, RawJson>, formattedValues: Record<string, string> = {}): RawJson {
+export function rawEntity(
+  logicalName: string,
+  id: string,
+  attributes: Record<string, RawJson>,
+  formattedValues: Record<string, string> = {},
+): RawJson {
   return {
     __type: `Entity:${CONTRACTS}`,
     Attributes: keyValues(attributes),

@@ -40,7 +40,12 @@ export const IMAGE_ALIAS = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
  * https://learn.microsoft.com/power-apps/developer/data-platform/bulk-operations#message-pipelines-merged).
  * One handler on both would run twice for every record.
  */
-export const BULK_MESSAGE_OF: Readonly<Record<string, string>> = { Create: 'CreateMultiple', Update: 'UpdateMultiple', Upsert: 'UpsertMultiple', Delete: 'DeleteMultiple' };
+export const BULK_MESSAGE_OF: Readonly<Record<string, string>> = {
+  Create: 'CreateMultiple',
+  Update: 'UpdateMultiple',
+  Upsert: 'UpsertMultiple',
+  Delete: 'DeleteMultiple',
+};
 const BULK_MESSAGES = new Set(Object.values(BULK_MESSAGE_OF).map((message) => message.toLowerCase()));
 export const isBulkMessage = (message: string): boolean => BULK_MESSAGES.has(message.toLowerCase());
 
@@ -98,9 +103,11 @@ export const isWildcard = (declaration: Pick<HandlerDeclaration, 'entity' | 'mes
 export function declarationProblems(declaration: HandlerDeclaration): string[] {
   const problems: string[] = [];
   const { entity, messages, stage, mode, filteringAttributes, images } = declaration;
-  if (entity !== '*' && !LOGICAL_NAME.test(entity)) problems.push(`entity "${entity}" is not a table logical name (lowercase letters, digits, underscores)`);
+  if (entity !== '*' && !LOGICAL_NAME.test(entity))
+    problems.push(`entity "${entity}" is not a table logical name (lowercase letters, digits, underscores)`);
   if (messages.length === 0) problems.push('it declares no message');
-  for (const message of messages) if (message !== '*' && !MESSAGE_NAME.test(message)) problems.push(`"${message}" is not an SDK message name such as Create or Update`);
+  for (const message of messages)
+    if (message !== '*' && !MESSAGE_NAME.test(message)) problems.push(`"${message}" is not an SDK message name such as Create or Update`);
   if (new Set(messages.map((message) => message.toLowerCase())).size !== messages.length) problems.push('it lists a message twice');
   for (const [single, bulk] of Object.entries(BULK_MESSAGE_OF)) {
     if (messages.some((message) => same(message, single)) && messages.some((message) => same(message, bulk))) {
@@ -109,10 +116,13 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
       );
     }
   }
-  if (stage !== null && !(REGISTRABLE_STAGES as readonly string[]).includes(stage)) problems.push(`stage "${stage}" is not one of ${REGISTRABLE_STAGES.join(', ')}`);
-  if (mode !== null && mode !== 'Synchronous' && mode !== 'Asynchronous') problems.push(`mode "${String(mode)}" is not Synchronous or Asynchronous`);
+  if (stage !== null && !(REGISTRABLE_STAGES as readonly string[]).includes(stage))
+    problems.push(`stage "${stage}" is not one of ${REGISTRABLE_STAGES.join(', ')}`);
+  if (mode !== null && mode !== 'Synchronous' && mode !== 'Asynchronous')
+    problems.push(`mode "${String(mode)}" is not Synchronous or Asynchronous`);
   // https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#asynchronous-plug-in-steps
-  if (mode === 'Asynchronous' && stage !== null && stage !== 'PostOperation') problems.push('Dataverse runs asynchronous steps only in PostOperation');
+  if (mode === 'Asynchronous' && stage !== null && stage !== 'PostOperation')
+    problems.push('Dataverse runs asynchronous steps only in PostOperation');
   if (declaration.inline) problems.push(...inlineProblems(declaration));
 
   const wildcard = isWildcard(declaration);
@@ -121,8 +131,10 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
   }
   if (filteringAttributes !== null) {
     if (filteringAttributes.length === 0) problems.push('filteringAttributes is empty: leave it out to receive every Update');
-    if (!messages.every((message) => same(message, 'Update') || same(message, 'UpdateMultiple'))) problems.push('filteringAttributes apply to Update and UpdateMultiple only');
-    for (const column of filteringAttributes) if (!LOGICAL_NAME.test(column)) problems.push(`filtering attribute "${column}" is not a column logical name`);
+    if (!messages.every((message) => same(message, 'Update') || same(message, 'UpdateMultiple')))
+      problems.push('filteringAttributes apply to Update and UpdateMultiple only');
+    for (const column of filteringAttributes)
+      if (!LOGICAL_NAME.test(column)) problems.push(`filtering attribute "${column}" is not a column logical name`);
   }
   const aliases = new Set<string>();
   for (const image of images) {
@@ -133,7 +145,8 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
     if (!(image.type in IMAGE_TYPES)) problems.push(`${where}: type "${image.type}" is not PreImage, PostImage or Both`);
     if (image.columns !== null) {
       if (image.columns.length === 0) problems.push(`${where}: columns is empty: leave it out for every column`);
-      for (const column of image.columns) if (!LOGICAL_NAME.test(column)) problems.push(`${where}: "${column}" is not a column logical name`);
+      for (const column of image.columns)
+        if (!LOGICAL_NAME.test(column)) problems.push(`${where}: "${column}" is not a column logical name`);
     }
     const pre = image.type !== 'PostImage';
     const post = image.type !== 'PreImage';
@@ -143,7 +156,9 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
         // PreEntityImagesCollection (https://learn.microsoft.com/power-apps/developer/data-platform/write-plugin-multiple-operation#entity-images);
         // the RemoteExecutionContext a webhook receives implements IPluginExecutionContext and
         // IExecutionContext (…/event-framework#event-context), whose images are PreEntityImages and PostEntityImages.
-        problems.push(`${where}: ${message} steps keep their images per record in a collection the webhook payload does not document; declare ${singleOf(message)} instead (Dataverse raises it for every record)`);
+        problems.push(
+          `${where}: ${message} steps keep their images per record in a collection the webhook payload does not document; declare ${singleOf(message)} instead (Dataverse raises it for every record)`,
+        );
       } else if (pre && same(message, 'Create')) problems.push(`${where}: a Create has no pre-image (the row does not exist yet)`);
       else if (post && same(message, 'Delete')) problems.push(`${where}: a Delete has no post-image (the row no longer exists)`);
     }
@@ -164,8 +179,12 @@ export function declarationProblems(declaration: HandlerDeclaration): string[] {
  */
 function inlineProblems({ entity, messages, stage, mode }: HandlerDeclaration): string[] {
   const problems: string[] = [];
-  if (entity === '*' || messages.includes('*')) problems.push('an inline handler decides for its own step: name the table and the message instead of "*"');
-  if (stage === null) problems.push(`an inline handler must declare its stage: ${REGISTRABLE_STAGES.join(', ')} (PreValidation cancels before the database transaction)`);
+  if (entity === '*' || messages.includes('*'))
+    problems.push('an inline handler decides for its own step: name the table and the message instead of "*"');
+  if (stage === null)
+    problems.push(
+      `an inline handler must declare its stage: ${REGISTRABLE_STAGES.join(', ')} (PreValidation cancels before the database transaction)`,
+    );
   if (mode !== 'Synchronous') {
     problems.push(
       'an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
@@ -226,12 +245,17 @@ export function deriveSteps(declarations: readonly HandlerDeclaration[]): Derive
       const key = stepKey({ entity: declaration.entity, message, stage, mode });
       let entry = steps.get(key);
       if (!entry) {
-        entry = { step: { entity: declaration.entity, message, stage, mode, filteringAttributes: [], images: [], handlers: [] }, images: new Map(), everyColumn: false };
+        entry = {
+          step: { entity: declaration.entity, message, stage, mode, filteringAttributes: [], images: [], handlers: [] },
+          images: new Map(),
+          everyColumn: false,
+        };
         steps.set(key, entry);
       }
       const updates = same(message, 'Update') || same(message, 'UpdateMultiple');
       if (!updates || declaration.filteringAttributes === null) entry.everyColumn = true;
-      else entry.step = { ...entry.step, filteringAttributes: union(entry.step.filteringAttributes ?? [], declaration.filteringAttributes) };
+      else
+        entry.step = { ...entry.step, filteringAttributes: union(entry.step.filteringAttributes ?? [], declaration.filteringAttributes) };
       for (const image of declaration.images) {
         const existing = entry.images.get(image.alias);
         if (!existing) {
@@ -243,7 +267,10 @@ export function deriveSteps(declarations: readonly HandlerDeclaration[]): Derive
             `handlers ${entry.step.handlers.join(', ')} and ${declaration.handler} declare the image "${image.alias}" of ${message} of ${declaration.entity} as ${existing.type} and ${image.type}: one step has one image per alias, so use one type or another alias`,
           );
         }
-        entry.images.set(image.alias, { ...existing, columns: existing.columns === null || image.columns === null ? null : union(existing.columns, image.columns) });
+        entry.images.set(image.alias, {
+          ...existing,
+          columns: existing.columns === null || image.columns === null ? null : union(existing.columns, image.columns),
+        });
       }
       entry.step = { ...entry.step, handlers: [...entry.step.handlers, declaration.handler] };
     }
@@ -254,7 +281,8 @@ export function deriveSteps(declarations: readonly HandlerDeclaration[]): Derive
     if (declaration.stage !== null && declaration.mode !== null) continue;
     for (const { step } of steps.values()) {
       if (!same(step.entity, declaration.entity) || !declaration.messages.some((message) => same(message, step.message))) continue;
-      const receives = (declaration.stage === null || declaration.stage === step.stage) && (declaration.mode === null || declaration.mode === step.mode);
+      const receives =
+        (declaration.stage === null || declaration.stage === step.stage) && (declaration.mode === null || declaration.mode === step.mode);
       const own = step.stage === effectiveStage(declaration) && step.mode === effectiveMode(declaration);
       if (receives && !own) {
         throw new StepDeclarationError(

@@ -53,6 +53,7 @@ export type TableCatalog = { readonly [logicalName: string]: TableSpec };
  * Filled by the generated module (`declare module … { interface GeneratedTables { tables: typeof
  * tables } }`); empty until one exists, and then every table is generic.
  */
+// biome-ignore lint/suspicious/noEmptyInterface: an interface, so that the generated module can merge into it
 export interface GeneratedTables {}
 
 type Catalog = GeneratedTables extends { tables: infer C extends TableCatalog } ? C : {};
@@ -65,7 +66,13 @@ type ColumnsOf<E> = E extends TableName ? Catalog[E]['columns'] : never;
 /** A column of a generated table; `never` for a table the module does not know. */
 export type ColumnName<E> = keyof ColumnsOf<E> & string;
 
-type OptionValue<Options> = keyof Options extends infer K ? (K extends number ? K : K extends `${infer N extends number}` ? N : never) : never;
+type OptionValue<Options> = keyof Options extends infer K
+  ? K extends number
+    ? K
+    : K extends `${infer N extends number}`
+      ? N
+      : never
+  : never;
 
 /**
  * The value the parser produces for a column of this kind (src/dataverse/normalizeValue.ts), null
@@ -112,7 +119,9 @@ export type TableAttributes<E, Columns extends string = ColumnName<E>> = {
 };
 
 /** An entity of a generated table, typed by its columns; the generic `Entity` otherwise. */
-export type TableEntity<E, Columns extends string = ColumnName<E>> = [E] extends [TableName] ? Entity<E, TableAttributes<E, Columns>> : Entity;
+export type TableEntity<E, Columns extends string = ColumnName<E>> = [E] extends [TableName]
+  ? Entity<E, TableAttributes<E, Columns>>
+  : Entity;
 
 /** One column an Update changed, typed by the column (compare `attribute` to narrow `from` and `to`). */
 export type TableChange<E, Columns extends string = ColumnName<E>> = {
@@ -131,7 +140,8 @@ export const GENERATED_MODULE_NAME = 'tables.generated';
  */
 export function columnValueProblem(column: ColumnSpec, value: DataverseValue | undefined): string | null {
   if (value === null || value === undefined) return null;
-  const typed = (type: string) => typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date) && (value as { $type?: unknown }).$type === type;
+  const typed = (type: string) =>
+    typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date) && (value as { $type?: unknown }).$type === type;
   const expected = (what: string) => `a ${column.type} column holds ${what}`;
   switch (column.type) {
     case 'String':
@@ -214,7 +224,10 @@ export function declaredColumnProblems(declaration: ColumnDeclaration, columnsOf
   if (!columns) return [];
   const problems: string[] = [];
   const check = (where: string, column: string) => {
-    if (!columns.has(column)) problems.push(`handler ${declaration.handler}: ${where} "${column}" is not a column of ${declaration.entity}${suggestion(column, columns)}`);
+    if (!columns.has(column))
+      problems.push(
+        `handler ${declaration.handler}: ${where} "${column}" is not a column of ${declaration.entity}${suggestion(column, columns)}`,
+      );
   };
   for (const column of declaration.filteringAttributes ?? []) check('filtering attribute', column);
   for (const image of declaration.images) for (const column of image.columns ?? []) check(`image "${image.alias}" column`, column);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { ApiError, createHttpClient, readJson, type HttpMethod, type HttpOptions } from './http';
-import { idFromEntityIdHeader, identifier, rowPath } from './odata';
+import { ApiError, createHttpClient, type HttpMethod, type HttpOptions, readJson } from './http';
+import { identifier, idFromEntityIdHeader, rowPath } from './odata';
 
 /** The Web API version every path is relative to. */
 export const WEB_API_VERSION = 'v9.2';
@@ -39,14 +39,17 @@ export function parseOrganizationUrl(text: string, options: { requireDomain?: bo
   try {
     url = new URL(text.includes('://') ? text : `https://${text}`);
   } catch {
-    throw new OrganizationUrlError(`The organization ${text.includes('@') ? '' : `${JSON.stringify(text.slice(0, 200))} `}is not a URL: ${hint}`);
+    throw new OrganizationUrlError(
+      `The organization ${text.includes('@') ? '' : `${JSON.stringify(text.slice(0, 200))} `}is not a URL: ${hint}`,
+    );
   }
   if (url.username || url.password) throw new OrganizationUrlError('The organization URL must not carry a user name or password');
   const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
     throw new OrganizationUrlError(`The organization URL must be https: ${url.origin}`);
   }
-  if (options.requireDomain && !loopback && !url.hostname.includes('.')) throw new OrganizationUrlError(`The organization "${url.hostname}" is not a host name: ${hint}`);
+  if (options.requireDomain && !loopback && !url.hostname.includes('.'))
+    throw new OrganizationUrlError(`The organization "${url.hostname}" is not a host name: ${hint}`);
   return new URL(url.origin);
 }
 
@@ -73,7 +76,10 @@ export function createDataverseClient(organization: string | URL, options: HttpO
     return `${method} ${readable}`;
   };
   const send = (method: HttpMethod, path: string, extra: { headers?: Record<string, string>; body?: unknown } = {}) =>
-    http.send({ method, url: new URL(path, serviceRoot), scope, headers: { ...ODATA_HEADERS, ...extra.headers }, body: extra.body }, describe(method, path));
+    http.send(
+      { method, url: new URL(path, serviceRoot), scope, headers: { ...ODATA_HEADERS, ...extra.headers }, body: extra.body },
+      describe(method, path),
+    );
 
   return {
     organizationUrl: organizationUrl.origin,
@@ -93,7 +99,12 @@ export function createDataverseClient(organization: string | URL, options: HttpO
           const parsed = rowSchema.safeParse(row);
           if (!parsed.success) {
             const where = parsed.error.issues[0]?.path.join('.') ?? '';
-            throw new ApiError(describe('GET', path), 200, 'UnexpectedResponse', `row ${index} does not have the expected shape (${where}: ${parsed.error.issues[0]?.message ?? ''})`);
+            throw new ApiError(
+              describe('GET', path),
+              200,
+              'UnexpectedResponse',
+              `row ${index} does not have the expected shape (${where}: ${parsed.error.issues[0]?.message ?? ''})`,
+            );
           }
           rows.push(parsed.data);
         }
@@ -112,7 +123,8 @@ export function createDataverseClient(organization: string | URL, options: HttpO
       const response = await send('POST', path, { body });
       const id = idFromEntityIdHeader(response.headers.get('odata-entityid'));
       await response.body?.cancel();
-      if (!id) throw new ApiError(describe('POST', path), response.status, 'UnexpectedResponse', 'no OData-EntityId header with the new row id');
+      if (!id)
+        throw new ApiError(describe('POST', path), response.status, 'UnexpectedResponse', 'no OData-EntityId header with the new row id');
       return id;
     },
 

@@ -49,7 +49,9 @@ export class ApiError extends Error {
     readonly code: string | null,
     readonly serviceMessage: string | null,
   ) {
-    super(`${request} failed: ${status === 0 ? 'no response' : `HTTP ${status}`}${code ? ` ${code}` : ''}${serviceMessage ? `: ${serviceMessage}` : ''}`);
+    super(
+      `${request} failed: ${status === 0 ? 'no response' : `HTTP ${status}`}${code ? ` ${code}` : ''}${serviceMessage ? `: ${serviceMessage}` : ''}`,
+    );
   }
 }
 
@@ -108,7 +110,12 @@ export function createHttpClient(options: HttpOptions): HttpClient {
             redirect: 'error',
           });
         } catch (error) {
-          const reason = error instanceof Error && error.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : error instanceof Error ? error.message : String(error);
+          const reason =
+            error instanceof Error && error.name === 'TimeoutError'
+              ? `no answer within ${timeoutMs} ms`
+              : error instanceof Error
+                ? error.message
+                : String(error);
           throw new ApiError(describe, 0, null, reason);
         }
         if (response.ok) return response;

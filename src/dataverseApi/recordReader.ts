@@ -31,7 +31,10 @@ export function createRecordReader(client: DataverseClient): RecordReader {
     let pending = entitySetNames.get(key);
     if (!pending) {
       pending = client
-        .get(`EntityDefinitions(LogicalName=${stringLiteral(identifier(key))})${queryString({ select: ['EntitySetName'] })}`, entityDefinition)
+        .get(
+          `EntityDefinitions(LogicalName=${stringLiteral(identifier(key))})${queryString({ select: ['EntitySetName'] })}`,
+          entityDefinition,
+        )
         .then((definition) => definition.EntitySetName);
       entitySetNames.set(key, pending);
       pending.catch(() => entitySetNames.delete(key));

@@ -55,7 +55,10 @@ const entityDefinition = z.object({
 });
 
 const option = z.object({ Value: z.number().int(), Label: label });
-const optionSet = z.object({ Options: z.array(option) }).nullable().optional();
+const optionSet = z
+  .object({ Options: z.array(option) })
+  .nullable()
+  .optional();
 const enumAttribute = z.object({ LogicalName: z.string(), OptionSet: optionSet, GlobalOptionSet: optionSet });
 const lookupAttribute = z.object({ LogicalName: z.string(), Targets: z.array(z.string()).nullable().optional() });
 
@@ -87,7 +90,17 @@ export interface TableMetadata {
   attributes: AttributeMetadata[];
 }
 
-const ATTRIBUTE_PROPERTIES = ['LogicalName', 'SchemaName', 'AttributeType', 'AttributeTypeName', 'AttributeOf', 'IsValidForRead', 'IsValidForCreate', 'IsValidForUpdate', 'DisplayName'];
+const ATTRIBUTE_PROPERTIES = [
+  'LogicalName',
+  'SchemaName',
+  'AttributeType',
+  'AttributeTypeName',
+  'AttributeOf',
+  'IsValidForRead',
+  'IsValidForCreate',
+  'IsValidForUpdate',
+  'DisplayName',
+];
 const TABLE_PROPERTIES = ['LogicalName', 'SchemaName', 'EntitySetName', 'PrimaryIdAttribute', 'PrimaryNameAttribute'];
 /** The casts whose OptionSet holds a column's options; State and Status have no global choice. */
 const CHOICE_CASTS = [
@@ -111,8 +124,14 @@ export async function readTableMetadata(client: DataverseClient, logicalName: st
   const table = tableDefinitionPath(logicalName);
   const attributes = `${table}/Attributes`;
   const reads = Promise.all([
-    client.get(`${table}${queryString({ select: TABLE_PROPERTIES, expand: `Attributes($select=${ATTRIBUTE_PROPERTIES.join(',')})` })}`, entityDefinition),
-    client.list(`${attributes}/Microsoft.Dynamics.CRM.LookupAttributeMetadata${queryString({ select: ['LogicalName', 'Targets'] })}`, lookupAttribute),
+    client.get(
+      `${table}${queryString({ select: TABLE_PROPERTIES, expand: `Attributes($select=${ATTRIBUTE_PROPERTIES.join(',')})` })}`,
+      entityDefinition,
+    ),
+    client.list(
+      `${attributes}/Microsoft.Dynamics.CRM.LookupAttributeMetadata${queryString({ select: ['LogicalName', 'Targets'] })}`,
+      lookupAttribute,
+    ),
     ...CHOICE_CASTS.map(({ cast, global }) =>
       client.list(
         `${attributes}/Microsoft.Dynamics.CRM.${cast}${queryString({ select: ['LogicalName'], expand: global ? 'OptionSet($select=Options),GlobalOptionSet($select=Options)' : 'OptionSet($select=Options)' })}`,
@@ -122,7 +141,8 @@ export async function readTableMetadata(client: DataverseClient, logicalName: st
   ]);
   const [definition, lookups, ...choices] = await reads.catch((error: unknown) => {
     // Dataverse answers 404 for a table it does not have (its own message names an id, not the name).
-    if (error instanceof ApiError && error.status === 404) throw new TableNotFoundError(`Dataverse has no table with the logical name "${logicalName}"`);
+    if (error instanceof ApiError && error.status === 404)
+      throw new TableNotFoundError(`Dataverse has no table with the logical name "${logicalName}"`);
     throw error;
   });
   const targets = new Map(lookups.map((row) => [row.LogicalName, row.Targets ?? []]));

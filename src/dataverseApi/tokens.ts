@@ -16,7 +16,10 @@ const RENEW_BEFORE_EXPIRY_MS = 2 * 60_000;
  * AZURE_CLIENT_ID / AZURE_CLIENT_SECRET (or a certificate), workload identity, managed identity,
  * then the Azure CLI, Azure PowerShell and Azure Developer CLI logins.
  */
-export function createAzureTokenProvider(credential: TokenCredential = new DefaultAzureCredential(), now: () => number = Date.now): TokenProvider {
+export function createAzureTokenProvider(
+  credential: TokenCredential = new DefaultAzureCredential(),
+  now: () => number = Date.now,
+): TokenProvider {
   const cache = new Map<string, { token: string; expiresOnTimestamp: number }>();
   return {
     async getToken(scope) {
@@ -54,7 +57,12 @@ export function describeCredentialError(error: unknown, resource: string): strin
 
 /** Whether an error is @azure/identity's: the user has to sign in, or sign in differently. */
 export function isCredentialError(error: unknown): boolean {
-  return error instanceof Error && ['CredentialUnavailableError', 'AggregateAuthenticationError', 'AuthenticationError', 'AuthenticationRequiredError'].includes(error.name);
+  return (
+    error instanceof Error &&
+    ['CredentialUnavailableError', 'AggregateAuthenticationError', 'AuthenticationError', 'AuthenticationRequiredError'].includes(
+      error.name,
+    )
+  );
 }
 
 export class TokenError extends Error {

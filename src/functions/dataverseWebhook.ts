@@ -2,10 +2,10 @@ import { app, type HttpMethod, type HttpRequest, type HttpResponseInit, type Inv
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
 import { invocationLog } from '../observability/log';
-import { telemetry, type Telemetry } from '../observability/telemetry';
+import { type Telemetry, telemetry } from '../observability/telemetry';
 import { acceptWebhook, refuseMethod } from '../pipeline/accept';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
-import { ingestSettings, settingsOrError, type IngestSettings, type SettingsError } from '../settings';
+import { type IngestSettings, ingestSettings, type SettingsError, settingsOrError } from '../settings';
 import { getStorageClients, type StorageClients } from '../storage/clients';
 
 /** `https://<app>.azurewebsites.net/api/dataverse/webhook?code=<function key>` */
@@ -35,8 +35,14 @@ export function createWebhookFunction(deps: WebhookFunctionDependencies) {
   return async function receiveDataverseWebhook(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const handlers = typeof deps.handlers === 'function' ? deps.handlers() : deps.handlers;
     if (handlers instanceof HandlerLoadError) {
-      invocationLog(context).error('Webhook not taken: the handlers do not load (see the start-up log); answering 503', { reason: handlers.message });
-      return { status: 503, headers: { 'Retry-After': '1' }, jsonBody: { error: 'handlers-invalid', message: 'The receiver is misconfigured; try again later' } };
+      invocationLog(context).error('Webhook not taken: the handlers do not load (see the start-up log); answering 503', {
+        reason: handlers.message,
+      });
+      return {
+        status: 503,
+        headers: { 'Retry-After': '1' },
+        jsonBody: { error: 'handlers-invalid', message: 'The receiver is misconfigured; try again later' },
+      };
     }
     const storage = deps.storage();
     const result = await acceptWebhook(
@@ -46,7 +52,13 @@ export function createWebhookFunction(deps: WebhookFunctionDependencies) {
         headers: request.headers,
         body: async () => Buffer.from(await request.arrayBuffer()),
       },
-      { settings: deps.settings(), storage, log: invocationLog(context), telemetry: deps.telemetry(), decisions: { handlers, ledger: storage.ledger } },
+      {
+        settings: deps.settings(),
+        storage,
+        log: invocationLog(context),
+        telemetry: deps.telemetry(),
+        decisions: { handlers, ledger: storage.ledger },
+      },
     );
     return result.response;
   };

@@ -7,7 +7,7 @@ import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { parseEnvelope } from '../pipeline/envelope';
 import { processEnvelope } from '../pipeline/process';
-import { processSettings, settingsOrError, SettingsError } from '../settings';
+import { processSettings, SettingsError, settingsOrError } from '../settings';
 import { getStorageClients } from '../storage/clients';
 import { EVENTS_QUEUE } from '../storage/names';
 

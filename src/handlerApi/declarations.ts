@@ -43,7 +43,14 @@ export function declared(kind: 'on', options: HandlerOptions, handle: unknown): 
 export function declared(kind: 'decide', options: DecisionOptions, handle: unknown): InlineHandler;
 export function declared(kind: 'on' | 'decide', options: HandlerOptions | DecisionOptions, handle: unknown): HandlerDefinition {
   if (typeof handle !== 'function') throw new TypeError(`${kind}(options, handler): the handler must be a function`);
-  return Object.freeze({ [DEFINITION]: true as const, kind, options, handle, file: declaringFile(), order: ++declarations }) as HandlerDefinition;
+  return Object.freeze({
+    [DEFINITION]: true as const,
+    kind,
+    options,
+    handle,
+    file: declaringFile(),
+    order: ++declarations,
+  }) as HandlerDefinition;
 }
 
 /** The project's folder: this file runs from src/handlerApi (tests) or dist/src/handlerApi (built). */
@@ -78,15 +85,27 @@ export type DeclarationRules<O> = Rule<
   And<O extends { mode: 'Asynchronous' } ? true : false, EarlyStage<O>>,
   'Dataverse runs asynchronous steps only in PostOperation: declare stage PostOperation, or mode Synchronous'
 > &
-  Rule<And<Overlaps<ImageKinds<O>, 'PreImage' | 'Both'>, Overlaps<MessagesOf<O>, 'Create'>>, 'a Create has no pre-image: the row does not exist yet'> &
-  Rule<And<Overlaps<ImageKinds<O>, 'PostImage' | 'Both'>, Overlaps<MessagesOf<O>, 'Delete'>>, 'a Delete has no post-image: the row no longer exists'> &
+  Rule<
+    And<Overlaps<ImageKinds<O>, 'PreImage' | 'Both'>, Overlaps<MessagesOf<O>, 'Create'>>,
+    'a Create has no pre-image: the row does not exist yet'
+  > &
+  Rule<
+    And<Overlaps<ImageKinds<O>, 'PostImage' | 'Both'>, Overlaps<MessagesOf<O>, 'Delete'>>,
+    'a Delete has no post-image: the row no longer exists'
+  > &
   Rule<And<Overlaps<ImageKinds<O>, 'PostImage' | 'Both'>, EarlyStage<O>>, 'a post-image needs the PostOperation stage'> &
   Rule<
-    And<Overlaps<ImageKinds<O>, string>, Overlaps<MessagesOf<O>, 'CreateMultiple' | 'UpdateMultiple' | 'UpsertMultiple' | 'DeleteMultiple'>>,
+    And<
+      Overlaps<ImageKinds<O>, string>,
+      Overlaps<MessagesOf<O>, 'CreateMultiple' | 'UpdateMultiple' | 'UpsertMultiple' | 'DeleteMultiple'>
+    >,
     'a bulk message keeps its images where a webhook cannot read them: declare Create or Update (Dataverse raises it for every record)'
   > &
   Rule<
-    Or<And<Overlaps<MessagesOf<O>, 'Create'>, Overlaps<MessagesOf<O>, 'CreateMultiple'>>, And<Overlaps<MessagesOf<O>, 'Update'>, Overlaps<MessagesOf<O>, 'UpdateMultiple'>>>,
+    Or<
+      And<Overlaps<MessagesOf<O>, 'Create'>, Overlaps<MessagesOf<O>, 'CreateMultiple'>>,
+      And<Overlaps<MessagesOf<O>, 'Update'>, Overlaps<MessagesOf<O>, 'UpdateMultiple'>>
+    >,
     'declare Create (or Update) alone: Dataverse raises it for every record of its bulk twin, so the handler would run twice'
   >;
 
@@ -98,5 +117,7 @@ type Or<A extends boolean, B extends boolean> = A extends true ? true : B;
 type Overlaps<Union, Members> = string extends Union ? false : [Extract<Union, Members>] extends [never] ? false : true;
 type Listed<T> = T extends readonly (infer Item)[] ? Item : T;
 type MessagesOf<O> = O extends { message: infer Message } ? Listed<Message> : never;
-type ImageKinds<O> = O extends { images: infer Images } ? { [Alias in keyof Images]: Images[Alias] extends { type: infer Kind } ? Kind : never }[keyof Images] : never;
+type ImageKinds<O> = O extends { images: infer Images }
+  ? { [Alias in keyof Images]: Images[Alias] extends { type: infer Kind } ? Kind : never }[keyof Images]
+  : never;
 type EarlyStage<O> = O extends { stage: 'PreValidation' | 'PreOperation' } ? true : false;

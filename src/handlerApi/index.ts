@@ -5,7 +5,14 @@ import type { TableName } from '../dataverse/tables';
 import type { DataverseRow } from '../dataverseApi/recordReader';
 import type { EventLog } from '../observability/log';
 import type { AttributeReader, ChangeOf, DeclaredColumns, ImageOf, RecordOf } from '../pipeline/typedContext';
-import { declared, type DeclarationRules, type InlineHandler, type KnownDecisionOptions, type KnownOptions, type ReactingHandler } from './declarations';
+import {
+  type DeclarationRules,
+  declared,
+  type InlineHandler,
+  type KnownDecisionOptions,
+  type KnownOptions,
+  type ReactingHandler,
+} from './declarations';
 
 /**
  * The handler API: everything a handler file imports, in one file.
@@ -25,13 +32,21 @@ import { declared, type DeclarationRules, type InlineHandler, type KnownDecision
  * imports it.
  */
 
+export type {
+  DataverseEvent,
+  DataverseValue,
+  Entity,
+  EntityReference,
+  Money,
+  OptionSetValue,
+  OptionSetValueCollection,
+} from '../dataverse';
 export { isEntity, isEntityCollection, isEntityReference } from '../dataverse';
-export type { DataverseEvent, DataverseValue, Entity, EntityReference, Money, OptionSetValue, OptionSetValueCollection } from '../dataverse';
 export type { AttributeChange } from '../dataverse/accessors';
+export type { ImageType, RegistrableStage } from '../dataverse/steps';
 export type { DataverseRow } from '../dataverseApi/recordReader';
 export type { EventLog } from '../observability/log';
-export type { InlineHandler, ReactingHandler, HandlerDefinition } from './declarations';
-export type { ImageType, RegistrableStage } from '../dataverse/steps';
+export type { HandlerDefinition, InlineHandler, ReactingHandler } from './declarations';
 
 /** A name that autocompletes from a list and still takes any other (a custom API, a custom table). */
 export type Named<Known extends string> = Known | (string & {});
@@ -177,7 +192,10 @@ type Reread<O> = O extends { rereadTruncated: true | readonly string[] }
  * handlers, the image accessors take only the declared aliases of their kind, and, with
  * `rereadTruncated`, `rereadRecord` is a row whenever `truncated` is true.
  */
-export type Context<O extends HandlerOptions = HandlerOptions> = Omit<HandlerContext, 'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute'> & {
+export type Context<O extends HandlerOptions = HandlerOptions> = Omit<
+  HandlerContext,
+  'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute'
+> & {
   /** Typed by the table's columns when the generated table types know it (src/pipeline/typedContext.ts). */
   record: O extends { perRecord: true } ? RecordOf<O> : RecordOf<O> | null;
   /**
@@ -238,12 +256,14 @@ export function reject(reason: string, options: { code?: string } = {}): Decisio
 export function isDecision(value: unknown): value is Decision {
   if (typeof value !== 'object' || value === null) return false;
   const decision = value as { outcome?: unknown; reason?: unknown; code?: unknown };
-  return decision.outcome === 'allow' || (decision.outcome === 'reject' && typeof decision.reason === 'string' && typeof decision.code === 'string');
+  return (
+    decision.outcome === 'allow' ||
+    (decision.outcome === 'reject' && typeof decision.reason === 'string' && typeof decision.code === 'string')
+  );
 }
 
 /** An inline handler: the same typed event and context as `on(…)`'s, and it returns its decision. */
 export type Decider<O extends DecisionOptions = DecisionOptions> = (event: DataverseEvent, ctx: Context<O>) => Promise<Decision> | Decision;
-
 
 /**
  * Declares a reacting handler: it runs later, from the queue, once the event is stored durably,
@@ -253,7 +273,10 @@ export type Decider<O extends DecisionOptions = DecisionOptions> = (event: Datav
  * images on a bulk message, Create with CreateMultiple) does not compile, and the app refuses it
  * as it loads, with one line naming the handler and its file.
  */
-export function on<const O extends HandlerOptions>(options: O & KnownOptions<O> & DeclaredColumns<O> & DeclarationRules<O>, handle: Handler<O>): ReactingHandler {
+export function on<const O extends HandlerOptions>(
+  options: O & KnownOptions<O> & DeclaredColumns<O> & DeclarationRules<O>,
+  handle: Handler<O>,
+): ReactingHandler {
   return declared('on', options, handle);
 }
 
@@ -262,6 +285,9 @@ export function on<const O extends HandlerOptions>(options: O & KnownOptions<O> 
  * answer, and returns `allow()` or `reject(reason)`. Synchronous steps only (the stage is
  * required; the mode is Synchronous), so an asynchronous one does not compile.
  */
-export function decide<const O extends DecisionOptions>(options: O & KnownDecisionOptions<O> & DeclaredColumns<O> & DeclarationRules<O>, handle: Decider<O>): InlineHandler {
+export function decide<const O extends DecisionOptions>(
+  options: O & KnownDecisionOptions<O> & DeclaredColumns<O> & DeclarationRules<O>,
+  handle: Decider<O>,
+): InlineHandler {
   return declared('decide', options, handle);
 }

@@ -1,5 +1,5 @@
 import { HandlerRegistry, HandlerRegistryError } from '../pipeline/handlerRegistry';
-import { isHandlerDefinition, type HandlerDefinition } from './declarations';
+import { type HandlerDefinition, isHandlerDefinition } from './declarations';
 
 /**
  * The app's handlers, built from src/handlers/index.ts's `handlerFiles`: each entry a handler file
@@ -24,13 +24,16 @@ export function definitionsOf(module: object): HandlerDefinition[] {
 
 /** The registry of the listed files and declarations; a HandlerLoadError names what it refuses. */
 export function registryOf(listed: readonly unknown[]): HandlerRegistry {
-  if (!Array.isArray(listed)) throw new HandlerLoadError('src/handlers/index.ts must export handlerFiles, the list of the files that declare handlers');
+  if (!Array.isArray(listed))
+    throw new HandlerLoadError('src/handlers/index.ts must export handlerFiles, the list of the files that declare handlers');
   const registry = new HandlerRegistry();
   const seen = new Set<HandlerDefinition>();
   for (const [index, entry] of listed.entries()) {
     const definitions = isHandlerDefinition(entry) ? [entry] : typeof entry === 'object' && entry !== null ? definitionsOf(entry) : [];
     if (definitions.length === 0) {
-      throw new HandlerLoadError(`src/handlers/index.ts: entry ${index + 1} of handlerFiles declares no handler: list a file that exports what on(…) or decide(…) returns`);
+      throw new HandlerLoadError(
+        `src/handlers/index.ts: entry ${index + 1} of handlerFiles declares no handler: list a file that exports what on(…) or decide(…) returns`,
+      );
     }
     for (const definition of definitions) {
       if (seen.has(definition)) continue;

@@ -1,16 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseDataverseWebhookOrThrow, type DataverseEvent, type Entity } from '../dataverse';
+import {
+  fileWebhookRequest,
+  type GeneratedEventOptions,
+  generatedWebhookRequest,
+  truncated,
+  type WebhookRequestToSend,
+} from '../cli/webhookRequest';
+import { type DataverseEvent, type Entity, parseDataverseWebhookOrThrow } from '../dataverse';
 import { targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseRow } from '../dataverseApi/recordReader';
-import { fileWebhookRequest, generatedWebhookRequest, truncated, type GeneratedEventOptions, type WebhookRequestToSend } from '../cli/webhookRequest';
 import type { LogProperties } from '../observability/log';
 import { deliveryKey, unitIdempotencyKey } from '../pipeline/deliveryKey';
 import { summarize } from '../pipeline/envelope';
 import { handlerContext } from '../pipeline/handlerContext';
-import { isDecision, type Decision } from './index';
 import type { HandlerDefinition } from './declarations';
+import { type Decision, isDecision } from './index';
 import { registryOf } from './load';
 
 /**
@@ -122,7 +128,10 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
   const eventId = randomUUID();
   const key = deliveryKey(summarize(event));
   const ids: LogProperties = { eventId, table: event.primaryEntityName, message: event.messageName };
-  const recorder = (level: LogLine['level']) => (message: string, properties: LogProperties = {}) => void log.push({ level, message, properties: { ...ids, ...properties } });
+  const recorder =
+    (level: LogLine['level']) =>
+    (message: string, properties: LogProperties = {}) =>
+      void log.push({ level, message, properties: { ...ids, ...properties } });
   const eventLog = { info: recorder('info'), warn: recorder('warn'), error: recorder('error') };
   const signal = options.signal ?? new AbortController().signal;
   const result: HandlerRun = { matched: false, calls: [], duplicates: 0, decision: null, log };
@@ -135,7 +144,8 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
     const context = handlerContext(event, eventId, targetEntity(event), null, eventLog, options.deliveryCount ?? 1);
     try {
       const decision = await decider.decide(event, { ...context, signal, idempotencyKey });
-      if (!isDecision(decision)) throw new TypeError(`inline handler ${decider.name} returned no decision: return allow() or reject(reason)`);
+      if (!isDecision(decision))
+        throw new TypeError(`inline handler ${decider.name} returned no decision: return allow() or reject(reason)`);
       result.decision = decision;
       result.calls.push({ recordId: targetEntity(event)?.id ?? null, idempotencyKey, error: null });
     } catch (error) {
@@ -160,7 +170,9 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
     const idempotencyKey = unitIdempotencyKey(key, unit);
     const rereadRecord = event.truncated && handler.rereadColumns !== null ? (options.rereadRecord ?? null) : null;
     if (event.truncated && handler.rereadColumns !== null && !rereadRecord) {
-      throw new TypeError(`handler ${handler.name} re-reads truncated events: pass the row the Web API would return as options.rereadRecord`);
+      throw new TypeError(
+        `handler ${handler.name} re-reads truncated events: pass the row the Web API would return as options.rereadRecord`,
+      );
     }
     const extra: LogProperties = { handler: handler.name, recordId: record?.id ?? null };
     const recordLog = {

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { generatedEvent, runHandler, sampleEvent } from '../handlerApi/testing';
-import { accountCreated, newAccountSink, type NewAccount } from './accountCreated';
+import { accountCreated, type NewAccount, newAccountSink } from './accountCreated';
 
 describe('account-created', () => {
   const published: NewAccount[] = [];
@@ -13,11 +13,23 @@ describe('account-created', () => {
     const run = await runHandler(accountCreated, sampleEvent('samples/06-account-create-sync-postop-webhooksite-unicode.json'));
     expect(run.calls).toEqual([expect.objectContaining({ recordId: '53c52f26-a89d-ef11-8a69-000d3a30b0c1', error: null })]);
     expect(published).toEqual([{ accountId: '53c52f26-a89d-ef11-8a69-000d3a30b0c1', ownerId: expect.stringMatching(/^[0-9a-f-]{36}$/) }]);
-    expect(run.log).toEqual([expect.objectContaining({ message: 'Account created', properties: expect.objectContaining({ accountId: '53c52f26-a89d-ef11-8a69-000d3a30b0c1' }) })]);
+    expect(run.log).toEqual([
+      expect.objectContaining({
+        message: 'Account created',
+        properties: expect.objectContaining({ accountId: '53c52f26-a89d-ef11-8a69-000d3a30b0c1' }),
+      }),
+    ]);
   });
 
   it('does not handle a CreateMultiple itself: Dataverse raises a Create for each of its records', async () => {
-    expect((await runHandler(accountCreated, generatedEvent({ entity: 'account', message: 'CreateMultiple', records: 3, attributes: ['name=Contoso'] }))).matched).toBe(false);
+    expect(
+      (
+        await runHandler(
+          accountCreated,
+          generatedEvent({ entity: 'account', message: 'CreateMultiple', records: 3, attributes: ['name=Contoso'] }),
+        )
+      ).matched,
+    ).toBe(false);
   });
 
   it('reads the owner of a truncated Create again from Dataverse (the row the kit is given)', async () => {

@@ -1,4 +1,4 @@
-import { isEntityReference, on, type AttributeChange, type DataverseValue } from '../handlerApi';
+import { type AttributeChange, type DataverseValue, isEntityReference, on } from '../handlerApi';
 
 /**
  * Example: react to what an Update changed, from the pre-image to the new values. The declaration

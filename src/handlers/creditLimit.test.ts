@@ -2,18 +2,25 @@ import { describe, expect, it } from 'vitest';
 import { generatedEvent, runHandler } from '../handlerApi/testing';
 import { checkCreditLimit, creditLimitMaximum, creditLimitOnCreate, creditLimitOnUpdate, DEFAULT_CREDIT_LIMIT_MAX } from './creditLimit';
 
-const save = (message: 'Create' | 'Update', ...attributes: string[]) => generatedEvent({ entity: 'account', message, stage: 'PreValidation', attributes });
+const save = (message: 'Create' | 'Update', ...attributes: string[]) =>
+  generatedEvent({ entity: 'account', message, stage: 'PreValidation', attributes });
 
 describe('credit-limit', () => {
   it('refuses a credit limit above the maximum as the account is saved, and allows one at or below it, or none', async () => {
-    expect((await runHandler(creditLimitOnCreate, save('Create', 'name=Contoso', `creditlimit:money=${DEFAULT_CREDIT_LIMIT_MAX + 1}`))).decision).toEqual({
+    expect(
+      (await runHandler(creditLimitOnCreate, save('Create', 'name=Contoso', `creditlimit:money=${DEFAULT_CREDIT_LIMIT_MAX + 1}`))).decision,
+    ).toEqual({
       outcome: 'reject',
       reason: 'A credit limit above 1,000,000 needs approval from Finance: ask them to raise it, or save a lower limit.',
       code: 'credit-limit-exceeded',
     });
-    expect((await runHandler(creditLimitOnCreate, save('Create', `creditlimit:money=${DEFAULT_CREDIT_LIMIT_MAX}`))).decision).toEqual({ outcome: 'allow' });
+    expect((await runHandler(creditLimitOnCreate, save('Create', `creditlimit:money=${DEFAULT_CREDIT_LIMIT_MAX}`))).decision).toEqual({
+      outcome: 'allow',
+    });
     expect((await runHandler(creditLimitOnCreate, save('Create', 'name=Contoso'))).decision).toEqual({ outcome: 'allow' });
-    expect((await runHandler(creditLimitOnUpdate, save('Update', 'creditlimit:money=2500000'))).decision).toMatchObject({ outcome: 'reject' });
+    expect((await runHandler(creditLimitOnUpdate, save('Update', 'creditlimit:money=2500000'))).decision).toMatchObject({
+      outcome: 'reject',
+    });
   });
 
   it('decides only the saves its steps cover: an Update that does not write the credit limit never waits for it', async () => {

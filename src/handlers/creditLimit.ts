@@ -1,4 +1,4 @@
-import { allow, decide, reject, type DataverseValue, type Decision, type Money } from '../handlerApi';
+import { allow, type DataverseValue, type Decision, decide, type Money, reject } from '../handlerApi';
 
 /**
  * Example of an inline handler: an account's credit limit above a configured amount is refused as
@@ -36,9 +36,12 @@ function amountOf(value: DataverseValue | undefined): number | null {
 export function checkCreditLimit(creditLimit: DataverseValue | undefined, maximum = creditLimitPolicy.maximum()): Decision {
   const amount = amountOf(creditLimit);
   if (amount === null || amount <= maximum) return allow();
-  return reject(`A credit limit above ${maximum.toLocaleString('en-US')} needs approval from Finance: ask them to raise it, or save a lower limit.`, {
-    code: 'credit-limit-exceeded',
-  });
+  return reject(
+    `A credit limit above ${maximum.toLocaleString('en-US')} needs approval from Finance: ask them to raise it, or save a lower limit.`,
+    {
+      code: 'credit-limit-exceeded',
+    },
+  );
 }
 
 export const creditLimitOnCreate = decide(

@@ -159,7 +159,10 @@ type ApplicationInsightsModule = typeof ApplicationInsights;
  * own setup failed (an invalid connection string, say): the first failure turns telemetry off
  * with one warning, since an event must never fail because of its telemetry.
  */
-function applicationInsightsTelemetry(connectionString: string, warn: (message: string) => void): { telemetry: Telemetry; sdk: ApplicationInsightsModule } {
+function applicationInsightsTelemetry(
+  connectionString: string,
+  warn: (message: string) => void,
+): { telemetry: Telemetry; sdk: ApplicationInsightsModule } {
   // Loaded only when used: the SDK pulls in OpenTelemetry, which an app without telemetry need not load.
   const appInsights = createRequire(__filename)('applicationinsights') as ApplicationInsightsModule;
   appInsights
@@ -184,7 +187,9 @@ function applicationInsightsTelemetry(connectionString: string, warn: (message: 
       return !failed;
     },
     event: (name, properties, measurements = {}) =>
-      guarded(() => client.trackEvent({ name: telemetryItemName(name), properties: sendableProperties(properties), measurements: { ...measurements } })),
+      guarded(() =>
+        client.trackEvent({ name: telemetryItemName(name), properties: sendableProperties(properties), measurements: { ...measurements } }),
+      ),
     metric: (name, value, properties = {}) =>
       guarded(() => client.trackMetric({ name: telemetryItemName(name), value, properties: sendableProperties(properties) })),
     flush: async () => {
@@ -273,7 +278,12 @@ export function continueHostTrace<Handler extends (...args: never[]) => unknown>
   const parts = traceParent ? TRACEPARENT.exec(traceParent) : null;
   if (!sdk || !parts) return;
   try {
-    const hostTrace = sdk.startOperation({ traceId: parts[1]!, spanId: parts[2]!, traceFlags: Number.parseInt(parts[3]!, 16), isRemote: true });
+    const hostTrace = sdk.startOperation({
+      traceId: parts[1]!,
+      spanId: parts[2]!,
+      traceFlags: Number.parseInt(parts[3]!, 16),
+      isRemote: true,
+    });
     if (hostTrace) hook.functionHandler = sdk.wrapWithCorrelationContext(hook.functionHandler, hostTrace);
   } catch {
     // Correlation is a nicety: an invocation must run whatever the SDK does.

@@ -1,18 +1,26 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
-import type { QueueClient } from '@azure/storage-queue';
 import type { ContainerClient } from '@azure/storage-blob';
-import { DATAVERSE_HEADER_NAMES, parseDataverseWebhook, type DataverseEvent, type WebhookParseError } from '../dataverse';
+import type { QueueClient } from '@azure/storage-queue';
+import { DATAVERSE_HEADER_NAMES, type DataverseEvent, parseDataverseWebhook, type WebhookParseError } from '../dataverse';
 import { describeError, type EventLog } from '../observability/log';
-import { decisionsBudgetMs, SettingsError, type ExpectedCredential, type IngestSettings } from '../settings';
-import { deletePayload, putPayload, type BlobReference } from '../storage/claimCheck';
-import { Deadline } from './deadline';
+import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
+import { decisionsBudgetMs, type ExpectedCredential, type IngestSettings, SettingsError } from '../settings';
+import { type BlobReference, deletePayload, putPayload } from '../storage/claimCheck';
 import { wasRefused } from '../storage/errors';
 import { encodeQueueMessage, fitsInQueueMessage, sendEncodedQueueMessage } from '../storage/queueMessages';
 import { keepRejected } from '../storage/rejectedStore';
-import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
-import { runDecisions, type DecisionsResult } from './decide';
-import { ENVELOPE_VERSION, logIdentifiers, summarize, telemetryIdentifiers, type EnvelopeBody, type EventEnvelope, type EventSummary } from './envelope';
+import { Deadline } from './deadline';
+import { type DecisionsResult, runDecisions } from './decide';
+import {
+  ENVELOPE_VERSION,
+  type EnvelopeBody,
+  type EventEnvelope,
+  type EventSummary,
+  logIdentifiers,
+  summarize,
+  telemetryIdentifiers,
+} from './envelope';
 import type { HandlerRegistry } from './handlerRegistry';
 
 /**
@@ -99,7 +107,10 @@ export async function acceptWebhook(request: IncomingWebhook, deps: AcceptDepend
  * Any method but POST: 405 with `Allow: POST`, from the route's other function, which is anonymous
  * (the host's 401 would tell a misconfigured sender nothing) and so touches no storage at all.
  */
-export async function refuseMethod(request: Pick<IncomingWebhook, 'method' | 'headers'>, deps: Pick<AcceptDependencies, 'log' | 'telemetry' | 'newEventId'>): Promise<AcceptResult> {
+export async function refuseMethod(
+  request: Pick<IncomingWebhook, 'method' | 'headers'>,
+  deps: Pick<AcceptDependencies, 'log' | 'telemetry' | 'newEventId'>,
+): Promise<AcceptResult> {
   return answered(request, deps, async (eventId) => methodNotAllowed(request.method, eventId));
 }
 
@@ -140,7 +151,12 @@ function answerWith(eventId: string) {
 }
 
 function methodNotAllowed(method: string, eventId: string): AcceptResult {
-  const result = answerWith(eventId)('method-not-allowed', 405, { error: 'method-not-allowed', message: 'Dataverse webhooks are POSTed' }, { Allow: 'POST' });
+  const result = answerWith(eventId)(
+    'method-not-allowed',
+    405,
+    { error: 'method-not-allowed', message: 'Dataverse webhooks are POSTed' },
+    { Allow: 'POST' },
+  );
   // A HEAD answer has no body.
   if (method.toUpperCase() === 'HEAD') delete result.response.jsonBody;
   return result;
@@ -163,7 +179,12 @@ async function receiveWebhook(request: IncomingWebhook, eventId: string, deps: A
   if (deps.settings instanceof SettingsError) {
     // Reported in full once, when the app started; Dataverse is asked to try again, not told to give up.
     deps.log.error('Webhook not taken: the app settings are invalid (see the start-up log); answering 503', { eventId });
-    return answer('settings-invalid', 503, { error: 'settings-invalid', message: 'The receiver is misconfigured; try again later' }, { 'Retry-After': '1' });
+    return answer(
+      'settings-invalid',
+      503,
+      { error: 'settings-invalid', message: 'The receiver is misconfigured; try again later' },
+      { 'Retry-After': '1' },
+    );
   }
   const reception: Reception = { request, eventId, deps, settings: deps.settings, log: deps.log, answer };
   const refused = checkCredentials(reception);
@@ -175,7 +196,8 @@ async function receiveWebhook(request: IncomingWebhook, eventId: string, deps: A
 
 /** The HttpHeader and HttpQueryString credentials: 401 unless each matches one of its values. */
 function checkCredentials({ request, settings, eventId, log, answer }: Reception): AcceptResult | null {
-  const missing = firstMismatch(settings.requiredHeaders, (name) => request.headers.get(name)) ??
+  const missing =
+    firstMismatch(settings.requiredHeaders, (name) => request.headers.get(name)) ??
     (settings.requiredQuery.length > 0 ? firstMismatch(settings.requiredQuery, queryReader(request.url)) : null);
   if (!missing) return null;
   log.warn('Webhook refused: credentials did not match', { eventId, credential: missing });
@@ -215,7 +237,11 @@ async function takeEvent(reception: Reception, body: Buffer): Promise<AcceptResu
     const { event } = parsed;
     if (!organizationAllowed(event, settings.allowedOrganizations)) {
       claimCheck?.abandon();
-      log.warn('Webhook refused: organization not allowed', { eventId, organizationId: event.organizationId, organization: event.headers.organization });
+      log.warn('Webhook refused: organization not allowed', {
+        eventId,
+        organizationId: event.organizationId,
+        organization: event.headers.organization,
+      });
       return answer('forbidden-organization', 403, { error: 'forbidden', message: 'This organization may not send events here' });
     }
 
@@ -250,7 +276,10 @@ async function takeEvent(reception: Reception, body: Buffer): Promise<AcceptResu
       const decisions = decided && decided.units.length > 0 ? { decisions: decided.units } : {};
       return { ...answer('accepted', 202, { status: 'accepted', ...decisions }), event, ...decisionMs };
     } catch (storageError) {
-      log.error('Could not confirm an accepted webhook was stored; answering 503 so Dataverse retries', { ...ids, reason: describeError(storageError) });
+      log.error('Could not confirm an accepted webhook was stored; answering 503 so Dataverse retries', {
+        ...ids,
+        reason: describeError(storageError),
+      });
       return { ...unavailable(reception), event, ...decisionMs };
     }
   } finally {
@@ -260,11 +289,20 @@ async function takeEvent(reception: Reception, body: Buffer): Promise<AcceptResu
 }
 
 /** The inline handlers' decisions for a synchronous event some of them match, or null when none does. */
-async function decideInline({ deps, settings, eventId, log }: Reception, event: DataverseEvent, summary: EventSummary): Promise<DecisionsResult | null> {
+async function decideInline(
+  { deps, settings, eventId, log }: Reception,
+  event: DataverseEvent,
+  summary: EventSummary,
+): Promise<DecisionsResult | null> {
   const decisions = deps.decisions;
   if (!decisions || decisions.handlers.decisionsFor(event).length === 0) return null;
   const limits = { decisionTimeoutMs: settings.decisionTimeoutMs, totalMs: decisionsBudgetMs(settings) };
-  return runDecisions(event, { eventId, summary }, limits, { handlers: decisions.handlers, ledger: decisions.ledger, log, ...(deps.telemetry ? { telemetry: deps.telemetry } : {}) });
+  return runDecisions(event, { eventId, summary }, limits, {
+    handlers: decisions.handlers,
+    ledger: decisions.ledger,
+    log,
+    ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
+  });
 }
 
 /**
@@ -272,7 +310,11 @@ async function decideInline({ deps, settings, eventId, log }: Reception, event: 
  * waits for it and no copy of the delivery reads it (decide.ts), so a write that fails is logged
  * and changes nothing. Bounded by the storage deadline.
  */
-function recordAfterAnswer({ settings, log }: Reception, decided: Exclude<DecisionsResult, { kind: 'allowed' }>, ids: Record<string, string | number | null>): void {
+function recordAfterAnswer(
+  { settings, log }: Reception,
+  decided: Exclude<DecisionsResult, { kind: 'allowed' }>,
+  ids: Record<string, string | number | null>,
+): void {
   const deadline = new Deadline(settings.storageDeadlineMs);
   void deadline
     .bound(decided.record.write(deadline.signal))
@@ -301,14 +343,24 @@ function decisionAnswer({ answer }: Reception, decided: Exclude<DecisionsResult,
     case 'rejected':
       // Not retried by Dataverse (only 502, 503 and 504 are): the same rule would refuse it again.
       return {
-        ...answer('decision-rejected', 422, { error: 'rejected', handler: decided.handler, code: decided.code, message: decided.reason, decisions: decided.units }),
+        ...answer('decision-rejected', 422, {
+          error: 'rejected',
+          handler: decided.handler,
+          code: decided.code,
+          message: decided.reason,
+          decisions: decided.units,
+        }),
         reason: 'decision-rejected',
       };
     case 'error':
       // A throw was already retried once, at once (decide.ts): a retry by Dataverse would run it twice more.
       return answer('decision-failed', 500, { error: 'decision-failed', handler: decided.handler, message: 'An inline handler failed' });
     case 'timeout':
-      return answer('decision-timeout', 500, { error: 'decision-timeout', handler: decided.handler, message: `An inline handler did not decide within ${decided.limitMs} ms` });
+      return answer('decision-timeout', 500, {
+        error: 'decision-timeout',
+        handler: decided.handler,
+        message: `An inline handler did not decide within ${decided.limitMs} ms`,
+      });
   }
 }
 
@@ -338,7 +390,12 @@ async function keepRejectedBody(
         deadline.signal,
       ),
     );
-    log.warn('Webhook rejected: not a usable execution context', { eventId, reason: error.kind, rejectedBlob: kept.name, bytes: body.length });
+    log.warn('Webhook rejected: not a usable execution context', {
+      eventId,
+      reason: error.kind,
+      rejectedBlob: kept.name,
+      bytes: body.length,
+    });
     return { ...answer('rejected-body', 400, error.toJSON()), reason: error.kind };
   } catch (storageError) {
     // Until the body is kept, a 400 would lose it for good: ask Dataverse to send it again.
@@ -353,7 +410,12 @@ function tooLarge({ settings, eventId, log, answer }: Reception): AcceptResult {
 }
 
 function unavailable({ answer }: Reception): AcceptResult {
-  return answer('storage-unavailable', 503, { error: 'storage-unavailable', message: 'The event could not be confirmed as stored; try again' }, { 'Retry-After': '1' });
+  return answer(
+    'storage-unavailable',
+    503,
+    { error: 'storage-unavailable', message: 'The event could not be confirmed as stored; try again' },
+    { 'Retry-After': '1' },
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Telemetry } from '../observability/telemetry';
-import { readQueueBacklog, type QueueBacklog } from '../storage/backlog';
+import { type QueueBacklog, readQueueBacklog } from '../storage/backlog';
 import type { StorageClients } from '../storage/clients';
 import { failureStore } from './failures';
 
@@ -11,7 +11,10 @@ export interface Backlog {
   failures: number;
 }
 
-export async function readBacklog(storage: Pick<StorageClients, 'eventsQueue' | 'poisonQueue' | 'failures' | 'payloads'>, now: Date = new Date()): Promise<Backlog> {
+export async function readBacklog(
+  storage: Pick<StorageClients, 'eventsQueue' | 'poisonQueue' | 'failures' | 'payloads'>,
+  now: Date = new Date(),
+): Promise<Backlog> {
   const [events, poison, failures] = await Promise.all([
     readQueueBacklog(storage.eventsQueue, now),
     readQueueBacklog(storage.poisonQueue, now),

@@ -1,14 +1,14 @@
 import type { TableClient } from '@azure/data-tables';
-import { targetEntity } from '../dataverse/accessors';
 import type { DataverseEvent } from '../dataverse';
-import { describeError, logWith, type EventLog } from '../observability/log';
+import { targetEntity } from '../dataverse/accessors';
+import { describeError, type EventLog, logWith } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry, type TelemetryProperties } from '../observability/telemetry';
 import { Ledger, type RecordedDecision } from '../storage/ledger';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
-import { telemetryIdentifiers, type EventSummary } from './envelope';
-import { isDecision, type Decision, type HandlerRegistry, type RegisteredDecider } from './handlerRegistry';
+import { type EventSummary, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
+import { type Decision, type HandlerRegistry, isDecision, type RegisteredDecider } from './handlerRegistry';
 
 /**
  * Inline handlers (`decide(…)`): they run inside the webhook's HTTP request, one after the other in
@@ -75,7 +75,12 @@ export interface LedgerRecord {
 /** A handler's run, as the ledger keeps it: its decision, or why it failed, and on which attempt. */
 type UnitRecord = { handler: string; attempts: number } & ({ decision: RecordedDecision } | { error: string });
 
-export async function runDecisions(event: DataverseEvent, ids: { eventId: string; summary: EventSummary }, limits: DecisionLimits, deps: DecisionDependencies): Promise<DecisionsResult> {
+export async function runDecisions(
+  event: DataverseEvent,
+  ids: { eventId: string; summary: EventSummary },
+  limits: DecisionLimits,
+  deps: DecisionDependencies,
+): Promise<DecisionsResult> {
   const now = deps.now ?? Date.now;
   const telemetry = deps.telemetry ?? NO_TELEMETRY;
   const started = now();
@@ -93,7 +98,13 @@ export async function runDecisions(event: DataverseEvent, ids: { eventId: string
   };
 
   for (const decider of deps.handlers.decisionsFor(event)) {
-    const log = logWith(deps.log, { eventId, handler: decider.name, table: event.primaryEntityName, message: event.messageName, recordId: event.primaryEntityId });
+    const log = logWith(deps.log, {
+      eventId,
+      handler: decider.name,
+      table: event.primaryEntityName,
+      message: event.messageName,
+      recordId: event.primaryEntityId,
+    });
     const idempotencyKey = unitIdempotencyKey(key, decider.name);
     for (let attempt = 1; ; attempt++) {
       const handlerStarted = now();
@@ -102,19 +113,36 @@ export async function runDecisions(event: DataverseEvent, ids: { eventId: string
       const decisionMs = now() - handlerStarted;
       if (outcome.kind === 'decided') {
         const { decision } = outcome;
-        runs.push({ handler: decider.name, attempts: attempt, decision: decision.outcome === 'reject' ? { outcome: 'reject', reason: decision.reason, code: decision.code } : { outcome: 'allow' } });
+        runs.push({
+          handler: decider.name,
+          attempts: attempt,
+          decision:
+            decision.outcome === 'reject' ? { outcome: 'reject', reason: decision.reason, code: decision.code } : { outcome: 'allow' },
+        });
         units.push({ handler: decider.name, outcome: decision.outcome });
         if (decision.outcome === 'reject') {
           // The code only: the reason may hold the record's values.
           log.warn('Inline handler rejected the operation', { code: decision.code, decisionMs: Math.round(decisionMs) });
           told(decider.name, 'reject', decisionMs, decision.code);
-          return { kind: 'rejected', units, handler: decider.name, reason: decision.reason, code: decision.code, decisionMs: elapsed(), record: record() };
+          return {
+            kind: 'rejected',
+            units,
+            handler: decider.name,
+            reason: decision.reason,
+            code: decision.code,
+            decisionMs: elapsed(),
+            record: record(),
+          };
         }
         told(decider.name, 'allow', decisionMs);
         break;
       }
       if (outcome.kind === 'timeout') {
-        runs.push({ handler: decider.name, attempts: attempt, error: `did not decide within its time limit of ${limitMs} ms (its ctx.signal was aborted)` });
+        runs.push({
+          handler: decider.name,
+          attempts: attempt,
+          error: `did not decide within its time limit of ${limitMs} ms (its ctx.signal was aborted)`,
+        });
         log.error('Inline handler ran past its time limit; the operation fails', { limitMs });
         told(decider.name, 'timeout', decisionMs);
         return { kind: 'timeout', handler: decider.name, limitMs, decisionMs: elapsed(), record: record() };
@@ -140,7 +168,9 @@ function ledgerRecord(ledger: Ledger, key: string, eventId: string, runs: UnitRe
       settleAll(
         runs.map((run) =>
           bounded(signal, () =>
-            'decision' in run ? ledger.recordDecision(key, run.handler, eventId, run.attempts, run.decision) : ledger.recordFailure(key, run.handler, eventId, run.attempts, run.error),
+            'decision' in run
+              ? ledger.recordDecision(key, run.handler, eventId, run.attempts, run.decision)
+              : ledger.recordFailure(key, run.handler, eventId, run.attempts, run.error),
           ),
         ),
       ),
@@ -165,7 +195,9 @@ async function runDecider(
   const deadline = new Deadline(limitMs);
   try {
     const context = handlerContext(event, eventId, targetEntity(event), null, log, attempt);
-    const returned = await deadline.bound(Promise.resolve().then(() => decider.decide(event, { ...context, signal: deadline.signal, idempotencyKey })));
+    const returned = await deadline.bound(
+      Promise.resolve().then(() => decider.decide(event, { ...context, signal: deadline.signal, idempotencyKey })),
+    );
     return { kind: 'decided', decision: asDecision(decider.name, returned) };
   } catch (error) {
     if (error instanceof DeadlineExceededError) return { kind: 'timeout' };

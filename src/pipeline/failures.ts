@@ -4,11 +4,11 @@ import { describeError, type EventLog } from '../observability/log';
 import type { Telemetry } from '../observability/telemetry';
 import type { StorageClients } from '../storage/clients';
 import { isMissingResource } from '../storage/errors';
-import { FailureStore, messageBlobName, type FailureRecord } from '../storage/failureStore';
+import { type FailureRecord, FailureStore, messageBlobName } from '../storage/failureStore';
 import { Ledger } from '../storage/ledger';
 import { decodeMessageText, QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
-import { InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers, type EventEnvelope } from './envelope';
+import { type EventEnvelope, InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers } from './envelope';
 
 type FailureStorage = Pick<StorageClients, 'failures' | 'payloads' | 'ledger' | 'eventsQueue'>;
 
@@ -53,7 +53,10 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
 
   const previous = await store.get(envelope.eventId);
   if ((previous?.state === 'replayed' || previous?.state === 'resolved') && envelope.replays <= previous.replays) {
-    deps.log.info(`A poisoned copy of an event already ${previous.state}; not recorded again`, { eventId: envelope.eventId, replays: envelope.replays });
+    deps.log.info(`A poisoned copy of an event already ${previous.state}; not recorded again`, {
+      eventId: envelope.eventId,
+      replays: envelope.replays,
+    });
     return null;
   }
 
@@ -70,14 +73,29 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
     organization: summary.organizationName ?? summary.organizationId,
     attempts: Math.max(0, ...failed.map((unit) => unit.attempts)),
     replays: envelope.replays,
-    error: failed.length > 0 ? failed.map((unit) => `${unit.unit}: ${unit.error}`).join(' | ').slice(0, 4000) : 'the message failed before any handler ran',
+    error:
+      failed.length > 0
+        ? failed
+            .map((unit) => `${unit.unit}: ${unit.error}`)
+            .join(' | ')
+            .slice(0, 4000)
+        : 'the message failed before any handler ran',
     state: 'poisoned',
   };
   await store.record(failure, JSON.stringify(envelope));
   if ('blob' in envelope.body) await store.keepBody(envelope.eventId, envelope.body.blob.name);
-  deps.log.error('Event poisoned: recorded for replay', { eventId: failure.eventId, table: failure.table, message: failure.message, attempts: failure.attempts });
+  deps.log.error('Event poisoned: recorded for replay', {
+    eventId: failure.eventId,
+    table: failure.table,
+    message: failure.message,
+    attempts: failure.attempts,
+  });
   // The failed handlers' names: their errors may quote customer data, so they stay in the table.
-  deps.telemetry?.event('poisoned', { ...telemetryIdentifiers(envelope.eventId, summary), reason: failed.map((unit) => unit.unit).join(',') || 'before-any-handler' }, { attempts: failure.attempts });
+  deps.telemetry?.event(
+    'poisoned',
+    { ...telemetryIdentifiers(envelope.eventId, summary), reason: failed.map((unit) => unit.unit).join(',') || 'before-any-handler' },
+    { attempts: failure.attempts },
+  );
   return failure;
 }
 
@@ -131,7 +149,10 @@ export async function recordPoisonedMessage(
     await sendEncodedQueueMessage(deps.poisonQueue, Buffer.from(text, 'utf8').toString(QUEUE_MESSAGE_ENCODING), {
       visibilityTimeoutSeconds: deps.requeueDelaySeconds ?? REQUEUE_DELAY_SECONDS,
     });
-    deps.log.error('Could not record a poisoned message; a fresh copy waits on the poison queue for the next try', { error: describeError(error), ...source });
+    deps.log.error('Could not record a poisoned message; a fresh copy waits on the poison queue for the next try', {
+      error: describeError(error),
+      ...source,
+    });
     return 'requeued';
   }
 }
@@ -142,7 +163,6 @@ export interface SweepResult {
   /** Messages the poison queue still holds that could not be read now (invisible: being recorded or retried). */
   invisible: number;
 }
-
 
 /**
  * Records every message waiting in the poison queue, as its function would, and removes it from
@@ -161,7 +181,9 @@ export async function sweepPoisonQueue(deps: RecordDependencies & { poisonQueue:
       for (const item of batch.receivedMessageItems) {
         try {
           // Decoded as the host decodes it; text that is not base64 is kept as it is.
-          await recordPoisoned(decodeMessageText(item.messageText, QUEUE_MESSAGE_ENCODING) ?? item.messageText, deps, { messageId: item.messageId });
+          await recordPoisoned(decodeMessageText(item.messageText, QUEUE_MESSAGE_ENCODING) ?? item.messageText, deps, {
+            messageId: item.messageId,
+          });
         } catch (error) {
           // Back for the next try at once; the error says why.
           await poisonQueue.updateMessage(item.messageId, item.popReceipt, undefined, 0);
@@ -187,7 +209,10 @@ export interface ReplayResult {
 }
 
 /** Puts poisoned events back on the main queue as they were, counting the replay. */
-export async function replayFailures(eventIds: string[] | 'all', deps: { storage: FailureStorage; telemetry?: Telemetry; now?: () => Date }): Promise<ReplayResult[]> {
+export async function replayFailures(
+  eventIds: string[] | 'all',
+  deps: { storage: FailureStorage; telemetry?: Telemetry; now?: () => Date },
+): Promise<ReplayResult[]> {
   const store = failureStore(deps.storage);
   const now = deps.now ?? (() => new Date());
   const failures = eventIds === 'all' ? await store.list() : await Promise.all(eventIds.map(async (id) => (await store.get(id)) ?? id));
@@ -236,7 +261,10 @@ export interface ResolveResult {
  * they leave `failures` and `replay`, and the retention timer removes their record, kept message
  * and ledger rows once the retention period has passed since.
  */
-export async function resolveFailures(eventIds: string[], deps: { storage: Pick<StorageClients, 'failures' | 'payloads'>; now?: () => Date }): Promise<ResolveResult[]> {
+export async function resolveFailures(
+  eventIds: string[],
+  deps: { storage: Pick<StorageClients, 'failures' | 'payloads'>; now?: () => Date },
+): Promise<ResolveResult[]> {
   const store = failureStore(deps.storage);
   const now = deps.now ?? (() => new Date());
   const results: ResolveResult[] = [];

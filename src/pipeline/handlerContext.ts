@@ -1,5 +1,5 @@
-import { attribute, changedAttributes, postImage, preImage } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
+import { attribute, changedAttributes, postImage, preImage } from '../dataverse/accessors';
 import type { DataverseRow } from '../dataverseApi/recordReader';
 import type { EventLog } from '../observability/log';
 import type { HandlerContext } from './handlerRegistry';

@@ -1,14 +1,25 @@
+import { type DataverseEvent, isEntity, isEntityCollection } from '../dataverse';
 import { changedAttributes } from '../dataverse/accessors';
-import { isEntity, isEntityCollection, type DataverseEvent } from '../dataverse';
-import { declarationProblems, deriveSteps, StepDeclarationError, type DerivedStep, type HandlerDeclaration } from '../dataverse/steps';
+import { type DerivedStep, declarationProblems, deriveSteps, type HandlerDeclaration, StepDeclarationError } from '../dataverse/steps';
 import type { Context, Decider, Decision, DecisionOptions, Handler, HandlerContext, HandlerOptions } from '../handlerApi';
 import type { KnownDecisionOptions, KnownOptions } from '../handlerApi/declarations';
 import type { DeclaredColumns } from './typedContext';
 
+export type {
+  Context,
+  Decider,
+  Decision,
+  DecisionOptions,
+  Handler,
+  HandlerContext,
+  HandlerOptions,
+  ImageOption,
+  PostImageAlias,
+  PreImageAlias,
+} from '../handlerApi';
 // The handler API (what a handler file imports) is src/handlerApi/index.ts; these names stay
 // importable from here for the engine.
 export { allow, isDecision, MAX_REASON_LENGTH, reject } from '../handlerApi';
-export type { Context, Decider, Decision, DecisionOptions, Handler, HandlerContext, HandlerOptions, ImageOption, PostImageAlias, PreImageAlias } from '../handlerApi';
 
 /**
  * The handler registry: each handler declares, once, the Dataverse step it needs (table, message,
@@ -26,7 +37,6 @@ export type EventHandler = (event: DataverseEvent, ctx: HandlerContext) => Promi
  * checks it with `isDecision`.
  */
 export type EventDecider = (event: DataverseEvent, ctx: HandlerContext) => Promise<Decision> | Decision | undefined;
-
 
 export interface RegisteredHandler {
   name: string;
@@ -46,7 +56,18 @@ export interface RegisteredDecider {
 
 /** Ledger row keys may not hold / \ # ? or control characters; names stay readable too. */
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-const OPTION_NAMES = new Set(['name', 'entity', 'message', 'stage', 'mode', 'filteringAttributes', 'images', 'perRecord', 'skipStale', 'rereadTruncated']);
+const OPTION_NAMES = new Set([
+  'name',
+  'entity',
+  'message',
+  'stage',
+  'mode',
+  'filteringAttributes',
+  'images',
+  'perRecord',
+  'skipStale',
+  'rereadTruncated',
+]);
 /** What `on(…)` takes and `decide(…)` does not: an inline handler decides once per event, now. */
 const REACTING_ONLY_OPTIONS = new Set(['perRecord', 'skipStale', 'rereadTruncated']);
 const IMAGE_OPTION_NAMES = new Set(['type', 'columns']);
@@ -70,7 +91,9 @@ export class HandlerRegistry {
     const name = options.name ?? handle.name;
     const label = name || `a handler for ${String(options.entity)} ${String(options.message)}`;
     if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`);
+      throw new HandlerRegistryError(
+        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`,
+      );
     }
     this.checkName(name);
     const declaration = declare(name, options);
@@ -82,7 +105,12 @@ export class HandlerRegistry {
       declaration,
       perRecord: options.perRecord === true,
       skipStale: options.skipStale === true,
-      rereadColumns: options.rereadTruncated === true ? [] : Array.isArray(options.rereadTruncated) ? [...(options.rereadTruncated as readonly string[])] : null,
+      rereadColumns:
+        options.rereadTruncated === true
+          ? []
+          : Array.isArray(options.rereadTruncated)
+            ? [...(options.rereadTruncated as readonly string[])]
+            : null,
       handle: typedHandler(name, declaration, options.perRecord === true, handle as Handler),
     };
     this.derived = this.stepsWith(registered.declaration);
@@ -101,18 +129,31 @@ export class HandlerRegistry {
     const name = options.name ?? handle.name;
     const label = name || `an inline handler for ${String(options.entity)} ${String(options.message)}`;
     if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`);
+      throw new HandlerRegistryError(
+        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`,
+      );
     }
     this.checkName(name);
     const reactingOnly = Object.keys(options).filter((key) => REACTING_ONLY_OPTIONS.has(key));
     if (reactingOnly.length > 0) {
-      throw new HandlerRegistryError(`handler ${name}: ${reactingOnly.map((key) => `"${key}"`).join(', ')} apply to reacting handlers (on(…)); an inline handler decides once per event`);
+      throw new HandlerRegistryError(
+        `handler ${name}: ${reactingOnly.map((key) => `"${key}"`).join(', ')} apply to reacting handlers (on(…)); an inline handler decides once per event`,
+      );
     }
     // Left out, the mode is Synchronous: the only one Dataverse waits for.
     const declaration: HandlerDeclaration = { ...declare(name, { mode: 'Synchronous', ...options } as HandlerOptions), inline: true };
     const problems = declarationProblems(declaration);
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
-    const registered: RegisteredDecider = { name, declaration, decide: typedHandler(name, declaration, false, handle as unknown as (event: DataverseEvent, ctx: Context) => Promise<Decision> | Decision) };
+    const registered: RegisteredDecider = {
+      name,
+      declaration,
+      decide: typedHandler(
+        name,
+        declaration,
+        false,
+        handle as unknown as (event: DataverseEvent, ctx: Context) => Promise<Decision> | Decision,
+      ),
+    };
     this.derived = this.stepsWith(declaration);
     this.deciders.push(registered);
     this.declarations.push(declaration);
@@ -120,7 +161,8 @@ export class HandlerRegistry {
   }
 
   private checkName(name: string): void {
-    if ([...this.registered, ...this.deciders].some((handler) => handler.name === name)) throw new HandlerRegistryError(`two handlers are named "${name}"`);
+    if ([...this.registered, ...this.deciders].some((handler) => handler.name === name))
+      throw new HandlerRegistryError(`two handlers are named "${name}"`);
   }
 
   /** The steps with one more declaration, or why it cannot share a step with the others. */
@@ -163,11 +205,20 @@ function declare(name: string, options: HandlerOptions): HandlerDeclaration {
   const unknown = Object.keys(options).filter((key) => !OPTION_NAMES.has(key));
   if (unknown.length > 0) throw new HandlerRegistryError(`handler ${name}: unknown option ${unknown.map((key) => `"${key}"`).join(', ')}`);
   if (typeof options.entity !== 'string') throw new HandlerRegistryError(`handler ${name}: entity is the table's logical name`);
-  const messages = typeof options.message === 'string' ? [options.message] : Array.isArray(options.message) ? [...(options.message as readonly unknown[])] : [];
-  if (!messages.every((message): message is string => typeof message === 'string')) throw new HandlerRegistryError(`handler ${name}: message is a message name or a list of them`);
+  const messages =
+    typeof options.message === 'string'
+      ? [options.message]
+      : Array.isArray(options.message)
+        ? [...(options.message as readonly unknown[])]
+        : [];
+  if (!messages.every((message): message is string => typeof message === 'string'))
+    throw new HandlerRegistryError(`handler ${name}: message is a message name or a list of them`);
   const images = Object.entries(options.images ?? {}).map(([alias, image]) => {
     const unknownImageOptions = Object.keys(image).filter((key) => !IMAGE_OPTION_NAMES.has(key));
-    if (unknownImageOptions.length > 0) throw new HandlerRegistryError(`handler ${name}: image "${alias}" has unknown option ${unknownImageOptions.map((key) => `"${key}"`).join(', ')}`);
+    if (unknownImageOptions.length > 0)
+      throw new HandlerRegistryError(
+        `handler ${name}: image "${alias}" has unknown option ${unknownImageOptions.map((key) => `"${key}"`).join(', ')}`,
+      );
     return { alias, type: image.type, columns: image.columns === undefined ? null : [...image.columns] };
   });
   return {
@@ -186,17 +237,34 @@ function declare(name: string, options: HandlerOptions): HandlerDeclaration {
  * handler's promise that `record` is set, and calls a per-record handler with filtering attributes
  * only for the records that carry one of them (an UpdateMultiple step runs when any record does).
  */
-function typedHandler<R>(name: string, declaration: HandlerDeclaration, perRecord: boolean, handle: (event: DataverseEvent, ctx: Context) => R): (event: DataverseEvent, ctx: HandlerContext) => R | undefined {
+function typedHandler<R>(
+  name: string,
+  declaration: HandlerDeclaration,
+  perRecord: boolean,
+  handle: (event: DataverseEvent, ctx: Context) => R,
+): (event: DataverseEvent, ctx: HandlerContext) => R | undefined {
   const filtering = declaration.filteringAttributes;
   return (event, ctx) => {
     if (perRecord && !ctx.record) {
-      throw new HandlerRegistryError(`handler ${name} runs per record, and this ${event.messageName} names no record (a truncated bulk event keeps no record ids)`);
+      throw new HandlerRegistryError(
+        `handler ${name} runs per record, and this ${event.messageName} names no record (a truncated bulk event keeps no record ids)`,
+      );
     }
-    if (perRecord && filtering && ctx.record && !event.truncated && !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))) return undefined;
+    if (
+      perRecord &&
+      filtering &&
+      ctx.record &&
+      !event.truncated &&
+      !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))
+    )
+      return undefined;
     // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
     const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
     // Built on the processor's context (its prototype), so every field it has reaches the handler as it is.
-    const typed: HandlerContext & { truncated: boolean } = Object.assign(Object.create(ctx) as HandlerContext, { changes, truncated: event.truncated });
+    const typed: HandlerContext & { truncated: boolean } = Object.assign(Object.create(ctx) as HandlerContext, {
+      changes,
+      truncated: event.truncated,
+    });
     return handle(event, typed as unknown as Context);
   };
 }

@@ -1,5 +1,5 @@
 import type { ContainerClient } from '@azure/storage-blob';
-import { parseDataverseWebhookOrThrow, type DataverseEvent } from '../dataverse';
+import { type DataverseEvent, parseDataverseWebhookOrThrow } from '../dataverse';
 import { getPayload } from '../storage/claimCheck';
 import type { EventEnvelope } from './envelope';
 

@@ -1,19 +1,19 @@
-import { recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseEvent, Entity } from '../dataverse';
+import { recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
 import { INVOCATION_BUDGET_MS, MAX_DEQUEUE_COUNT } from '../hostConfig';
-import { describeError, logWith, type EventLog, type LogProperties } from '../observability/log';
+import { describeError, type EventLog, type LogProperties, logWith } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
-import { SettingsError, type ProcessSettings } from '../settings';
+import { type ProcessSettings, SettingsError } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
 import { storageErrorCode, storageStatus, wasRefused } from '../storage/errors';
-import { Ledger, type Completion, type EventSettlement, type HeldClaim } from '../storage/ledger';
+import { type Completion, type EventSettlement, type HeldClaim, Ledger } from '../storage/ledger';
 import { sendQueueMessage } from '../storage/queueMessages';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
+import { type EventEnvelope, logIdentifiers, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
-import { logIdentifiers, telemetryIdentifiers, type EventEnvelope } from './envelope';
 import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { loadEvent } from './loadEvent';
 import { UnitLease } from './unitLease';
@@ -99,9 +99,14 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
   const telemetryIds = telemetryIdentifiers(envelope.eventId, envelope.summary);
   const queueWaitMs = Math.max(0, now() - Date.parse(envelope.receivedAt));
   telemetry.metric('queueWaitMs', queueWaitMs, { table: envelope.summary.primaryEntityName, message: envelope.summary.messageName });
-  const outcome = (status: ProcessOutcome['status'], units: ProcessOutcome['units'] = [], truncated: boolean | null = null): ProcessOutcome => {
+  const outcome = (
+    status: ProcessOutcome['status'],
+    units: ProcessOutcome['units'] = [],
+    truncated: boolean | null = null,
+  ): ProcessOutcome => {
     if (status === 'duplicate') telemetry.event('duplicate', telemetryIds);
-    else if (status !== 'deferred' && status !== 'poisoned') telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs, units: units.length });
+    else if (status !== 'deferred' && status !== 'poisoned')
+      telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs, units: units.length });
     for (const unit of units) if (unit.result === 'stale') telemetry.event('stale', { ...telemetryIds, reason: unit.handler });
     return { eventId: envelope.eventId, status, units, truncated };
   };
@@ -119,13 +124,18 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
 
   if (deps.settings instanceof SettingsError) return failEvent(deps.settings);
   const settings = deps.settings;
-  const persist = (what: string, write: () => Promise<void>, until: number) => persistWrite(what, write, Math.min(until, budgetEnd), { ...deps, now }, ids);
+  const persist = (what: string, write: () => Promise<void>, until: number) =>
+    persistWrite(what, write, Math.min(until, budgetEnd), { ...deps, now }, ids);
 
   // The last unit's completion is written with the event's settlement, in one transaction.
   let lastCompletion: Completion | undefined;
 
   if (envelope.summary.depth > settings.maxDepth) {
-    deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', { ...ids, depth: envelope.summary.depth, maxDepth: settings.maxDepth });
+    deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', {
+      ...ids,
+      depth: envelope.summary.depth,
+      maxDepth: settings.maxDepth,
+    });
     return settle('depth-exceeded', [], null);
   }
 
@@ -149,7 +159,11 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
   const work = matched.flatMap((handler) => {
     const perRecord = handler.perRecord ? targetRecords(event) : [];
     const records: Array<Entity | null> = perRecord.length > 0 ? perRecord : [targetEntity(event)];
-    return records.map((record) => ({ handler, record, unit: handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name }));
+    return records.map((record) => ({
+      handler,
+      record,
+      unit: handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name,
+    }));
   });
   const units: ProcessOutcome['units'] = [];
   for (const [index, { handler, record, unit }] of work.entries()) {
@@ -162,14 +176,23 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     if (claim.kind === 'busy') {
       const retryAfterMs = claim.retryAfterMs + (claim.jittered ? 0 : Math.floor((deps.random ?? Math.random)() * settings.deferJitterMs));
       await defer(envelope, retryAfterMs, deps);
-      deps.log.info('Event is being processed elsewhere, or its last run died; a copy will look again later', { ...ids, handler: handler.name, retryAfterMs });
+      deps.log.info('Event is being processed elsewhere, or its last run died; a copy will look again later', {
+        ...ids,
+        handler: handler.name,
+        retryAfterMs,
+      });
       return outcome('deferred', units, event.truncated);
     }
     if (claim.kind === 'exhausted') {
       // As the host does after the last failed attempt (QueueProcessor.HandlePoisonMessageAsync):
       // the message goes to the poison queue, which recordPoisonedEvent reads; this one is acknowledged.
       await sendQueueMessage(deps.storage.poisonQueue, envelope);
-      deps.log.error('A handler failed or died on every attempt; the event was moved to the poison queue', { ...ids, handler: handler.name, attempts: claim.attempts, error: claim.error });
+      deps.log.error('A handler failed or died on every attempt; the event was moved to the poison queue', {
+        ...ids,
+        handler: handler.name,
+        attempts: claim.attempts,
+        error: claim.error,
+      });
       return outcome('poisoned', units, event.truncated);
     }
     const recordId = record?.id ?? null;
@@ -179,7 +202,21 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     }
     const log = logWith(deps.log, { ...ids, handler: handler.name, recordId });
     const limitMs = Math.min(settings.handlerTimeoutMs, budgetEnd - now());
-    const ran = await runUnit({ event, envelope, handler, record, log, ledger, claim, leaseMs: settings.leaseMs, limitMs, idempotencyKey: unitIdempotencyKey(key, unit) }, { ...deps, now });
+    const ran = await runUnit(
+      {
+        event,
+        envelope,
+        handler,
+        record,
+        log,
+        ledger,
+        claim,
+        leaseMs: settings.leaseMs,
+        limitMs,
+        idempotencyKey: unitIdempotencyKey(key, unit),
+      },
+      { ...deps, now },
+    );
     units.push({ handler: handler.name, recordId, result: ran.result });
     const completion: Completion = { claim: ran.claim, state: ran.result, eventId: envelope.eventId };
     if (index === work.length - 1) lastCompletion = completion;
@@ -203,7 +240,11 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     // that another processor may take the unit over anyway) or the invocation's budget does.
     const until = lastCompletion ? lastCompletion.claim.leaseUntil : budgetEnd;
     const claimCheck = 'blob' in envelope.body;
-    await persist(lastCompletion ? 'the last unit done and the event settled' : 'the event settled', () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion, { claimCheck }), until);
+    await persist(
+      lastCompletion ? 'the last unit done and the event settled' : 'the event settled',
+      () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion, { claimCheck }),
+      until,
+    );
     await releaseClaimCheck(envelope, deps);
     return outcome(status, settledUnits, truncated);
   }
@@ -262,7 +303,9 @@ async function runUnit(
   deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'> & { now: () => number },
 ): Promise<{ result: 'done' | 'stale'; claim: HeldClaim }> {
   const { event, envelope, handler, record, log, ledger, claim } = unit;
-  const lease = new UnitLease(claim, ledger, unit.leaseMs, deps.now, (error) => log.warn('Could not renew the unit\'s lease; trying again', { error: describeError(error) }));
+  const lease = new UnitLease(claim, ledger, unit.leaseMs, deps.now, (error) =>
+    log.warn("Could not renew the unit's lease; trying again", { error: describeError(error) }),
+  );
   const deadline = new Deadline(Math.max(0, unit.limitMs));
   try {
     const version = handler.skipStale ? recordVersion(event, record) : null;
@@ -278,7 +321,14 @@ async function runUnit(
           (async () => {
             const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
             // The truth about attempts: the ledger counts this unit's runs whichever message carried them.
-            const context = handlerContext(event, envelope.eventId, record, rereadRecord, log, Math.max(deps.deliveryCount, claim.attempts));
+            const context = handlerContext(
+              event,
+              envelope.eventId,
+              record,
+              rereadRecord,
+              log,
+              Math.max(deps.deliveryCount, claim.attempts),
+            );
             await handler.handle(event, { ...context, signal, idempotencyKey: unit.idempotencyKey });
           })(),
         ),
@@ -314,7 +364,12 @@ export class RereadUnavailableError extends Error {
 }
 
 /** The record read again from Dataverse, for a truncated event and a handler that asked. */
-async function reread(event: DataverseEvent, handler: RegisteredHandler, record: Entity | null, reader: RecordReader | null): Promise<DataverseRow | null> {
+async function reread(
+  event: DataverseEvent,
+  handler: RegisteredHandler,
+  record: Entity | null,
+  reader: RecordReader | null,
+): Promise<DataverseRow | null> {
   if (!event.truncated || handler.rereadColumns === null) return null;
   if (!reader) throw new RereadUnavailableError(`handler ${handler.name} re-reads truncated events, and DATAVERSE_URL is not set`);
   return reader.retrieve(record?.logicalName ?? event.primaryEntityName, record?.id ?? event.primaryEntityId, handler.rereadColumns);
@@ -326,7 +381,10 @@ async function releaseClaimCheck(envelope: EventEnvelope, deps: ProcessDependenc
   try {
     await deletePayload(deps.storage.payloads, envelope.body.blob);
   } catch (error) {
-    deps.log.warn('Could not delete a claim-check blob; the lifecycle rule will', { eventId: envelope.eventId, error: describeError(error) });
+    deps.log.warn('Could not delete a claim-check blob; the lifecycle rule will', {
+      eventId: envelope.eventId,
+      error: describeError(error),
+    });
   }
 }
 

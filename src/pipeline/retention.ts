@@ -4,7 +4,7 @@ import type { RetentionSettings } from '../settings';
 import type { StorageClients } from '../storage/clients';
 import { storageStatus } from '../storage/errors';
 import { watermarkPartition } from '../storage/ledger';
-import { sweepTable, type SweepResult } from '../storage/retention';
+import { type SweepResult, sweepTable } from '../storage/retention';
 import { deliveryKey } from './deliveryKey';
 import { InvalidEnvelopeError, parseEnvelope } from './envelope';
 import { failureStore } from './failures';
@@ -49,8 +49,15 @@ export async function applyRetention(deps: RetentionDependencies): Promise<Reten
     keepPartition: (partitionKey) => keep.has(partitionKey),
     ...(deps.concurrency ? { concurrency: deps.concurrency } : {}),
   });
-  const failures = ledger.complete ? await failureStore(deps.storage).removeSettled(olderThan, deps.deadline) : { removed: 0, complete: false };
-  const report: RetentionReport = { ledger, failuresRemoved: failures.removed, protectedPartitions: keep.size, complete: ledger.complete && failures.complete };
+  const failures = ledger.complete
+    ? await failureStore(deps.storage).removeSettled(olderThan, deps.deadline)
+    : { removed: 0, complete: false };
+  const report: RetentionReport = {
+    ledger,
+    failuresRemoved: failures.removed,
+    protectedPartitions: keep.size,
+    complete: ledger.complete && failures.complete,
+  };
   deps.log.info('Retention run', {
     deleted: ledger.deleted,
     kept: ledger.kept,
@@ -62,7 +69,13 @@ export async function applyRetention(deps: RetentionDependencies): Promise<Reten
   deps.telemetry?.event(
     'retention',
     { status: report.complete ? 'complete' : 'partial' },
-    { deleted: ledger.deleted, kept: ledger.kept, alreadyGone: ledger.alreadyGone, changed: ledger.changed, failuresRemoved: failures.removed },
+    {
+      deleted: ledger.deleted,
+      kept: ledger.kept,
+      alreadyGone: ledger.alreadyGone,
+      changed: ledger.changed,
+      failuresRemoved: failures.removed,
+    },
   );
   return report;
 }

@@ -32,14 +32,16 @@ export type ImageOf<O, Alias> = Typed<O> extends true ? TableEntity<TableOf<O>, 
 export type ChangeOf<O> = Typed<O> extends true ? TableChange<TableOf<O>> : AttributeChange;
 
 /** `ctx.attribute(name)`: a column of the table, and its value. */
-export type AttributeReader<O> = Typed<O> extends true
-  ? <K extends ColumnName<TableOf<O>>>(name: K) => ValueOf<TableOf<O>, K> | undefined
-  : (name: string) => DataverseValue | undefined;
+export type AttributeReader<O> =
+  Typed<O> extends true
+    ? <K extends ColumnName<TableOf<O>>>(name: K) => ValueOf<TableOf<O>, K> | undefined
+    : (name: string) => DataverseValue | undefined;
 
 /** Added to a declaration's type: its filtering attributes and image columns are columns of its table. */
-export type DeclaredColumns<O> = Typed<O> extends true
-  ? {
-      filteringAttributes?: readonly ColumnName<TableOf<O>>[];
-      images?: { readonly [alias: string]: { readonly type: ImageType; readonly columns?: readonly ColumnName<TableOf<O>>[] } };
-    }
-  : unknown;
+export type DeclaredColumns<O> =
+  Typed<O> extends true
+    ? {
+        filteringAttributes?: readonly ColumnName<TableOf<O>>[];
+        images?: { readonly [alias: string]: { readonly type: ImageType; readonly columns?: readonly ColumnName<TableOf<O>>[] } };
+      }
+    : unknown;

@@ -72,7 +72,10 @@ export class UnitLease {
   #guard(): void {
     clearTimeout(this.#guardTimer);
     const abortAt = this.#claim.leaseUntil - this.leaseMs / 6;
-    this.#guardTimer = setTimeout(() => this.#lose(`its ledger lease could not be renewed (it ends in ${Math.round(this.leaseMs / 6)} ms)`), Math.max(0, abortAt - this.now()));
+    this.#guardTimer = setTimeout(
+      () => this.#lose(`its ledger lease could not be renewed (it ends in ${Math.round(this.leaseMs / 6)} ms)`),
+      Math.max(0, abortAt - this.now()),
+    );
   }
 
   #lose(why: string): void {

@@ -25,7 +25,9 @@ export function settingsXml(settings: ReadonlyArray<{ name: string; value: strin
 export function settingsAuthValue(auth: Exclude<AuthDefinition, { type: 'WebhookKey' }>, env: NodeJS.ProcessEnv): string {
   const missing = auth.settings.filter((setting) => !env[setting.valueFromEnv]);
   if (missing.length > 0) {
-    throw new AuthValueError(`${auth.type} registration: set ${missing.map((setting) => setting.valueFromEnv).join(', ')} (the value of ${missing.map((setting) => `"${setting.name}"`).join(', ')})`);
+    throw new AuthValueError(
+      `${auth.type} registration: set ${missing.map((setting) => setting.valueFromEnv).join(', ')} (the value of ${missing.map((setting) => `"${setting.name}"`).join(', ')})`,
+    );
   }
   return settingsXml(auth.settings.map((setting) => ({ name: setting.name, value: env[setting.valueFromEnv] ?? '' })));
 }

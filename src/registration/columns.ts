@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { declaredColumnProblems, type ColumnDeclaration, type TableCatalog } from '../dataverse/tables';
+import { type ColumnDeclaration, declaredColumnProblems, type TableCatalog } from '../dataverse/tables';
 import type { DataverseClient } from '../dataverseApi';
 import { queryString } from '../dataverseApi/odata';
 import { tableDefinitionPath } from '../dataverseApi/tableMetadata';
@@ -45,7 +45,11 @@ export async function checkColumnsAgainstOrganization(client: DataverseClient, d
   const tables = [
     ...new Set(
       declarations
-        .filter((declaration) => declaration.entity !== '*' && ((declaration.filteringAttributes?.length ?? 0) > 0 || declaration.images.some((image) => image.columns !== null)))
+        .filter(
+          (declaration) =>
+            declaration.entity !== '*' &&
+            ((declaration.filteringAttributes?.length ?? 0) > 0 || declaration.images.some((image) => image.columns !== null)),
+        )
         .map((declaration) => declaration.entity.toLowerCase()),
     ),
   ];
@@ -55,8 +59,13 @@ export async function checkColumnsAgainstOrganization(client: DataverseClient, d
       `${tableDefinitionPath(table)}${queryString({ select: ['LogicalName'], expand: 'Attributes($select=LogicalName,AttributeType,AttributeTypeName,AttributeOf)' })}`,
       columnsResponse,
     );
-    const names = definition.Attributes.filter((attribute) =>
-      columnKind({ attributeType: attribute.AttributeType, attributeTypeName: attribute.AttributeTypeName?.Value ?? null, attributeOf: attribute.AttributeOf ?? null }) !== null,
+    const names = definition.Attributes.filter(
+      (attribute) =>
+        columnKind({
+          attributeType: attribute.AttributeType,
+          attributeTypeName: attribute.AttributeTypeName?.Value ?? null,
+          attributeOf: attribute.AttributeOf ?? null,
+        }) !== null,
     ).map((attribute) => attribute.LogicalName);
     columns.set(table, new Set(names));
   }

@@ -44,7 +44,8 @@ export function webhookUrlProblem(text: string): string | null {
   }
   if (url.protocol !== 'https:') return 'must be an https URL (Dataverse posts only to https)';
   if (url.username || url.password) return 'must not carry a user name or password';
-  if ([...url.searchParams.keys()].some((name) => name.toLowerCase() === 'code')) return 'must not carry ?code=: Dataverse sends the key from the registration (give it with --key or --key-from-azure)';
+  if ([...url.searchParams.keys()].some((name) => name.toLowerCase() === 'code'))
+    return 'must not carry ?code=: Dataverse sends the key from the registration (give it with --key or --key-from-azure)';
   if (url.hash) return 'must not have a #fragment';
   return null;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createHttpClient, readJson, type HttpOptions } from '../dataverseApi/http';
+import { createHttpClient, type HttpOptions, readJson } from '../dataverseApi/http';
 
 /**
  * Reads a function key of the deployed app through Azure Resource Manager, so the key is never
@@ -40,7 +40,10 @@ function segment(value: string, what: string): string {
 export async function fetchFunctionKey(location: FunctionKeyLocation, options: HttpOptions & { armUrl?: string }): Promise<string> {
   const armUrl = new URL(options.armUrl ?? ARM_URL);
   const site = `/subscriptions/${segment(location.subscriptionId, 'subscription id')}/resourceGroups/${segment(location.resourceGroup, 'resource group')}/providers/Microsoft.Web/sites/${segment(location.app, 'app name')}`;
-  const path = location.functionName === undefined ? `${site}/host/default/listkeys` : `${site}/functions/${segment(location.functionName, 'function name')}/listkeys`;
+  const path =
+    location.functionName === undefined
+      ? `${site}/host/default/listkeys`
+      : `${site}/functions/${segment(location.functionName, 'function name')}/listkeys`;
   const url = new URL(`${path}?api-version=${WEB_API_VERSION_FOR_KEYS}`, armUrl);
   const describe = `POST ${path}`;
 
@@ -49,7 +52,8 @@ export async function fetchFunctionKey(location: FunctionKeyLocation, options: H
   const keys = await readJson(response, location.functionName === undefined ? hostKeysResponse : functionKeysResponse, describe);
   const key = keys[location.keyName];
   if (!key) {
-    const where = location.functionName === undefined ? `the host of ${location.app}` : `the function ${location.functionName} of ${location.app}`;
+    const where =
+      location.functionName === undefined ? `the host of ${location.app}` : `the function ${location.functionName} of ${location.app}`;
     throw new FunctionKeyError(`${where} has no key named "${location.keyName}" (it has: ${Object.keys(keys).join(', ') || 'none'})`);
   }
   return key;

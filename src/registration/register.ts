@@ -1,8 +1,27 @@
+import {
+  type DerivedStep,
+  defaultMessagePropertyName,
+  IMAGE_TYPES,
+  type ImageDeclaration,
+  MODES,
+  STAGES,
+  stepName,
+} from '../dataverse/steps';
 import type { DataverseClient } from '../dataverseApi';
 import { bindReference, rowPath } from '../dataverseApi/odata';
-import { defaultMessagePropertyName, IMAGE_TYPES, MODES, STAGES, stepName, type DerivedStep, type ImageDeclaration } from '../dataverse/steps';
-import { AUTH_TYPES, JSON_MESSAGE_FORMAT, WEBHOOK_CONTRACT, type Registration } from './definition';
-import { BINDINGS, createMessageLookup, ENTITY_SETS, findEndpointsByName, listEndpointSteps, listStepImages, LookupError, type EndpointRow, type ImageRow, type StepRow } from './rows';
+import { AUTH_TYPES, JSON_MESSAGE_FORMAT, type Registration, WEBHOOK_CONTRACT } from './definition';
+import {
+  BINDINGS,
+  createMessageLookup,
+  ENTITY_SETS,
+  type EndpointRow,
+  findEndpointsByName,
+  type ImageRow,
+  LookupError,
+  listEndpointSteps,
+  listStepImages,
+  type StepRow,
+} from './rows';
 
 /**
  * Brings Dataverse in line with the code: the ServiceEndpoint of the registration file, found by
@@ -100,7 +119,12 @@ class Difference {
   readonly body: Record<string, unknown> = {};
   readonly changes: string[] = [];
 
-  compare(column: string, current: unknown, desired: unknown, shown: (value: unknown) => string = (value) => JSON.stringify(value ?? null)): this {
+  compare(
+    column: string,
+    current: unknown,
+    desired: unknown,
+    shown: (value: unknown) => string = (value) => JSON.stringify(value ?? null),
+  ): this {
     if (current !== desired) {
       this.body[column] = desired;
       this.changes.push(`${column} ${shown(current)} → ${shown(desired)}`);
@@ -176,10 +200,20 @@ async function planSteps(
   for (const step of desired) {
     try {
       const ids = await lookup.filterId(step.message, step.entity);
-      resolved.push({ step, name: stepName(endpointName, step), message: { id: ids.messageId, placeholder: '' }, filter: { id: ids.filterId, placeholder: '' } });
+      resolved.push({
+        step,
+        name: stepName(endpointName, step),
+        message: { id: ids.messageId, placeholder: '' },
+        filter: { id: ids.filterId, placeholder: '' },
+      });
     } catch (error) {
       if (!(error instanceof LookupError) || options.onMissingMessage === 'throw') throw error;
-      outcomes.push({ name: stepName(endpointName, step), action: 'create', changes: [`cannot be registered: ${error.message}`], handlers: [...step.handlers] });
+      outcomes.push({
+        name: stepName(endpointName, step),
+        action: 'create',
+        changes: [`cannot be registered: ${error.message}`],
+        handlers: [...step.handlers],
+      });
     }
   }
 
@@ -207,7 +241,8 @@ async function planSteps(
   }
   for (const row of existingSteps) {
     if (matched.has(row.sdkmessageprocessingstepid)) continue;
-    if (options.prune) writes.push({ method: 'DELETE', entitySet: ENTITY_SETS.steps, row: { id: row.sdkmessageprocessingstepid, placeholder: '' } });
+    if (options.prune)
+      writes.push({ method: 'DELETE', entitySet: ENTITY_SETS.steps, row: { id: row.sdkmessageprocessingstepid, placeholder: '' } });
     outcomes.push({ name: row.name, action: options.prune ? 'delete' : 'keep', changes: ['no handler declares it'], handlers: [] });
   }
   return { outcomes, writes };
@@ -240,7 +275,12 @@ function planStepCreate(writes: PlannedWrite[], resolved: ResolvedStep, endpoint
       body: () => ({ ...imageColumns(step, image), [BINDINGS.imageStep]: bind(ENTITY_SETS.steps, stepRef) }),
     });
   }
-  return { name: resolved.name, action: 'create', changes: step.images.map((image) => `image "${image.alias}"`), handlers: [...step.handlers] };
+  return {
+    name: resolved.name,
+    action: 'create',
+    changes: step.images.map((image) => `image "${image.alias}"`),
+    handlers: [...step.handlers],
+  };
 }
 
 function planStepUpdate(writes: PlannedWrite[], resolved: ResolvedStep, current: StepRow, currentImages: ImageRow[]): StepOutcome {
@@ -281,7 +321,12 @@ function planStepUpdate(writes: PlannedWrite[], resolved: ResolvedStep, current:
       .compare('messagepropertyname', currentImage.messagepropertyname, desiredImage.messagepropertyname)
       .compareColumns('attributes', currentImage.attributes, desiredImage.attributes);
     if (!imageDifference.empty) {
-      writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.images, row: { id: currentImage.sdkmessageprocessingstepimageid, placeholder: '' }, body: () => imageDifference.body });
+      writes.push({
+        method: 'PATCH',
+        entitySet: ENTITY_SETS.images,
+        row: { id: currentImage.sdkmessageprocessingstepimageid, placeholder: '' },
+        body: () => imageDifference.body,
+      });
       difference.changes.push(`image "${image.alias}": ${imageDifference.changes.join(', ')}`);
     }
   }
@@ -290,15 +335,23 @@ function planStepUpdate(writes: PlannedWrite[], resolved: ResolvedStep, current:
     writes.push({ method: 'DELETE', entitySet: ENTITY_SETS.images, row: { id: stale.sdkmessageprocessingstepimageid, placeholder: '' } });
     difference.changes.push(`image "${stale.entityalias}" removed`);
   }
-  return { name: resolved.name, action: difference.changes.length === 0 ? 'unchanged' : 'update', changes: difference.changes, handlers: [...step.handlers] };
+  return {
+    name: resolved.name,
+    action: difference.changes.length === 0 ? 'unchanged' : 'update',
+    changes: difference.changes,
+    handlers: [...step.handlers],
+  };
 }
 
 async function findEndpoint(client: DataverseClient, endpointName: string): Promise<EndpointRow | undefined> {
   const found = await findEndpointsByName(client, endpointName);
-  if (found.length > 1) throw new RegistrationConflictError(`${found.length} service endpoints are named "${endpointName}": rename or delete all but one`);
+  if (found.length > 1)
+    throw new RegistrationConflictError(`${found.length} service endpoints are named "${endpointName}": rename or delete all but one`);
   const existing = found[0];
   if (existing && existing.contract !== WEBHOOK_CONTRACT) {
-    throw new RegistrationConflictError(`The service endpoint "${endpointName}" is not a webhook (contract ${existing.contract}); it is left alone: choose another name`);
+    throw new RegistrationConflictError(
+      `The service endpoint "${endpointName}" is not a webhook (contract ${existing.contract}); it is left alone: choose another name`,
+    );
   }
   return existing;
 }
@@ -318,7 +371,8 @@ export async function planRegistration(client: DataverseClient, options: Registe
     .compare('url', existing?.url, options.url)
     .compare('authtype', existing?.authtype, desiredAuthType)
     .compare('messageformat', existing?.messageformat, JSON_MESSAGE_FORMAT);
-  if (registration.endpoint.description !== undefined) endpointDifference.compare('description', existing?.description ?? '', registration.endpoint.description);
+  if (registration.endpoint.description !== undefined)
+    endpointDifference.compare('description', existing?.description ?? '', registration.endpoint.description);
   if (authValue !== undefined) {
     endpointDifference.body.authvalue = authValue;
     endpointDifference.changes.push(existing ? 'authvalue (rewritten)' : 'authvalue');
@@ -327,7 +381,12 @@ export async function planRegistration(client: DataverseClient, options: Registe
   let endpointAction: Action = 'unchanged';
   if (!existing) {
     endpointAction = 'create';
-    writes.push({ method: 'POST', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => ({ name: endpointName, contract: WEBHOOK_CONTRACT, ...endpointDifference.body }) });
+    writes.push({
+      method: 'POST',
+      entitySet: ENTITY_SETS.serviceEndpoints,
+      row: endpointRef,
+      body: () => ({ name: endpointName, contract: WEBHOOK_CONTRACT, ...endpointDifference.body }),
+    });
   } else if (!endpointDifference.empty) {
     endpointAction = 'update';
     writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => endpointDifference.body });
@@ -336,12 +395,22 @@ export async function planRegistration(client: DataverseClient, options: Registe
 
   const preview = (write: PlannedWrite): WriteRequest => {
     const body = write.body?.();
-    const target = write.method === 'POST' ? write.entitySet : write.row.id ? rowPath(write.entitySet, write.row.id) : `${write.entitySet}(${write.row.placeholder})`;
+    const target =
+      write.method === 'POST'
+        ? write.entitySet
+        : write.row.id
+          ? rowPath(write.entitySet, write.row.id)
+          : `${write.entitySet}(${write.row.placeholder})`;
     return { method: write.method, url: `${client.serviceRoot}${target}`, ...(body ? { body: maskSecrets(body) } : {}) };
   };
   const plan: RegistrationPlan = {
     // A new endpoint's columns are all "changes"; the request shows them.
-    endpoint: { name: endpointName, id: endpointRef.id ?? null, action: endpointAction, changes: existing ? endpointDifference.changes : [] },
+    endpoint: {
+      name: endpointName,
+      id: endpointRef.id ?? null,
+      action: endpointAction,
+      changes: existing ? endpointDifference.changes : [],
+    },
     steps: stepPlan.outcomes,
     writes: writes.map(preview),
     async apply() {
@@ -363,7 +432,10 @@ export async function planRegistration(client: DataverseClient, options: Registe
  * a step whose columns or images differ. Reads only.
  */
 export async function compareSteps(client: DataverseClient, endpoint: EndpointRow, steps: readonly DerivedStep[]): Promise<StepOutcome[]> {
-  const { outcomes } = await planSteps(client, endpoint.name, { id: endpoint.serviceendpointid, placeholder: '' }, steps, { prune: false, onMissingMessage: 'report' });
+  const { outcomes } = await planSteps(client, endpoint.name, { id: endpoint.serviceendpointid, placeholder: '' }, steps, {
+    prune: false,
+    onMissingMessage: 'report',
+  });
   return outcomes;
 }
 

@@ -63,7 +63,19 @@ export const stepRow = z.object({
   _sdkmessagefilterid_value: id.nullable(),
 });
 export type StepRow = z.infer<typeof stepRow>;
-const STEP_COLUMNS = ['sdkmessageprocessingstepid', 'name', 'description', 'stage', 'mode', 'rank', 'asyncautodelete', 'filteringattributes', 'statecode', '_sdkmessageid_value', '_sdkmessagefilterid_value'];
+const STEP_COLUMNS = [
+  'sdkmessageprocessingstepid',
+  'name',
+  'description',
+  'stage',
+  'mode',
+  'rank',
+  'asyncautodelete',
+  'filteringattributes',
+  'statecode',
+  '_sdkmessageid_value',
+  '_sdkmessagefilterid_value',
+];
 
 export const imageRow = z.object({
   sdkmessageprocessingstepimageid: id,
@@ -90,7 +102,10 @@ export type FailedJobRow = z.infer<typeof failedJobRow>;
 export const FAILED_STATUS = 31;
 
 export async function findEndpointsByName(client: DataverseClient, name: string): Promise<EndpointRow[]> {
-  return client.list(`${ENTITY_SETS.serviceEndpoints}${queryString({ select: ENDPOINT_COLUMNS, filter: `name eq ${stringLiteral(name)}` })}`, endpointRow);
+  return client.list(
+    `${ENTITY_SETS.serviceEndpoints}${queryString({ select: ENDPOINT_COLUMNS, filter: `name eq ${stringLiteral(name)}` })}`,
+    endpointRow,
+  );
 }
 
 export async function listWebhookEndpoints(client: DataverseClient): Promise<EndpointRow[]> {
@@ -101,7 +116,10 @@ export async function listWebhookEndpoints(client: DataverseClient): Promise<End
 }
 
 export async function listEndpointSteps(client: DataverseClient, endpointId: string): Promise<StepRow[]> {
-  return client.list(`${rowPath(ENTITY_SETS.serviceEndpoints, endpointId)}/${ENDPOINT_STEPS}${queryString({ select: STEP_COLUMNS, orderby: 'name asc' })}`, stepRow);
+  return client.list(
+    `${rowPath(ENTITY_SETS.serviceEndpoints, endpointId)}/${ENDPOINT_STEPS}${queryString({ select: STEP_COLUMNS, orderby: 'name asc' })}`,
+    stepRow,
+  );
 }
 
 export async function listStepImages(client: DataverseClient, stepId: string): Promise<ImageRow[]> {
@@ -134,7 +152,10 @@ export function createMessageLookup(client: DataverseClient) {
     let pending = messages.get(message);
     if (!pending) {
       pending = client
-        .list(`${ENTITY_SETS.messages}${queryString({ select: ['sdkmessageid', 'name'], filter: `name eq ${stringLiteral(message)}` })}`, messageRow)
+        .list(
+          `${ENTITY_SETS.messages}${queryString({ select: ['sdkmessageid', 'name'], filter: `name eq ${stringLiteral(message)}` })}`,
+          messageRow,
+        )
         .then((rows) => {
           const [row, ...others] = rows;
           if (!row) throw new LookupError(`Dataverse has no SDK message named "${message}"`);
@@ -154,12 +175,19 @@ export function createMessageLookup(client: DataverseClient) {
       let pending = filters.get(key);
       if (!pending) {
         const filter = `_sdkmessageid_value eq ${guidLiteral(resolvedMessageId)} and primaryobjecttypecode eq ${stringLiteral(table)}`;
-        pending = client.list(`${ENTITY_SETS.messageFilters}${queryString({ select: ['sdkmessagefilterid', 'iscustomprocessingstepallowed'], filter })}`, filterRow).then((rows) => {
-          const [row] = rows;
-          if (!row) throw new LookupError(`Dataverse has no "${message}" message for the table "${table}": check the table's logical name`);
-          if (row.iscustomprocessingstepallowed === false) throw new LookupError(`Dataverse does not allow steps for "${message}" on "${table}"`);
-          return row.sdkmessagefilterid;
-        });
+        pending = client
+          .list(
+            `${ENTITY_SETS.messageFilters}${queryString({ select: ['sdkmessagefilterid', 'iscustomprocessingstepallowed'], filter })}`,
+            filterRow,
+          )
+          .then((rows) => {
+            const [row] = rows;
+            if (!row)
+              throw new LookupError(`Dataverse has no "${message}" message for the table "${table}": check the table's logical name`);
+            if (row.iscustomprocessingstepallowed === false)
+              throw new LookupError(`Dataverse does not allow steps for "${message}" on "${table}"`);
+            return row.sdkmessagefilterid;
+          });
         filters.set(key, pending);
       }
       return { messageId: resolvedMessageId, filterId: await pending };

@@ -1,8 +1,16 @@
+import { type DerivedStep, IMAGE_TYPES, MODES, STAGES } from '../dataverse/steps';
 import type { DataverseClient } from '../dataverseApi';
-import { IMAGE_TYPES, MODES, STAGES, type DerivedStep } from '../dataverse/steps';
 import { AUTH_TYPES } from './definition';
 import { compareSteps, type StepOutcome } from './register';
-import { findEndpointsByName, listEndpointSteps, listFailedJobs, listStepImages, listWebhookEndpoints, isWebhookEndpoint, type FailedJobRow } from './rows';
+import {
+  type FailedJobRow,
+  findEndpointsByName,
+  isWebhookEndpoint,
+  listEndpointSteps,
+  listFailedJobs,
+  listStepImages,
+  listWebhookEndpoints,
+} from './rows';
 
 /** What `status` shows: each webhook endpoint, its steps and images, and the recent failures of each step. */
 export interface WebhookStatus {
@@ -58,13 +66,22 @@ export interface StatusOptions {
 }
 
 export async function readWebhookStatus(client: DataverseClient, options: StatusOptions): Promise<WebhookStatus> {
-  const endpoints = options.endpointName === undefined ? await listWebhookEndpoints(client) : (await findEndpointsByName(client, options.endpointName)).filter(isWebhookEndpoint);
+  const endpoints =
+    options.endpointName === undefined
+      ? await listWebhookEndpoints(client)
+      : (await findEndpointsByName(client, options.endpointName)).filter(isWebhookEndpoint);
   let drift: Drift | null = null;
   if (options.expected) {
     const { endpointName, steps } = options.expected;
-    const endpoint = (options.endpointName === endpointName ? endpoints : (await findEndpointsByName(client, endpointName)).filter(isWebhookEndpoint))[0];
+    const endpoint = (
+      options.endpointName === endpointName ? endpoints : (await findEndpointsByName(client, endpointName)).filter(isWebhookEndpoint)
+    )[0];
     drift = endpoint
-      ? { endpoint: endpointName, exists: true, differences: (await compareSteps(client, endpoint, steps)).filter((outcome) => outcome.action !== 'unchanged') }
+      ? {
+          endpoint: endpointName,
+          exists: true,
+          differences: (await compareSteps(client, endpoint, steps)).filter((outcome) => outcome.action !== 'unchanged'),
+        }
       : { endpoint: endpointName, exists: false, differences: [] };
   }
   return {
@@ -93,7 +110,10 @@ export async function readWebhookStatus(client: DataverseClient, options: Status
                 type: nameOf(IMAGE_TYPES, image.imagetype),
                 attributes: image.attributes,
               })),
-              failedJobs: options.failedJobsPerStep > 0 ? await listFailedJobs(client, step.sdkmessageprocessingstepid, options.failedJobsPerStep) : [],
+              failedJobs:
+                options.failedJobsPerStep > 0
+                  ? await listFailedJobs(client, step.sdkmessageprocessingstepid, options.failedJobsPerStep)
+                  : [],
             })),
           ),
         };
@@ -121,7 +141,8 @@ export function formatWebhookStatus(status: WebhookStatus): string {
         `  step "${step.name}"${step.enabled ? '' : ' (disabled)'}: ${step.stage}, ${step.mode}, rank ${step.rank}${step.asyncAutoDelete ? ', deletes succeeded jobs' : ''}`,
         `    id ${step.id}${step.filteringAttributes ? `; filtering attributes: ${step.filteringAttributes}` : ''}`,
       );
-      for (const image of step.images) lines.push(`    image "${image.alias}": ${image.type}, ${image.attributes ? `attributes ${image.attributes}` : 'all attributes'}`);
+      for (const image of step.images)
+        lines.push(`    image "${image.alias}": ${image.type}, ${image.attributes ? `attributes ${image.attributes}` : 'all attributes'}`);
       lines.push(`    failed jobs: ${failures === 0 ? 'none' : failures}`);
       for (const job of step.failedJobs) {
         const message = oneLine(job.friendlymessage || job.message);
@@ -141,8 +162,16 @@ function formatDrift(drift: Drift): string[] {
   for (const difference of drift.differences) {
     if (difference.action === 'keep') lines.push(`  step "${difference.name}": no handler declares it ("register --prune" deletes it)`);
     else if (difference.action === 'create') {
-      lines.push(`  handler${difference.handlers.length > 1 ? 's' : ''} ${difference.handlers.join(', ')}: no step registered ("register" creates "${difference.name}")${difference.changes.filter((change) => change.startsWith('cannot')).map((change) => `; ${change}`).join('')}`);
-    } else lines.push(`  step "${difference.name}" for ${difference.handlers.join(', ')}: not as declared; "register" would update it (${difference.changes.join('; ')})`);
+      lines.push(
+        `  handler${difference.handlers.length > 1 ? 's' : ''} ${difference.handlers.join(', ')}: no step registered ("register" creates "${difference.name}")${difference.changes
+          .filter((change) => change.startsWith('cannot'))
+          .map((change) => `; ${change}`)
+          .join('')}`,
+      );
+    } else
+      lines.push(
+        `  step "${difference.name}" for ${difference.handlers.join(', ')}: not as declared; "register" would update it (${difference.changes.join('; ')})`,
+      );
   }
   return lines;
 }

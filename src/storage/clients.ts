@@ -1,7 +1,7 @@
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { TableClient } from '@azure/data-tables';
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { type QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { definedSettings } from '../settings';
 import { DEFAULT_STORAGE_NAMES, poisonQueueName, type StorageNames } from './names';
 
@@ -46,7 +46,10 @@ export class StorageConfigurationError extends Error {
  * (`__credential: managedidentity`, `__clientId` for a user-assigned one) or, elsewhere, the
  * developer's Azure login.
  */
-export function storageConnectionFrom(given: Readonly<Record<string, string | undefined>>, name = 'AzureWebJobsStorage'): StorageConnection {
+export function storageConnectionFrom(
+  given: Readonly<Record<string, string | undefined>>,
+  name = 'AzureWebJobsStorage',
+): StorageConnection {
   // An empty setting is an unset one (the Bicep writes '' for a parameter nobody gave).
   const settings = definedSettings(given);
   const connectionString = settings[name];
@@ -72,7 +75,8 @@ export function createStorageClients(connection: string | StorageConnection, opt
   const names = { ...DEFAULT_STORAGE_NAMES, ...options.names };
   const retry = options.retry ?? DEFAULT_RETRY;
   const retryOptions = { maxTries: retry.maxTries, tryTimeoutInMs: retry.tryTimeoutMs };
-  const resolved: StorageConnection = typeof connection === 'string' ? { kind: 'connection-string', connectionString: connection } : connection;
+  const resolved: StorageConnection =
+    typeof connection === 'string' ? { kind: 'connection-string', connectionString: connection } : connection;
   let queues: QueueServiceClient;
   let blobs: BlobServiceClient;
   let table: (name: string) => TableClient;
@@ -89,7 +93,8 @@ export function createStorageClients(connection: string | StorageConnection, opt
   } else {
     queues = new QueueServiceClient(resolved.queueUrl, resolved.credential, { retryOptions });
     blobs = new BlobServiceClient(resolved.blobUrl, resolved.credential, { retryOptions });
-    table = (name) => new TableClient(resolved.tableUrl, name, resolved.credential, { retryOptions: { maxRetries: Math.max(0, retry.maxTries - 1) } });
+    table = (name) =>
+      new TableClient(resolved.tableUrl, name, resolved.credential, { retryOptions: { maxRetries: Math.max(0, retry.maxTries - 1) } });
   }
   return {
     names,

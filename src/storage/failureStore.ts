@@ -94,7 +94,9 @@ export class FailureStore {
       if (storageStatus(error) === 404) return;
       throw error;
     }
-    await this.messages.getBlockBlobClient(bodyBlobName(eventId)).uploadData(body, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+    await this.messages
+      .getBlockBlobClient(bodyBlobName(eventId))
+      .uploadData(body, { blobHTTPHeaders: { blobContentType: 'application/json' } });
   }
 
   /** Puts a poisoned event's claim-check body back where its message expects it, if the lifecycle rule removed it. */
@@ -132,11 +134,17 @@ export class FailureStore {
    * message first: a record is never left pointing at nothing). Poisoned ones stay, whatever their
    * age. Idempotent: a record or blob already gone counts as removed by someone else.
    */
-  async removeSettled(settledBefore: Date, deadline: number, now: () => number = Date.now): Promise<{ removed: number; complete: boolean }> {
+  async removeSettled(
+    settledBefore: Date,
+    deadline: number,
+    now: () => number = Date.now,
+  ): Promise<{ removed: number; complete: boolean }> {
     let removed = 0;
     const cutoff = settledBefore.toISOString();
     try {
-      for await (const row of this.table.listEntities<FailureRow>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state ne 'poisoned'` } })) {
+      for await (const row of this.table.listEntities<FailureRow>({
+        queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state ne 'poisoned'` },
+      })) {
         if (now() >= deadline) return { removed, complete: false };
         const settledAt = row.state === 'replayed' ? row.replayedAt : row.resolvedAt;
         if (!settledAt || settledAt >= cutoff) continue;
@@ -160,7 +168,10 @@ export class FailureStore {
   async countPoisoned(): Promise<number> {
     let count = 0;
     try {
-      for await (const _row of this.table.listEntities({ queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state eq 'poisoned'`, select: ['RowKey'] } })) count++;
+      for await (const _row of this.table.listEntities({
+        queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state eq 'poisoned'`, select: ['RowKey'] },
+      }))
+        count++;
     } catch (error) {
       if (!isMissingResource('table', error)) throw error;
     }

@@ -96,7 +96,8 @@ export interface ClaimOptions {
 }
 
 /** What a unit whose lease lapsed while it was processing is recorded as. */
-export const DIED_ERROR = 'the run stopped before it finished (its worker died: a crash, an out-of-memory kill, a function timeout or a restart)';
+export const DIED_ERROR =
+  'the run stopped before it finished (its worker died: a crash, an out-of-memory kill, a function timeout or a restart)';
 
 export interface Completion {
   claim: Extract<Claim, { kind: 'claimed' }>;
@@ -146,7 +147,13 @@ export class Ledger {
    * partition) for claim-check events and for events settled without any unit; an inline event's
    * settlement is its last unit's done-mark alone, a single write, which costs storage less.
    */
-  async settleEvent(key: string, eventId: string, outcome: EventSettlement, lastUnit?: Completion, options: { claimCheck?: boolean } = {}): Promise<void> {
+  async settleEvent(
+    key: string,
+    eventId: string,
+    outcome: EventSettlement,
+    lastUnit?: Completion,
+    options: { claimCheck?: boolean } = {},
+  ): Promise<void> {
     const eventRow = { partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() };
     if (!lastUnit) {
       await this.write(() => this.table.upsertEntity(eventRow, 'Replace'));
@@ -192,7 +199,15 @@ export class Ledger {
     };
     try {
       const created = await this.write(() => this.table.createEntity(row));
-      return { kind: 'claimed', key, unit, etag: created.etag ?? '*', attempts: 1, leaseUntil: row.leaseUntil, ...(replays > 0 ? { replays } : {}) };
+      return {
+        kind: 'claimed',
+        key,
+        unit,
+        etag: created.etag ?? '*',
+        attempts: 1,
+        leaseUntil: row.leaseUntil,
+        ...(replays > 0 ? { replays } : {}),
+      };
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
     }
@@ -209,12 +224,17 @@ export class Ledger {
     const spent = replays > (existing.replays ?? 0) ? 0 : (existing.attempts ?? 0);
     const lastError = existing.state === 'processing' ? DIED_ERROR : (existing.lastError ?? '');
     const max = options.maxAttempts ?? Infinity;
-    if (existing.state === 'failed' && spent < max && (existing.retryAt ?? 0) > now) return { kind: 'busy', retryAfterMs: existing.retryAt! - now, jittered: true };
+    if (existing.state === 'failed' && spent < max && (existing.retryAt ?? 0) > now)
+      return { kind: 'busy', retryAfterMs: existing.retryAt! - now, jittered: true };
     const jitterMs = options.deadJitterMs ?? 0;
     if (existing.state === 'processing' && (spent >= max || jitterMs > 0)) {
       // A dead run, recorded as a failure (what a poison record reports), with when the unit may run again.
       const retryAt = spent >= max ? 0 : now + Math.floor((options.random ?? Math.random)() * jitterMs);
-      const failed: UnitRow = { ...this.failedRow(key, unit, existing.eventId, existing.attempts ?? 0, DIED_ERROR), retryAt, ...(existing.replays ? { replays: existing.replays } : {}) };
+      const failed: UnitRow = {
+        ...this.failedRow(key, unit, existing.eventId, existing.attempts ?? 0, DIED_ERROR),
+        retryAt,
+        ...(existing.replays ? { replays: existing.replays } : {}),
+      };
       try {
         await this.table.updateEntity(failed, 'Replace', { etag: existing.etag });
       } catch (error) {
@@ -227,7 +247,15 @@ export class Ledger {
     const attempts = spent + 1;
     try {
       const updated = await this.table.updateEntity({ ...row, attempts, lastError }, 'Replace', { etag: existing.etag });
-      return { kind: 'claimed', key, unit, etag: updated.etag ?? '*', attempts, leaseUntil: row.leaseUntil, ...(replays > 0 ? { replays } : {}) };
+      return {
+        kind: 'claimed',
+        key,
+        unit,
+        etag: updated.etag ?? '*',
+        attempts,
+        leaseUntil: row.leaseUntil,
+        ...(replays > 0 ? { replays } : {}),
+      };
     } catch (error) {
       if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
       throw error;
@@ -296,7 +324,10 @@ export class Ledger {
   }
 
   async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {
-    const row = { ...this.failedRow(claim.key, claim.unit, eventId, claim.attempts, error), ...(claim.replays ? { replays: claim.replays } : {}) };
+    const row = {
+      ...this.failedRow(claim.key, claim.unit, eventId, claim.attempts, error),
+      ...(claim.replays ? { replays: claim.replays } : {}),
+    };
     await this.write(() => this.table.upsertEntity(row, 'Replace'));
   }
 
@@ -306,7 +337,16 @@ export class Ledger {
   }
 
   private failedRow(key: string, unit: string, eventId: string, attempts: number, error: string): UnitRow {
-    return { partitionKey: key, rowKey: unit, state: 'failed', eventId, attempts, leaseUntil: 0, lastError: error.slice(0, 1000), updatedAt: new Date(this.now()).toISOString() };
+    return {
+      partitionKey: key,
+      rowKey: unit,
+      state: 'failed',
+      eventId,
+      attempts,
+      leaseUntil: 0,
+      lastError: error.slice(0, 1000),
+      updatedAt: new Date(this.now()).toISOString(),
+    };
   }
 
   /** The units of an event that last failed, with their error: what a poison record reports. */
@@ -316,7 +356,11 @@ export class Ledger {
     try {
       for await (const row of rows) {
         if (row.rowKey !== EVENT_ROW && row.state === 'failed') {
-          failures.push({ unit: row.rowKey === FAILURE_ROW ? BEFORE_HANDLERS : (row.rowKey ?? ''), attempts: row.attempts ?? 0, error: row.lastError ?? '' });
+          failures.push({
+            unit: row.rowKey === FAILURE_ROW ? BEFORE_HANDLERS : (row.rowKey ?? ''),
+            attempts: row.attempts ?? 0,
+            error: row.lastError ?? '',
+          });
         }
       }
     } catch (error) {
@@ -333,7 +377,13 @@ export class Ledger {
 
   /** Records that this handler applied `version` of the record, unless a newer one already was. */
   async advanceWatermark(record: RecordAddress, handler: string, version: RecordVersion, eventId: string): Promise<void> {
-    const row: WatermarkRow = { partitionKey: watermarkPartition(record), rowKey: handler, kind: version.kind, value: version.value.toString(), eventId };
+    const row: WatermarkRow = {
+      partitionKey: watermarkPartition(record),
+      rowKey: handler,
+      kind: version.kind,
+      value: version.value.toString(),
+      eventId,
+    };
     for (let attempt = 0; attempt < 5; attempt++) {
       const applied = await this.watermark(record, handler);
       try {
@@ -363,7 +413,11 @@ export class Ledger {
 
 function decisionOf(row: Partial<DecisionColumns>): RecordedDecision | null {
   if (row.decision !== 'allow' && row.decision !== 'reject') return null;
-  return { outcome: row.decision, ...(row.reason !== undefined ? { reason: row.reason } : {}), ...(row.code !== undefined ? { code: row.code } : {}) };
+  return {
+    outcome: row.decision,
+    ...(row.reason !== undefined ? { reason: row.reason } : {}),
+    ...(row.code !== undefined ? { code: row.code } : {}),
+  };
 }
 
 export interface RecordAddress {

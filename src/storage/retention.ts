@@ -60,7 +60,9 @@ export async function sweepTable(table: TableClient, options: SweepOptions): Pro
   const concurrency = options.concurrency ?? 32;
   const result: SweepResult = { deleted: 0, kept: 0, alreadyGone: 0, changed: 0, complete: false };
   const pages = table
-    .listEntities<Record<string, never>>({ queryOptions: { filter: odata`Timestamp lt ${options.olderThan}`, select: ['PartitionKey', 'RowKey'] } })
+    .listEntities<Record<string, never>>({
+      queryOptions: { filter: odata`Timestamp lt ${options.olderThan}`, select: ['PartitionKey', 'RowKey'] },
+    })
     .byPage({ maxPageSize: options.pageSize ?? 1000 });
   try {
     for await (const page of pages) {

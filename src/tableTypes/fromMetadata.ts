@@ -48,11 +48,14 @@ const PLAIN_KINDS: Readonly<Record<string, ColumnSpec['type']>> = {
 };
 
 /** The kind of a column, or null for one a webhook entity never holds. */
-export function columnKind(attribute: Pick<AttributeMetadata, 'attributeType' | 'attributeTypeName' | 'attributeOf'>): ColumnSpec['type'] | null {
+export function columnKind(
+  attribute: Pick<AttributeMetadata, 'attributeType' | 'attributeTypeName' | 'attributeOf'>,
+): ColumnSpec['type'] | null {
   const virtualKind = attribute.attributeTypeName ? VIRTUAL_KINDS[attribute.attributeTypeName] : undefined;
   if (attribute.attributeOf !== null && virtualKind !== 'Image') return null;
   if (attribute.attributeType === 'Virtual') return virtualKind ?? null;
-  if (['Picklist', 'State', 'Status', 'Lookup', 'Customer', 'Owner'].includes(attribute.attributeType)) return attribute.attributeType as ColumnSpec['type'];
+  if (['Picklist', 'State', 'Status', 'Lookup', 'Customer', 'Owner'].includes(attribute.attributeType))
+    return attribute.attributeType as ColumnSpec['type'];
   return PLAIN_KINDS[attribute.attributeType] ?? 'Other';
 }
 
@@ -66,7 +69,8 @@ function columnSpec(attribute: AttributeMetadata, type: ColumnSpec['type']): Col
       // Every choice column has an option set; one the casts did not return is left untyped rather than typed wrong.
       if (!attribute.options) return { ...described, type: 'Other' };
       const options: Record<number, string> = {};
-      for (const option of [...attribute.options].sort((a, b) => a.value - b.value)) options[option.value] = option.label ?? String(option.value);
+      for (const option of [...attribute.options].sort((a, b) => a.value - b.value))
+        options[option.value] = option.label ?? String(option.value);
       return { ...described, type, options };
     }
     case 'Lookup':

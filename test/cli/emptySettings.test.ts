@@ -16,7 +16,10 @@ const tempDir = useTempDirs();
 describe('an empty setting is unset', () => {
   it('AzureWebJobsStorage= dataverse-webhooks failures falls back to local.settings.json', async () => {
     const app = tempDir('empty-setting-');
-    writeFileSync(path.join(app, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { AzureWebJobsStorage: inject('azuriteConnectionString') } }));
+    writeFileSync(
+      path.join(app, 'local.settings.json'),
+      JSON.stringify({ IsEncrypted: false, Values: { AzureWebJobsStorage: inject('azuriteConnectionString') } }),
+    );
     const io = captureIO({ cwd: app, env: { AzureWebJobsStorage: '', AzureWebJobsStorage__accountName: ' ', DATAVERSE_URL: '' } });
     expect(await main(['failures'], io)).toBe(0);
     expect(io.err()).toBe('No poisoned events.\n');
@@ -36,7 +39,11 @@ describe('an empty setting is unset', () => {
       AzureWebJobsStorage__credential: 'managedidentity',
       AzureWebJobsStorage__clientId: '',
     });
-    expect(connection).toMatchObject({ kind: 'identity', blobUrl: 'https://contoso.blob.core.windows.net', queueUrl: 'https://contoso.queue.core.windows.net' });
+    expect(connection).toMatchObject({
+      kind: 'identity',
+      blobUrl: 'https://contoso.blob.core.windows.net',
+      queueUrl: 'https://contoso.queue.core.windows.net',
+    });
     const empty = { WEBHOOK_MAX_BODY_BYTES: '', WEBHOOK_ALLOWED_ORGANIZATIONS: ' ', PROCESSOR_LEASE_SECONDS: '', DATAVERSE_URL: '' };
     expect(checkSettings(empty)).toEqual([]);
     expect(readIngestSettings(empty).maxBodyBytes).toBe(4 * 1024 * 1024);

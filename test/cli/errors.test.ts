@@ -50,16 +50,23 @@ describe('CLI errors', () => {
     for (const connection of ['not-a-connection-string', `DefaultEndpointsProtocol=https;AccountName=x;AccountKey=${AZURITE_KEY}`]) {
       const io = captureIO({ env: { AzureWebJobsStorage: connection } });
       expect(await main(['failures'], io)).toBe(1);
-      expect(io.err()).toMatch(/^AzureWebJobsStorage from the environment is not a valid connection string \(.+\): copy it again from the storage account's Access keys/);
+      expect(io.err()).toMatch(
+        /^AzureWebJobsStorage from the environment is not a valid connection string \(.+\): copy it again from the storage account's Access keys/,
+      );
       expectOneLine(io.err(), AZURITE_KEY, 'not-a-connection-string');
     }
   });
 
   it('a wrong account key is refused by storage, and said so', async () => {
-    const wrong = inject('azuriteConnectionString').replace(/AccountKey=[^;]+/, `AccountKey=${Buffer.from('not the key').toString('base64')}`);
+    const wrong = inject('azuriteConnectionString').replace(
+      /AccountKey=[^;]+/,
+      `AccountKey=${Buffer.from('not the key').toString('base64')}`,
+    );
     const io = captureIO({ env: { AzureWebJobsStorage: wrong } });
     expect(await main(['failures'], io)).toBe(1);
-    expect(io.err()).toMatch(/^The storage account refused the credentials \(AzureWebJobsStorage from the environment, (AuthorizationFailure|AuthenticationFailed)\): check the AccountKey/);
+    expect(io.err()).toMatch(
+      /^The storage account refused the credentials \(AzureWebJobsStorage from the environment, (AuthorizationFailure|AuthenticationFailed)\): check the AccountKey/,
+    );
     expectOneLine(io.err(), 'bm90IHRoZSBrZXk=');
   });
 
@@ -70,17 +77,26 @@ describe('CLI errors', () => {
       const unavailable = (message: string) => Object.assign(new Error(message), { name: 'CredentialUnavailableError' });
       const notSignedIn = {
         getToken: async () => {
-          throw Object.assign(new Error('ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.\nCredentialUnavailableError: Azure CLI could not be found.'), {
-            name: 'AggregateAuthenticationError',
-            errors: [unavailable('EnvironmentCredential is unavailable.'), unavailable('Azure CLI could not be found.')],
-          });
+          throw Object.assign(
+            new Error(
+              'ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.\nCredentialUnavailableError: Azure CLI could not be found.',
+            ),
+            {
+              name: 'AggregateAuthenticationError',
+              errors: [unavailable('EnvironmentCredential is unavailable.'), unavailable('Azure CLI could not be found.')],
+            },
+          );
         },
       };
       const io = captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd: tempDir('cli-errors-') });
-      const error = await createStatusCommand({ tokens: () => createAzureTokenProvider(notSignedIn) })([], io).catch((caught: unknown) => caught);
+      const error = await createStatusCommand({ tokens: () => createAzureTokenProvider(notSignedIn) })([], io).catch(
+        (caught: unknown) => caught,
+      );
       const { line, code } = describeFailure(error, 'status', io);
       expect(code).toBe(1);
-      expect(line).toBe(`Not signed in to Azure: run "az login" (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal) to get a token for ${dataverse.url}`);
+      expect(line).toBe(
+        `Not signed in to Azure: run "az login" (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal) to get a token for ${dataverse.url}`,
+      );
       expect(dataverse.requests).toEqual([]);
     } finally {
       await dataverse.close();

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
 import { main } from '../../src/cli/main';
-import { startAzurite, type AzuriteInstance } from '../../devhost/azurite';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
@@ -46,7 +46,12 @@ describe('dataverse-webhooks failures and replay, with poisoned messages nobody 
     // One event poisoned and recorded as usual; a second one the host moved to the poison queue
     // while the recording function was not running (the host writes the message as it was).
     const recorded = await ingest(storage, fixture('08-').body);
-    await processor(storage, new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => { throw new Error('down'); })).drain();
+    await processor(
+      storage,
+      new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('down');
+      }),
+    ).drain();
     const unrecorded = await ingest(storage, fixture('01-').body);
     const [message] = (await storage.eventsQueue.receiveMessages()).receivedMessageItems;
     await storage.poisonQueue.sendMessage(message!.messageText);
@@ -54,7 +59,14 @@ describe('dataverse-webhooks failures and replay, with poisoned messages nobody 
 
     const listed = captureIO({ env });
     expect(await main(['failures'], listed)).toBe(0);
-    expect(listed.out().trim().split('\n').map((line) => line.split('  ')[0]).sort()).toEqual([recorded, unrecorded].sort());
+    expect(
+      listed
+        .out()
+        .trim()
+        .split('\n')
+        .map((line) => line.split('  ')[0])
+        .sort(),
+    ).toEqual([recorded, unrecorded].sort());
     const again = captureIO({ env });
     await main(['failures'], again);
     expect(again.out()).toBe(listed.out());
@@ -98,7 +110,10 @@ describe('dataverse-webhooks failures and replay', () => {
 
   it('--json gives the records to machines; the connection can come from local.settings.json', async () => {
     const folder = mkdtempSync(path.join(tmpdir(), 'dvw-'));
-    writeFileSync(path.join(folder, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { AzureWebJobsStorage: azurite.connectionString } }));
+    writeFileSync(
+      path.join(folder, 'local.settings.json'),
+      JSON.stringify({ IsEncrypted: false, Values: { AzureWebJobsStorage: azurite.connectionString } }),
+    );
     const io = captureIO({ env: {}, cwd: folder });
     expect(await main(['failures', '--json'], io)).toBe(0);
     const records = JSON.parse(io.out()) as Array<{ eventId: string; state: string }>;
@@ -122,7 +137,13 @@ describe('dataverse-webhooks failures and replay', () => {
 
     const listed = captureIO({ env: env() });
     await main(['failures'], listed);
-    expect(listed.out().trim().split('\n').map((line) => line.split('  ')[0])).toEqual([eventIds[1]]);
+    expect(
+      listed
+        .out()
+        .trim()
+        .split('\n')
+        .map((line) => line.split('  ')[0]),
+    ).toEqual([eventIds[1]]);
   });
 
   it('replay --all takes the rest; replay without ids is a usage error', async () => {
@@ -164,7 +185,13 @@ describe('dataverse-webhooks failures resolve', () => {
 
     const listed = captureIO({ env });
     expect(await main(['failures'], listed)).toBe(0);
-    expect(listed.out().trim().split('\n').map((line) => line.split('  ')[0])).toEqual([kept]);
+    expect(
+      listed
+        .out()
+        .trim()
+        .split('\n')
+        .map((line) => line.split('  ')[0]),
+    ).toEqual([kept]);
     const all = captureIO({ env });
     expect(await main(['failures', '--all'], all)).toBe(0);
     expect(all.out()).toMatch(new RegExp(`^${resolved}  .*  resolved  `, 'm'));

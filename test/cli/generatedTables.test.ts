@@ -29,12 +29,17 @@ describe('register --plan reads the generated module of the built app', () => {
 
   it('its tables when the build is current', () => {
     const load = app({ compiled: 'exports.tables = { contact: { columns: { firstname: { type: "String" } } } };' });
-    expect(load()).toEqual({ tables: { contact: { columns: { firstname: { type: 'String' } } } }, source: 'src/handlers/tables.generated.ts' });
+    expect(load()).toEqual({
+      tables: { contact: { columns: { firstname: { type: 'String' } } } },
+      source: 'src/handlers/tables.generated.ts',
+    });
   });
 
   it('refuses a module not built, or built before it was regenerated, and one that is not a module of tables', () => {
     expect(app({})).toThrow('src/handlers/tables.generated.ts is newer than its build: run "npm run build" first');
     expect(app({ compiled: 'exports.tables = {};', compiledAge: 3600 })).toThrow(/is newer than its build/);
-    expect(app({ compiled: 'exports.tables = { contact: 1 };' })).toThrow('src/handlers/tables.generated.ts does not export the tables "dataverse-webhooks types" writes: run it again');
+    expect(app({ compiled: 'exports.tables = { contact: 1 };' })).toThrow(
+      'src/handlers/tables.generated.ts does not export the tables "dataverse-webhooks types" writes: run it again',
+    );
   });
 });

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeFailure, main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
-import { allow, HandlerRegistry, type HandlerOptions } from '../../src/pipeline/handlerRegistry';
+import { allow, type HandlerOptions, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
-import { startFakeArm, type FakeArm } from '../support/fakeArm';
-import { startFakeDataverse, type FakeDataverse, type Row } from '../support/fakeDataverse';
+import { type FakeArm, startFakeArm } from '../support/fakeArm';
+import { type FakeDataverse, type Row, startFakeDataverse } from '../support/fakeDataverse';
 import { scopedTokens } from '../support/tokens';
 
 const KEY = 'function-key-from-the-command-line==';
@@ -48,17 +48,34 @@ function appHandlers(changes: { numbers?: string[]; namesImages?: boolean } = {}
         entity: 'account',
         message: 'Update',
         filteringAttributes: ['name'],
-        images: changes.namesImages === false ? { pre: { type: 'PreImage', columns: ['name', 'telephone1'] } } : { pre: { type: 'PreImage', columns: ['name'] }, post: { type: 'PostImage' } },
+        images:
+          changes.namesImages === false
+            ? { pre: { type: 'PreImage', columns: ['name', 'telephone1'] } }
+            : { pre: { type: 'PreImage', columns: ['name'] }, post: { type: 'PostImage' } },
       },
       noop,
     )
-    .on({ name: 'account-numbers', entity: 'account', message: 'Update', filteringAttributes: changes.numbers ?? ['accountnumber'] } as HandlerOptions, noop)
-    .on({ name: 'contact-deletes', entity: 'contact', message: 'Delete', stage: 'PreOperation', images: { pre: { type: 'PreImage' } } }, noop)
+    .on(
+      {
+        name: 'account-numbers',
+        entity: 'account',
+        message: 'Update',
+        filteringAttributes: changes.numbers ?? ['accountnumber'],
+      } as HandlerOptions,
+      noop,
+    )
+    .on(
+      { name: 'contact-deletes', entity: 'contact', message: 'Delete', stage: 'PreOperation', images: { pre: { type: 'PreImage' } } },
+      noop,
+    )
     .on({ name: 'audit', entity: '*', message: '*' }, noop);
 }
 
 function writeRegistration(endpoint: Record<string, unknown> = {}): void {
-  writeFileSync(path.join(dir, 'registration.json'), JSON.stringify({ endpoint: { name: 'dataverse-webhooks', url: WEBHOOK_URL, auth: { type: 'WebhookKey' }, ...endpoint } }));
+  writeFileSync(
+    path.join(dir, 'registration.json'),
+    JSON.stringify({ endpoint: { name: 'dataverse-webhooks', url: WEBHOOK_URL, auth: { type: 'WebhookKey' }, ...endpoint } }),
+  );
 }
 
 const tokens = () => scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token, [`${arm.url}/.default`]: arm.token });
@@ -66,17 +83,26 @@ const tokens = () => scopedTokens({ [`${dataverse.url}/.default`]: dataverse.tok
 async function register(args: string[], options: { env?: NodeJS.ProcessEnv; handlers?: HandlerRegistry } = {}) {
   const io = captureIO({ cwd: dir, env: { DATAVERSE_URL: dataverse.url, ...options.env } });
   const issued = tokens();
-  const command = createRegisterCommand({ tokens: () => issued, armUrl: arm.url, sleep: async () => {} }, options.handlers ?? appHandlers());
+  const command = createRegisterCommand(
+    { tokens: () => issued, armUrl: arm.url, sleep: async () => {} },
+    options.handlers ?? appHandlers(),
+  );
   const code = await command(['--file', 'registration.json', ...args], io);
   return { code, out: io.out(), err: io.err(), scopes: issued.scopes };
 }
 
 const messageId = (name: string) => String(dataverse.rows('sdkmessages').find((row) => row.name === name)?.sdkmessageid);
 const filterId = (message: string, table: string) =>
-  String(dataverse.rows('sdkmessagefilters').find((row) => row._sdkmessageid_value === messageId(message) && row.primaryobjecttypecode === table)?.sdkmessagefilterid);
+  String(
+    dataverse.rows('sdkmessagefilters').find((row) => row._sdkmessageid_value === messageId(message) && row.primaryobjecttypecode === table)
+      ?.sdkmessagefilterid,
+  );
 const endpoint = () => dataverse.rows('serviceendpoints')[0] as Row;
 const step = (name: string) => dataverse.rows('sdkmessageprocessingsteps').find((row) => row.name === name) as Row;
-const imagesOf = (stepRow: Row) => dataverse.rows('sdkmessageprocessingstepimages').filter((row) => row._sdkmessageprocessingstepid_value === stepRow.sdkmessageprocessingstepid);
+const imagesOf = (stepRow: Row) =>
+  dataverse
+    .rows('sdkmessageprocessingstepimages')
+    .filter((row) => row._sdkmessageprocessingstepid_value === stepRow.sdkmessageprocessingstepid);
 const writeLines = () => dataverse.writes().map((request) => `${request.method} ${request.path.replace(/\([0-9a-f-]{36}\)/, '(id)')}`);
 
 describe('dataverse-webhooks register derives the steps from the handlers', () => {
@@ -96,7 +122,14 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
       'POST sdkmessageprocessingsteps',
       'POST sdkmessageprocessingstepimages',
     ]);
-    expect(dataverse.writes()[0]?.body).toEqual({ name: 'dataverse-webhooks', contract: 8, url: WEBHOOK_URL, authtype: 4, messageformat: 2, authvalue: KEY });
+    expect(dataverse.writes()[0]?.body).toEqual({
+      name: 'dataverse-webhooks',
+      contract: 8,
+      url: WEBHOOK_URL,
+      authtype: 4,
+      messageformat: 2,
+      authvalue: KEY,
+    });
     const endpointId = String(endpoint().serviceendpointid);
 
     // The two Update handlers share one step: the union of their filtering attributes and images.
@@ -118,12 +151,28 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
       ['pre', 0, 'name', 'Target'],
       ['post', 1, null, 'Target'],
     ]);
-    expect(dataverse.writes()[4]?.body?.['sdkmessageprocessingstepid@odata.bind']).toBe(`/sdkmessageprocessingsteps(${String(update.sdkmessageprocessingstepid)})`);
+    expect(dataverse.writes()[4]?.body?.['sdkmessageprocessingstepid@odata.bind']).toBe(
+      `/sdkmessageprocessingsteps(${String(update.sdkmessageprocessingstepid)})`,
+    );
 
     const create = step(CREATE_STEP);
-    expect(create).toMatchObject({ stage: 40, mode: 1, asyncautodelete: true, filteringattributes: null, _eventhandler_value: endpointId, _sdkmessagefilterid_value: filterId('Create', 'account') });
-    expect(imagesOf(create)).toEqual([expect.objectContaining({ entityalias: 'post', name: 'post', imagetype: 1, attributes: 'name', messagepropertyname: 'Id' })]);
-    expect(step(DELETE_STEP)).toMatchObject({ stage: 20, mode: 0, asyncautodelete: false, _sdkmessagefilterid_value: filterId('Delete', 'contact') });
+    expect(create).toMatchObject({
+      stage: 40,
+      mode: 1,
+      asyncautodelete: true,
+      filteringattributes: null,
+      _eventhandler_value: endpointId,
+      _sdkmessagefilterid_value: filterId('Create', 'account'),
+    });
+    expect(imagesOf(create)).toEqual([
+      expect.objectContaining({ entityalias: 'post', name: 'post', imagetype: 1, attributes: 'name', messagepropertyname: 'Id' }),
+    ]);
+    expect(step(DELETE_STEP)).toMatchObject({
+      stage: 20,
+      mode: 0,
+      asyncautodelete: false,
+      _sdkmessagefilterid_value: filterId('Delete', 'contact'),
+    });
     expect(dataverse.rows('sdkmessageprocessingsteps')).toHaveLength(3);
 
     // The difference is printed before the writes are sent, and the key never.
@@ -191,15 +240,25 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     expect(second.code, second.err).toBe(0);
     expect(dataverse.writes().map((request) => [request.method, request.path, request.body])).toEqual([
       ['PATCH', `serviceendpoints(${String(endpoint().serviceendpointid)})`, { url: `${WEBHOOK_URL}2` }],
-      ['PATCH', `sdkmessageprocessingsteps(${String(create.sdkmessageprocessingstepid)})`, { name: CREATE_STEP, statecode: 0, statuscode: 1 }],
-      ['PATCH', `sdkmessageprocessingsteps(${String(update.sdkmessageprocessingstepid)})`, { filteringattributes: 'accountnumber,name,telephone1' }],
+      [
+        'PATCH',
+        `sdkmessageprocessingsteps(${String(create.sdkmessageprocessingstepid)})`,
+        { name: CREATE_STEP, statecode: 0, statuscode: 1 },
+      ],
+      [
+        'PATCH',
+        `sdkmessageprocessingsteps(${String(update.sdkmessageprocessingstepid)})`,
+        { filteringattributes: 'accountnumber,name,telephone1' },
+      ],
       ['PATCH', `sdkmessageprocessingstepimages(${String(pre?.sdkmessageprocessingstepimageid)})`, { attributes: 'name,telephone1' }],
       ['DELETE', `sdkmessageprocessingstepimages(${String(post?.sdkmessageprocessingstepimageid)})`, undefined],
     ]);
     expect(second.out).toContain(
       `  update step "${UPDATE_STEP}" for account-names, account-numbers (filteringattributes "accountnumber,name" → "accountnumber,name,telephone1"; image "pre": attributes "name" → "name,telephone1"; image "post" removed)`,
     );
-    expect(second.out).toContain(`  update step "${CREATE_STEP}" for new-accounts (name "renamed by hand" → "${CREATE_STEP}"; enabled (it was disabled))`);
+    expect(second.out).toContain(
+      `  update step "${CREATE_STEP}" for new-accounts (name "renamed by hand" → "${CREATE_STEP}"; enabled (it was disabled))`,
+    );
     expect(dataverse.violations).toEqual([]);
   });
 
@@ -207,11 +266,35 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     writeRegistration();
     await register(['--key', KEY]);
     const endpointId = String(endpoint().serviceendpointid);
-    const otherEndpointId = dataverse.insert('serviceendpoints', { name: 'someone else', contract: 8, url: 'https://other.example/hook', authtype: 4 });
-    const stale = dataverse.insert('sdkmessageprocessingsteps', { name: 'an old step', stage: 40, mode: 1, rank: 1, _eventhandler_value: endpointId, _sdkmessageid_value: messageId('Update'), _sdkmessagefilterid_value: filterId('Update', 'contact') });
+    const otherEndpointId = dataverse.insert('serviceendpoints', {
+      name: 'someone else',
+      contract: 8,
+      url: 'https://other.example/hook',
+      authtype: 4,
+    });
+    const stale = dataverse.insert('sdkmessageprocessingsteps', {
+      name: 'an old step',
+      stage: 40,
+      mode: 1,
+      rank: 1,
+      _eventhandler_value: endpointId,
+      _sdkmessageid_value: messageId('Update'),
+      _sdkmessagefilterid_value: filterId('Update', 'contact'),
+    });
     // A second step that is exactly the handlers' Create step would deliver every create twice.
-    const duplicate = dataverse.insert('sdkmessageprocessingsteps', { ...step(CREATE_STEP), sdkmessageprocessingstepid: undefined, name: 'a copy' });
-    const foreign = dataverse.insert('sdkmessageprocessingsteps', { name: 'an old step', stage: 40, mode: 1, rank: 1, _eventhandler_value: otherEndpointId, _sdkmessageid_value: messageId('Create') });
+    const duplicate = dataverse.insert('sdkmessageprocessingsteps', {
+      ...step(CREATE_STEP),
+      sdkmessageprocessingstepid: undefined,
+      name: 'a copy',
+    });
+    const foreign = dataverse.insert('sdkmessageprocessingsteps', {
+      name: 'an old step',
+      stage: 40,
+      mode: 1,
+      rank: 1,
+      _eventhandler_value: otherEndpointId,
+      _sdkmessageid_value: messageId('Create'),
+    });
     dataverse.reset();
 
     const kept = await register([]);
@@ -221,7 +304,12 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
     const pruned = await register(['--prune']);
     expect(pruned.out).toContain('  delete step "an old step": no handler declares it');
-    expect(dataverse.writes().map((request) => request.path).sort()).toEqual([`sdkmessageprocessingsteps(${duplicate})`, `sdkmessageprocessingsteps(${stale})`].sort());
+    expect(
+      dataverse
+        .writes()
+        .map((request) => request.path)
+        .sort(),
+    ).toEqual([`sdkmessageprocessingsteps(${duplicate})`, `sdkmessageprocessingsteps(${stale})`].sort());
     expect(dataverse.row('sdkmessageprocessingsteps', foreign)).toBeDefined();
     expect(dataverse.rows('sdkmessageprocessingsteps')).toHaveLength(4);
   });
@@ -235,13 +323,30 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     expect(result.out).not.toContain(KEY);
     expect(result.out).toContain(`  create step "${UPDATE_STEP}" for account-names, account-numbers (image "pre"; image "post")`);
     expect(result.out).toContain('Dry run: nothing was written. 8 request(s) would be sent:');
-    expect(result.out).toContain(`POST ${dataverse.url}/api/data/v9.2/serviceendpoints\n  {"name":"dataverse-webhooks","contract":8,"url":"${WEBHOOK_URL}","authtype":4,"messageformat":2,"authvalue":"***"}`);
-    expect(result.out).toContain('"eventhandler_serviceendpoint@odata.bind":"/serviceendpoints(<id of the new serviceendpoint \\"dataverse-webhooks\\">)"');
-    expect(result.out).toContain(`"sdkmessageprocessingstepid@odata.bind":"/sdkmessageprocessingsteps(<id of the new step \\"${DELETE_STEP}\\">)"`);
-    expect(result.out).toContain(`Dry run: read Dataverse with ${dataverse.requests.length} request(s):\nGET ${dataverse.url}/api/data/v9.2/serviceendpoints?$select=`);
+    expect(result.out).toContain(
+      `POST ${dataverse.url}/api/data/v9.2/serviceendpoints\n  {"name":"dataverse-webhooks","contract":8,"url":"${WEBHOOK_URL}","authtype":4,"messageformat":2,"authvalue":"***"}`,
+    );
+    expect(result.out).toContain(
+      '"eventhandler_serviceendpoint@odata.bind":"/serviceendpoints(<id of the new serviceendpoint \\"dataverse-webhooks\\">)"',
+    );
+    expect(result.out).toContain(
+      `"sdkmessageprocessingstepid@odata.bind":"/sdkmessageprocessingsteps(<id of the new step \\"${DELETE_STEP}\\">)"`,
+    );
+    expect(result.out).toContain(
+      `Dry run: read Dataverse with ${dataverse.requests.length} request(s):\nGET ${dataverse.url}/api/data/v9.2/serviceendpoints?$select=`,
+    );
     expect(dataverse.requests.every((request) => request.method === 'GET')).toBe(true);
 
-    const fromAzure = await register(['--dry-run', '--key-from-azure', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']);
+    const fromAzure = await register([
+      '--dry-run',
+      '--key-from-azure',
+      '--subscription',
+      'sub-1',
+      '--resource-group',
+      'rg-1',
+      '--app',
+      'func-test',
+    ]);
     expect(fromAzure.out).toContain('"authvalue":"***"');
     expect(arm.requests).toEqual([]);
     expect(dataverse.writes()).toEqual([]);
@@ -304,10 +409,19 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
   it('with --plan marks inline handlers, says what waits for the app, and warns about reacting handlers on a synchronous step', async () => {
     writeRegistration({ url: undefined });
     const registry = new HandlerRegistry()
-      .decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['creditlimit'] }, () => allow())
+      .decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['creditlimit'] }, () =>
+        allow(),
+      )
       .on({ name: 'erp-sync', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['name'] }, noop)
       .decide({ name: 'early-gate', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow());
-    const command = createRegisterCommand({ tokens: () => { throw new Error('--plan must not sign in'); } }, registry);
+    const command = createRegisterCommand(
+      {
+        tokens: () => {
+          throw new Error('--plan must not sign in');
+        },
+      },
+      registry,
+    );
     const io = captureIO({ cwd: dir, env: {} });
     expect(await command(['--file', 'registration.json', '--plan'], io)).toBe(0);
     expect(io.out()).toContain(
@@ -328,7 +442,12 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     );
     const json = captureIO({ cwd: dir, env: {} });
     expect(await command(['--file', 'registration.json', '--plan', '--json'], json)).toBe(0);
-    expect(JSON.parse(json.out()).steps.map((planned: { inlineHandlers: string[]; warnings: string[] }) => [planned.inlineHandlers, planned.warnings.length])).toEqual([
+    expect(
+      JSON.parse(json.out()).steps.map((planned: { inlineHandlers: string[]; warnings: string[] }) => [
+        planned.inlineHandlers,
+        planned.warnings.length,
+      ]),
+    ).toEqual([
       [['gate'], 1],
       [['early-gate'], 0],
     ]);
@@ -336,8 +455,17 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
   it('with --plan refuses an inline handler on a step Dataverse does not wait for, in one line, as the app would refuse to load', async () => {
     writeRegistration({ url: undefined });
-    const command = createRegisterCommand({ tokens: () => { throw new Error('--plan must not sign in'); } }, () =>
-      new HandlerRegistry().decide({ name: 'async-gate', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' } as never, () => allow()),
+    const command = createRegisterCommand(
+      {
+        tokens: () => {
+          throw new Error('--plan must not sign in');
+        },
+      },
+      () =>
+        new HandlerRegistry().decide(
+          { name: 'async-gate', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' } as never,
+          () => allow(),
+        ),
     );
     const io = captureIO({ cwd: dir, env: {} });
     const failure = await command(['--file', 'registration.json', '--plan'], io).then(
@@ -353,10 +481,16 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
   it('registers an inline handler’s step as synchronous, which keeps its System Jobs setting off', async () => {
     writeRegistration();
-    const registry = new HandlerRegistry().decide({ name: 'gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, () => allow());
+    const registry = new HandlerRegistry().decide({ name: 'gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, () =>
+      allow(),
+    );
     const result = await register(['--key', KEY], { handlers: registry });
     expect(result.code, result.err).toBe(0);
-    expect(step('dataverse-webhooks: Create of account (PostOperation, Synchronous)')).toMatchObject({ stage: 40, mode: 0, asyncautodelete: false });
+    expect(step('dataverse-webhooks: Create of account (PostOperation, Synchronous)')).toMatchObject({
+      stage: 40,
+      mode: 0,
+      asyncautodelete: false,
+    });
     expect(dataverse.violations).toEqual([]);
   });
 
@@ -365,7 +499,14 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     const result = await register(['--key-from-azure', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']);
     expect(result.code).toBe(0);
     expect(endpoint().authvalue).toBe('arm-function-key-default');
-    expect(arm.requests).toEqual([{ method: 'POST', path: `${SITE}/functions/dataverseWebhook/listkeys`, apiVersion: '2024-04-01', authorization: `Bearer ${arm.token}` }]);
+    expect(arm.requests).toEqual([
+      {
+        method: 'POST',
+        path: `${SITE}/functions/dataverseWebhook/listkeys`,
+        apiVersion: '2024-04-01',
+        authorization: `Bearer ${arm.token}`,
+      },
+    ]);
     expect(result.out).not.toContain('arm-function-key-default');
 
     dataverse.reset();
@@ -374,27 +515,61 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     expect(dataverse.writes()).toEqual([]);
     expect(arm.requests).toHaveLength(1);
 
-    const rotated = await register(['--rotate-key', '--key-from-azure', '--key-name', 'rotation'], { env: { AZURE_SUBSCRIPTION_ID: 'sub-1', AZURE_RESOURCE_GROUP: 'rg-1', AZURE_FUNCTION_APP_NAME: 'func-test' } });
+    const rotated = await register(['--rotate-key', '--key-from-azure', '--key-name', 'rotation'], {
+      env: { AZURE_SUBSCRIPTION_ID: 'sub-1', AZURE_RESOURCE_GROUP: 'rg-1', AZURE_FUNCTION_APP_NAME: 'func-test' },
+    });
     expect(rotated.code).toBe(0);
     expect(dataverse.writes().map((request) => request.body)).toEqual([{ authvalue: 'arm-function-key-second' }]);
     expect(endpoint().authvalue).toBe('arm-function-key-second');
     expect(rotated.out).toContain('  update endpoint "dataverse-webhooks"');
     expect(rotated.out).toContain('(authvalue (rewritten))');
 
-    await register(['--rotate-key', '--key-from-azure', '--host-key', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']);
+    await register([
+      '--rotate-key',
+      '--key-from-azure',
+      '--host-key',
+      '--subscription',
+      'sub-1',
+      '--resource-group',
+      'rg-1',
+      '--app',
+      'func-test',
+    ]);
     expect(endpoint().authvalue).toBe('arm-host-key-default');
     expect(arm.requests.at(-1)?.path).toBe(`${SITE}/host/default/listkeys`);
   });
 
   it('names the keys the function has, not their values, when the key asked for is missing', async () => {
     writeRegistration();
-    const attempt = register(['--key-from-azure', '--key-name', 'nope', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']);
+    const attempt = register([
+      '--key-from-azure',
+      '--key-name',
+      'nope',
+      '--subscription',
+      'sub-1',
+      '--resource-group',
+      'rg-1',
+      '--app',
+      'func-test',
+    ]);
     await expect(attempt).rejects.toThrow('the function dataverseWebhook of func-test has no key named "nope" (it has: default, rotation)');
-    const error = await register(['--key-from-azure', '--key-name', 'nope', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'func-test']).catch(String);
+    const error = await register([
+      '--key-from-azure',
+      '--key-name',
+      'nope',
+      '--subscription',
+      'sub-1',
+      '--resource-group',
+      'rg-1',
+      '--app',
+      'func-test',
+    ]).catch(String);
     expect(error).not.toContain('arm-function-key');
     expect(dataverse.writes()).toEqual([]);
 
-    await expect(register(['--key-from-azure', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'no-such-app'])).rejects.toThrow(/POST .*no-such-app\/functions\/dataverseWebhook\/listkeys failed: HTTP 404 ResourceNotFound/);
+    await expect(
+      register(['--key-from-azure', '--subscription', 'sub-1', '--resource-group', 'rg-1', '--app', 'no-such-app']),
+    ).rejects.toThrow(/POST .*no-such-app\/functions\/dataverseWebhook\/listkeys failed: HTTP 404 ResourceNotFound/);
   });
 
   it('registers HttpHeader settings from the environment variables the file names', async () => {
@@ -408,7 +583,9 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
     const result = await register([], { env: { WEBHOOK_HEADER_KEY: 'va"l<ue&' } });
     expect(result.code).toBe(0);
-    expect(dataverse.writes().map((request) => request.body)).toEqual([{ authtype: 5, authvalue: '<settings><setting name="x-webhook-key" value="va&quot;l&lt;ue&amp;" /></settings>' }]);
+    expect(dataverse.writes().map((request) => request.body)).toEqual([
+      { authtype: 5, authvalue: '<settings><setting name="x-webhook-key" value="va&quot;l&lt;ue&amp;" /></settings>' },
+    ]);
     expect(result.out).not.toContain('va"l<ue&');
 
     dataverse.reset();
@@ -419,13 +596,17 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
   it('fails before any write when a table or message does not exist, or the name belongs to another kind of endpoint', async () => {
     writeRegistration();
     const typo = appHandlers().on({ name: 'typo', entity: 'acount', message: 'Update' }, noop);
-    await expect(register(['--key', KEY], { handlers: typo })).rejects.toThrow('Dataverse has no "Update" message for the table "acount": check the table\'s logical name');
+    await expect(register(['--key', KEY], { handlers: typo })).rejects.toThrow(
+      'Dataverse has no "Update" message for the table "acount": check the table\'s logical name',
+    );
     const unknown = appHandlers().on({ name: 'frobnicate', entity: 'account', message: 'Frobnicate' }, noop);
     await expect(register(['--key', KEY], { handlers: unknown })).rejects.toThrow('Dataverse has no SDK message named "Frobnicate"');
     expect(dataverse.writes()).toEqual([]);
 
     dataverse.insert('serviceendpoints', { name: 'dataverse-webhooks', contract: 7 });
-    await expect(register(['--key', KEY])).rejects.toThrow('The service endpoint "dataverse-webhooks" is not a webhook (contract 7); it is left alone');
+    await expect(register(['--key', KEY])).rejects.toThrow(
+      'The service endpoint "dataverse-webhooks" is not a webhook (contract 7); it is left alone',
+    );
     expect(dataverse.writes()).toEqual([]);
   });
 
@@ -442,8 +623,14 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
       [['--url', 'http://func.example/api/x?code=SECRET-KEY', '--key', KEY, '--dry-run'], '--url must be an https URL'],
       [['--url', 'https://func.example/api/x?code=SECRET-KEY', '--dry-run'], '--url must not carry ?code='],
       [['--url', 'https://user:SECRET-KEY@func.example/api/x'], '--url must not carry a user name or password'],
-      [['--url', WEBHOOK_URL, '--org', 'contoso'], '--org: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com'],
-      [['--url', WEBHOOK_URL, '--key-from-azure', '--subscription', 'sub-1'], '--key-from-azure needs --resource-group (or AZURE_RESOURCE_GROUP)'],
+      [
+        ['--url', WEBHOOK_URL, '--org', 'contoso'],
+        '--org: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com',
+      ],
+      [
+        ['--url', WEBHOOK_URL, '--key-from-azure', '--subscription', 'sub-1'],
+        '--key-from-azure needs --resource-group (or AZURE_RESOURCE_GROUP)',
+      ],
       [['--url', WEBHOOK_URL, '--rotate-key'], '--rotate-key writes the function key: pass --key-from-azure, or --key'],
       [['--url', WEBHOOK_URL, '--key', 'a', '--key-from-azure'], 'Pass --key or --key-from-azure, not both'],
       [['--url', WEBHOOK_URL], 'Which organization? Pass --org https://<org>.crm.dynamics.com or set DATAVERSE_URL', {}],
@@ -461,14 +648,23 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
   it('asks for the key only when it must write it', async () => {
     writeRegistration();
-    await expect(register([])).rejects.toThrow('The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key');
+    await expect(register([])).rejects.toThrow(
+      'The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key',
+    );
     expect(dataverse.writes()).toEqual([]);
   });
 
   it('recovers from a failure half-way on the next run', async () => {
     writeRegistration();
-    dataverse.fail({ method: 'POST', path: 'sdkmessageprocessingstepimages', status: 400, body: { error: { code: '0x80040203', message: 'Invalid image attributes' } } });
-    await expect(register(['--key', KEY])).rejects.toThrow('POST sdkmessageprocessingstepimages failed: HTTP 400 0x80040203: Invalid image attributes');
+    dataverse.fail({
+      method: 'POST',
+      path: 'sdkmessageprocessingstepimages',
+      status: 400,
+      body: { error: { code: '0x80040203', message: 'Invalid image attributes' } },
+    });
+    await expect(register(['--key', KEY])).rejects.toThrow(
+      'POST sdkmessageprocessingstepimages failed: HTTP 400 0x80040203: Invalid image attributes',
+    );
     expect(step(CREATE_STEP)).toBeDefined();
     expect(dataverse.rows('sdkmessageprocessingstepimages')).toEqual([]);
 
@@ -510,7 +706,16 @@ describe('register refuses columns the tables do not have', () => {
       // Cast: with a generated module (src/handlers/tables.generated.ts) these would not compile, which
       // is the point of typed tables; here the columns are checked where Dataverse is asked.
       .on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['acountnumber'] } as HandlerOptions, noop)
-      .on({ name: 'names', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'], images: { pre: { type: 'PreImage', columns: ['parentcustomeridname'] } } } as HandlerOptions, noop);
+      .on(
+        {
+          name: 'names',
+          entity: 'contact',
+          message: 'Update',
+          filteringAttributes: ['firstname'],
+          images: { pre: { type: 'PreImage', columns: ['parentcustomeridname'] } },
+        } as HandlerOptions,
+        noop,
+      );
 
   it('against the organization’s table definitions, after reading and before the first write', async () => {
     writeRegistration();
@@ -528,23 +733,55 @@ describe('register refuses columns the tables do not have', () => {
     await expect(register(['--key', KEY, '--dry-run'], { handlers: misspelt() })).rejects.toThrow(/is not a column of account/);
     const { describeFailure } = await import('../../src/cli/main');
     const error = await register(['--key', KEY], { handlers: misspelt() }).catch((caught: unknown) => caught);
-    expect(describeFailure(error, 'register', captureIO())).toEqual({ line: expect.stringMatching(/^handler numbers: filtering attribute "acountnumber" is not a column of account .*; nothing was written$/), code: 1 });
+    expect(describeFailure(error, 'register', captureIO())).toEqual({
+      line: expect.stringMatching(
+        /^handler numbers: filtering attribute "acountnumber" is not a column of account .*; nothing was written$/,
+      ),
+      code: 1,
+    });
   });
 
   it('with --plan, against the generated table module when there is one, still without a request', async () => {
     writeRegistration();
     const catalog = {
-      account: { schemaName: 'Account', entitySetName: 'accounts', primaryIdAttribute: 'accountid', primaryNameAttribute: 'name', columns: { accountnumber: { type: 'String' as const } } },
-      contact: { schemaName: 'Contact', entitySetName: 'contacts', primaryIdAttribute: 'contactid', primaryNameAttribute: 'fullname', columns: { firstname: { type: 'String' as const } } },
+      account: {
+        schemaName: 'Account',
+        entitySetName: 'accounts',
+        primaryIdAttribute: 'accountid',
+        primaryNameAttribute: 'name',
+        columns: { accountnumber: { type: 'String' as const } },
+      },
+      contact: {
+        schemaName: 'Contact',
+        entitySetName: 'contacts',
+        primaryIdAttribute: 'contactid',
+        primaryNameAttribute: 'fullname',
+        columns: { firstname: { type: 'String' as const } },
+      },
     };
     const io = captureIO({ cwd: dir, env: {} });
-    const noNetwork = { tokens: () => { throw new Error('--plan must not sign in'); } };
-    const withModule = createRegisterCommand(noNetwork, misspelt(), () => ({ tables: catalog, source: 'src/handlers/tables.generated.ts' }));
+    const noNetwork = {
+      tokens: () => {
+        throw new Error('--plan must not sign in');
+      },
+    };
+    const withModule = createRegisterCommand(noNetwork, misspelt(), () => ({
+      tables: catalog,
+      source: 'src/handlers/tables.generated.ts',
+    }));
     await expect(withModule(['--file', 'registration.json', '--plan'], io)).rejects.toThrow(
       'handler numbers: filtering attribute "acountnumber" is not a column of account (did you mean "accountnumber"?); handler names: image "pre" column "parentcustomeridname" is not a column of contact (src/handlers/tables.generated.ts); nothing was written',
     );
-    const correct = new HandlerRegistry().on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['accountnumber'] }, noop);
-    expect(await createRegisterCommand(noNetwork, correct, () => ({ tables: catalog, source: 'src/handlers/tables.generated.ts' }))(['--file', 'registration.json', '--plan'], io)).toBe(0);
+    const correct = new HandlerRegistry().on(
+      { name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['accountnumber'] },
+      noop,
+    );
+    expect(
+      await createRegisterCommand(noNetwork, correct, () => ({ tables: catalog, source: 'src/handlers/tables.generated.ts' }))(
+        ['--file', 'registration.json', '--plan'],
+        io,
+      ),
+    ).toBe(0);
     expect(io.out()).toContain('Columns checked against src/handlers/tables.generated.ts.\n');
   });
 });
@@ -557,12 +794,39 @@ function exampleLikeHandlers() {
   const followed = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
   return new HandlerRegistry()
     .on(
-      { name: 'contact-changes', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous', filteringAttributes: followed, images: { pre: { type: 'PreImage', columns: followed } } },
+      {
+        name: 'contact-changes',
+        entity: 'contact',
+        message: 'Update',
+        stage: 'PostOperation',
+        mode: 'Asynchronous',
+        filteringAttributes: followed,
+        images: { pre: { type: 'PreImage', columns: followed } },
+      },
       noop,
     )
-    .on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true, rereadTruncated: ['_ownerid_value'] }, noop)
+    .on(
+      {
+        name: 'account-created',
+        entity: 'account',
+        message: 'Create',
+        stage: 'PostOperation',
+        perRecord: true,
+        rereadTruncated: ['_ownerid_value'],
+      },
+      noop,
+    )
     .decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow())
-    .decide({ name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] }, () => allow());
+    .decide(
+      {
+        name: 'credit-limit-on-update',
+        entity: 'account',
+        message: 'Update',
+        stage: 'PreValidation',
+        filteringAttributes: ['creditlimit'],
+      },
+      () => allow(),
+    );
 }
 
 describe('handlers like the examples', () => {
@@ -581,8 +845,16 @@ describe('handlers like the examples', () => {
       'dataverse-webhooks: Update of contact (PostOperation, Asynchronous)',
     ]);
     // The credit-limit example decides inline: synchronous PreValidation steps, the Update one filtered on creditlimit.
-    expect(steps.find((row) => row.name === 'dataverse-webhooks: Create of account (PreValidation, Synchronous)')).toMatchObject({ stage: 10, mode: 0, description: expect.stringContaining('credit-limit-on-create') });
-    expect(steps.find((row) => row.name === 'dataverse-webhooks: Update of account (PreValidation, Synchronous)')).toMatchObject({ stage: 10, mode: 0, filteringattributes: 'creditlimit' });
+    expect(steps.find((row) => row.name === 'dataverse-webhooks: Create of account (PreValidation, Synchronous)')).toMatchObject({
+      stage: 10,
+      mode: 0,
+      description: expect.stringContaining('credit-limit-on-create'),
+    });
+    expect(steps.find((row) => row.name === 'dataverse-webhooks: Update of account (PreValidation, Synchronous)')).toMatchObject({
+      stage: 10,
+      mode: 0,
+      filteringattributes: 'creditlimit',
+    });
     for (const handler of shippedHandlers.all) {
       const { entity, messages, images } = handler.declaration;
       const [message] = messages;
@@ -590,9 +862,10 @@ describe('handlers like the examples', () => {
       expect(registered, handler.name).toBeDefined();
       expect(registered?.description).toContain(handler.name);
       // Every alias the handler reads (its declaration is what types ctx.preImage/ctx.changes) exists, with its columns.
-      expect(imagesOf(registered!).map((image) => [image.entityalias, image.attributes]), handler.name).toEqual(
-        images.map((image) => [image.alias, image.columns ? [...image.columns].sort().join(',') : null]),
-      );
+      expect(
+        imagesOf(registered!).map((image) => [image.entityalias, image.attributes]),
+        handler.name,
+      ).toEqual(images.map((image) => [image.alias, image.columns ? [...image.columns].sort().join(',') : null]));
     }
     const contactStep = steps.find((row) => row._sdkmessagefilterid_value === filterId('Update', 'contact'))!;
     expect(contactStep).toMatchObject({ stage: 40, mode: 1, filteringattributes: 'emailaddress1,firstname,lastname,parentcustomerid' });

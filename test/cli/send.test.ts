@@ -5,12 +5,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { fileWebhookRequest, generatedWebhookRequest, truncated } from '../../src/cli/webhookRequest';
-import { parseDataverseWebhookOrThrow, TRUNCATED_PROPERTIES, type Entity } from '../../src/dataverse';
-import { parseEnvelope, type EventEnvelope } from '../../src/pipeline/envelope';
+import { type Entity, parseDataverseWebhookOrThrow, TRUNCATED_PROPERTIES } from '../../src/dataverse';
+import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
 import type { StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
-import { startIngestServer, type IngestServer } from '../support/ingestServer';
 import { capturedFixtures, fixture, SAMPLES_DIR } from '../support/fixtures';
+import { type IngestServer, startIngestServer } from '../support/ingestServer';
 import { drainQueue, isolatedStorage } from '../support/storage';
 
 function parse(request: { body: string; headers: Record<string, string> }) {
@@ -76,16 +76,29 @@ describe('generated webhook requests parse exactly like real ones', () => {
 
   it('an asynchronous Update by default, and a Delete whose Target is a reference', () => {
     const update = parse(generatedWebhookRequest({ entity: 'account', message: 'Update' }));
-    expect(update).toMatchObject({ stage: 40, mode: 'Asynchronous', headers: { organization: 'contoso.crm.dynamics.com', requestName: 'Update' } });
+    expect(update).toMatchObject({
+      stage: 40,
+      mode: 'Asynchronous',
+      headers: { organization: 'contoso.crm.dynamics.com', requestName: 'Update' },
+    });
     const id = randomUUID();
     const deleted = parse(generatedWebhookRequest({ entity: 'account', message: 'Delete', ids: [id] }));
     expect(deleted.target).toMatchObject({ $type: 'EntityReference', logicalName: 'account', id });
   });
 
   it('a mode that follows the stage: synchronous before PostOperation, asynchronous in it', () => {
-    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: '20' }))).toMatchObject({ stage: 20, mode: 'Synchronous' });
-    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: 'PreValidation' }))).toMatchObject({ stage: 10, mode: 'Synchronous' });
-    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: '40', mode: 'sync' }))).toMatchObject({ stage: 40, mode: 'Synchronous' });
+    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: '20' }))).toMatchObject({
+      stage: 20,
+      mode: 'Synchronous',
+    });
+    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: 'PreValidation' }))).toMatchObject({
+      stage: 10,
+      mode: 'Synchronous',
+    });
+    expect(parse(generatedWebhookRequest({ entity: 'account', message: 'Update', stage: '40', mode: 'sync' }))).toMatchObject({
+      stage: 40,
+      mode: 'Synchronous',
+    });
   });
 
   it('pre- and post-images under the aliases given, with typed columns', () => {
@@ -111,9 +124,14 @@ describe('generated webhook requests parse exactly like real ones', () => {
     const created = parse(generatedWebhookRequest({ entity: 'account', message: 'CreateMultiple', ids, attributes: ['name=Contoso'] }));
     const targets = created.inputParameters['Targets'];
     expect(targets).toMatchObject({ $type: 'EntityCollection', entityName: 'account', moreRecords: false });
-    expect((targets as { entities: Entity[] }).entities.map((entity) => [entity.logicalName, entity.id, entity.attributes['name'], entity.attributes['accountid']])).toEqual(
-      ids.map((id) => ['account', id, 'Contoso', id]),
-    );
+    expect(
+      (targets as { entities: Entity[] }).entities.map((entity) => [
+        entity.logicalName,
+        entity.id,
+        entity.attributes['name'],
+        entity.attributes['accountid'],
+      ]),
+    ).toEqual(ids.map((id) => ['account', id, 'Contoso', id]));
     expect(created.outputParameters).toEqual({ Ids: ids });
     expect(created.target).toBeNull();
     const updated = parse(generatedWebhookRequest({ entity: 'account', message: 'UpdateMultiple', records: 4 }));
@@ -205,7 +223,11 @@ describe('dataverse-webhooks send', () => {
     const { body } = fixture('08-');
     const original = parseDataverseWebhookOrThrow({ body, headers: {} });
     expect(envelope.body).toEqual({ inline: body.toString('utf8') });
-    expect(envelope.summary).toMatchObject({ primaryEntityId: original.primaryEntityId, messageName: 'Update', primaryEntityName: 'account' });
+    expect(envelope.summary).toMatchObject({
+      primaryEntityId: original.primaryEntityId,
+      messageName: 'Update',
+      primaryEntityName: 'account',
+    });
     expect(envelope.headers).toMatchObject({ 'x-ms-dynamics-entity-name': 'account', 'x-ms-dynamics-request-name': 'Update' });
     expect(envelope.headers['x-ms-correlation-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(envelope.headers['x-webhook-key']).toBeUndefined();
@@ -216,14 +238,19 @@ describe('dataverse-webhooks send', () => {
     const id = randomUUID();
     const { envelope } = await sendAndDequeue(['--entity', 'contact', '--message', 'Create', '--id', id, '--mode', 'sync', '--truncated']);
     expect(envelope.truncated).toBe(true);
-    expect(envelope.summary).toMatchObject({ primaryEntityName: 'contact', primaryEntityId: id, messageName: 'Create', mode: 'Synchronous' });
+    expect(envelope.summary).toMatchObject({
+      primaryEntityName: 'contact',
+      primaryEntityId: id,
+      messageName: 'Create',
+      mode: 'Synchronous',
+    });
     expect(envelope.headers['x-ms-dynamics-msg-size-exceeded']).toBe('true');
   });
 
   it('exits 1 and says why on a non-2xx: missing credentials, a body that is not a context', async () => {
     const noCredentials = captureIO();
     expect(await main(['send', '--url', app.url], noCredentials)).toBe(1);
-    expect(noCredentials.err()).toMatch(/^401 Unauthorized  eventId [0-9a-f-]{36}  latency \d+ ms\nunauthorized: /);
+    expect(noCredentials.err()).toMatch(/^401 Unauthorized {2}eventId [0-9a-f-]{36} {2}latency \d+ ms\nunauthorized: /);
     expect(noCredentials.out()).toBe('');
 
     const invalid = captureIO({ stdin: '{"MessageName": 42, "secret": "do-not-print"}' });
@@ -242,7 +269,7 @@ describe('dataverse-webhooks send', () => {
     expect(io.err()).toBe(`Could not reach ${closed.url}: connection refused\nIs the app running? Start it with "npm start".\n`);
   });
 
-  it('reports an answer that is not the app\'s JSON, and gives up after --timeout', async () => {
+  it("reports an answer that is not the app's JSON, and gives up after --timeout", async () => {
     const sockets = new Set<import('node:net').Socket>();
     const other = createServer((request, response) => {
       if (request.url?.startsWith('/slow')) return; // never answers
@@ -255,7 +282,7 @@ describe('dataverse-webhooks send', () => {
     try {
       const failed = captureIO();
       expect(await main(['send', '--url', `${base}/api`], failed)).toBe(1);
-      expect(failed.err()).toMatch(/^500 Internal Server Error  eventId -  latency \d+ ms\n$/);
+      expect(failed.err()).toMatch(/^500 Internal Server Error {2}eventId - {2}latency \d+ ms\n$/);
 
       const slow = captureIO();
       expect(await main(['send', '--url', `${base}/slow`, '--timeout', '0.2'], slow)).toBe(1);

@@ -6,7 +6,7 @@ import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
 import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
-import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { useTempDirs } from '../support/tempDirs';
 import { scopedTokens } from '../support/tokens';
 
@@ -14,12 +14,23 @@ import { scopedTokens } from '../support/tokens';
 const followed = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
 const shippedHandlers = new HandlerRegistry()
   .on(
-    { name: 'contact-changes', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous', filteringAttributes: followed, images: { pre: { type: 'PreImage', columns: followed } } },
+    {
+      name: 'contact-changes',
+      entity: 'contact',
+      message: 'Update',
+      stage: 'PostOperation',
+      mode: 'Asynchronous',
+      filteringAttributes: followed,
+      images: { pre: { type: 'PreImage', columns: followed } },
+    },
     () => undefined,
   )
   .on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true }, () => undefined)
   .decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow())
-  .decide({ name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] }, () => allow());
+  .decide(
+    { name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
+    () => allow(),
+  );
 
 let dataverse: FakeDataverse;
 const tempDir = useTempDirs();
@@ -46,7 +57,13 @@ async function status(args: string[], cwd = elsewhere) {
 function seed() {
   dataverse.seedMessages(['Update'], ['account']);
   const updateId = String(dataverse.rows('sdkmessages')[0]?.sdkmessageid);
-  const hook = dataverse.insert('serviceendpoints', { name: 'dataverse-webhooks', contract: 8, url: 'https://func.azurewebsites.net/api/dataverse/webhook', authtype: 4, authvalue: 'never-shown' });
+  const hook = dataverse.insert('serviceendpoints', {
+    name: 'dataverse-webhooks',
+    contract: 8,
+    url: 'https://func.azurewebsites.net/api/dataverse/webhook',
+    authtype: 4,
+    authvalue: 'never-shown',
+  });
   const other = dataverse.insert('serviceendpoints', { name: 'another hook', contract: 8, url: 'https://other.example/hook', authtype: 5 });
   dataverse.insert('serviceendpoints', { name: 'a queue', contract: 2, url: null });
   const step = dataverse.insert('sdkmessageprocessingsteps', {
@@ -60,12 +77,51 @@ function seed() {
     _eventhandler_value: hook,
     _sdkmessageid_value: updateId,
   });
-  const disabled = dataverse.insert('sdkmessageprocessingsteps', { name: 'sync step', stage: 20, mode: 0, rank: 2, statecode: 1, _eventhandler_value: other, _sdkmessageid_value: updateId });
-  dataverse.insert('sdkmessageprocessingstepimages', { name: 'pre', entityalias: 'pre', imagetype: 0, attributes: 'name', messagepropertyname: 'Target', _sdkmessageprocessingstepid_value: step });
-  dataverse.insert('asyncoperations', { name: 'older failure', statuscode: 31, errorcode: -2147204723, friendlymessage: 'The webhook call failed\nbecause of HTTP 503', completedon: '2026-11-24T10:00:00Z', _owningextensionid_value: step });
-  dataverse.insert('asyncoperations', { name: 'newer failure', statuscode: 31, errorcode: -2147204723, message: 'HTTP 401', completedon: '2026-11-25T09:00:00Z', _owningextensionid_value: step });
-  dataverse.insert('asyncoperations', { name: 'succeeded', statuscode: 30, completedon: '2026-11-25T09:30:00Z', _owningextensionid_value: step });
-  dataverse.insert('asyncoperations', { name: 'failure of another step', statuscode: 31, completedon: '2026-11-25T09:30:00Z', _owningextensionid_value: disabled });
+  const disabled = dataverse.insert('sdkmessageprocessingsteps', {
+    name: 'sync step',
+    stage: 20,
+    mode: 0,
+    rank: 2,
+    statecode: 1,
+    _eventhandler_value: other,
+    _sdkmessageid_value: updateId,
+  });
+  dataverse.insert('sdkmessageprocessingstepimages', {
+    name: 'pre',
+    entityalias: 'pre',
+    imagetype: 0,
+    attributes: 'name',
+    messagepropertyname: 'Target',
+    _sdkmessageprocessingstepid_value: step,
+  });
+  dataverse.insert('asyncoperations', {
+    name: 'older failure',
+    statuscode: 31,
+    errorcode: -2147204723,
+    friendlymessage: 'The webhook call failed\nbecause of HTTP 503',
+    completedon: '2026-11-24T10:00:00Z',
+    _owningextensionid_value: step,
+  });
+  dataverse.insert('asyncoperations', {
+    name: 'newer failure',
+    statuscode: 31,
+    errorcode: -2147204723,
+    message: 'HTTP 401',
+    completedon: '2026-11-25T09:00:00Z',
+    _owningextensionid_value: step,
+  });
+  dataverse.insert('asyncoperations', {
+    name: 'succeeded',
+    statuscode: 30,
+    completedon: '2026-11-25T09:30:00Z',
+    _owningextensionid_value: step,
+  });
+  dataverse.insert('asyncoperations', {
+    name: 'failure of another step',
+    statuscode: 31,
+    completedon: '2026-11-25T09:30:00Z',
+    _owningextensionid_value: disabled,
+  });
   return { hook, step };
 }
 
@@ -95,7 +151,7 @@ describe('dataverse-webhooks status', () => {
         '      2026-11-25T09:00:00Z  error -2147204723  HTTP 401',
         '      2026-11-24T10:00:00Z  error -2147204723  The webhook call failed because of HTTP 503',
         '',
-        'Drift not checked: no registration/webhook.json here (run status in the app\'s folder, or pass --file).',
+        "Drift not checked: no registration/webhook.json here (run status in the app's folder, or pass --file).",
         '',
         'Backlog not read: No storage connection: set AzureWebJobsStorage, or run this in the app folder (local.settings.json)',
         '',
@@ -125,17 +181,27 @@ describe('dataverse-webhooks status', () => {
     expect(result.out.split('\n')[0]).toBe(`No webhook endpoints (serviceendpoints with contract 8) in ${dataverse.url}.`);
   });
 
-  it('reports the drift between the handlers and the app\'s endpoint, and none once registered', async () => {
+  it("reports the drift between the handlers and the app's endpoint, and none once registered", async () => {
     const app = tempDir('status-app-');
     mkdirSync(path.join(app, 'registration'));
-    writeFileSync(path.join(app, 'registration', 'webhook.json'), JSON.stringify({ endpoint: { name: 'dataverse-webhooks', auth: { type: 'WebhookKey' } } }));
+    writeFileSync(
+      path.join(app, 'registration', 'webhook.json'),
+      JSON.stringify({ endpoint: { name: 'dataverse-webhooks', auth: { type: 'WebhookKey' } } }),
+    );
     dataverse.seedMessages(['Create', 'Update', 'Delete'], ['account', 'contact']);
 
-    expect((await status([], app)).out).toContain('Drift between the handlers and the endpoint "dataverse-webhooks":\n  the endpoint does not exist: "register" creates it');
+    expect((await status([], app)).out).toContain(
+      'Drift between the handlers and the endpoint "dataverse-webhooks":\n  the endpoint does not exist: "register" creates it',
+    );
 
-    const register = await createRegisterCommand(connection(), shippedHandlers)(['--url', 'https://func.example/api/dataverse/webhook', '--key', 'k'], captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd: app }));
+    const register = await createRegisterCommand(connection(), shippedHandlers)(
+      ['--url', 'https://func.example/api/dataverse/webhook', '--key', 'k'],
+      captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd: app }),
+    );
     expect(register).toBe(0);
-    expect((await status(['--failed', '0'], app)).out).toContain('Drift between the handlers and the endpoint "dataverse-webhooks":\n  none: every step the handlers declare is registered as declared, and no other\n');
+    expect((await status(['--failed', '0'], app)).out).toContain(
+      'Drift between the handlers and the endpoint "dataverse-webhooks":\n  none: every step the handlers declare is registered as declared, and no other\n',
+    );
 
     // Someone deletes the account step and the contact step's image, and adds a step by hand.
     const steps = dataverse.rows('sdkmessageprocessingsteps');
@@ -143,14 +209,30 @@ describe('dataverse-webhooks status', () => {
     const contactStep = steps.find((row) => String(row.name).includes('Update of contact'))!;
     await fetch(`${dataverse.url}/api/data/v9.2/sdkmessageprocessingsteps(${String(accountStep.sdkmessageprocessingstepid)})`, {
       method: 'DELETE',
-      headers: { Authorization: `Bearer ${dataverse.token}`, 'OData-MaxVersion': '4.0', 'OData-Version': '4.0', Accept: 'application/json' },
+      headers: {
+        Authorization: `Bearer ${dataverse.token}`,
+        'OData-MaxVersion': '4.0',
+        'OData-Version': '4.0',
+        Accept: 'application/json',
+      },
     });
     const image = dataverse.rows('sdkmessageprocessingstepimages')[0]!;
     await fetch(`${dataverse.url}/api/data/v9.2/sdkmessageprocessingstepimages(${String(image.sdkmessageprocessingstepimageid)})`, {
       method: 'DELETE',
-      headers: { Authorization: `Bearer ${dataverse.token}`, 'OData-MaxVersion': '4.0', 'OData-Version': '4.0', Accept: 'application/json' },
+      headers: {
+        Authorization: `Bearer ${dataverse.token}`,
+        'OData-MaxVersion': '4.0',
+        'OData-Version': '4.0',
+        Accept: 'application/json',
+      },
     });
-    dataverse.insert('sdkmessageprocessingsteps', { ...contactStep, sdkmessageprocessingstepid: undefined, name: 'added by hand', stage: 20, mode: 0 });
+    dataverse.insert('sdkmessageprocessingsteps', {
+      ...contactStep,
+      sdkmessageprocessingstepid: undefined,
+      name: 'added by hand',
+      stage: 20,
+      mode: 0,
+    });
 
     const drift = await status(['--failed', '0'], app);
     expect(drift.out).toContain(
@@ -163,7 +245,11 @@ describe('dataverse-webhooks status', () => {
       ].join('\n'),
     );
     const json = JSON.parse((await status(['--json', '--failed', '0'], app)).out);
-    expect(json.drift.differences.map((difference: { action: string; name: string }) => difference.action)).toEqual(['update', 'create', 'keep']);
+    expect(json.drift.differences.map((difference: { action: string; name: string }) => difference.action)).toEqual([
+      'update',
+      'create',
+      'keep',
+    ]);
   });
 
   it('is wired into the CLI: usage errors exit 2 before any credential is used', async () => {
@@ -172,7 +258,9 @@ describe('dataverse-webhooks status', () => {
     expect(noOrg.err()).toContain('Which organization? Pass --org');
     const bareName = captureIO({ env: { DATAVERSE_URL: 'contoso' } });
     expect(await main(['status'], bareName)).toBe(2);
-    expect(bareName.err()).toBe('DATAVERSE_URL: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com (Power Apps: Settings > Session details > Instance url) (see "dataverse-webhooks status --help")\n');
+    expect(bareName.err()).toBe(
+      'DATAVERSE_URL: The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com (Power Apps: Settings > Session details > Instance url) (see "dataverse-webhooks status --help")\n',
+    );
     const badCount = captureIO({ env: {} });
     expect(await main(['status', '--failed', 'many'], badCount)).toBe(2);
     const repositoryFile = captureIO({ cwd: path.resolve(__dirname, '..', '..'), env: {} });

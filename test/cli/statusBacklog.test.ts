@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
 import { main } from '../../src/cli/main';
-import { startAzurite, type AzuriteInstance } from '../../devhost/azurite';
 import { recordingTelemetry } from '../../src/observability/telemetry';
 import { emitBacklog, readBacklog } from '../../src/pipeline/backlog';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
@@ -92,7 +92,9 @@ describe('dataverse-webhooks status: the backlog', () => {
 
     const text = captureIO({ env });
     expect(await main(['status'], text)).toBe(0);
-    expect(text.out()).toMatch(new RegExp(`^  queue   ${EVENTS_QUEUE}: 5 message\\(s\\), oldest visible enqueued \\S+ \\(\\d+ s ago\\)$`, 'm'));
+    expect(text.out()).toMatch(
+      new RegExp(`^  queue   ${EVENTS_QUEUE}: 5 message\\(s\\), oldest visible enqueued \\S+ \\(\\d+ s ago\\)$`, 'm'),
+    );
     expect(text.out()).toMatch(new RegExp(`^  poison  ${POISON_QUEUE}: 1 message\\(s\\), oldest visible enqueued `, 'm'));
   });
 });

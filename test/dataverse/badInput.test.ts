@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDataverseWebhook, WebhookParseError, type ParseResult } from '../../src/dataverse';
+import { type ParseResult, parseDataverseWebhook, WebhookParseError } from '../../src/dataverse';
 import { rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { fixture } from '../support/fixtures';
 
@@ -60,23 +60,32 @@ describe('bad input gives a typed error with paths, never values', () => {
 
 describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => {
   it('a 10 MB body parses (bounded work, no crash)', () => {
-    const context = rawExecutionContext({ messageName: 'Update', entityName: 'note', inputParameters: { Big: 'x'.repeat(10 * 1024 * 1024) } });
+    const context = rawExecutionContext({
+      messageName: 'Update',
+      entityName: 'note',
+      inputParameters: { Big: 'x'.repeat(10 * 1024 * 1024) },
+    });
     const result = parseDataverseWebhook({ body: Buffer.from(JSON.stringify(context)), headers: {} });
     expect(result.ok && (result.event.inputParameters['Big'] as string).length).toBe(10 * 1024 * 1024);
   });
 
   it('10,000-deep nested arrays in a value are refused as too deep', () => {
     const deep = '['.repeat(10_000) + ']'.repeat(10_000);
-    const body = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Deep: 0 } })).replace('"value":0', `"value":${deep}`);
+    const body = JSON.stringify(
+      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Deep: 0 } }),
+    ).replace('"value":0', `"value":${deep}`);
     const error = failure(parseDataverseWebhook({ body, headers: {} }));
     expect(error.kind).toBe('too-deep');
     expect(error.issues[0]?.path).toMatch(/^\$\.InputParameters\[0\]\.value/);
   });
 
   it('a 10,000-deep ParentContext chain is refused as too deep', () => {
-    const level = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account' })).replace('"ParentContext":null', '"ParentContext":');
+    const level = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account' })).replace(
+      '"ParentContext":null',
+      '"ParentContext":',
+    );
     const [head, tail] = level.split('"ParentContext":') as [string, string];
-    const body = `${head}"ParentContext":`.repeat(10_000) + 'null' + tail.repeat(10_000);
+    const body = `${`${head}"ParentContext":`.repeat(10_000)}null${tail.repeat(10_000)}`;
     const error = failure(parseDataverseWebhook({ body, headers: {} }));
     expect(error.kind).toBe('too-deep');
   });
@@ -100,13 +109,17 @@ describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => 
   });
 
   it('lone surrogates are kept as the strings JSON gave', () => {
-    const body = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Text: 'x' } })).replace('"value":"x"', '"value":"a\\ud800b\\udfffc"');
+    const body = JSON.stringify(
+      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Text: 'x' } }),
+    ).replace('"value":"x"', '"value":"a\\ud800b\\udfffc"');
     const result = parseDataverseWebhook({ body: Buffer.from(body), headers: {} });
     expect(result.ok && result.event.inputParameters['Text']).toBe('a\ud800b\udfffc');
   });
 
   it('invalid UTF-8 bytes are decoded with replacement characters, not a crash', () => {
-    const [before, after] = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Text: 'AB' } })).split('"AB"');
+    const [before, after] = JSON.stringify(
+      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Text: 'AB' } }),
+    ).split('"AB"');
     const body = Buffer.concat([Buffer.from(`${before}"A`), Buffer.from([0xff, 0xfe]), Buffer.from(`B"${after}`)]);
     const result = parseDataverseWebhook({ body, headers: {} });
     expect(result.ok && result.event.inputParameters['Text']).toBe('A\ufffd\ufffdB');

@@ -20,12 +20,17 @@ describe('parseDataContractDate', () => {
     expect(parseDataContractDate('/Date(-86400000)/')?.toISOString()).toBe('1969-12-31T00:00:00.000Z');
   });
 
-  it.each(['2017-09-26T00:04:07Z', '/Date()/', '/Date(abc)/', '/Date(1506384247000)', 'Date(1506384247000)/', '/Date(1506384247000+07)/', '/Date(9999999999999999)/'])(
-    'returns null for %s',
-    (text) => {
-      expect(parseDataContractDate(text)).toBeNull();
-    },
-  );
+  it.each([
+    '2017-09-26T00:04:07Z',
+    '/Date()/',
+    '/Date(abc)/',
+    '/Date(1506384247000)',
+    'Date(1506384247000)/',
+    '/Date(1506384247000+07)/',
+    '/Date(9999999999999999)/',
+  ])('returns null for %s', (text) => {
+    expect(parseDataContractDate(text)).toBeNull();
+  });
 
   it('reads exactly what the grammar’s regular expression reads, the same way (its reader is hand-written)', () => {
     const grammar = /^\/Date\((-?\d{1,15})(?:([+-])(\d{2})(\d{2}))?\)\/$/;
@@ -37,10 +42,38 @@ describe('parseDataContractDate', () => {
       const time = new Date(milliseconds).getTime();
       return Number.isNaN(time) ? null : time;
     };
-    const pieces = ['/Date(', '-', '+', '0', '7', '9', '12', '1506384247000', '999999999999999', '9999999999999999', ')', '/', ')/', 'x', ' ', '0700', '1', '-07', '+0130', '\u0660'];
+    const pieces = [
+      '/Date(',
+      '-',
+      '+',
+      '0',
+      '7',
+      '9',
+      '12',
+      '1506384247000',
+      '999999999999999',
+      '9999999999999999',
+      ')',
+      '/',
+      ')/',
+      'x',
+      ' ',
+      '0700',
+      '1',
+      '-07',
+      '+0130',
+      '\u0660',
+    ];
     let seed = 20;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-    const texts = ['/Date(-0)/', '/Date(8640000000000000)/', '/Date(8640000000000001)/', '/Date(1-0700)/', '/Date(1+07000)/', '/Date(1+070)/'];
+    const texts = [
+      '/Date(-0)/',
+      '/Date(8640000000000000)/',
+      '/Date(8640000000000001)/',
+      '/Date(1-0700)/',
+      '/Date(1+07000)/',
+      '/Date(1+070)/',
+    ];
     for (let n = 0; n < 5_000; n++) {
       let text = '/Date(';
       const parts = 1 + Math.floor(random() * 4);

@@ -94,7 +94,10 @@ describe('ParentContext', () => {
 
   it('maps stage and mode numbers to names, and unknown numbers to null', () => {
     const parse = (stage: number, mode: number) =>
-      parseDataverseWebhookOrThrow({ body: JSON.stringify(rawExecutionContext({ messageName: 'Create', entityName: 'account', stage, mode })), headers: {} });
+      parseDataverseWebhookOrThrow({
+        body: JSON.stringify(rawExecutionContext({ messageName: 'Create', entityName: 'account', stage, mode })),
+        headers: {},
+      });
     expect(parse(10, 0)).toMatchObject({ stageName: 'PreValidation', mode: 'Synchronous' });
     expect(parse(20, 1)).toMatchObject({ stageName: 'PreOperation', mode: 'Asynchronous' });
     expect(parse(45, 2)).toMatchObject({ stage: 45, stageName: null, mode: null });

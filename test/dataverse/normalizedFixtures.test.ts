@@ -17,13 +17,21 @@ function picture(value: unknown): unknown {
   if (typeof value === 'number' && Object.is(value, -0)) return { $number: '-0' };
   if (value === undefined) return { $undefined: true };
   if (typeof value !== 'object' || value === null) return value;
-  const prototype = Object.getPrototypeOf(value) === null ? 'null' : Object.getPrototypeOf(value) === Object.prototype ? 'Object' : String(value.constructor?.name);
+  const prototype =
+    Object.getPrototypeOf(value) === null
+      ? 'null'
+      : Object.getPrototypeOf(value) === Object.prototype
+        ? 'Object'
+        : String(value.constructor?.name);
   return { $prototype: prototype, entries: Object.entries(value).map(([key, entry]) => [key, picture(entry)]) };
 }
 
 describe('the normalized output of every real payload, pinned', () => {
   it.each(allRealPayloads().map((payload) => [payload.name, payload] as const))('%s', async (name, payload) => {
-    const event = parseDataverseWebhookOrThrow({ body: payload.body, headers: { 'x-ms-dynamics-organization': 'contoso.crm.dynamics.com' } });
+    const event = parseDataverseWebhookOrThrow({
+      body: payload.body,
+      headers: { 'x-ms-dynamics-organization': 'contoso.crm.dynamics.com' },
+    });
     const file = `./__normalized__/${name.replace(/\.json$/, '').replace(/[^A-Za-z0-9._-]+/g, '-')}.json`;
     await expect(JSON.stringify(picture(event), null, 1)).toMatchFileSnapshot(file);
   });

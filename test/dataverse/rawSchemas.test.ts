@@ -102,12 +102,29 @@ describe('the fast checks of the raw schemas', () => {
   });
 
   it('isWellFormedEntity takes only what rawEntity accepts unchanged', () => {
-    const base = { LogicalName: 'contact', Id: GUID, Attributes: [], FormattedValues: [], KeyAttributes: [], RelatedEntities: [], RowVersion: '5948260', EntityState: null };
+    const base = {
+      LogicalName: 'contact',
+      Id: GUID,
+      Attributes: [],
+      FormattedValues: [],
+      KeyAttributes: [],
+      RelatedEntities: [],
+      RowVersion: '5948260',
+      EntityState: null,
+    };
     holdsToItsSchema('entity', isWellFormedEntity, rawEntity, base);
   });
 
   it('isWellFormedEntityCollection takes only what rawEntityCollection accepts unchanged', () => {
-    const base = { Entities: [], EntityName: 'account', MoreRecords: false, PagingCookie: null, TotalRecordCount: -1, TotalRecordCountLimitExceeded: false, MinActiveRowVersion: null };
+    const base = {
+      Entities: [],
+      EntityName: 'account',
+      MoreRecords: false,
+      PagingCookie: null,
+      TotalRecordCount: -1,
+      TotalRecordCountLimitExceeded: false,
+      MinActiveRowVersion: null,
+    };
     holdsToItsSchema('collection', isWellFormedEntityCollection, rawEntityCollection, base);
   });
 
@@ -116,7 +133,9 @@ describe('the fast checks of the raw schemas', () => {
       let context: unknown = JSON.parse(payload.body.toString('utf8'));
       while (context) {
         expect(isWellFormedExecutionContext(context), payload.name).toBe(true);
-        const target = ((context as { InputParameters: Array<{ key: string; value: unknown }> }).InputParameters.find((pair) => pair.key === 'Target') ?? {}).value;
+        const target = (context as { InputParameters: Array<{ key: string; value: unknown }> }).InputParameters.find(
+          (pair) => pair.key === 'Target',
+        )?.value;
         if (target && typeof target === 'object' && 'Attributes' in target) expect(isWellFormedEntity(target), payload.name).toBe(true);
         context = (context as { ParentContext: unknown }).ParentContext;
       }
@@ -125,7 +144,16 @@ describe('the fast checks of the raw schemas', () => {
 
   it('isGuid: 8-4-4-4-12 hexadecimal digits of any case, nothing else', () => {
     expect([GUID, GUID.toUpperCase(), '00000000-0000-0000-0000-000000000000'].every(isGuid)).toBe(true);
-    const wrong = [GUID.replace('-', 'x'), `${GUID.slice(0, 35)}g`, `${GUID.slice(0, 35)}٠`, GUID.slice(1), ` ${GUID.slice(1)}`, GUID.replaceAll('-', '0'), 7, null];
+    const wrong = [
+      GUID.replace('-', 'x'),
+      `${GUID.slice(0, 35)}g`,
+      `${GUID.slice(0, 35)}٠`,
+      GUID.slice(1),
+      ` ${GUID.slice(1)}`,
+      GUID.replaceAll('-', '0'),
+      7,
+      null,
+    ];
     expect(wrong.filter(isGuid)).toEqual([]);
   });
 });

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  parseDataverseWebhookOrThrow,
-  type DataverseEvent,
-  type Entity,
-  type EntityReference,
-} from '../../src/dataverse';
+import { type DataverseEvent, type Entity, type EntityReference, parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { allRealPayloads, fixture } from '../support/fixtures';
 
 function parse(name: string, headers: Record<string, string> = {}): DataverseEvent {

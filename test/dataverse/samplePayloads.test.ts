@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDataverseWebhookOrThrow, type EntityCollection } from '../../src/dataverse';
+import { type EntityCollection, parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { largeCreateMultiple, rawExecutionContext, sampleAccount } from '../../src/dataverse/samplePayloads';
 
 describe('sample payload builders', () => {
@@ -16,10 +16,22 @@ describe('sample payload builders', () => {
 
   it('build a context with a parent context, as Dataverse nests them', () => {
     const event = parseDataverseWebhookOrThrow({
-      body: JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account', withParentContext: true, inputParameters: { Target: sampleAccount(1) } })),
+      body: JSON.stringify(
+        rawExecutionContext({
+          messageName: 'Update',
+          entityName: 'account',
+          withParentContext: true,
+          inputParameters: { Target: sampleAccount(1) },
+        }),
+      ),
       headers: {},
     });
-    expect(event.parentContext).toMatchObject({ stage: 30, messageName: 'Update', primaryEntityId: event.primaryEntityId, operationId: event.operationId });
+    expect(event.parentContext).toMatchObject({
+      stage: 30,
+      messageName: 'Update',
+      primaryEntityId: event.primaryEntityId,
+      operationId: event.operationId,
+    });
     expect(event.target?.$type).toBe('Entity');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseDataverseWebhookOrThrow, type DataverseValue } from '../../src/dataverse';
-import { rawExecutionContext, type RawJson } from '../../src/dataverse/samplePayloads';
+import { type DataverseValue, parseDataverseWebhookOrThrow } from '../../src/dataverse';
+import { type RawJson, rawExecutionContext } from '../../src/dataverse/samplePayloads';
 
 const C = 'http://schemas.microsoft.com/xrm/2011/Contracts';
 const ID = 'a1b2c3d4-0000-4000-8000-000000000001';
@@ -23,7 +23,10 @@ const reference = (logicalName: string, id: string, name: string | null = null) 
 
 const party = (partyId: RawJson) => ({
   __type: `Entity:${C}`,
-  Attributes: [{ key: 'partyid', value: partyId }, { key: 'participationtypemask', value: { __type: `OptionSetValue:${C}`, Value: 2 } }],
+  Attributes: [
+    { key: 'partyid', value: partyId },
+    { key: 'participationtypemask', value: { __type: `OptionSetValue:${C}`, Value: 2 } },
+  ],
   EntityState: null,
   FormattedValues: [],
   Id: '00000000-0000-0000-0000-000000000000',
@@ -36,7 +39,14 @@ const party = (partyId: RawJson) => ({
 describe('value types by __type', () => {
   it('EntityReference, keeping its name and alternate keys', () => {
     const value = normalized({ ...reference('account', ID, 'Contoso'), KeyAttributes: [{ key: 'accountnumber', value: 'ACC-1' }] });
-    expect(value).toEqual({ $type: 'EntityReference', logicalName: 'account', id: ID, name: 'Contoso', keyAttributes: { accountnumber: 'ACC-1' }, rowVersion: null });
+    expect(value).toEqual({
+      $type: 'EntityReference',
+      logicalName: 'account',
+      id: ID,
+      name: 'Contoso',
+      keyAttributes: { accountnumber: 'ACC-1' },
+      rowVersion: null,
+    });
   });
 
   it('OptionSetValue and Money', () => {
@@ -63,7 +73,13 @@ describe('value types by __type', () => {
       TotalRecordCount: -1,
       TotalRecordCountLimitExceeded: false,
     });
-    expect(value).toMatchObject({ $type: 'EntityCollection', entityName: 'activityparty', moreRecords: false, totalRecordCount: -1, minActiveRowVersion: '-1' });
+    expect(value).toMatchObject({
+      $type: 'EntityCollection',
+      entityName: 'activityparty',
+      moreRecords: false,
+      totalRecordCount: -1,
+      minActiveRowVersion: '-1',
+    });
     const entities = (value as { entities: Array<{ attributes: Record<string, unknown> }> }).entities;
     expect(entities).toHaveLength(2);
     expect(entities[0]!.attributes['partyid']).toMatchObject({ $type: 'EntityReference', logicalName: 'contact', name: 'Ann' });
@@ -71,19 +87,46 @@ describe('value types by __type', () => {
   });
 
   it('CreateMultiple Targets: an EntityCollection of Entities', () => {
-    const record = (i: number) => ({ __type: `Entity:${C}`, Attributes: [{ key: 'name', value: `A${i}` }], Id: ID, LogicalName: 'account', FormattedValues: [], KeyAttributes: [], RelatedEntities: [], RowVersion: null, EntityState: null });
-    const value = normalized({ __type: `EntityCollection:${C}`, Entities: [record(1), record(2)], EntityName: 'account' }, 'CreateMultiple');
+    const record = (i: number) => ({
+      __type: `Entity:${C}`,
+      Attributes: [{ key: 'name', value: `A${i}` }],
+      Id: ID,
+      LogicalName: 'account',
+      FormattedValues: [],
+      KeyAttributes: [],
+      RelatedEntities: [],
+      RowVersion: null,
+      EntityState: null,
+    });
+    const value = normalized(
+      { __type: `EntityCollection:${C}`, Entities: [record(1), record(2)], EntityName: 'account' },
+      'CreateMultiple',
+    );
     expect((value as { entities: Array<{ attributes: { name: string } }> }).entities.map((e) => e.attributes.name)).toEqual(['A1', 'A2']);
   });
 
   it('AliasedValue with a typed inner value', () => {
     expect(
-      normalized({ __type: `AliasedValue:${C}`, AttributeLogicalName: 'revenue', EntityLogicalName: 'account', NeedFormatting: true, ReturnType: 123, Value: { __type: `Money:${C}`, Value: 5 } }),
-    ).toEqual({ $type: 'AliasedValue', entityLogicalName: 'account', attributeLogicalName: 'revenue', value: { $type: 'Money', value: 5 } });
+      normalized({
+        __type: `AliasedValue:${C}`,
+        AttributeLogicalName: 'revenue',
+        EntityLogicalName: 'account',
+        NeedFormatting: true,
+        ReturnType: 123,
+        Value: { __type: `Money:${C}`, Value: 5 },
+      }),
+    ).toEqual({
+      $type: 'AliasedValue',
+      entityLogicalName: 'account',
+      attributeLogicalName: 'revenue',
+      value: { $type: 'Money', value: 5 },
+    });
   });
 
   it('BooleanManagedProperty', () => {
-    expect(normalized({ __type: `BooleanManagedProperty:${C}`, CanBeChanged: false, ManagedPropertyLogicalName: 'iscustomizable', Value: true })).toEqual({
+    expect(
+      normalized({ __type: `BooleanManagedProperty:${C}`, CanBeChanged: false, ManagedPropertyLogicalName: 'iscustomizable', Value: true }),
+    ).toEqual({
       $type: 'BooleanManagedProperty',
       value: true,
       canBeChanged: false,
@@ -104,8 +147,15 @@ describe('value types by __type', () => {
       }),
     );
     const event = parseDataverseWebhookOrThrow({ body, headers: {} });
-    expect(event.inputParameters['Relationship']).toEqual({ $type: 'Relationship', schemaName: 'account_contacts', primaryEntityRole: null });
-    expect(event.inputParameters['RelatedEntities']).toMatchObject({ $type: 'EntityReferenceCollection', references: [{ id: ID2 }, { id: ID }] });
+    expect(event.inputParameters['Relationship']).toEqual({
+      $type: 'Relationship',
+      schemaName: 'account_contacts',
+      primaryEntityRole: null,
+    });
+    expect(event.inputParameters['RelatedEntities']).toMatchObject({
+      $type: 'EntityReferenceCollection',
+      references: [{ id: ID2 }, { id: ID }],
+    });
     expect(event.target).toMatchObject({ $type: 'EntityReference', logicalName: 'account' });
   });
 
@@ -119,12 +169,26 @@ describe('value types by __type', () => {
       $type: 'FetchExpression',
       query: '<fetch><entity name="account"/></fetch>',
     });
-    const query = normalized({ __type: `QueryExpression:${C}`, EntityName: 'account', ColumnSet: { __type: `ColumnSet:${C}`, AllColumns: true, Columns: [] }, TopCount: 5 });
-    expect(query).toEqual({ $type: 'QueryExpression', EntityName: 'account', ColumnSet: { $type: 'ColumnSet', allColumns: true, columns: [] }, TopCount: 5 });
+    const query = normalized({
+      __type: `QueryExpression:${C}`,
+      EntityName: 'account',
+      ColumnSet: { __type: `ColumnSet:${C}`, AllColumns: true, Columns: [] },
+      TopCount: 5,
+    });
+    expect(query).toEqual({
+      $type: 'QueryExpression',
+      EntityName: 'account',
+      ColumnSet: { $type: 'ColumnSet', allColumns: true, columns: [] },
+      TopCount: 5,
+    });
   });
 
   it('an unknown __type is kept with its name and every field, never dropped', () => {
-    expect(normalized({ __type: 'FileUploadToken:http://example.org', Token: 'abc', Size: 3 })).toEqual({ $type: 'FileUploadToken', Token: 'abc', Size: 3 });
+    expect(normalized({ __type: 'FileUploadToken:http://example.org', Token: 'abc', Size: 3 })).toEqual({
+      $type: 'FileUploadToken',
+      Token: 'abc',
+      Size: 3,
+    });
   });
 
   it('a type-hinted primitive wrapper is unwrapped', () => {
@@ -140,10 +204,9 @@ describe('value types by __type', () => {
   });
 
   it('reads slash-escaped dates from the raw text, as Dataverse sends them', () => {
-    const body = JSON.stringify(rawExecutionContext({ messageName: 'Custom', entityName: 'account', inputParameters: { When: '/Date(1506384247000)/' } })).replace(
-      '"/Date(1506384247000)/"',
-      '"\\/Date(1506384247000)\\/"',
-    );
+    const body = JSON.stringify(
+      rawExecutionContext({ messageName: 'Custom', entityName: 'account', inputParameters: { When: '/Date(1506384247000)/' } }),
+    ).replace('"/Date(1506384247000)/"', '"\\/Date(1506384247000)\\/"');
     expect(body).toContain('\\/Date(1506384247000)\\/');
     expect(parseDataverseWebhookOrThrow({ body, headers: {} }).inputParameters['When']).toEqual(new Date('2017-09-26T00:04:07.000Z'));
   });

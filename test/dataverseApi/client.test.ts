@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ApiError, createAzureTokenProvider, createDataverseClient, parseOrganizationUrl, TokenError, type DataverseClient } from '../../src/dataverseApi';
-import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import {
+  ApiError,
+  createAzureTokenProvider,
+  createDataverseClient,
+  type DataverseClient,
+  parseOrganizationUrl,
+  TokenError,
+} from '../../src/dataverseApi';
+import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { scopedTokens } from '../support/tokens';
 
 let dataverse: FakeDataverse;
@@ -43,7 +50,13 @@ describe('the Dataverse Web API client', () => {
   });
 
   it('creates a row and returns the id from OData-EntityId; updates with If-Match: *; deletes', async () => {
-    const endpointId = await client.create('serviceendpoints', { name: 'hook', contract: 8, url: 'https://example.test/api/x', authtype: 4, authvalue: 'k' });
+    const endpointId = await client.create('serviceendpoints', {
+      name: 'hook',
+      contract: 8,
+      url: 'https://example.test/api/x',
+      authtype: 4,
+      authvalue: 'k',
+    });
     expect(dataverse.row('serviceendpoints', endpointId)?.name).toBe('hook');
     await client.update('serviceendpoints', endpointId, { url: 'https://example.test/api/y' });
     expect(dataverse.row('serviceendpoints', endpointId)?.url).toBe('https://example.test/api/y');
@@ -59,15 +72,23 @@ describe('the Dataverse Web API client', () => {
     const error = await client.update('serviceendpoints', missing, { url: 'https://example.test' }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ApiError);
     expect(error).toMatchObject({ status: 404, code: '0x80040217', request: `PATCH serviceendpoints(${missing})` });
-    expect(String(error)).toContain(`PATCH serviceendpoints(${missing}) failed: HTTP 404 0x80040217: serviceendpoint With Id = ${missing} Does Not Exist`);
+    expect(String(error)).toContain(
+      `PATCH serviceendpoints(${missing}) failed: HTTP 404 0x80040217: serviceendpoint With Id = ${missing} Does Not Exist`,
+    );
     expect(String(error)).not.toContain(dataverse.token);
 
-    const unknownColumn = await client.create('serviceendpoints', { name: 'x', contract: 8, nosuchcolumn: 1 }).catch((caught: unknown) => caught);
-    expect(String(unknownColumn)).toContain("POST serviceendpoints failed: HTTP 400 0x80060888: The property 'nosuchcolumn' does not exist");
+    const unknownColumn = await client
+      .create('serviceendpoints', { name: 'x', contract: 8, nosuchcolumn: 1 })
+      .catch((caught: unknown) => caught);
+    expect(String(unknownColumn)).toContain(
+      "POST serviceendpoints failed: HTTP 400 0x80060888: The property 'nosuchcolumn' does not exist",
+    );
   });
 
   it('reports a token Dataverse refuses as a 401, without the token', async () => {
-    const refused = createDataverseClient(dataverse.url, { tokens: scopedTokens({ [`${dataverse.url}/.default`]: 'a-token-for-another-tenant' }) });
+    const refused = createDataverseClient(dataverse.url, {
+      tokens: scopedTokens({ [`${dataverse.url}/.default`]: 'a-token-for-another-tenant' }),
+    });
     const error = await refused.list('sdkmessages', named).catch((caught: unknown) => caught);
     expect(error).toMatchObject({ status: 401, request: 'GET sdkmessages' });
     expect(String(error)).not.toContain('a-token-for-another-tenant');
@@ -80,7 +101,14 @@ describe('the Dataverse Web API client', () => {
   });
 
   it('waits Retry-After and tries again when throttled (429), even a create', async () => {
-    dataverse.fail({ method: 'POST', path: 'serviceendpoints', status: 429, headers: { 'Retry-After': '2' }, body: { error: { code: '0x80072322', message: 'Number of requests exceeded the limit' } }, times: 2 });
+    dataverse.fail({
+      method: 'POST',
+      path: 'serviceendpoints',
+      status: 429,
+      headers: { 'Retry-After': '2' },
+      body: { error: { code: '0x80072322', message: 'Number of requests exceeded the limit' } },
+      times: 2,
+    });
     const id = await client.create('serviceendpoints', { name: 'throttled', contract: 8 });
     expect(dataverse.row('serviceendpoints', id)?.name).toBe('throttled');
     expect(sleeps).toEqual([2000, 2000]);
@@ -108,19 +136,31 @@ describe('the Dataverse Web API client', () => {
     for (const name of ['A', 'B', 'C', 'D', 'E']) dataverse.insert('sdkmessages', { name: `Paged${name}` });
     dataverse.pageSize = 2;
     const rows = await client.list('sdkmessages?$select=sdkmessageid,name&$orderby=name asc', named);
-    expect(rows.filter((row) => row.name.startsWith('Paged')).map((row) => row.name)).toEqual(['PagedA', 'PagedB', 'PagedC', 'PagedD', 'PagedE']);
+    expect(rows.filter((row) => row.name.startsWith('Paged')).map((row) => row.name)).toEqual([
+      'PagedA',
+      'PagedB',
+      'PagedC',
+      'PagedD',
+      'PagedE',
+    ]);
     expect(dataverse.requests.length).toBeGreaterThan(2);
   });
 
   it('refuses a next page outside the organization, so the token never leaves it', async () => {
-    dataverse.fail({ path: 'sdkmessages', status: 200, body: { value: [], '@odata.nextLink': 'https://elsewhere.example/api/data/v9.2/sdkmessages?$skiptoken=1' } });
+    dataverse.fail({
+      path: 'sdkmessages',
+      status: 200,
+      body: { value: [], '@odata.nextLink': 'https://elsewhere.example/api/data/v9.2/sdkmessages?$skiptoken=1' },
+    });
     await expect(client.list('sdkmessages', named)).rejects.toThrow('the next page link points outside the organization');
     expect(dataverse.requests).toHaveLength(1);
   });
 
   it('says which answer had an unexpected shape', async () => {
     dataverse.fail({ path: 'sdkmessages', status: 200, body: { value: [{ sdkmessageid: 7 }] } });
-    await expect(client.list('sdkmessages', named)).rejects.toThrow(/GET sdkmessages failed: HTTP 200 UnexpectedResponse: row 0 .*sdkmessageid/);
+    await expect(client.list('sdkmessages', named)).rejects.toThrow(
+      /GET sdkmessages failed: HTTP 200 UnexpectedResponse: row 0 .*sdkmessageid/,
+    );
   });
 
   it('reports a server that does not answer', async () => {
@@ -143,7 +183,9 @@ describe('organization URLs', () => {
   });
 
   it('refuses a bare name instead of sending a token to https://contoso', () => {
-    expect(() => parseOrganizationUrl('contoso', { requireDomain: true })).toThrow('The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com');
+    expect(() => parseOrganizationUrl('contoso', { requireDomain: true })).toThrow(
+      'The organization "contoso" is not a host name: give it as https://<org>.crm.dynamics.com',
+    );
     expect(parseOrganizationUrl('http://localhost:8080', { requireDomain: true }).href).toBe('http://localhost:8080/');
   });
 });
@@ -180,16 +222,23 @@ describe('the @azure/identity token provider', () => {
 
   it('turns a missing token or a credential failure into one line that says how to sign in', async () => {
     await expect(createAzureTokenProvider(credential([null])).getToken('https://a/.default')).rejects.toThrow(TokenError);
-    await expect(createAzureTokenProvider(credential([new Error('AADSTS700082: The refresh token has expired\nTrace ID: 1')])).getToken('https://a/.default')).rejects.toThrow(
-      /^Could not get a token for https:\/\/a \(AADSTS700082: The refresh token has expired\): run "az login"/,
-    );
+    await expect(
+      createAzureTokenProvider(credential([new Error('AADSTS700082: The refresh token has expired\nTrace ID: 1')])).getToken(
+        'https://a/.default',
+      ),
+    ).rejects.toThrow(/^Could not get a token for https:\/\/a \(AADSTS700082: The refresh token has expired\): run "az login"/);
     // What DefaultAzureCredential throws when no credential is available: one error per credential, one per line.
     const unavailable = (message: string) => Object.assign(new Error(message), { name: 'CredentialUnavailableError' });
-    const aggregate = Object.assign(new Error('ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.'), {
-      name: 'AggregateAuthenticationError',
-      errors: [unavailable('EnvironmentCredential is unavailable.'), unavailable('Azure CLI could not be found.')],
-    });
-    const error = await createAzureTokenProvider(credential([aggregate])).getToken('https://contoso.crm.dynamics.com/.default').catch((caught: unknown) => caught);
+    const aggregate = Object.assign(
+      new Error('ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.'),
+      {
+        name: 'AggregateAuthenticationError',
+        errors: [unavailable('EnvironmentCredential is unavailable.'), unavailable('Azure CLI could not be found.')],
+      },
+    );
+    const error = await createAzureTokenProvider(credential([aggregate]))
+      .getToken('https://contoso.crm.dynamics.com/.default')
+      .catch((caught: unknown) => caught);
     expect(String((error as Error).message)).toBe(
       'Not signed in to Azure: run "az login" (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal) to get a token for https://contoso.crm.dynamics.com',
     );

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiError, createDataverseClient, createRecordReader, type RecordReader } from '../../src/dataverseApi';
-import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { scopedTokens } from '../support/tokens';
 
 let dataverse: FakeDataverse;
@@ -16,7 +16,12 @@ beforeAll(async () => {
 afterAll(() => dataverse.close());
 beforeEach(() => {
   dataverse.reset();
-  reader = createRecordReader(createDataverseClient(dataverse.url, { tokens: scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }), sleep: async () => {} }));
+  reader = createRecordReader(
+    createDataverseClient(dataverse.url, {
+      tokens: scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }),
+      sleep: async () => {},
+    }),
+  );
 });
 
 const metadataReads = () => dataverse.requests.filter((request) => request.path.startsWith('EntityDefinitions'));
@@ -61,14 +66,20 @@ describe('the record reader for truncated events', () => {
   });
 
   it('does not cache a failed metadata read', async () => {
-    dataverse.fail({ path: 'EntityDefinitions', status: 500, body: { error: { code: '0x80040216', message: 'An unexpected error occurred.' } } });
+    dataverse.fail({
+      path: 'EntityDefinitions',
+      status: 500,
+      body: { error: { code: '0x80040216', message: 'An unexpected error occurred.' } },
+    });
     await expect(reader.retrieve('account', accountId)).rejects.toMatchObject({ status: 500, code: '0x80040216' });
     await expect(reader.retrieve('account', accountId)).resolves.toMatchObject({ name: 'Contoso' });
     expect(metadataReads()).toHaveLength(2);
   });
 
   it('reports an unknown table as Dataverse does', async () => {
-    await expect(reader.retrieve('nosuchtable', accountId)).rejects.toThrow("GET EntityDefinitions(LogicalName='nosuchtable')?$select=EntitySetName failed: HTTP 404 0x80040217");
+    await expect(reader.retrieve('nosuchtable', accountId)).rejects.toThrow(
+      "GET EntityDefinitions(LogicalName='nosuchtable')?$select=EntitySetName failed: HTTP 404 0x80040217",
+    );
   });
 
   it('refuses an id or a name that could change the URL, before sending anything', async () => {

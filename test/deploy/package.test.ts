@@ -3,7 +3,7 @@ import { cpSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadedFiles, packageContents, productionPackages, stage, STAGE_DIR } from '../../deploy/stage';
+import { loadedFiles, packageContents, productionPackages, STAGE_DIR, stage } from '../../deploy/stage';
 import { FunctionsWorker } from '../../devhost/functionsCore';
 import { useTempDirs } from '../support/tempDirs';
 
@@ -23,7 +23,10 @@ let contents: Array<{ file: string; bytes: number }>;
 
 beforeAll(async () => {
   copy = path.join(tempDir('package-'), 'app');
-  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   for (const file of stdout.split('\0').filter(Boolean)) {
     try {
       cpSync(path.join(ROOT, file), path.join(copy, file));
@@ -33,7 +36,12 @@ beforeAll(async () => {
   }
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  for (const script of ['clean', 'build']) await promisify(execFile)(npm, ['run', script], { cwd: copy, env: { PATH: process.env['PATH'], HOME: process.env['HOME'] }, maxBuffer: 16 * 1024 * 1024 });
+  for (const script of ['clean', 'build'])
+    await promisify(execFile)(npm, ['run', script], {
+      cwd: copy,
+      env: { PATH: process.env['PATH'], HOME: process.env['HOME'] },
+      maxBuffer: 16 * 1024 * 1024,
+    });
   staged = path.join(copy, STAGE_DIR);
   stage(copy, staged, { linkPackages: true });
   contents = packageContents(copy);
@@ -43,7 +51,9 @@ describe('the deploy package', () => {
   it('is what azure.yaml deploys', () => {
     expect(readFileSync(path.join(ROOT, 'azure.yaml'), 'utf8')).toMatch(new RegExp(`^    dist: ${STAGE_DIR.replace('.', '\\.')}$`, 'm'));
     // The steps this test takes, in this order.
-    expect(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.package).toBe('npm run clean && npm run build && node dist/deploy/stage.js');
+    expect(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.package).toBe(
+      'npm run clean && npm run build && node dist/deploy/stage.js',
+    );
   });
 
   it('holds the host.json, a production package.json, the built files the entry points load, and nothing else of the project', () => {
@@ -53,16 +63,24 @@ describe('the deploy package', () => {
     expect(Object.keys(manifest).sort()).toEqual(['dependencies', 'engines', 'main', 'name', 'overrides', 'version']);
     const built = contents.filter(({ file }) => file.startsWith('dist/')).map(({ file }) => file);
     expect(built).toEqual(loadedFiles(copy).files);
-    expect(readdirSync(path.join(staged, 'dist'), { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).length).toBe(built.length);
+    expect(readdirSync(path.join(staged, 'dist'), { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).length).toBe(
+      built.length,
+    );
     expect(built).toContain('dist/src/index.js');
-    expect(built.filter((file) => file.startsWith('dist/src/functions/'))).toHaveLength(3);
+    expect(built.filter((file) => file.startsWith('dist/src/functions/'))).toHaveLength(readdirSync(path.join(ROOT, 'src', 'functions')).length);
     // No dev host, CLI, test, bench, staging script, TypeScript or source map.
-    expect(built.filter((file) => /^dist\/(src\/(local|cli)\/|bench\/|test\/|deploy\/)|\.(ts|map)$/.test(file))).toEqual([]);
-    expect(built.filter((file) => file.startsWith('dist/src/handlerApi/')).sort()).toEqual(['dist/src/handlerApi/declarations.js', 'dist/src/handlerApi/index.js', 'dist/src/handlerApi/load.js']);
+    expect(built.filter((file) => /^dist\/(src\/cli\/|devhost\/|bench\/|test\/|deploy\/)|\.(ts|map)$/.test(file))).toEqual([]);
+    expect(built.filter((file) => file.startsWith('dist/src/handlerApi/')).sort()).toEqual([
+      'dist/src/handlerApi/declarations.js',
+      'dist/src/handlerApi/index.js',
+      'dist/src/handlerApi/load.js',
+    ]);
   });
 
   it('holds the production dependency closure of package-lock.json, and no dev-only or optional package', () => {
-    const lock = JSON.parse(readFileSync(path.join(copy, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean }> };
+    const lock = JSON.parse(readFileSync(path.join(copy, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean }>;
+    };
     const installedAt = (file: string) => {
       const parts = file.split('/');
       const keys: string[] = [];
@@ -73,14 +91,21 @@ describe('the deploy package', () => {
       }
       return keys.at(-1)!;
     };
-    const packages = [...new Set(contents.filter(({ file }) => file.startsWith('node_modules/')).map(({ file }) => installedAt(file)))].sort();
-    const devOnly = packages.filter((key) => lock.packages[key]?.dev || lock.packages[key]?.devOptional || lock.packages[key]?.optional || !lock.packages[key]);
+    const packages = [
+      ...new Set(contents.filter(({ file }) => file.startsWith('node_modules/')).map(({ file }) => installedAt(file))),
+    ].sort();
+    const devOnly = packages.filter(
+      (key) => lock.packages[key]?.dev || lock.packages[key]?.devOptional || lock.packages[key]?.optional || !lock.packages[key],
+    );
     expect(devOnly).toEqual([]);
     expect(packages).toEqual(productionPackages(copy).filter((key) => contents.some(({ file }) => file.startsWith(`${key}/`))));
-    for (const devPackage of ['typescript', 'vitest', 'azurite', 'azure-functions-core-tools']) expect(packages, devPackage).not.toContain(`node_modules/${devPackage}`);
+    for (const devPackage of ['typescript', 'vitest', 'azurite', 'azure-functions-core-tools'])
+      expect(packages, devPackage).not.toContain(`node_modules/${devPackage}`);
     const bytes = contents.reduce((sum, { bytes: size }) => sum + size, 0);
     const app = contents.filter(({ file }) => !file.startsWith('node_modules/')).reduce((sum, { bytes: size }) => sum + size, 0);
-    console.log(`deploy package: ${contents.length} files, ${(bytes / 1e6).toFixed(1)} MB (app ${(app / 1e3).toFixed(0)} kB, ${packages.length} production packages)`);
+    console.log(
+      `deploy package: ${contents.length} files, ${(bytes / 1e6).toFixed(1)} MB (app ${(app / 1e3).toFixed(0)} kB, ${packages.length} production packages)`,
+    );
   });
 
   it('starts on its own: the worker loads every function from the staged folder alone', async () => {
@@ -88,7 +113,7 @@ describe('the deploy package', () => {
     worker.install();
     try {
       await worker.startApp(staged);
-      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(['dataverseWebhook', 'dataverseWebhookOtherMethods', 'processDataverseEvent', 'recordPoisonedEvent']);
+      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(['applyRetention', 'dataverseWebhook', 'dataverseWebhookOtherMethods', 'monitorBacklog', 'processDataverseEvent', 'recordPoisonedEvent']);
     } finally {
       worker.uninstall();
     }

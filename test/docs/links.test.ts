@@ -44,7 +44,9 @@ interface Link {
 
 function linksOf(file: string): Link[] {
   const text = prose(readFileSync(path.join(root, file), 'utf8'));
-  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((match) => ({ file, target: match[1]! })).filter((link) => !/^[a-z]+:/.test(link.target));
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((match) => ({ file, target: match[1]! }))
+    .filter((link) => !/^[a-z]+:/.test(link.target));
 }
 
 function broken(link: Link): string | null {

@@ -1,11 +1,10 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { OTHER_METHODS, receiveDataverseWebhook, refuseOtherMethods } from '../../src/functions/dataverseWebhook';
 import { processDataverseEvent } from '../../src/functions/processDataverseEvent';
-import { createStorageClients, type StorageClients } from '../../src/storage/clients';
-import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { allow, decide, reject } from '../../src/handlerApi';
 import { handlerFiles } from '../../src/handlers';
+import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { fixture } from '../support/fixtures';
 import { dataverseHeaders, invocationContext, webhookRequest } from '../support/requests';
 import { drainQueue } from '../support/storage';
@@ -49,7 +48,10 @@ describe('the function adapters', () => {
 
   it('every other method gets 405 with Allow: POST from the anonymous function, and nothing is stored', async () => {
     for (const method of OTHER_METHODS) {
-      const response = await refuseOtherMethods(webhookRequest(method === 'GET' || method === 'HEAD' ? '' : fixture('01-').body, { method, query: '' }), invocationContext().context);
+      const response = await refuseOtherMethods(
+        webhookRequest(method === 'GET' || method === 'HEAD' ? '' : fixture('01-').body, { method, query: '' }),
+        invocationContext().context,
+      );
       expect(response, method).toMatchObject({ status: 405, headers: { Allow: 'POST' } });
       // A HEAD answer has no body; the others say why.
       if (method === 'HEAD') expect(response.jsonBody).toBeUndefined();
@@ -76,7 +78,12 @@ describe('the function adapters', () => {
       }),
     );
     const http = invocationContext('dataverseWebhook');
-    const response = await receiveDataverseWebhook(webhookRequest(body, { headers: dataverseHeaders({ 'x-ms-dynamics-entity-name': 'test_gate', 'x-ms-dynamics-request-name': 'Create' }) }), http.context);
+    const response = await receiveDataverseWebhook(
+      webhookRequest(body, {
+        headers: dataverseHeaders({ 'x-ms-dynamics-entity-name': 'test_gate', 'x-ms-dynamics-request-name': 'Create' }),
+      }),
+      http.context,
+    );
     expect(response.status).toBe(422);
     expect(response.jsonBody).toMatchObject({ error: 'rejected', handler: 'test-gate', code: 'too-much' });
     expect(http.text()).toContain('Inline handler rejected the operation');

@@ -73,8 +73,18 @@ describe('function registrations', () => {
   });
 
   it('retention runs hourly and the backlog every minute, on timers the host schedules (NCRONTAB with seconds) and keeps a status for', async () => {
-    expect(host.trigger('applyRetention')).toMatchObject({ type: 'timerTrigger', schedule: '0 17 * * * *', runOnStartup: false, useMonitor: true });
-    expect(host.trigger('monitorBacklog')).toMatchObject({ type: 'timerTrigger', schedule: '0 * * * * *', runOnStartup: false, useMonitor: true });
+    expect(host.trigger('applyRetention')).toMatchObject({
+      type: 'timerTrigger',
+      schedule: '0 17 * * * *',
+      runOnStartup: false,
+      useMonitor: true,
+    });
+    expect(host.trigger('monitorBacklog')).toMatchObject({
+      type: 'timerTrigger',
+      schedule: '0 * * * * *',
+      runOnStartup: false,
+      useMonitor: true,
+    });
     // The schedules the local host runs are the ones registered (devhost/timerSchedule.ts reads them as the host does).
     const { parseSchedule } = await import('../../devhost/timerSchedule');
     const at = new Date(2026, 11, 4, 18, 16, 59, 500);
@@ -98,7 +108,17 @@ describe('function registrations', () => {
     expect(other.methods).not.toContain('POST');
     // Every method @azure/functions lets a function register (its HttpMethod type), but POST, and
     // but TRACE and CONNECT, which its HttpRequest cannot represent (undici refuses them).
-    expect([...(other.methods as string[]), 'POST', 'TRACE', 'CONNECT'].sort()).toEqual(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
+    expect([...(other.methods as string[]), 'POST', 'TRACE', 'CONNECT'].sort()).toEqual([
+      'CONNECT',
+      'DELETE',
+      'GET',
+      'HEAD',
+      'OPTIONS',
+      'PATCH',
+      'POST',
+      'PUT',
+      'TRACE',
+    ]);
   });
 
   it('the processor reads the queue the webhook writes, on the host storage connection', () => {
@@ -111,12 +131,18 @@ describe('function registrations', () => {
   });
 
   it('the poison recorder reads the queue the host moves failed messages to', () => {
-    expect(host.trigger('recordPoisonedEvent')).toMatchObject({ type: 'queueTrigger', queueName: `${names.EVENTS_QUEUE}-poison`, connection: 'AzureWebJobsStorage' });
+    expect(host.trigger('recordPoisonedEvent')).toMatchObject({
+      type: 'queueTrigger',
+      queueName: `${names.EVENTS_QUEUE}-poison`,
+      connection: 'AzureWebJobsStorage',
+    });
     expect(names.POISON_QUEUE).toBe(`${names.EVENTS_QUEUE}-poison`);
   });
 
   it('host.json decodes queue messages the way the app encodes them (a mismatch poisons every message)', async () => {
-    const hostJson = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'host.json'), 'utf8')) as { extensions: { queues: { messageEncoding: string } } };
+    const hostJson = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'host.json'), 'utf8')) as {
+      extensions: { queues: { messageEncoding: string } };
+    };
     const { QUEUE_MESSAGE_ENCODING, encodeQueueMessage } = await import('../../src/storage/queueMessages');
     expect(hostJson.extensions.queues.messageEncoding).toBe(QUEUE_MESSAGE_ENCODING);
     expect(Buffer.from(encodeQueueMessage({ a: 1 }), QUEUE_MESSAGE_ENCODING as BufferEncoding).toString('utf8')).toBe('{"a":1}');

@@ -21,7 +21,11 @@ registry.on(
     entity: 'x_cntct',
     message: 'Update',
     filteringAttributes: ['firstname'],
-    images: { pre: { type: 'PreImage', columns: ['firstname'] }, after: { type: 'PostImage' }, both: { type: 'Both', columns: ['lastname'] } },
+    images: {
+      pre: { type: 'PreImage', columns: ['firstname'] },
+      after: { type: 'PostImage' },
+      both: { type: 'Both', columns: ['lastname'] },
+    },
   },
   (event, ctx) => {
     expectTypeOf(event).toEqualTypeOf<DataverseEvent>();
@@ -112,7 +116,14 @@ registry.on({ name: 'image-type', entity: 'x_accnt', message: 'Update', images: 
 
 // Inline handlers: the same typed event and context, and a decision to return on every path.
 registry.decide(
-  { name: 'gate', entity: 'x_accnt', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'], images: { pre: { type: 'PreImage', columns: ['creditlimit'] } } },
+  {
+    name: 'gate',
+    entity: 'x_accnt',
+    message: 'Update',
+    stage: 'PreValidation',
+    filteringAttributes: ['creditlimit'],
+    images: { pre: { type: 'PreImage', columns: ['creditlimit'] } },
+  },
   async (event, ctx) => {
     expectTypeOf(event).toEqualTypeOf<DataverseEvent>();
     expectTypeOf(ctx.preImage('pre')).toEqualTypeOf<Entity | null>();
@@ -128,7 +139,9 @@ registry.decide(
   },
 );
 // The app's own `decide` is the same typed method.
-decide({ name: 'app-decide', entity: 'x_accnt', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => (ctx.attribute('name') === null ? reject('A name is required') : allow()));
+decide({ name: 'app-decide', entity: 'x_accnt', message: 'Create', stage: 'PreOperation' }, (_event, ctx) =>
+  ctx.attribute('name') === null ? reject('A name is required') : allow(),
+);
 registry.decide(
   { name: 'forgets', entity: 'x_accnt', message: 'Create', stage: 'PreValidation' },
   // @ts-expect-error an inline handler returns a decision on every path: allow() is never implied

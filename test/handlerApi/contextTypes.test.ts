@@ -52,9 +52,16 @@ describe('the handler context is typed from the declaration', () => {
     for (const [name, program] of Object.entries(PROGRAMS)) writeFileSync(path.join(DIR, `${name}.ts`), HEADER + program.code);
     writeFileSync(
       path.join(DIR, 'tsconfig.json'),
-      JSON.stringify({ extends: '../../../tsconfig.test.json', compilerOptions: { rootDir: '../../..' }, include: [], files: Object.keys(PROGRAMS).map((name) => `${name}.ts`) }),
+      JSON.stringify({
+        extends: '../../../tsconfig.test.json',
+        compilerOptions: { rootDir: '../../..' },
+        include: [],
+        files: Object.keys(PROGRAMS).map((name) => `${name}.ts`),
+      }),
     );
-    const output = await promisify(execFile)(process.execPath, [TSC, '-p', path.join(DIR, 'tsconfig.json'), '--pretty', 'false'], { cwd: ROOT }).then(
+    const output = await promisify(execFile)(process.execPath, [TSC, '-p', path.join(DIR, 'tsconfig.json'), '--pretty', 'false'], {
+      cwd: ROOT,
+    }).then(
       () => '',
       (error: { stdout?: string }) => error.stdout ?? String(error),
     );

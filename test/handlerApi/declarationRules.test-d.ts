@@ -29,7 +29,10 @@ decide({ name: 'decide-void', entity: 'test_widget', message: 'Create', stage: '
 
 // Images the message or the stage cannot have.
 on({ name: 'ok-pre-update', entity: 'test_widget', message: 'Update', images: { pre: { type: 'PreImage' } } }, nothing);
-on({ name: 'ok-post-create', entity: 'test_widget', message: 'Create', stage: 'PostOperation', images: { post: { type: 'PostImage' } } }, nothing);
+on(
+  { name: 'ok-post-create', entity: 'test_widget', message: 'Create', stage: 'PostOperation', images: { post: { type: 'PostImage' } } },
+  nothing,
+);
 on({ name: 'ok-pre-delete', entity: 'test_widget', message: 'Delete', images: { pre: { type: 'PreImage' } } }, nothing);
 // @ts-expect-error a Create has no pre-image
 on({ name: 'pre-create', entity: 'test_widget', message: 'Create', images: { pre: { type: 'PreImage' } } }, nothing);
@@ -37,10 +40,16 @@ on({ name: 'pre-create', entity: 'test_widget', message: 'Create', images: { pre
 on({ name: 'both-create', entity: 'test_widget', message: ['Create', 'Update'], images: { both: { type: 'Both' } } }, nothing);
 // @ts-expect-error a Delete has no post-image
 on({ name: 'post-delete', entity: 'test_widget', message: 'Delete', images: { post: { type: 'PostImage' } } }, nothing);
-// @ts-expect-error a post-image needs PostOperation
-on({ name: 'post-early', entity: 'test_widget', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } }, nothing);
-// @ts-expect-error the same for an inline handler
-decide({ name: 'decide-post-early', entity: 'test_widget', message: 'Update', stage: 'PreValidation', images: { post: { type: 'PostImage' } } }, () => allow());
+on(
+  // @ts-expect-error a post-image needs PostOperation
+  { name: 'post-early', entity: 'test_widget', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } },
+  nothing,
+);
+decide(
+  // @ts-expect-error the same for an inline handler
+  { name: 'decide-post-early', entity: 'test_widget', message: 'Update', stage: 'PreValidation', images: { post: { type: 'PostImage' } } },
+  () => allow(),
+);
 // @ts-expect-error a bulk message's images are not in the webhook's payload
 on({ name: 'bulk-images', entity: 'test_widget', message: 'UpdateMultiple', images: { pre: { type: 'PreImage' } } }, nothing);
 

@@ -1,14 +1,14 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { FunctionsWorker } from '../../devhost/functionsCore';
 import { main } from '../../src/cli/main';
 import { on } from '../../src/handlerApi';
 import { HandlerLoadError, registryOf } from '../../src/handlerApi/load';
 import { handlerFiles } from '../../src/handlers';
-import { FunctionsWorker } from '../../devhost/functionsCore';
 import { captureIO } from '../support/cliIO';
-import { invocationContext, webhookRequest } from '../support/requests';
 import { SAMPLES_DIR } from '../support/fixtures';
+import { invocationContext, webhookRequest } from '../support/requests';
 
 /**
  * A declaration the registry refuses is one line naming its file, the handler and the reason:
@@ -18,8 +18,11 @@ import { SAMPLES_DIR } from '../support/fixtures';
 const ROOT = path.resolve(__dirname, '..', '..');
 const REASON = 'handler early-async: Dataverse runs asynchronous steps only in PostOperation';
 
-// @ts-expect-error the compiler refuses it too; plain JavaScript (or a cast) would not be stopped
-const refused = on({ name: 'early-async', entity: 'test_widget', message: 'Update', stage: 'PreValidation', mode: 'Asynchronous' }, () => undefined);
+const refused = on(
+  // @ts-expect-error the compiler refuses it too; plain JavaScript (or a cast) would not be stopped
+  { name: 'early-async', entity: 'test_widget', message: 'Update', stage: 'PreValidation', mode: 'Asynchronous' },
+  () => undefined,
+);
 
 describe('a refused declaration', () => {
   it('is one line: the declaring file, the handler, the reason', () => {
@@ -41,15 +44,31 @@ describe('a refused declaration', () => {
       const io = captureIO({ env, cwd: ROOT });
       return { code: await main(args, io), out: io.out(), err: io.err() };
     };
-    for (const command of [['register', '--plan'], ['types', '--org', 'https://contoso.crm.dynamics.com']]) {
-      expect(await run(command), command.join(' ')).toEqual({ code: 1, out: '', err: `The app's handlers do not load: test/handlerApi/loadErrors.test.ts: ${REASON}\n` });
+    for (const command of [
+      ['register', '--plan'],
+      ['types', '--org', 'https://contoso.crm.dynamics.com'],
+    ]) {
+      expect(await run(command), command.join(' ')).toEqual({
+        code: 1,
+        out: '',
+        err: `The app's handlers do not load: test/handlerApi/loadErrors.test.ts: ${REASON}\n`,
+      });
     }
     expect((await run(['--help'])).code).toBe(0);
     expect((await run(['register', '--help'])).code).toBe(0);
-    expect(await run(['inspect', path.join(SAMPLES_DIR, '06-account-create-sync-postop-webhooksite-unicode.json')])).toMatchObject({ code: 0, err: '' });
-    expect(await run(['failures'], { AzureWebJobsStorage: inject('azuriteConnectionString') })).toMatchObject({ code: 0, err: 'No poisoned events.\n' });
+    expect(await run(['inspect', path.join(SAMPLES_DIR, '06-account-create-sync-postop-webhooksite-unicode.json')])).toMatchObject({
+      code: 0,
+      err: '',
+    });
+    expect(await run(['failures'], { AzureWebJobsStorage: inject('azuriteConnectionString') })).toMatchObject({
+      code: 0,
+      err: 'No poisoned events.\n',
+    });
     expect(await run(['replay', '--all'], { AzureWebJobsStorage: inject('azuriteConnectionString') })).toMatchObject({ code: 0 });
-    expect(await run(['types', '--tables', 'account'], { DATAVERSE_URL: 'https://contoso' })).toMatchObject({ code: 2, err: expect.not.stringContaining('handler') });
+    expect(await run(['types', '--tables', 'account'], { DATAVERSE_URL: 'https://contoso' })).toMatchObject({
+      code: 2,
+      err: expect.not.stringContaining('handler'),
+    });
   });
 
   it('is logged once as the app starts, and the webhook answers 503 (Dataverse retries) until it is fixed', async () => {
@@ -68,7 +87,9 @@ describe('a refused declaration', () => {
       expect(written.filter((text) => text.includes('handlers do not load'))).toEqual([line]);
       expect(written.join('')).not.toMatch(/\n\s+at /);
       // The module the worker loaded (importing it again would register its functions twice).
-      const webhook = createRequire(__filename)(path.join(ROOT, 'dist', 'src', 'functions', 'dataverseWebhook.js')) as typeof import('../../src/functions/dataverseWebhook');
+      const webhook = createRequire(__filename)(
+        path.join(ROOT, 'dist', 'src', 'functions', 'dataverseWebhook.js'),
+      ) as typeof import('../../src/functions/dataverseWebhook');
       const http = invocationContext('dataverseWebhook');
       const response = await webhook.receiveDataverseWebhook(webhookRequest('{}'), http.context);
       expect(response).toMatchObject({ status: 503, jsonBody: { error: 'handlers-invalid' } });

@@ -20,7 +20,8 @@ describe('the handler files and their list', () => {
   it('a file left out of the list is named, with its handlers; tests and the generated module are not handler files', async () => {
     const folder = path.join(tempDir('wiring-'), 'handlers');
     mkdirSync(folder);
-    const declare = (name: string) => `import { on } from ${JSON.stringify(API)};\nexport const ${name.replace(/-/g, '')} = on({ name: '${name}', entity: 'test_widget', message: 'Update' }, () => undefined);\n`;
+    const declare = (name: string) =>
+      `import { on } from ${JSON.stringify(API)};\nexport const ${name.replace(/-/g, '')} = on({ name: '${name}', entity: 'test_widget', message: 'Update' }, () => undefined);\n`;
     writeFileSync(path.join(folder, 'listed.ts'), declare('listed'));
     writeFileSync(path.join(folder, 'forgotten.ts'), declare('forgotten'));
     writeFileSync(path.join(folder, 'helpers.ts'), 'export const nothing = 1;\n');
@@ -28,6 +29,8 @@ describe('the handler files and their list', () => {
     writeFileSync(path.join(folder, 'tables.generated.ts'), '');
     writeFileSync(path.join(folder, 'index.ts'), "import * as listed from './listed';\nexport const handlerFiles = [listed];\n");
     expect(handlerSourceFiles(folder).map((file) => path.basename(file))).toEqual(['forgotten.ts', 'helpers.ts', 'listed.ts']);
-    expect(await unlistedHandlers(folder, path.dirname(folder))).toEqual(['handlers/forgotten.ts declares forgotten, and handlers/index.ts does not list it: add it to handlerFiles']);
+    expect(await unlistedHandlers(folder, path.dirname(folder))).toEqual([
+      'handlers/forgotten.ts declares forgotten, and handlers/index.ts does not list it: add it to handlerFiles',
+    ]);
   });
 });

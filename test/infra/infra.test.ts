@@ -12,7 +12,9 @@ const root = path.resolve(__dirname, '..', '..');
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
 const storage = read('infra/modules/storage.bicep');
 const functionApp = read('infra/modules/functionApp.bicep');
-const everyTemplate = ['infra/main.bicep', ...readdirSync(path.join(root, 'infra', 'modules')).map((file) => `infra/modules/${file}`)].map(read).join('\n');
+const everyTemplate = ['infra/main.bicep', ...readdirSync(path.join(root, 'infra', 'modules')).map((file) => `infra/modules/${file}`)]
+  .map(read)
+  .join('\n');
 
 describe('the infrastructure templates', () => {
   it('create every queue, container and table the app uses, by the names in src/storage/names.ts', () => {
@@ -31,13 +33,19 @@ describe('the infrastructure templates', () => {
   it('delete claim-check bodies after 30 days, as long as rejected bodies, and never the poisoned/ copies', () => {
     // Claim-check blobs are <eventId>.json, the eventId a lowercase UUID: the sixteen hex prefixes
     // match every one of them and nothing under poisoned/ (test/pipeline/retention.test.ts checks a real name).
-    const prefixes = [...storage.matchAll(/for digit in \[([^\]]+)\]: '\$\{payloadContainer\}\/\$\{digit\}'/g)].flatMap((match) => match[1]!.split(',').map((digit) => digit.trim().replaceAll("'", '')));
+    const prefixes = [...storage.matchAll(/for digit in \[([^\]]+)\]: '\$\{payloadContainer\}\/\$\{digit\}'/g)].flatMap((match) =>
+      match[1]!.split(',').map((digit) => digit.trim().replaceAll("'", '')),
+    );
     expect(prefixes.sort()).toEqual([...'0123456789abcdef']);
     for (const list of ['claimCheckPrefixesLow', 'claimCheckPrefixesHigh']) {
-      expect(storage).toMatch(new RegExp(`prefixMatch: ${list} \\}\\s+actions: \\{ baseBlob: \\{ delete: \\{ daysAfterModificationGreaterThan: 30 \\} \\} \\}`));
+      expect(storage).toMatch(
+        new RegExp(`prefixMatch: ${list} \\}\\s+actions: \\{ baseBlob: \\{ delete: \\{ daysAfterModificationGreaterThan: 30 \\} \\} \\}`),
+      );
     }
     expect(storage).not.toMatch(/prefixMatch: \['\$\{payloadContainer\}\/'\]/);
-    expect(storage).toMatch(/prefixMatch: \['\$\{rejectedContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 30 \} \} \}/);
+    expect(storage).toMatch(
+      /prefixMatch: \['\$\{rejectedContainer\}\/'\] \}\s+actions: \{ baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: 30 \} \} \}/,
+    );
   });
 
   it('use no account key: shared key access off, identity-based AzureWebJobsStorage, no listKeys', () => {

@@ -1,7 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TELEMETRY_EVENT_NAMES, TELEMETRY_METRIC_NAMES, TELEMETRY_PROPERTY_NAMES, telemetryItemName } from '../../src/observability/telemetry';
+import {
+  TELEMETRY_EVENT_NAMES,
+  TELEMETRY_METRIC_NAMES,
+  TELEMETRY_PROPERTY_NAMES,
+  telemetryItemName,
+} from '../../src/observability/telemetry';
 import { EVENTS_QUEUE } from '../../src/storage/names';
 
 /**
@@ -18,7 +23,8 @@ const main = read('infra/main.bicep');
 
 /** Every file the Bicep loads, resolved from the module's folder as Bicep resolves it. */
 const loaded = [...operations.matchAll(/loadTextContent\('([^']+)'\)/g)].map((match) => path.posix.join('infra/modules', match[1]!));
-const kqlFiles = (folder: string) => readdirSync(path.join(root, 'infra', 'monitoring', folder)).map((file) => `infra/monitoring/${folder}/${file}`);
+const kqlFiles = (folder: string) =>
+  readdirSync(path.join(root, 'infra', 'monitoring', folder)).map((file) => `infra/monitoring/${folder}/${file}`);
 const panels = kqlFiles('panels');
 const alerts = kqlFiles('alerts');
 
@@ -28,7 +34,9 @@ const PROPERTIES = new Set<string>(Object.values(TELEMETRY_PROPERTY_NAMES));
 
 /** The functions the app registers (app.http / app.storageQueue / app.timer), by name. */
 const FUNCTION_NAMES = new Set(
-  readdirSync(path.join(root, 'src', 'functions')).flatMap((file) => [...read(`src/functions/${file}`).matchAll(/^app\.\w+\('([^']+)'/gm)].map((match) => match[1]!)),
+  readdirSync(path.join(root, 'src', 'functions')).flatMap((file) =>
+    [...read(`src/functions/${file}`).matchAll(/^app\.\w+\('([^']+)'/gm)].map((match) => match[1]!),
+  ),
 );
 
 interface Query {
@@ -83,7 +91,9 @@ describe('the workbook and alerts deployed with the app', () => {
 
   it('answer each question the operator asks', () => {
     const uses = (file: string) => parse(`infra/monitoring/panels/${file}.kql`);
-    expect(uses('events-per-minute').items.sort()).toEqual(['accepted', 'poisoned', 'processed'].map((name) => telemetryItemName(name as 'accepted')).sort());
+    expect(uses('events-per-minute').items.sort()).toEqual(
+      ['accepted', 'poisoned', 'processed'].map((name) => telemetryItemName(name as 'accepted')).sort(),
+    );
     expect(uses('ack-latency').measurements).toEqual(['ackLatencyMs']);
     expect(read('infra/monitoring/panels/ack-latency.kql')).toMatch(/percentile\(ackLatencyMs, 95\)/);
     expect(uses('processing-latency').operations).toEqual(['processDataverseEvent']);
@@ -100,18 +110,26 @@ describe('the workbook and alerts deployed with the app', () => {
       if (!block) throw new Error(`no alert ${name}`);
       return block;
     };
-    expect(alert('poisoned-event')).toMatch(/loadTextContent\('\.\.\/monitoring\/alerts\/poisoned\.kql'\)[\s\S]*timeAggregation: 'Count'[\s\S]*threshold: 0\n/);
+    expect(alert('poisoned-event')).toMatch(
+      /loadTextContent\('\.\.\/monitoring\/alerts\/poisoned\.kql'\)[\s\S]*timeAggregation: 'Count'[\s\S]*threshold: 0\n/,
+    );
     expect(parse('infra/monitoring/alerts/poisoned.kql').items).toEqual([telemetryItemName('poisoned')]);
 
-    expect(alert('webhook-503-rate')).toMatch(/unavailable-rate\.kql'\)[\s\S]*metricMeasureColumn: 'unavailablePercent'[\s\S]*threshold: unavailablePercentThreshold/);
+    expect(alert('webhook-503-rate')).toMatch(
+      /unavailable-rate\.kql'\)[\s\S]*metricMeasureColumn: 'unavailablePercent'[\s\S]*threshold: unavailablePercentThreshold/,
+    );
     expect(read('infra/monitoring/alerts/unavailable-rate.kql')).toMatch(/extend unavailablePercent = /);
 
-    expect(alert('queue-age')).toMatch(/alerts\/queue-age\.kql'\)[\s\S]*metricMeasureColumn: 'oldestSeconds'[\s\S]*threshold: queueAgeMinutes \* 60/);
+    expect(alert('queue-age')).toMatch(
+      /alerts\/queue-age\.kql'\)[\s\S]*metricMeasureColumn: 'oldestSeconds'[\s\S]*threshold: queueAgeMinutes \* 60/,
+    );
     // The main queue, by the name the app writes it under.
     expect(read('infra/monitoring/alerts/queue-age.kql')).toContain(`tostring(customDimensions.queue) == "${EVENTS_QUEUE}"`);
     expect(read('infra/monitoring/alerts/queue-age.kql')).toMatch(/summarize oldestSeconds = /);
 
-    expect(alert('processing-failures')).toMatch(/processing-failures\.kql'\)[\s\S]*timeAggregation: 'Count'[\s\S]*threshold: processingFailuresThreshold/);
+    expect(alert('processing-failures')).toMatch(
+      /processing-failures\.kql'\)[\s\S]*timeAggregation: 'Count'[\s\S]*threshold: processingFailuresThreshold/,
+    );
     expect(read('infra/monitoring/alerts/processing-failures.kql')).toMatch(/success == false/);
 
     // Every rule notifies the action group.
@@ -124,7 +142,9 @@ describe('the workbook and alerts deployed with the app', () => {
     expect(operations).toMatch(/emailReceivers: empty\(alertEmail\) \? \[\] : \[\s+\{\s+name: 'operator'\s+emailAddress: alertEmail/);
     expect(main).toMatch(/^param alertEmail string = ''$/m);
     expect(JSON.parse(read('infra/main.parameters.json')).parameters.alertEmail).toEqual({ value: '${ALERT_EMAIL=}' });
-    expect(main).toMatch(/module operations 'modules\/operations\.bicep' = \{[\s\S]*alertEmail: alertEmail[\s\S]*applicationInsightsId: monitoring\.outputs\.applicationInsightsId|module operations 'modules\/operations\.bicep' = \{[\s\S]*applicationInsightsId: monitoring\.outputs\.applicationInsightsId[\s\S]*alertEmail: alertEmail/);
+    expect(main).toMatch(
+      /module operations 'modules\/operations\.bicep' = \{[\s\S]*alertEmail: alertEmail[\s\S]*applicationInsightsId: monitoring\.outputs\.applicationInsightsId|module operations 'modules\/operations\.bicep' = \{[\s\S]*applicationInsightsId: monitoring\.outputs\.applicationInsightsId[\s\S]*alertEmail: alertEmail/,
+    );
     expect(read('infra/modules/monitoring.bicep')).toContain('output applicationInsightsId string = applicationInsights.id');
   });
 

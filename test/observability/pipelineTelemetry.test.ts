@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
-import { recordingTelemetry, type RecordingTelemetry } from '../../src/observability/telemetry';
+import { type RecordingTelemetry, recordingTelemetry } from '../../src/observability/telemetry';
 import { replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import type { StorageClients } from '../../src/storage/clients';
@@ -39,8 +39,14 @@ describe('telemetry along an event’s path', () => {
     for (const name of ['accepted', 'processed'] as const) {
       expect(telemetry.eventsNamed(name)[0]?.properties).toMatchObject({ eventId, ...FOLLOWED });
     }
-    expect(telemetry.eventsNamed('accepted')[0]).toMatchObject({ properties: { status: '202' }, measurements: { ackLatencyMs: expect.any(Number) } });
-    expect(telemetry.eventsNamed('processed')[0]).toMatchObject({ properties: { status: 'processed' }, measurements: { queueWaitMs: expect.any(Number), units: 1 } });
+    expect(telemetry.eventsNamed('accepted')[0]).toMatchObject({
+      properties: { status: '202' },
+      measurements: { ackLatencyMs: expect.any(Number) },
+    });
+    expect(telemetry.eventsNamed('processed')[0]).toMatchObject({
+      properties: { status: 'processed' },
+      measurements: { queueWaitMs: expect.any(Number), units: 1 },
+    });
     expect(telemetry.metrics.map((metric) => [metric.name, metric.properties])).toEqual([
       ['ackLatencyMs', { status: '202', table: 'contact', message: 'Update' }],
       ['queueWaitMs', { table: 'contact', message: 'Update' }],
@@ -81,11 +87,20 @@ describe('telemetry along an event’s path', () => {
 
     const id = randomUUID();
     const update = (versionnumber: number) =>
-      JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'contact', entityId: id, inputParameters: { Target: rawEntity('contact', id, { versionnumber }) } }));
+      JSON.stringify(
+        rawExecutionContext({
+          messageName: 'Update',
+          entityName: 'contact',
+          entityId: id,
+          inputParameters: { Target: rawEntity('contact', id, { versionnumber }) },
+        }),
+      );
     await ingest(storage, update(2), dataverseHeaders(), telemetry);
     await run.drain();
     await ingest(storage, update(1), dataverseHeaders(), telemetry);
     await run.drain();
-    expect(telemetry.eventsNamed('stale')).toEqual([expect.objectContaining({ properties: expect.objectContaining({ recordId: id, reason: 'latest' }) })]);
+    expect(telemetry.eventsNamed('stale')).toEqual([
+      expect.objectContaining({ properties: expect.objectContaining({ recordId: id, reason: 'latest' }) }),
+    ]);
   });
 });

@@ -11,9 +11,9 @@ import {
   NO_TELEMETRY,
   recordingTelemetry,
   startTelemetry,
-  telemetry,
   TELEMETRY_EVENT_NAMES,
   TELEMETRY_METRIC_NAMES,
+  telemetry,
   telemetryItemName,
 } from '../../src/observability/telemetry';
 import { useTempDirs } from '../support/tempDirs';
@@ -93,7 +93,12 @@ const identifiers = {
   message: 'Update',
 };
 const CALLS: Call[] = [
-  { kind: 'event', name: 'accepted', properties: { eventId: eventIds.accepted, ...identifiers, status: 202 }, measurements: { ackLatencyMs: 12.5 } },
+  {
+    kind: 'event',
+    name: 'accepted',
+    properties: { eventId: eventIds.accepted, ...identifiers, status: 202 },
+    measurements: { ackLatencyMs: 12.5 },
+  },
   { kind: 'event', name: 'rejected', properties: { eventId: eventIds.rejected, reason: 'invalid-json', status: 400 } },
   { kind: 'metric', name: 'ackLatencyMs', value: 12.5, properties: { table: 'account', message: 'Update' } },
   { kind: 'metric', name: 'queueWaitMs', value: 250, properties: { table: 'account', message: 'Update' } },
@@ -117,7 +122,9 @@ describe('telemetry in this process', () => {
     const recorder = recordingTelemetry();
     recorder.event('rejected', { eventId: 'e1', reason: 'invalid-context', status: 400, operationId: null, table: undefined });
     recorder.metric('queueWaitMs', 42, { table: 'contact' });
-    expect(recorder.eventsNamed('rejected')).toEqual([{ name: 'rejected', properties: { eventId: 'e1', reason: 'invalid-context', status: '400' }, measurements: {} }]);
+    expect(recorder.eventsNamed('rejected')).toEqual([
+      { name: 'rejected', properties: { eventId: 'e1', reason: 'invalid-context', status: '400' }, measurements: {} },
+    ]);
     expect(recorder.metrics).toEqual([{ name: 'queueWaitMs', value: 42, properties: { table: 'contact' } }]);
     recorder.clear();
     expect(recorder.events).toEqual([]);
@@ -125,8 +132,17 @@ describe('telemetry in this process', () => {
 
   it('names every item dataverse.<name>', () => {
     expect(TELEMETRY_EVENT_NAMES.map(telemetryItemName)).toEqual([
-      'dataverse.received', 'dataverse.accepted', 'dataverse.rejected', 'dataverse.truncated', 'dataverse.processed',
-      'dataverse.duplicate', 'dataverse.stale', 'dataverse.poisoned', 'dataverse.replayed', 'dataverse.decided', 'dataverse.retention',
+      'dataverse.received',
+      'dataverse.accepted',
+      'dataverse.rejected',
+      'dataverse.truncated',
+      'dataverse.processed',
+      'dataverse.duplicate',
+      'dataverse.stale',
+      'dataverse.poisoned',
+      'dataverse.replayed',
+      'dataverse.decided',
+      'dataverse.retention',
     ]);
     expect(TELEMETRY_METRIC_NAMES.map(telemetryItemName)).toEqual([
       'dataverse.ackLatencyMs',
@@ -141,12 +157,22 @@ describe('telemetry in this process', () => {
 describe('telemetry in a process of its own', () => {
   it('without a connection string loads no SDK, opens no connection and never throws', async () => {
     const { report, stderr } = await runChild({}, CALLS);
-    expect(report).toMatchObject({ startedByAppEntry: false, startedEnabled: false, sameOnSecondStart: true, threw: null, warnings: [], sdkLoaded: false });
+    expect(report).toMatchObject({
+      startedByAppEntry: false,
+      startedEnabled: false,
+      sameOnSecondStart: true,
+      threw: null,
+      warnings: [],
+      sdkLoaded: false,
+    });
     expect(stderr).not.toContain('CONNECT');
   });
 
   it('with a connection string the SDK cannot use, calls are still safe: one warning, then off', async () => {
-    const { report, stderr } = await runChild({ APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=not-a-guid;IngestionEndpoint=https://127.0.0.1:9/' }, CALLS);
+    const { report, stderr } = await runChild(
+      { APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=not-a-guid;IngestionEndpoint=https://127.0.0.1:9/' },
+      CALLS,
+    );
     expect(report.threw).toBeNull();
     expect(report.sdkLoaded).toBe(true);
     expect(report.enabledAfterCalls).toBe(false);
@@ -158,7 +184,12 @@ describe('telemetry in a process of its own', () => {
     interface Received {
       path: string;
       encoding: string | undefined;
-      items: Array<{ name: string; iKey: string; tags: Record<string, string>; data: { baseType: string; baseData: Record<string, unknown> } }>;
+      items: Array<{
+        name: string;
+        iKey: string;
+        tags: Record<string, string>;
+        data: { baseType: string; baseData: Record<string, unknown> };
+      }>;
     }
     const received: Received[] = [];
     let server: Server;
@@ -169,8 +200,23 @@ describe('telemetry in a process of its own', () => {
       certificate = path.join(dir, 'cert.pem');
       const key = path.join(dir, 'key.pem');
       await promisify(execFile)('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', key, '-out', certificate, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        certificate,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
       ]);
       server = createServer({ key: readFileSync(key), cert: readFileSync(certificate) }, (request, response) => {
         const chunks: Buffer[] = [];
@@ -182,7 +228,12 @@ describe('telemetry in a process of its own', () => {
           let items: Received['items'] = [];
           if (request.url?.includes('/track') && text) {
             // v2.1/track takes a JSON array; the older form is one JSON object a line.
-            items = text.trimStart().startsWith('[') ? JSON.parse(text) : text.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+            items = text.trimStart().startsWith('[')
+              ? JSON.parse(text)
+              : text
+                  .split('\n')
+                  .filter(Boolean)
+                  .map((line) => JSON.parse(line));
           }
           received.push({ path: request.url ?? '', encoding, items });
           response.writeHead(200, { 'content-type': 'application/json' });
@@ -213,7 +264,15 @@ describe('telemetry in a process of its own', () => {
         },
         CALLS,
       );
-      expect(report).toMatchObject({ startedByAppEntry: true, startedEnabled: true, sameOnSecondStart: true, enabledAfterCalls: true, threw: null, warnings: [], sdkLoaded: true });
+      expect(report).toMatchObject({
+        startedByAppEntry: true,
+        startedEnabled: true,
+        sameOnSecondStart: true,
+        enabledAfterCalls: true,
+        threw: null,
+        warnings: [],
+        sdkLoaded: true,
+      });
       expect(blockedConnections(stderr)).toEqual(ONLY_THE_VM_METADATA_PROBE);
 
       const tracked = received.filter((request) => /^\/v2(\.1)?\/track/.test(request.path));
@@ -223,7 +282,8 @@ describe('telemetry in a process of its own', () => {
 
       const eventItems = items.filter((item) => item.data.baseType === 'EventData');
       // Inside the host's trace: the same operation as the host's request telemetry.
-      for (const item of eventItems) expect(item.tags).toMatchObject({ 'ai.operation.id': hostTrace.traceId, 'ai.operation.parentId': hostTrace.spanId });
+      for (const item of eventItems)
+        expect(item.tags).toMatchObject({ 'ai.operation.id': hostTrace.traceId, 'ai.operation.parentId': hostTrace.spanId });
       const events = eventItems.map((item) => item.data.baseData);
       expect(events.map((event) => event['name']).sort()).toEqual(['dataverse.accepted', 'dataverse.rejected']);
       expect(events.find((event) => event['name'] === 'dataverse.accepted')).toMatchObject({
@@ -236,10 +296,24 @@ describe('telemetry in a process of its own', () => {
 
       const metrics = items
         .filter((item) => item.data.baseType === 'MetricData')
-        .flatMap((item) => (item.data.baseData['metrics'] as Array<{ name: string; value: number; count?: number }>).map((metric) => ({ ...metric, properties: item.data.baseData['properties'] })));
-      expect(metrics.find((metric) => metric.name === 'dataverse.ackLatencyMs')).toMatchObject({ value: 12.5, properties: { table: 'account', message: 'Update' } });
-      expect(metrics.find((metric) => metric.name === 'dataverse.queueWaitMs')).toMatchObject({ value: 250, properties: { table: 'account', message: 'Update' } });
-      expect(metrics.find((metric) => metric.name === 'dataverse.queueAgeSeconds')).toMatchObject({ value: 930, properties: { queue: 'dataverse-events' } });
+        .flatMap((item) =>
+          (item.data.baseData['metrics'] as Array<{ name: string; value: number; count?: number }>).map((metric) => ({
+            ...metric,
+            properties: item.data.baseData['properties'],
+          })),
+        );
+      expect(metrics.find((metric) => metric.name === 'dataverse.ackLatencyMs')).toMatchObject({
+        value: 12.5,
+        properties: { table: 'account', message: 'Update' },
+      });
+      expect(metrics.find((metric) => metric.name === 'dataverse.queueWaitMs')).toMatchObject({
+        value: 250,
+        properties: { table: 'account', message: 'Update' },
+      });
+      expect(metrics.find((metric) => metric.name === 'dataverse.queueAgeSeconds')).toMatchObject({
+        value: 930,
+        properties: { queue: 'dataverse-events' },
+      });
     });
   });
 });

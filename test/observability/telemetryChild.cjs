@@ -71,10 +71,12 @@ async function run() {
     await shutdownTelemetry();
   }
   const sdkLoaded = Object.keys(require.cache).some((file) => file.includes(`${path.sep}applicationinsights${path.sep}`));
-  process.stdout.write(`${JSON.stringify({ startedByAppEntry, startedEnabled: started.enabled, sameOnSecondStart: started === again, enabledAfterCalls, threw, warnings, sdkLoaded })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ startedByAppEntry, startedEnabled: started.enabled, sameOnSecondStart: started === again, enabledAfterCalls, threw, warnings, sdkLoaded })}\n`,
+  );
 }
 
 run().catch((error) => {
-  process.stderr.write(`child failed: ${error && error.stack}\n`);
+  process.stderr.write(`child failed: ${error?.stack}\n`);
   process.exit(3);
 });

@@ -1,19 +1,22 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startAzurite } from '../../devhost/azurite';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
-import { startAzurite } from '../../devhost/azurite';
 import type { EventLog, LogProperties } from '../../src/observability/log';
-import { acceptWebhook, type AcceptDependencies, type IncomingWebhook } from '../../src/pipeline/accept';
+import { type AcceptDependencies, acceptWebhook, type IncomingWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { loadEvent } from '../../src/pipeline/loadEvent';
-import { readIngestSettings, SettingsError, type IngestSettings } from '../../src/settings';
+import { type IngestSettings, readIngestSettings, SettingsError } from '../../src/settings';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
 import { dataverseHeaders, FUNCTION_URL } from '../support/requests';
 import { blobNames, drainQueue, isolatedStorage } from '../support/storage';
 
-function incoming(body: Buffer | string, options: { method?: string; headers?: Record<string, string>; query?: string } = {}): IncomingWebhook {
+function incoming(
+  body: Buffer | string,
+  options: { method?: string; headers?: Record<string, string>; query?: string } = {},
+): IncomingWebhook {
   const headers = new Headers(options.headers ?? dataverseHeaders());
   if (!headers.has('content-length')) headers.set('content-length', String(Buffer.byteLength(body)));
   return {
@@ -31,11 +34,16 @@ interface RecordingLog extends EventLog {
 
 function recordingLog(): RecordingLog {
   const lines: RecordingLog['lines'] = [];
-  const record = (level: string) => (message: string, properties?: LogProperties) => lines.push({ level, message, ...(properties ? { properties } : {}) });
+  const record = (level: string) => (message: string, properties?: LogProperties) =>
+    lines.push({ level, message, ...(properties ? { properties } : {}) });
   return { lines, info: record('info'), warn: record('warn'), error: record('error'), text: () => JSON.stringify(lines) };
 }
 
-function deps(storage: StorageClients, settings: Partial<IngestSettings> = {}, log = recordingLog()): AcceptDependencies & { log: RecordingLog } {
+function deps(
+  storage: StorageClients,
+  settings: Partial<IngestSettings> = {},
+  log = recordingLog(),
+): AcceptDependencies & { log: RecordingLog } {
   return { settings: { ...readIngestSettings({}), ...settings }, storage, log };
 }
 
@@ -60,7 +68,11 @@ describe('accepting a webhook', () => {
       expect(envelope.headers['x-ms-dynamics-organization']).toBe('contoso.crm.dynamics.com');
       expect(envelope.headers['content-type']).toBeUndefined();
       const original = parseDataverseWebhookOrThrow({ body: payload.body, headers: new Headers(dataverseHeaders()) });
-      expect(envelope.summary).toMatchObject({ messageName: original.messageName, primaryEntityId: original.primaryEntityId, correlationId: original.correlationId });
+      expect(envelope.summary).toMatchObject({
+        messageName: original.messageName,
+        primaryEntityId: original.primaryEntityId,
+        correlationId: original.correlationId,
+      });
       const rebuilt = await loadEvent(envelope, storage.payloads);
       expect(JSON.stringify(rebuilt)).toBe(JSON.stringify(original));
     },
@@ -90,7 +102,10 @@ describe('accepting a webhook', () => {
   });
 
   it('flags a truncated event and keeps the header for the processor', async () => {
-    const result = await acceptWebhook(incoming(truncatedDocsSample(), { headers: dataverseHeaders({ 'x-ms-dynamics-msg-size-exceeded': 'true' }) }), deps(storage));
+    const result = await acceptWebhook(
+      incoming(truncatedDocsSample(), { headers: dataverseHeaders({ 'x-ms-dynamics-msg-size-exceeded': 'true' }) }),
+      deps(storage),
+    );
     expect(result.response.status).toBe(202);
     const envelope = parseEnvelope((await drainQueue(storage.eventsQueue))[0]);
     expect(envelope.truncated).toBe(true);
@@ -144,10 +159,16 @@ describe('requests that are not ours to take', () => {
     const settings = readIngestSettings({ WEBHOOK_REQUIRED_HEADERS: '{"x-webhook-key": ["old-secret", "new-secret"]}' });
     const body = fixture('08-').body;
     expect((await acceptWebhook(incoming(body), deps(storage, settings))).response.status).toBe(401);
-    expect((await acceptWebhook(incoming(body, { headers: dataverseHeaders({ 'x-webhook-key': 'guess' }) }), deps(storage, settings))).response.status).toBe(401);
+    expect(
+      (await acceptWebhook(incoming(body, { headers: dataverseHeaders({ 'x-webhook-key': 'guess' }) }), deps(storage, settings))).response
+        .status,
+    ).toBe(401);
     await expectNothingStored();
     for (const secret of ['old-secret', 'new-secret']) {
-      const accepted = await acceptWebhook(incoming(body, { headers: dataverseHeaders({ 'X-Webhook-Key': secret }) }), deps(storage, settings));
+      const accepted = await acceptWebhook(
+        incoming(body, { headers: dataverseHeaders({ 'X-Webhook-Key': secret }) }),
+        deps(storage, settings),
+      );
       expect(accepted.response.status).toBe(202);
     }
     const envelopes = (await drainQueue(storage.eventsQueue)).map(parseEnvelope);
@@ -167,7 +188,10 @@ describe('requests that are not ours to take', () => {
 
   it('403 for an organization outside the allow-list, by header, id or name', async () => {
     const body = fixture('08-').body; // OrganizationId b0714265-…, OrganizationName org94971a24
-    const refused = await acceptWebhook(incoming(body), deps(storage, readIngestSettings({ WEBHOOK_ALLOWED_ORGANIZATIONS: 'fabrikam.crm.dynamics.com' })));
+    const refused = await acceptWebhook(
+      incoming(body),
+      deps(storage, readIngestSettings({ WEBHOOK_ALLOWED_ORGANIZATIONS: 'fabrikam.crm.dynamics.com' })),
+    );
     expect(refused.response.status).toBe(403);
     await expectNothingStored();
     for (const allowed of ['Contoso.crm.dynamics.com', 'b0714265-8e72-4d3b-8239-ecf0970a3da6', 'org94971a24']) {
@@ -193,7 +217,11 @@ describe('a body that is not a usable execution context', () => {
     const body = JSON.stringify({ MessageName: 'Update', Secret: 'Jane Doe', padding: 'x'.repeat(5000) });
     const result = await acceptWebhook(incoming(body), deps(storage, { rejectedMaxBytes: 1024 }));
     expect(result.response.status).toBe(400);
-    expect(result.response.jsonBody).toMatchObject({ eventId: result.eventId, error: 'invalid-context', issues: expect.arrayContaining([{ path: '$.PrimaryEntityName', message: expect.any(String) }]) });
+    expect(result.response.jsonBody).toMatchObject({
+      eventId: result.eventId,
+      error: 'invalid-context',
+      issues: expect.arrayContaining([{ path: '$.PrimaryEntityName', message: expect.any(String) }]),
+    });
     expect(JSON.stringify(result.response.jsonBody)).not.toContain('Jane Doe');
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
     const kept = (await blobNames(storage.rejected)).find((name) => name.endsWith(`${result.eventId}.json`));
@@ -207,7 +235,11 @@ describe('a body that is not a usable execution context', () => {
 describe('on a storage account where nothing exists yet', () => {
   it('the first requests, all at once, are accepted: the queue, the containers are created as they are needed', async () => {
     const storage = await isolatedStorage();
-    const bodies = [...allRealPayloads().map((payload) => payload.body), Buffer.from(largeCreateMultiple(300 * 1024)), Buffer.from('{"not":"a context"}')];
+    const bodies = [
+      ...allRealPayloads().map((payload) => payload.body),
+      Buffer.from(largeCreateMultiple(300 * 1024)),
+      Buffer.from('{"not":"a context"}'),
+    ];
     const results = await Promise.all(bodies.map((body) => acceptWebhook(incoming(body), deps(storage))));
     expect(results.map((result) => result.response.status)).toEqual([202, 202, 202, 202, 202, 202, 400]);
     expect(await drainQueue(storage.eventsQueue)).toHaveLength(6);
@@ -239,10 +271,13 @@ describe('when storage cannot be written', () => {
       await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
       port = (hung.address() as { port: number }).port;
     });
-    afterAll(() => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      hung.close(() => resolve());
-    }));
+    afterAll(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          hung.close(() => resolve());
+        }),
+    );
 
     it('becomes a 503 at the deadline, not a Dataverse timeout', async () => {
       const connectionString = `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${Buffer.from('k').toString('base64')};QueueEndpoint=http://127.0.0.1:${port}/devstoreaccount1;BlobEndpoint=http://127.0.0.1:${port}/devstoreaccount1;TableEndpoint=http://127.0.0.1:${port}/devstoreaccount1`;

@@ -1,17 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { HttpResponseInit } from '@azure/functions';
-import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
+import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
 import { createWebhookFunction } from '../../src/functions/dataverseWebhook';
-import { recordingTelemetry, type RecordingTelemetry } from '../../src/observability/telemetry';
+import { type RecordingTelemetry, recordingTelemetry } from '../../src/observability/telemetry';
 import { deliveryKey } from '../../src/pipeline/deliveryKey';
 import { summarize } from '../../src/pipeline/envelope';
 import { allow, HandlerRegistry, reject } from '../../src/pipeline/handlerRegistry';
-import { readIngestSettings, type IngestSettings } from '../../src/settings';
+import { type IngestSettings, readIngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
-import { Ledger } from '../../src/storage/ledger';
-import { faultyStorage, type FaultyStorage } from '../support/faultyProxy';
+import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
 import { processor } from '../support/processing';
 import { dataverseHeaders, invocationContext, webhookRequest } from '../support/requests';
 import { drainQueue, isolatedStorage } from '../support/storage';
@@ -46,9 +45,19 @@ interface Harness {
   logs: string[];
 }
 
-function webhook(storage: StorageClients, handlers: HandlerRegistry, telemetry: RecordingTelemetry, settings: Partial<IngestSettings> = {}): Harness {
+function webhook(
+  storage: StorageClients,
+  handlers: HandlerRegistry,
+  telemetry: RecordingTelemetry,
+  settings: Partial<IngestSettings> = {},
+): Harness {
   const logs: string[] = [];
-  const receive = createWebhookFunction({ settings: () => ({ ...readIngestSettings({}), ...settings }), storage: () => storage, handlers, telemetry: () => telemetry });
+  const receive = createWebhookFunction({
+    settings: () => ({ ...readIngestSettings({}), ...settings }),
+    storage: () => storage,
+    handlers,
+    telemetry: () => telemetry,
+  });
   return {
     logs,
     post: async (body) => {
@@ -63,14 +72,17 @@ function webhook(storage: StorageClients, handlers: HandlerRegistry, telemetry: 
 }
 
 const keyOf = (body: string) => deliveryKey(summarize(parseDataverseWebhookOrThrow({ body, headers: {} })));
-const ledgerRow = async (storage: StorageClients, body: string, unit: string) => storage.ledger.getEntity<Record<string, unknown>>(keyOf(body), unit);
+const ledgerRow = async (storage: StorageClients, body: string, unit: string) =>
+  storage.ledger.getEntity<Record<string, unknown>>(keyOf(body), unit);
 /** A failed save's decisions are written after the answer: wait for the row (never for a time). */
-const recordedRow = (storage: StorageClients, body: string, unit: string) => vi.waitFor(() => ledgerRow(storage, body, unit), { timeout: 10_000, interval: 20 });
+const recordedRow = (storage: StorageClients, body: string, unit: string) =>
+  vi.waitFor(() => ledgerRow(storage, body, unit), { timeout: 10_000, interval: 20 });
 /** Every ledger row of the delivery (none if the table was never written). */
 async function ledgerRows(storage: StorageClients, body: string): Promise<string[]> {
   const rows: string[] = [];
   try {
-    for await (const row of storage.ledger.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(body)}'` } })) rows.push(row.rowKey ?? '');
+    for await (const row of storage.ledger.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(body)}'` } }))
+      rows.push(row.rowKey ?? '');
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   }
@@ -86,17 +98,29 @@ describe('inline handlers answer Dataverse inside the request', () => {
   });
 
   it('a rejection is a 422 Dataverse does not retry, queues nothing, and is recorded with its reason and sent to telemetry by its code', async () => {
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) =>
-      ctx.attribute('creditlimit') === null ? allow() : reject('Credit limits above 1,000 need approval from Finance.', { code: 'credit-limit-exceeded' }),
+    const registry = new HandlerRegistry().decide(
+      { name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' },
+      (_event, ctx) =>
+        ctx.attribute('creditlimit') === null
+          ? allow()
+          : reject('Credit limits above 1,000 need approval from Finance.', { code: 'credit-limit-exceeded' }),
     );
     const reacted: string[] = [];
-    registry.on({ name: 'react', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+    registry.on(
+      { name: 'react', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
+      (event) => void reacted.push(event.primaryEntityId),
+    );
     const body = accountCreate(5_000);
     const response = await webhook(storage, registry, telemetry).post(body);
 
     expect(response.status).toBe(422);
     const answer = bodyOf(response);
-    expect(answer).toMatchObject({ error: 'rejected', handler: 'credit', code: 'credit-limit-exceeded', message: 'Credit limits above 1,000 need approval from Finance.' });
+    expect(answer).toMatchObject({
+      error: 'rejected',
+      handler: 'credit',
+      code: 'credit-limit-exceeded',
+      message: 'Credit limits above 1,000 need approval from Finance.',
+    });
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
     expect(await processor(storage, registry).drain()).toMatchObject({ succeeded: 0 });
     expect(reacted).toEqual([]);
@@ -109,7 +133,13 @@ describe('inline handlers answer Dataverse inside the request', () => {
       code: 'credit-limit-exceeded',
     });
     const [decided] = telemetry.eventsNamed('decided');
-    expect(decided?.properties).toMatchObject({ eventId: answer['eventId'], handler: 'credit', status: 'reject', reason: 'credit-limit-exceeded', table: 'account' });
+    expect(decided?.properties).toMatchObject({
+      eventId: answer['eventId'],
+      handler: 'credit',
+      status: 'reject',
+      reason: 'credit-limit-exceeded',
+      table: 'account',
+    });
     expect(JSON.stringify(telemetry.events)).not.toContain('Finance');
     const [rejected] = telemetry.eventsNamed('rejected');
     expect(rejected?.properties).toMatchObject({ status: '422', reason: 'decision-rejected' });
@@ -124,7 +154,10 @@ describe('inline handlers answer Dataverse inside the request', () => {
         decisions++;
         return allow();
       })
-      .on({ name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+      .on(
+        { name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
+        (event) => void reacted.push(event.primaryEntityId),
+      );
     const body = accountCreate(500);
     const response = await webhook(storage, registry, telemetry).post(body);
     expect(response.status).toBe(202);
@@ -157,30 +190,43 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler past its time limit has its signal aborted and the request fails with a 500, which Dataverse does not retry; nothing is queued', async () => {
     let signal: AbortSignal | undefined;
-    const registry = new HandlerRegistry().decide({ name: 'slow', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
-      signal = ctx.signal;
-      // Ignores its signal: it is no longer waited for.
-      return new Promise<never>(() => undefined);
-    });
+    const registry = new HandlerRegistry().decide(
+      { name: 'slow', entity: 'account', message: 'Create', stage: 'PreValidation' },
+      (_event, ctx) => {
+        signal = ctx.signal;
+        // Ignores its signal: it is no longer waited for.
+        return new Promise<never>(() => undefined);
+      },
+    );
     const harness = webhook(storage, registry, telemetry, { decisionTimeoutMs: 300 });
     const body = accountCreate(5_000);
     const response = await harness.post(body);
     expect(response.status).toBe(500);
-    expect(bodyOf(response)).toMatchObject({ error: 'decision-timeout', handler: 'slow', message: 'An inline handler did not decide within 300 ms' });
+    expect(bodyOf(response)).toMatchObject({
+      error: 'decision-timeout',
+      handler: 'slow',
+      message: 'An inline handler did not decide within 300 ms',
+    });
     expect(signal?.aborted).toBe(true);
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
-    expect(await recordedRow(storage, body, 'slow')).toMatchObject({ state: 'failed', lastError: expect.stringContaining('did not decide within its time limit of 300 ms') });
+    expect(await recordedRow(storage, body, 'slow')).toMatchObject({
+      state: 'failed',
+      lastError: expect.stringContaining('did not decide within its time limit of 300 ms'),
+    });
     expect(telemetry.eventsNamed('decided').map((event) => event.properties['status'])).toEqual(['timeout']);
     expect(harness.logs.join('\n')).toContain('Inline handler ran past its time limit; the operation fails');
   });
 
   it('a handler that throws is run once more at once, in the request, as attempt 2 with the same idempotency key: a blip costs no failed save', async () => {
     const calls: Array<{ deliveryCount: number; idempotencyKey: string }> = [];
-    const registry = new HandlerRegistry().decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
-      calls.push({ deliveryCount: ctx.deliveryCount, idempotencyKey: ctx.idempotencyKey });
-      if (calls.length === 1) throw new Error('ERP answered 502');
-      return allow();
-    });
+    const registry = new HandlerRegistry().decide(
+      { name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' },
+      (_event, ctx) => {
+        calls.push({ deliveryCount: ctx.deliveryCount, idempotencyKey: ctx.idempotencyKey });
+        if (calls.length === 1) throw new Error('ERP answered 502');
+        return allow();
+      },
+    );
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(5_000, { stage: 20 });
     const response = await harness.post(body);
@@ -194,10 +240,13 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler that throws twice fails the save with a 500, which Dataverse does not retry: it never runs a third time; nothing is queued', async () => {
     const calls: number[] = [];
-    const registry = new HandlerRegistry().decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
-      calls.push(ctx.deliveryCount);
-      throw new Error('ERP answered 502');
-    });
+    const registry = new HandlerRegistry().decide(
+      { name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' },
+      (_event, ctx) => {
+        calls.push(ctx.deliveryCount);
+        throw new Error('ERP answered 502');
+      },
+    );
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(5_000, { stage: 20 });
     const response = await harness.post(body);
@@ -206,7 +255,11 @@ describe('inline handlers answer Dataverse inside the request', () => {
     expect(JSON.stringify(response.jsonBody)).not.toContain('ERP answered');
     expect(calls).toEqual([1, 2]);
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
-    expect(await recordedRow(storage, body, 'erp')).toMatchObject({ state: 'failed', attempts: 2, lastError: expect.stringContaining('ERP answered 502') });
+    expect(await recordedRow(storage, body, 'erp')).toMatchObject({
+      state: 'failed',
+      attempts: 2,
+      lastError: expect.stringContaining('ERP answered 502'),
+    });
   });
 
   it('a second copy of a delivery (Dataverse sends one only after a 502/503/504) runs the inline handler again with the same idempotency key, and the event is processed once', async () => {
@@ -217,7 +270,10 @@ describe('inline handlers answer Dataverse inside the request', () => {
         keys.push(ctx.idempotencyKey);
         return allow();
       })
-      .on({ name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+      .on(
+        { name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
+        (event) => void reacted.push(event.primaryEntityId),
+      );
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(500);
     expect((await harness.post(body)).status).toBe(202);
@@ -237,7 +293,13 @@ describe('inline handlers answer Dataverse inside the request', () => {
     const body = accountCreate(1);
     const response = await webhook(storage, registry, telemetry).post(body);
     expect(response.status).toBe(422);
-    expect(bodyOf(response)).toMatchObject({ handler: 'second', decisions: [{ handler: 'first', outcome: 'allow' }, { handler: 'second', outcome: 'reject' }] });
+    expect(bodyOf(response)).toMatchObject({
+      handler: 'second',
+      decisions: [
+        { handler: 'first', outcome: 'allow' },
+        { handler: 'second', outcome: 'reject' },
+      ],
+    });
     expect(ran).toEqual(['first', 'second']);
     // The save failed: what each handler decided is kept for inspection, the allow too.
     expect(await recordedRow(storage, body, 'second')).toMatchObject({ state: 'done', decision: 'reject', reason: 'No' });
@@ -246,7 +308,10 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler that returns no decision (JavaScript, or a cast) fails closed: 500 at once (a bug, not a blip: not run again), never an implied allow', async () => {
     let runs = 0;
-    const registry = new HandlerRegistry().decide({ name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' }, (() => void runs++) as never);
+    const registry = new HandlerRegistry().decide(
+      { name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' },
+      (() => void runs++) as never,
+    );
     const harness = webhook(storage, registry, telemetry);
     const response = await harness.post(accountCreate(1));
     expect(response.status).toBe(500);
@@ -269,11 +334,14 @@ describe('inline handlers when storage fails', () => {
     const effects: string[] = [];
     const reacted: string[] = [];
     const registry = new HandlerRegistry()
-      .decide({ name: 'erp-customer', entity: 'account', message: 'Create', stage: 'PreValidation' }, (event, ctx) => {
+      .decide({ name: 'erp-customer', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
         effects.push(ctx.idempotencyKey);
         return allow();
       })
-      .on({ name: 'notify', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' }, (event) => void reacted.push(event.primaryEntityId));
+      .on(
+        { name: 'notify', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
+        (event) => void reacted.push(event.primaryEntityId),
+      );
     const telemetry = recordingTelemetry();
     const harness = webhook(storage, registry, telemetry, { storageDeadlineMs: 2_000 });
     const body = accountCreate(500);
@@ -299,10 +367,13 @@ describe('inline handlers when storage fails', () => {
   });
 
   it('a ledger that cannot be reached is not on the way of a save: an allow is a 202 and a rejection a 422, its record given up', async () => {
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
-      const limit = ctx.attribute('creditlimit') as { value: number } | undefined;
-      return limit === undefined || limit.value <= 1_000 ? allow() : reject('Too high', { code: 'too-high' });
-    });
+    const registry = new HandlerRegistry().decide(
+      { name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' },
+      (_event, ctx) => {
+        const limit = ctx.attribute('creditlimit') as { value: number } | undefined;
+        return limit === undefined || limit.value <= 1_000 ? allow() : reject('Too high', { code: 'too-high' });
+      },
+    );
     faulty.table.down('hang');
     const harness = webhook(storage, registry, recordingTelemetry(), { storageDeadlineMs: 500 });
     expect((await harness.post(accountCreate(1))).status).toBe(202);

@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseDataverseWebhookOrThrow, type DataverseEvent } from '../../src/dataverse';
+import { type DataverseEvent, parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { targetRecords } from '../../src/dataverse/accessors';
-import { createMultipleOfAccounts, rawEntity, rawEntityReference, rawExecutionContext, withoutTruncatedProperties, type ContextOptions } from '../../src/dataverse/samplePayloads';
-import { allow, HandlerRegistry, MAX_REASON_LENGTH, reject, type HandlerContext } from '../../src/pipeline/handlerRegistry';
+import {
+  type ContextOptions,
+  createMultipleOfAccounts,
+  rawEntity,
+  rawEntityReference,
+  rawExecutionContext,
+  withoutTruncatedProperties,
+} from '../../src/dataverse/samplePayloads';
 import { silentLog } from '../../src/observability/log';
+import { allow, type HandlerContext, HandlerRegistry, MAX_REASON_LENGTH, reject } from '../../src/pipeline/handlerRegistry';
 
 function event(options: ContextOptions, truncated = false): DataverseEvent {
   const context = rawExecutionContext(options);
@@ -16,7 +23,14 @@ function event(options: ContextOptions, truncated = false): DataverseEvent {
 
 function contactUpdate(columns: Record<string, string>, options: Partial<ContextOptions> = {}): DataverseEvent {
   const id = randomUUID();
-  return event({ messageName: 'Update', entityName: 'contact', entityId: id, mode: 1, inputParameters: { Target: rawEntity('contact', id, { contactid: id, ...columns }) }, ...options });
+  return event({
+    messageName: 'Update',
+    entityName: 'contact',
+    entityId: id,
+    mode: 1,
+    inputParameters: { Target: rawEntity('contact', id, { contactid: id, ...columns }) },
+    ...options,
+  });
 }
 
 const noop = () => undefined;
@@ -24,8 +38,30 @@ const noop = () => undefined;
 describe('handlers declare the steps they need', () => {
   it('handlers on one table, message, stage and mode share a step with the union of their columns', () => {
     const registry = new HandlerRegistry()
-      .on({ name: 'names', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous', filteringAttributes: ['lastname', 'firstname'], images: { pre: { type: 'PreImage', columns: ['lastname', 'firstname'] } } }, noop)
-      .on({ name: 'email', entity: 'contact', message: 'Update', mode: 'Asynchronous', stage: 'PostOperation', filteringAttributes: ['emailaddress1'], images: { pre: { type: 'PreImage', columns: ['emailaddress1'] }, post: { type: 'PostImage' } } }, noop)
+      .on(
+        {
+          name: 'names',
+          entity: 'contact',
+          message: 'Update',
+          stage: 'PostOperation',
+          mode: 'Asynchronous',
+          filteringAttributes: ['lastname', 'firstname'],
+          images: { pre: { type: 'PreImage', columns: ['lastname', 'firstname'] } },
+        },
+        noop,
+      )
+      .on(
+        {
+          name: 'email',
+          entity: 'contact',
+          message: 'Update',
+          mode: 'Asynchronous',
+          stage: 'PostOperation',
+          filteringAttributes: ['emailaddress1'],
+          images: { pre: { type: 'PreImage', columns: ['emailaddress1'] }, post: { type: 'PostImage' } },
+        },
+        noop,
+      )
       .on({ name: 'gatekeeper', entity: 'contact', message: 'Update', stage: 'PreValidation' }, noop)
       .on({ name: 'everything', entity: '*', message: '*' }, noop);
     expect(registry.steps).toEqual([
@@ -41,7 +77,15 @@ describe('handlers declare the steps they need', () => {
         ],
         handlers: ['names', 'email'],
       },
-      { entity: 'contact', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: null, images: [], handlers: ['gatekeeper'] },
+      {
+        entity: 'contact',
+        message: 'Update',
+        stage: 'PreValidation',
+        mode: 'Synchronous',
+        filteringAttributes: null,
+        images: [],
+        handlers: ['gatekeeper'],
+      },
     ]);
   });
 
@@ -67,27 +111,52 @@ describe('handlers declare the steps they need', () => {
     expect(refused({ name: 'both', entity: 'account', message: ['Create', 'CreateMultiple'] })).toContain(
       'it declares both Create and CreateMultiple: Dataverse raises Create for every record of a CreateMultiple and CreateMultiple for every Create, so it would run twice per record; declare Create alone',
     );
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'PreOperation', mode: 'Asynchronous' })).toContain('Dataverse runs asynchronous steps only in PostOperation');
-    expect(refused({ name: 'x', entity: 'account', message: 'Create', images: { pre: { type: 'PreImage' } } })).toContain('image "pre": a Create has no pre-image');
-    expect(refused({ name: 'x', entity: 'account', message: 'Delete', images: { post: { type: 'Both' } } })).toContain('image "post": a Delete has no post-image');
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } })).toContain('a post-image needs the PostOperation stage');
-    expect(refused({ name: 'x', entity: 'account', message: 'UpdateMultiple', images: { pre: { type: 'PreImage' } } })).toContain('declare Update instead');
-    expect(refused({ name: 'x', entity: 'account', message: 'Create', filteringAttributes: ['name'] })).toContain('filteringAttributes apply to Update and UpdateMultiple only');
+    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'PreOperation', mode: 'Asynchronous' })).toContain(
+      'Dataverse runs asynchronous steps only in PostOperation',
+    );
+    expect(refused({ name: 'x', entity: 'account', message: 'Create', images: { pre: { type: 'PreImage' } } })).toContain(
+      'image "pre": a Create has no pre-image',
+    );
+    expect(refused({ name: 'x', entity: 'account', message: 'Delete', images: { post: { type: 'Both' } } })).toContain(
+      'image "post": a Delete has no post-image',
+    );
+    expect(
+      refused({ name: 'x', entity: 'account', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } }),
+    ).toContain('a post-image needs the PostOperation stage');
+    expect(refused({ name: 'x', entity: 'account', message: 'UpdateMultiple', images: { pre: { type: 'PreImage' } } })).toContain(
+      'declare Update instead',
+    );
+    expect(refused({ name: 'x', entity: 'account', message: 'Create', filteringAttributes: ['name'] })).toContain(
+      'filteringAttributes apply to Update and UpdateMultiple only',
+    );
     expect(refused({ name: 'x', entity: 'account', message: 'Update', filteringAttributes: [] })).toContain('filteringAttributes is empty');
     expect(refused({ name: 'x', entity: 'Account', message: 'Update' })).toContain('entity "Account" is not a table logical name');
-    expect(refused({ name: 'x', entity: '*', message: 'Update', filteringAttributes: ['name'] })).toContain('a handler for "*" registers no step');
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', images: { 'pre image': { type: 'PreImage' } } })).toContain('an alias is a letter then letters');
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', filteringAtributes: ['name'] } as never)).toContain('unknown option "filteringAtributes"');
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'MainOperation' } as never)).toContain('stage "MainOperation" is not one of PreValidation, PreOperation, PostOperation');
+    expect(refused({ name: 'x', entity: '*', message: 'Update', filteringAttributes: ['name'] })).toContain(
+      'a handler for "*" registers no step',
+    );
+    expect(refused({ name: 'x', entity: 'account', message: 'Update', images: { 'pre image': { type: 'PreImage' } } })).toContain(
+      'an alias is a letter then letters',
+    );
+    expect(refused({ name: 'x', entity: 'account', message: 'Update', filteringAtributes: ['name'] } as never)).toContain(
+      'unknown option "filteringAtributes"',
+    );
+    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'MainOperation' } as never)).toContain(
+      'stage "MainOperation" is not one of PreValidation, PreOperation, PostOperation',
+    );
   });
 
   it('refuses two handlers that cannot share a step, naming both', () => {
-    const registry = new HandlerRegistry().on({ name: 'first', entity: 'account', message: 'Update', images: { image: { type: 'PreImage' } } }, noop);
-    expect(() => registry.on({ name: 'second', entity: 'account', message: 'Update', images: { image: { type: 'PostImage' } } }, noop)).toThrow(
-      'handlers first and second declare the image "image" of Update of account as PreImage and PostImage',
+    const registry = new HandlerRegistry().on(
+      { name: 'first', entity: 'account', message: 'Update', images: { image: { type: 'PreImage' } } },
+      noop,
     );
+    expect(() =>
+      registry.on({ name: 'second', entity: 'account', message: 'Update', images: { image: { type: 'PostImage' } } }, noop),
+    ).toThrow('handlers first and second declare the image "image" of Update of account as PreImage and PostImage');
     const unsure = new HandlerRegistry().on({ name: 'no-mode', entity: 'account', message: 'Update' }, noop);
-    expect(() => unsure.on({ name: 'sync', entity: 'account', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop)).toThrow(
+    expect(() =>
+      unsure.on({ name: 'sync', entity: 'account', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop),
+    ).toThrow(
       'handler no-mode leaves its stage out, so it would also receive the PostOperation Synchronous Update of account declared by sync: declare its stage and mode',
     );
     // The refused handler is not registered; the registry is as it was.
@@ -101,13 +170,35 @@ describe('inline handlers (decide) declare a step Dataverse waits for', () => {
 
   it('register a synchronous step, shared with reacting handlers of the same step, and default to Synchronous', () => {
     const registry = new HandlerRegistry()
-      .decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] }, allowAll)
-      .on({ name: 'audit', entity: 'account', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: ['name'] }, noop)
+      .decide(
+        { name: 'gate', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
+        allowAll,
+      )
+      .on(
+        { name: 'audit', entity: 'account', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: ['name'] },
+        noop,
+      )
       .decide({ name: 'late-gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, allowAll);
     expect(registry.steps).toEqual([
-      { entity: 'account', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: ['creditlimit', 'name'], images: [], handlers: ['gate', 'audit'] },
+      {
+        entity: 'account',
+        message: 'Update',
+        stage: 'PreValidation',
+        mode: 'Synchronous',
+        filteringAttributes: ['creditlimit', 'name'],
+        images: [],
+        handlers: ['gate', 'audit'],
+      },
       // A PostOperation step is asynchronous by default for on(…); an inline handler's is synchronous.
-      { entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Synchronous', filteringAttributes: null, images: [], handlers: ['late-gate'] },
+      {
+        entity: 'account',
+        message: 'Create',
+        stage: 'PostOperation',
+        mode: 'Synchronous',
+        filteringAttributes: null,
+        images: [],
+        handlers: ['late-gate'],
+      },
     ]);
     expect(registry.inline.map((decider) => decider.name)).toEqual(['gate', 'late-gate']);
     expect(registry.all.map((handler) => handler.name)).toEqual(['audit']);
@@ -125,13 +216,25 @@ describe('inline handlers (decide) declare a step Dataverse waits for', () => {
     expect(refused({ name: 'async', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' })).toBe(
       'HandlerRegistryError: handler async: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
     );
-    expect(refused({ name: 'early-async', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Asynchronous' })).toContain('Dataverse runs asynchronous steps only in PostOperation');
-    expect(refused({ name: 'no-stage', entity: 'account', message: 'Create' })).toContain('an inline handler must declare its stage: PreValidation, PreOperation, PostOperation');
-    expect(refused({ name: 'any', entity: '*', message: 'Create', stage: 'PreValidation' })).toContain('an inline handler decides for its own step: name the table and the message');
-    expect(refused({ name: 'per-record', entity: 'account', message: 'Create', stage: 'PreValidation', perRecord: true })).toContain('"perRecord" apply to reacting handlers (on(…))');
-    expect(refused({ name: 'post-image', entity: 'account', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } })).toContain('a post-image needs the PostOperation stage');
+    expect(refused({ name: 'early-async', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Asynchronous' })).toContain(
+      'Dataverse runs asynchronous steps only in PostOperation',
+    );
+    expect(refused({ name: 'no-stage', entity: 'account', message: 'Create' })).toContain(
+      'an inline handler must declare its stage: PreValidation, PreOperation, PostOperation',
+    );
+    expect(refused({ name: 'any', entity: '*', message: 'Create', stage: 'PreValidation' })).toContain(
+      'an inline handler decides for its own step: name the table and the message',
+    );
+    expect(refused({ name: 'per-record', entity: 'account', message: 'Create', stage: 'PreValidation', perRecord: true })).toContain(
+      '"perRecord" apply to reacting handlers (on(…))',
+    );
+    expect(
+      refused({ name: 'post-image', entity: 'account', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } }),
+    ).toContain('a post-image needs the PostOperation stage');
     const taken = new HandlerRegistry().on({ name: 'same', entity: 'account', message: 'Create' }, noop);
-    expect(refused({ name: 'same', entity: 'account', message: 'Create', stage: 'PreValidation' }, taken)).toContain('two handlers are named "same"');
+    expect(refused({ name: 'same', entity: 'account', message: 'Create', stage: 'PreValidation' }, taken)).toContain(
+      'two handlers are named "same"',
+    );
     expect(() => taken.on({ name: 'same', entity: 'contact', message: 'Create' }, noop)).toThrow('two handlers are named "same"');
   });
 
@@ -171,7 +274,16 @@ describe('matching an event to handlers', () => {
 
   it('a truncated Update has no Target to look at and reaches every handler of its table and message', () => {
     const id = randomUUID();
-    const truncated = event({ messageName: 'Update', entityName: 'contact', entityId: id, mode: 1, inputParameters: { Target: rawEntity('contact', id, { telephone1: '555' }) } }, true);
+    const truncated = event(
+      {
+        messageName: 'Update',
+        entityName: 'contact',
+        entityId: id,
+        mode: 1,
+        inputParameters: { Target: rawEntity('contact', id, { telephone1: '555' }) },
+      },
+      true,
+    );
     expect(names(truncated)).toEqual(['names', 'email', 'any-update']);
   });
 
@@ -179,7 +291,8 @@ describe('matching an event to handlers', () => {
     const staged = new HandlerRegistry()
       .on({ name: 'pre', entity: 'contact', message: 'Update', stage: 'PreOperation' }, noop)
       .on({ name: 'post-sync', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop);
-    const match = (stage: number, mode: number) => staged.match(contactUpdate({ firstname: 'x' }, { stage, mode })).map((handler) => handler.name);
+    const match = (stage: number, mode: number) =>
+      staged.match(contactUpdate({ firstname: 'x' }, { stage, mode })).map((handler) => handler.name);
     expect(match(20, 0)).toEqual(['pre']);
     expect(match(40, 0)).toEqual(['post-sync']);
     expect(match(40, 1)).toEqual([]);
@@ -203,9 +316,12 @@ describe('the context a handler receives', () => {
 
   it('adds truncated, and calls a per-record handler with filtering attributes only for the records that carry one', async () => {
     const seen: Array<{ id: string; truncated: boolean }> = [];
-    const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true, filteringAttributes: ['name'] }, (_event, ctx) => {
-      seen.push({ id: ctx.record.id, truncated: ctx.truncated });
-    });
+    const registry = new HandlerRegistry().on(
+      { name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true, filteringAttributes: ['name'] },
+      (_event, ctx) => {
+        seen.push({ id: ctx.record.id, truncated: ctx.truncated });
+      },
+    );
     const bulk = event({ ...rawContextOf(createMultipleOfAccounts(2)), messageName: 'UpdateMultiple' });
     const [first, second] = targetRecords(bulk);
     delete first!.attributes['name'];
@@ -226,8 +342,10 @@ describe('the context a handler receives', () => {
       preEntityImages: { byHand: rawEntity('contact', id, { firstname: 'Ann', lastname: 'Li' }) },
     });
     const seen: unknown[] = [];
-    const registry = new HandlerRegistry()
-      .on({ name: 'undeclared', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous' }, (_event, ctx) => void seen.push(ctx.changes().map((change) => change.attribute)));
+    const registry = new HandlerRegistry().on(
+      { name: 'undeclared', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous' },
+      (_event, ctx) => void seen.push(ctx.changes().map((change) => change.attribute)),
+    );
     const runtime = { ...runtimeContext(null), changes: () => [{ attribute: 'from the first image', from: undefined, to: null }] };
     await registry.all[0]!.handle(update, runtime);
     expect(seen).toEqual([['firstname', 'lastname']]);
@@ -236,7 +354,9 @@ describe('the context a handler receives', () => {
   it('fails a per-record call that names no record, instead of calling the handler with none', () => {
     const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true }, noop);
     const bulk = event({ messageName: 'UpdateMultiple', entityName: 'account', entityId: '00000000-0000-0000-0000-000000000000' }, true);
-    expect(() => registry.all[0]!.handle(bulk, runtimeContext(null))).toThrow('handler bulk runs per record, and this UpdateMultiple names no record');
+    expect(() => registry.all[0]!.handle(bulk, runtimeContext(null))).toThrow(
+      'handler bulk runs per record, and this UpdateMultiple names no record',
+    );
   });
 });
 
@@ -249,7 +369,16 @@ describe('the records of an event', () => {
       entityName: 'account',
       entityId: empty,
       inputParameters: {
-        Targets: { __type: 'EntityCollection:http://schemas.microsoft.com/xrm/2011/Contracts', Entities: [rawEntity('account', empty, { name: 'a' }), rawEntity('account', empty, { name: 'b' })], EntityName: 'account', MoreRecords: false, MinActiveRowVersion: null, PagingCookie: null, TotalRecordCount: -1, TotalRecordCountLimitExceeded: false },
+        Targets: {
+          __type: 'EntityCollection:http://schemas.microsoft.com/xrm/2011/Contracts',
+          Entities: [rawEntity('account', empty, { name: 'a' }), rawEntity('account', empty, { name: 'b' })],
+          EntityName: 'account',
+          MoreRecords: false,
+          MinActiveRowVersion: null,
+          PagingCookie: null,
+          TotalRecordCount: -1,
+          TotalRecordCountLimitExceeded: false,
+        },
       },
       outputParameters: { Ids: ids },
     });
@@ -258,7 +387,10 @@ describe('the records of an event', () => {
       [ids[1], 'b'],
     ]);
     // Truncated, the records are known by those ids alone.
-    const truncated = event({ messageName: 'CreateMultiple', entityName: 'account', entityId: empty, outputParameters: { Ids: ids } }, true);
+    const truncated = event(
+      { messageName: 'CreateMultiple', entityName: 'account', entityId: empty, outputParameters: { Ids: ids } },
+      true,
+    );
     expect(targetRecords(truncated).map((record) => [record.logicalName, record.id, Object.keys(record.attributes)])).toEqual([
       ['account', ids[0], []],
       ['account', ids[1], []],
@@ -267,12 +399,22 @@ describe('the records of an event', () => {
 
   it('a Delete is about the record its Target refers to', () => {
     const id = randomUUID();
-    const deleted = event({ messageName: 'Delete', entityName: 'contact', entityId: id, inputParameters: { Target: rawEntityReference('contact', id) } });
+    const deleted = event({
+      messageName: 'Delete',
+      entityName: 'contact',
+      entityId: id,
+      inputParameters: { Target: rawEntityReference('contact', id) },
+    });
     expect(targetRecords(deleted).map((record) => [record.logicalName, record.id])).toEqual([['contact', id]]);
   });
 });
 
 function rawContextOf(context: Record<string, unknown>): ContextOptions {
   const targets = (context['InputParameters'] as Array<{ key: string; value: never }>).find((pair) => pair.key === 'Targets')?.value;
-  return { messageName: String(context['MessageName']), entityName: String(context['PrimaryEntityName']), entityId: String(context['PrimaryEntityId']), inputParameters: targets ? { Targets: targets } : {} };
+  return {
+    messageName: String(context['MessageName']),
+    entityName: String(context['PrimaryEntityName']),
+    entityId: String(context['PrimaryEntityId']),
+    inputParameters: targets ? { Targets: targets } : {},
+  };
 }

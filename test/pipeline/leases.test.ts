@@ -2,15 +2,15 @@ import { TableClient } from '@azure/data-tables';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { silentLog } from '../../src/observability/log';
 import { deliveryKey } from '../../src/pipeline/deliveryKey';
-import { parseEnvelope, type EventEnvelope } from '../../src/pipeline/envelope';
+import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, recordPoisonedMessage, replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { HandlerFailedError, processEnvelope, type ProcessDependencies } from '../../src/pipeline/process';
+import { HandlerFailedError, type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
 import { LeaseLostError } from '../../src/pipeline/unitLease';
-import { readProcessSettings, type ProcessSettings } from '../../src/settings';
+import { type ProcessSettings, readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { DIED_ERROR, Ledger } from '../../src/storage/ledger';
-import { faultyStorage, type FaultyStorage } from '../support/faultyProxy';
+import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
 import { fixture } from '../support/fixtures';
 import { ingest } from '../support/processing';
 import { drainQueue, isolatedStorage } from '../support/storage';
@@ -23,7 +23,12 @@ import { drainQueue, isolatedStorage } from '../support/storage';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function deps(storage: StorageClients, handlers: HandlerRegistry, settings: ProcessSettings, more: Partial<ProcessDependencies> = {}): ProcessDependencies {
+function deps(
+  storage: StorageClients,
+  handlers: HandlerRegistry,
+  settings: ProcessSettings,
+  more: Partial<ProcessDependencies> = {},
+): ProcessDependencies {
   return { storage, handlers, settings, log: silentLog, deliveryCount: 1, ...more };
 }
 
@@ -34,7 +39,10 @@ async function oneEnvelope(storage: StorageClients): Promise<EventEnvelope> {
 }
 
 async function unitRow(storage: StorageClients, envelope: EventEnvelope, unit: string) {
-  return storage.ledger.getEntity<{ state: string; attempts: number; leaseUntil: number; retryAt?: number; lastError?: string }>(deliveryKey(envelope.summary), unit);
+  return storage.ledger.getEntity<{ state: string; attempts: number; leaseUntil: number; retryAt?: number; lastError?: string }>(
+    deliveryKey(envelope.summary),
+    unit,
+  );
 }
 
 describe('a unit lease its holder renews', () => {
@@ -74,11 +82,13 @@ describe('a unit lease its holder renews', () => {
     let faulty: FaultyStorage;
     afterEach(() => faulty.close());
 
-    it('aborts the handler\'s signal before the lease can lapse, so a copy taking the unit over never runs beside it', async () => {
+    it("aborts the handler's signal before the lease can lapse, so a copy taking the unit over never runs beside it", async () => {
       faulty = await faultyStorage();
       const broken = await isolatedStorage({ connectionString: faulty.connectionString });
       // The same table straight from Azurite, not through the broken network.
-      const straight = TableClient.fromConnectionString(inject('azuriteConnectionString'), broken.ledger.tableName, { allowInsecureConnection: true });
+      const straight = TableClient.fromConnectionString(inject('azuriteConnectionString'), broken.ledger.tableName, {
+        allowInsecureConnection: true,
+      });
       const leaseMs = 2_400;
       const settings = { ...readProcessSettings({}), leaseMs, deferJitterMs: 0 };
       let abortedAfterMs = -1;
@@ -175,14 +185,26 @@ describe('attempts the ledger counts, whichever message carries them', () => {
     const ledger = new Ledger(storage.ledger);
     const envelopes: EventEnvelope[] = [];
     for (let i = 0; i < 2; i++) {
-      await ingest(storage, JSON.stringify({ ...JSON.parse(fixture('06-').body.toString('utf8').replace(/^\uFEFF/, '')), CorrelationId: crypto.randomUUID() }));
+      await ingest(
+        storage,
+        JSON.stringify({
+          ...JSON.parse(
+            fixture('06-')
+              .body.toString('utf8')
+              .replace(/^\uFEFF/, ''),
+          ),
+          CorrelationId: crypto.randomUUID(),
+        }),
+      );
     }
     for (const message of await drainQueue(storage.eventsQueue)) envelopes.push(parseEnvelope(message));
     for (const envelope of envelopes) await ledger.claimUnit(deliveryKey(envelope.summary), 'effect', envelope.eventId, settings.leaseMs);
     await sleep(settings.leaseMs + 50);
     const randoms = [0.1, 0.9];
     for (const [index, envelope] of envelopes.entries()) {
-      expect((await processEnvelope(envelope, deps(storage, registry, settings, { random: () => randoms[index]! }))).status).toBe('deferred');
+      expect((await processEnvelope(envelope, deps(storage, registry, settings, { random: () => randoms[index]! }))).status).toBe(
+        'deferred',
+      );
     }
     const [early, late] = await Promise.all(envelopes.map((envelope) => unitRow(storage, envelope, 'effect')));
     expect(late!.retryAt! - early!.retryAt!).toBeGreaterThan(7_000);

@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { DataverseEvent } from '../../src/dataverse';
 import { createMultipleOfAccounts, largeCreateMultiple, rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { silentLog } from '../../src/observability/log';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../../src/pipeline/process';
 import { readProcessSettings } from '../../src/settings';
-import { sendQueueMessage } from '../../src/storage/queueMessages';
 import type { StorageClients } from '../../src/storage/clients';
-import { silentLog } from '../../src/observability/log';
+import { sendQueueMessage } from '../../src/storage/queueMessages';
 import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';
 import { dataverseHeaders } from '../support/requests';
@@ -24,7 +24,9 @@ function recordingRegistry(filter = { entity: '*', message: '*' }) {
   return { registry, effects };
 }
 
-function contactUpdate(options: { id?: string; versionnumber?: number; depth?: number; correlationId?: string; firstname?: string } = {}): string {
+function contactUpdate(
+  options: { id?: string; versionnumber?: number; depth?: number; correlationId?: string; firstname?: string } = {},
+): string {
   const id = options.id ?? randomUUID();
   return JSON.stringify(
     rawExecutionContext({
@@ -35,7 +37,11 @@ function contactUpdate(options: { id?: string; versionnumber?: number; depth?: n
       depth: options.depth ?? 1,
       correlationId: options.correlationId ?? randomUUID(),
       inputParameters: {
-        Target: rawEntity('contact', id, { contactid: id, firstname: options.firstname ?? 'Jim', versionnumber: options.versionnumber ?? 1000 }),
+        Target: rawEntity('contact', id, {
+          contactid: id,
+          firstname: options.firstname ?? 'Jim',
+          versionnumber: options.versionnumber ?? 1000,
+        }),
       },
       preEntityImages: { PreImage: rawEntity('contact', id, { contactid: id, firstname: 'James', lastname: 'Glynn' }) },
     }),
@@ -77,7 +83,13 @@ describe('processing, from the HTTP handler through the real queue to a handler'
     // The queue delivers the first message again after it was handled.
     await ingest(storage, body);
     const [message] = await drainQueue(storage.eventsQueue);
-    const again = await processEnvelope(parseEnvelope(message), { storage, handlers: registry, settings: readProcessSettings({}), log: silentLog, deliveryCount: 2 });
+    const again = await processEnvelope(parseEnvelope(message), {
+      storage,
+      handlers: registry,
+      settings: readProcessSettings({}),
+      log: silentLog,
+      deliveryCount: 2,
+    });
     expect(again.status).toBe('duplicate');
     expect(effects).toHaveLength(1);
   });
@@ -96,7 +108,14 @@ describe('processing, from the HTTP handler through the real queue to a handler'
 
     const [failure, ...others] = await failureStore(storage).list();
     expect(others).toEqual([]);
-    expect(failure).toMatchObject({ eventId, table: 'account', message: 'Update', attempts: 3, state: 'poisoned', recordId: 'ec4e2f7d-9d60-e811-a95a-000d3af24950' });
+    expect(failure).toMatchObject({
+      eventId,
+      table: 'account',
+      message: 'Update',
+      attempts: 3,
+      state: 'poisoned',
+      recordId: 'ec4e2f7d-9d60-e811-a95a-000d3af24950',
+    });
     expect(failure!.error).toContain('flaky: Error: downstream unavailable (delivery 3)');
 
     failing = false;
@@ -211,9 +230,12 @@ describe('processing, from the HTTP handler through the real queue to a handler'
 
   it('skipStale: an older Update arriving after a newer one is skipped, and the outcome says so', async () => {
     const seen: unknown[] = [];
-    const registry = new HandlerRegistry().on({ name: 'latest-name', entity: 'contact', message: 'Update', skipStale: true }, (_event, ctx) => {
-      seen.push(ctx.attribute('firstname'));
-    });
+    const registry = new HandlerRegistry().on(
+      { name: 'latest-name', entity: 'contact', message: 'Update', skipStale: true },
+      (_event, ctx) => {
+        seen.push(ctx.attribute('firstname'));
+      },
+    );
     const id = randomUUID();
     await ingest(storage, contactUpdate({ id, versionnumber: 2000, firstname: 'Newer' }));
     const run = processor(storage, registry);
@@ -228,14 +250,17 @@ describe('processing, from the HTTP handler through the real queue to a handler'
   it('perRecord: CreateMultiple is handled per record, and a retry does not repeat the records already done', async () => {
     const calls: string[] = [];
     let failOn: string | null = '00000000-0000-4000-8000-000000000002';
-    const registry = new HandlerRegistry().on({ name: 'per-account', entity: 'account', message: 'CreateMultiple', perRecord: true }, (_event, ctx) => {
-      const id = ctx.record!.id;
-      if (id === failOn) {
-        failOn = null;
-        throw new Error('transient');
-      }
-      calls.push(id.slice(-1));
-    });
+    const registry = new HandlerRegistry().on(
+      { name: 'per-account', entity: 'account', message: 'CreateMultiple', perRecord: true },
+      (_event, ctx) => {
+        const id = ctx.record!.id;
+        if (id === failOn) {
+          failOn = null;
+          throw new Error('transient');
+        }
+        calls.push(id.slice(-1));
+      },
+    );
     const body = JSON.stringify(createMultipleOfAccounts(4));
     await ingest(storage, body);
     const run = processor(storage, registry);

@@ -6,11 +6,11 @@ import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, recordPoisonedMessage, replayFailures, sweepPoisonQueue } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { HandlerFailedError, processEnvelope, type ProcessDependencies } from '../../src/pipeline/process';
+import { HandlerFailedError, type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
 import { readIngestSettings, readProcessSettings, SettingsError } from '../../src/settings';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { encodeQueueMessage } from '../../src/storage/queueMessages';
-import { faultyStorage, type FaultyStorage } from '../support/faultyProxy';
+import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
 import { fixture } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';
 import { dataverseHeaders, FUNCTION_URL } from '../support/requests';
@@ -142,9 +142,15 @@ describe('the idempotency key handlers get', () => {
     );
     expect(again.response.status).toBe(202);
     const [copy] = await drainQueue(storage.eventsQueue);
-    await processEnvelope(parseEnvelope(copy), deps(storage, new HandlerRegistry().on({ name: 'second', entity: '*', message: '*' }, (_event, ctx) => {
-      (keys['second'] ??= []).push(ctx.idempotencyKey);
-    })));
+    await processEnvelope(
+      parseEnvelope(copy),
+      deps(
+        storage,
+        new HandlerRegistry().on({ name: 'second', entity: '*', message: '*' }, (_event, ctx) => {
+          (keys['second'] ??= []).push(ctx.idempotencyKey);
+        }),
+      ),
+    );
 
     expect(keys['first']).toHaveLength(1);
     expect(keys['second']!.length).toBeGreaterThanOrEqual(2);
@@ -220,7 +226,9 @@ describe('invalid settings', () => {
     await ingest(storage, fixture('08-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     const invalid = new SettingsError(['PROCESSOR_LEASE_SECONDS: must be at least host.json functionTimeout (300)']);
-    await expect(processEnvelope(parseEnvelope(message), deps(storage, new HandlerRegistry(), { settings: invalid, deliveryCount: 5 }))).rejects.toBe(invalid);
+    await expect(
+      processEnvelope(parseEnvelope(message), deps(storage, new HandlerRegistry(), { settings: invalid, deliveryCount: 5 })),
+    ).rejects.toBe(invalid);
 
     const failure = await recordPoisonedMessage(message, { storage, poisonQueue: storage.poisonQueue, log: silentLog });
     expect(failure).toBe('recorded');
@@ -275,8 +283,16 @@ describe('the poison queue, which has no poison queue of its own', () => {
     const eventId = await ingest(storage, fixture('08-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     // A failures table that cannot be written (an invalid table name answers 400).
-    const broken = { ...storage, failures: createStorageClients(inject('azuriteConnectionString'), { names: { failuresTable: 'not-a-table-name' } }).failures };
-    const outcome = await recordPoisonedMessage(message, { storage: broken, poisonQueue: storage.poisonQueue, log: silentLog, requeueDelaySeconds: 0 });
+    const broken = {
+      ...storage,
+      failures: createStorageClients(inject('azuriteConnectionString'), { names: { failuresTable: 'not-a-table-name' } }).failures,
+    };
+    const outcome = await recordPoisonedMessage(message, {
+      storage: broken,
+      poisonQueue: storage.poisonQueue,
+      log: silentLog,
+      requeueDelaySeconds: 0,
+    });
     expect(outcome).toBe('requeued');
     expect(await expiries(storage.poisonQueue)).toEqual([NEVER]);
     expect(await failureStore(storage).list()).toEqual([]);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { rawEntity, rawExecutionContext, withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 import type { DataverseRow } from '../../src/dataverseApi';
 import { createDataverseClient, createRecordReader, type RecordReader } from '../../src/dataverseApi';
-import { rawEntity, rawExecutionContext, withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 import { failureStore } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import type { StorageClients } from '../../src/storage/clients';
-import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { ingest, processor } from '../support/processing';
 import { dataverseHeaders } from '../support/requests';
 import { isolatedStorage } from '../support/storage';
@@ -36,13 +36,22 @@ describe('re-reading the record of a truncated event', () => {
   beforeEach(async () => {
     dataverse.reset();
     storage = await isolatedStorage();
-    reader = createRecordReader(createDataverseClient(dataverse.url, { tokens: scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }), sleep: async () => {}, maxAttempts: 1 }));
+    reader = createRecordReader(
+      createDataverseClient(dataverse.url, {
+        tokens: scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }),
+        sleep: async () => {},
+        maxAttempts: 1,
+      }),
+    );
   });
 
   function rereadingRegistry(seen: Array<{ truncated: boolean; row: DataverseRow | null }>) {
-    return new HandlerRegistry().on({ name: 'needs-the-record', entity: 'account', message: 'Update', rereadTruncated: ['name', 'accountnumber'] }, (event, ctx) => {
-      seen.push({ truncated: event.truncated, row: ctx.rereadRecord });
-    });
+    return new HandlerRegistry().on(
+      { name: 'needs-the-record', entity: 'account', message: 'Update', rereadTruncated: ['name', 'accountnumber'] },
+      (event, ctx) => {
+        seen.push({ truncated: event.truncated, row: ctx.rereadRecord });
+      },
+    );
   }
 
   it('a handler that asks gets the row, read with the columns it named; a whole event is not re-read', async () => {
@@ -77,6 +86,9 @@ describe('re-reading the record of a truncated event', () => {
     const eventId = await ingest(storage, accountUpdate(accountId, { truncated: true }), TRUNCATED);
     await processor(storage, rereadingRegistry(seen), { recordReader: null }).drain();
     expect(seen).toEqual([]);
-    expect(await failureStore(storage).get(eventId)).toMatchObject({ state: 'poisoned', error: expect.stringContaining('DATAVERSE_URL is not set') });
+    expect(await failureStore(storage).get(eventId)).toMatchObject({
+      state: 'poisoned',
+      error: expect.stringContaining('DATAVERSE_URL is not set'),
+    });
   });
 });

@@ -1,7 +1,7 @@
-import type { TableClient } from '@azure/data-tables';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
 import { silentLog } from '../../src/observability/log';
@@ -81,15 +81,32 @@ describe('retention of the ledger and of settled failures', () => {
     const [failure] = await failureStore(storage).list();
     expect(failure?.eventId).toBe(poisoned);
 
-    const working = new HandlerRegistry().on(succeeds('first'), (event) => void ran.push(`first:${event.primaryEntityId}`)).on(succeeds('second'), () => undefined);
+    const working = new HandlerRegistry()
+      .on(succeeds('first'), (event) => void ran.push(`first:${event.primaryEntityId}`))
+      .on(succeeds('second'), () => undefined);
     const old = [await ingest(storage, fixture('01-').body), await ingest(storage, fixture('06-').body)];
     await processor(storage, working).drain();
     // Watermarks: one of the poisoned event's record, one of another record.
     const poisonedWatermark = watermarkPartition({ table: failure!.table, id: failure!.recordId });
-    await storage.ledger.createEntity({ partitionKey: poisonedWatermark, rowKey: 'first', kind: 'versionnumber', value: '5', eventId: poisoned });
-    await storage.ledger.createEntity({ partitionKey: watermarkPartition({ table: 'contact', id: 'old-record' }), rowKey: 'first', kind: 'versionnumber', value: '5', eventId: old[0]! });
+    await storage.ledger.createEntity({
+      partitionKey: poisonedWatermark,
+      rowKey: 'first',
+      kind: 'versionnumber',
+      value: '5',
+      eventId: poisoned,
+    });
+    await storage.ledger.createEntity({
+      partitionKey: watermarkPartition({ table: 'contact', id: 'old-record' }),
+      rowKey: 'first',
+      kind: 'versionnumber',
+      value: '5',
+      eventId: old[0]!,
+    });
     const before = await rows(storage.ledger);
-    const poisonedPartitions = new Set([...before.filter((row) => row.eventId === poisoned).map((row) => row.partitionKey), poisonedWatermark]);
+    const poisonedPartitions = new Set([
+      ...before.filter((row) => row.eventId === poisoned).map((row) => row.partitionKey),
+      poisonedWatermark,
+    ]);
     expect(poisonedPartitions.size).toBe(2);
     expect(before.filter((row) => old.includes(row.eventId ?? '')).length).toBeGreaterThanOrEqual(4);
 
@@ -102,10 +119,18 @@ describe('retention of the ledger and of settled failures', () => {
     const telemetry = recordingTelemetry();
     const report = await applyRetention({ storage, settings, deadline: Infinity, log: silentLog, telemetry, now: () => at + DAY_MS });
     const kept = before.filter((row) => poisonedPartitions.has(row.partitionKey));
-    expect(report).toMatchObject({ complete: true, protectedPartitions: 2, ledger: { deleted: before.length - kept.length, kept: kept.length, alreadyGone: 0, changed: 0 } });
+    expect(report).toMatchObject({
+      complete: true,
+      protectedPartitions: 2,
+      ledger: { deleted: before.length - kept.length, kept: kept.length, alreadyGone: 0, changed: 0 },
+    });
     expect((await rows(storage.ledger)).map(key).sort()).toEqual([...kept, ...newer].map(key).sort());
     expect(telemetry.eventsNamed('retention')).toEqual([
-      { name: 'retention', properties: { status: 'complete' }, measurements: { deleted: before.length - kept.length, kept: kept.length, alreadyGone: 0, changed: 0, failuresRemoved: 0 } },
+      {
+        name: 'retention',
+        properties: { status: 'complete' },
+        measurements: { deleted: before.length - kept.length, kept: kept.length, alreadyGone: 0, changed: 0, failuresRemoved: 0 },
+      },
     ]);
 
     // The replay finds the unit that had succeeded, so only the failed handler runs again.
@@ -140,7 +165,9 @@ describe('retention of the ledger and of settled failures', () => {
     // Not yet a period since it was resolved: everything stays.
     const early = await applyRetention({ storage, settings, deadline: Infinity, log: silentLog, now: () => at - 2 + DAY_MS });
     expect(early.failuresRemoved).toBe(0);
-    expect((await failureStore(storage).list({ includeReplayed: true })).map((failure) => failure.eventId).sort()).toEqual([resolved, replayed].sort());
+    expect((await failureStore(storage).list({ includeReplayed: true })).map((failure) => failure.eventId).sort()).toEqual(
+      [resolved, replayed].sort(),
+    );
 
     const report = await applyRetention({ storage, settings, deadline: Infinity, log: silentLog, now: () => at + DAY_MS });
     expect(report.failuresRemoved).toBe(1);
@@ -153,7 +180,9 @@ describe('retention of the ledger and of settled failures', () => {
   it('a poisoned claim-check event outlives the lifecycle rule: its body is kept out of its reach, and the replay puts it back', async () => {
     // The blob names the Bicep lifecycle rule deletes 30 days after their upload (infra/modules/storage.bicep).
     const bicep = readFileSync(path.join(__dirname, '..', '..', 'infra', 'modules', 'storage.bicep'), 'utf8');
-    const digits = [...bicep.matchAll(/for digit in \[([^\]]+)\]: '\$\{payloadContainer\}\/\$\{digit\}'/g)].flatMap((match) => match[1]!.split(',').map((digit) => digit.trim().replaceAll("'", '')));
+    const digits = [...bicep.matchAll(/for digit in \[([^\]]+)\]: '\$\{payloadContainer\}\/\$\{digit\}'/g)].flatMap((match) =>
+      match[1]!.split(',').map((digit) => digit.trim().replaceAll("'", '')),
+    );
     const lifecycleDeletes = (name: string) => digits.some((digit) => name.startsWith(digit));
 
     const storage = await isolatedStorage();
@@ -207,7 +236,10 @@ describe('retention of the ledger and of settled failures', () => {
       keepPartition: () => {
         if (!rewritten) {
           rewritten = true;
-          void storage.ledger.upsertEntity({ partitionKey: 'bulk-000000', rowKey: 'unit-2', state: 'processing', eventId: 'event-0' }, 'Replace');
+          void storage.ledger.upsertEntity(
+            { partitionKey: 'bulk-000000', rowKey: 'unit-2', state: 'processing', eventId: 'event-0' },
+            'Replace',
+          );
         }
         return false;
       },
@@ -219,7 +251,12 @@ describe('retention of the ledger and of settled failures', () => {
   it('an empty account (no table) has nothing to remove', async () => {
     const storage = await isolatedStorage();
     const report = await applyRetention({ storage, settings, deadline: Infinity, log: silentLog });
-    expect(report).toEqual({ ledger: { deleted: 0, kept: 0, alreadyGone: 0, changed: 0, complete: true }, failuresRemoved: 0, protectedPartitions: 0, complete: true });
+    expect(report).toEqual({
+      ledger: { deleted: 0, kept: 0, alreadyGone: 0, changed: 0, complete: true },
+      failuresRemoved: 0,
+      protectedPartitions: 0,
+      complete: true,
+    });
   });
 
   // 6,000 rows by default keeps the suite's time (Azurite deletes a few hundred rows a second on a

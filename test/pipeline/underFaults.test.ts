@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runUnderFaults, type FaultPlan } from '../support/underFaults';
+import { type FaultPlan, runUnderFaults } from '../support/underFaults';
 
 /**
  * Load under faults, end to end (see test/support/underFaults.ts). `npm test` runs a short plan;

@@ -28,7 +28,9 @@ describe('the registration file', () => {
 
   it('refuses the steps it used to list: the handlers declare them now', () => {
     const message = problems({ ...valid, steps: [{ table: 'account', message: 'Update' }] });
-    expect(message).toContain('webhook.json lists steps: steps are now declared by the handlers (on(…) in src/handlers/, see "register --plan")');
+    expect(message).toContain(
+      'webhook.json lists steps: steps are now declared by the handlers (on(…) in src/handlers/, see "register --plan")',
+    );
   });
 
   it('refuses a URL that is not https, or that carries the key or a password, without repeating it', () => {

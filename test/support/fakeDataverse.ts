@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { attributeCast, attributeProperties, optionSetOf, TABLES, tableProperties, type TableFacts } from './tableMetadata';
+import { attributeCast, attributeProperties, optionSetOf, TABLES, type TableFacts, tableProperties } from './tableMetadata';
 
 /**
  * A stand-in for the Dataverse Web API on 127.0.0.1, strict where Dataverse is strict: it checks
@@ -35,7 +35,15 @@ const SCHEMAS: Record<string, TableSchema> = {
   serviceendpoints: {
     logicalName: 'serviceendpoint',
     key: 'serviceendpointid',
-    columns: { name: 'string', contract: 'int', url: 'string', authtype: 'int', messageformat: 'int', description: 'string', isauthvalueset: 'bool' },
+    columns: {
+      name: 'string',
+      contract: 'int',
+      url: 'string',
+      authtype: 'int',
+      messageformat: 'int',
+      description: 'string',
+      isauthvalueset: 'bool',
+    },
     writable: ['name', 'contract', 'url', 'authtype', 'authvalue', 'messageformat', 'description'],
     writeOnly: ['authvalue'],
     required: ['name', 'contract'],
@@ -59,20 +67,43 @@ const SCHEMAS: Record<string, TableSchema> = {
       _sdkmessagefilterid_value: 'guid',
       _eventhandler_value: 'guid',
     },
-    writable: ['name', 'description', 'stage', 'mode', 'rank', 'asyncautodelete', 'filteringattributes', 'supporteddeployment', 'statecode', 'statuscode'],
+    writable: [
+      'name',
+      'description',
+      'stage',
+      'mode',
+      'rank',
+      'asyncautodelete',
+      'filteringattributes',
+      'supporteddeployment',
+      'statecode',
+      'statuscode',
+    ],
     binds: {
       eventhandler_serviceendpoint: { set: 'serviceendpoints', column: '_eventhandler_value' },
       sdkmessageid: { set: 'sdkmessages', column: '_sdkmessageid_value' },
       sdkmessagefilterid: { set: 'sdkmessagefilters', column: '_sdkmessagefilterid_value' },
     },
     required: ['name', 'stage', 'mode', 'rank', 'eventhandler_serviceendpoint', 'sdkmessageid'],
-    children: { sdkmessageprocessingstepid_sdkmessageprocessingstepimage: { set: 'sdkmessageprocessingstepimages', column: '_sdkmessageprocessingstepid_value' } },
+    children: {
+      sdkmessageprocessingstepid_sdkmessageprocessingstepimage: {
+        set: 'sdkmessageprocessingstepimages',
+        column: '_sdkmessageprocessingstepid_value',
+      },
+    },
     defaults: { statecode: 0, statuscode: 1, asyncautodelete: false, description: null, filteringattributes: null, supporteddeployment: 0 },
   },
   sdkmessageprocessingstepimages: {
     logicalName: 'sdkmessageprocessingstepimage',
     key: 'sdkmessageprocessingstepimageid',
-    columns: { name: 'string', entityalias: 'string', imagetype: 'int', attributes: 'string', messagepropertyname: 'string', _sdkmessageprocessingstepid_value: 'guid' },
+    columns: {
+      name: 'string',
+      entityalias: 'string',
+      imagetype: 'int',
+      attributes: 'string',
+      messagepropertyname: 'string',
+      _sdkmessageprocessingstepid_value: 'guid',
+    },
     writable: ['name', 'entityalias', 'imagetype', 'attributes', 'messagepropertyname'],
     binds: { sdkmessageprocessingstepid: { set: 'sdkmessageprocessingsteps', column: '_sdkmessageprocessingstepid_value' } },
     required: ['entityalias', 'imagetype', 'messagepropertyname', 'sdkmessageprocessingstepid'],
@@ -88,7 +119,15 @@ const SCHEMAS: Record<string, TableSchema> = {
   asyncoperations: {
     logicalName: 'asyncoperation',
     key: 'asyncoperationid',
-    columns: { name: 'string', statuscode: 'int', errorcode: 'int', message: 'string', friendlymessage: 'string', completedon: 'string', _owningextensionid_value: 'guid' },
+    columns: {
+      name: 'string',
+      statuscode: 'int',
+      errorcode: 'int',
+      message: 'string',
+      friendlymessage: 'string',
+      completedon: 'string',
+      _owningextensionid_value: 'guid',
+    },
     writable: [],
   },
   accounts: {
@@ -198,7 +237,8 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     if (select === null) return null;
     const columns = select.split(',');
     for (const column of columns) {
-      if (column !== schema.key && !(column in schema.columns)) refuse(400, '0x80060888', `Could not find a property named '${column}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
+      if (column !== schema.key && !(column in schema.columns))
+        refuse(400, '0x80060888', `Could not find a property named '${column}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
     }
     return columns;
   };
@@ -223,12 +263,16 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       const match = clause.match(/^([A-Za-z_][A-Za-z0-9_]*) eq (.+)$/);
       if (!match) return refuse(400, '0x80060888', `Unsupported $filter clause: ${clause}`);
       const [, column, literal] = match as unknown as [string, string, string];
-      if (column !== schema.key && !(column in schema.columns)) refuse(400, '0x80060888', `Could not find a property named '${column}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
+      if (column !== schema.key && !(column in schema.columns))
+        refuse(400, '0x80060888', `Could not find a property named '${column}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
       const expected = parseLiteral(literal);
-      if (schema.columns[column] === 'guid' && typeof expected === 'string' && !GUID.test(expected)) refuse(400, '0x80060888', `${column} compares to a GUID, not a string`);
+      if (schema.columns[column] === 'guid' && typeof expected === 'string' && !GUID.test(expected))
+        refuse(400, '0x80060888', `${column} compares to a GUID, not a string`);
       return (row: Row) => {
         const actual = column === 'isauthvalueset' ? Boolean(row.authvalue) : row[column];
-        return typeof actual === 'string' && typeof expected === 'string' ? actual.toLowerCase() === expected.toLowerCase() : actual === expected;
+        return typeof actual === 'string' && typeof expected === 'string'
+          ? actual.toLowerCase() === expected.toLowerCase()
+          : actual === expected;
       };
     });
     return (row) => clauses.every((clause) => clause(row));
@@ -239,13 +283,15 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     const match = orderby.match(/^([A-Za-z_][A-Za-z0-9_]*) (asc|desc)$/);
     if (!match) return refuse(400, '0x80060888', `Unsupported $orderby: ${orderby}`);
     const [, column, direction] = match as unknown as [string, string, string];
-    if (!(column in schema.columns)) refuse(400, '0x80060888', `Could not find a property named '${column}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
+    if (!(column in schema.columns))
+      refuse(400, '0x80060888', `Could not find a property named '${column}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
     const sign = direction === 'desc' ? -1 : 1;
     return (a, b) => sign * String(a[column] ?? '').localeCompare(String(b[column] ?? ''));
   };
 
   const checkQueryOptions = (query: URLSearchParams, allowed: string[]) => {
-    for (const name of query.keys()) if (!allowed.includes(name)) refuse(400, '0x80060888', `The query parameter '${name}' is not supported here`);
+    for (const name of query.keys())
+      if (!allowed.includes(name)) refuse(400, '0x80060888', `The query parameter '${name}' is not supported here`);
   };
 
   const collection = (schema: TableSchema, rows: Row[], query: URLSearchParams, path: string, contextSet: string) => {
@@ -258,7 +304,10 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     const limited = top === null ? matches : matches.slice(0, Number(top));
     const skip = Number(query.get('$skiptoken') ?? 0);
     const page = limited.slice(skip, skip + fake.pageSize);
-    const body: Row = { '@odata.context': `${origin}${SERVICE_ROOT}$metadata#${contextSet}`, value: page.map((row) => project(schema, row, select)) };
+    const body: Row = {
+      '@odata.context': `${origin}${SERVICE_ROOT}$metadata#${contextSet}`,
+      value: page.map((row) => project(schema, row, select)),
+    };
     if (skip + fake.pageSize < limited.length) {
       const next = new URLSearchParams(query);
       next.set('$skiptoken', String(skip + fake.pageSize));
@@ -272,7 +321,12 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       if (!property.endsWith('@odata.bind')) continue;
       const navigation = property.slice(0, -'@odata.bind'.length);
       const target = schema.binds?.[navigation];
-      if (!target) refuse(400, '0x80060888', `An undeclared property '${navigation}' which only has property annotations in the payload but no property value was found in the payload.`);
+      if (!target)
+        refuse(
+          400,
+          '0x80060888',
+          `An undeclared property '${navigation}' which only has property annotations in the payload but no property value was found in the payload.`,
+        );
       const match = typeof value === 'string' ? value.match(/^\/([a-z_]+)\(([0-9a-f-]{36})\)$/) : null;
       if (!match) return refuse(400, '0x80060891', `A URL was either not a valid entity reference: ${property} = ${JSON.stringify(value)}`);
       const [, set, id] = match as unknown as [string, string, string];
@@ -285,14 +339,24 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
   const checkColumns = (schema: TableSchema, body: Row) => {
     for (const [column, value] of Object.entries(body)) {
       if (column.endsWith('@odata.bind')) continue;
-      if (!schema.writable.includes(column)) refuse(400, '0x80060888', `The property '${column}' does not exist on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'. Make sure to only use property names that are defined by the type.`);
+      if (!schema.writable.includes(column))
+        refuse(
+          400,
+          '0x80060888',
+          `The property '${column}' does not exist on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'. Make sure to only use property names that are defined by the type.`,
+        );
       const type = column === 'authvalue' ? 'string' : schema.columns[column];
       const ok =
         value === null ||
         (type === 'string' && typeof value === 'string') ||
         (type === 'int' && Number.isInteger(value)) ||
         (type === 'bool' && typeof value === 'boolean');
-      if (!ok) refuse(400, '0x80048d19', `Error identified in Payload provided by the user for Entity :'${schema.logicalName}', property '${column}' has the wrong type`);
+      if (!ok)
+        refuse(
+          400,
+          '0x80048d19',
+          `Error identified in Payload provided by the user for Entity :'${schema.logicalName}', property '${column}' has the wrong type`,
+        );
     }
   };
 
@@ -310,8 +374,14 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       // GetMessagePropertyName; https://learn.microsoft.com/power-apps/developer/data-platform/register-plug-in#define-entity-images).
       const step = table('sdkmessageprocessingsteps').get(String(row._sdkmessageprocessingstepid_value));
       const message = String(table('sdkmessages').get(String(step?._sdkmessageid_value))?.name ?? '');
-      const expected = message === 'Create' ? 'Id' : message === 'SetState' || message === 'SetStateDynamicEntity' ? 'EntityMoniker' : 'Target';
-      if (row.messagepropertyname !== expected) refuse(400, '0x80040203', `The image's message property name for ${message} is ${expected}, not ${String(row.messagepropertyname)}`);
+      const expected =
+        message === 'Create' ? 'Id' : message === 'SetState' || message === 'SetStateDynamicEntity' ? 'EntityMoniker' : 'Target';
+      if (row.messagepropertyname !== expected)
+        refuse(
+          400,
+          '0x80040203',
+          `The image's message property name for ${message} is ${expected}, not ${String(row.messagepropertyname)}`,
+        );
     }
   };
 
@@ -337,14 +407,23 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
   const expandItem = (item: string): { name: string; options: URLSearchParams } => {
     const match = item.match(/^([A-Za-z]+)(?:\((.*)\))?$/);
     if (!match) return refuse(400, '0x80060888', `Syntax error in $expand: ${item}`);
-    return { name: match[1]!, options: new URLSearchParams((match[2] ?? '').split(';').filter(Boolean).map((part) => part.split('=', 2) as [string, string])) };
+    return {
+      name: match[1]!,
+      options: new URLSearchParams(
+        (match[2] ?? '')
+          .split(';')
+          .filter(Boolean)
+          .map((part) => part.split('=', 2) as [string, string]),
+      ),
+    };
   };
 
   const selectFrom = (available: Record<string, unknown>, select: string | null, type: string): Record<string, unknown> => {
     const names = select === null ? Object.keys(available) : splitList(select);
     const result: Record<string, unknown> = {};
     for (const name of names) {
-      if (!(name in available)) refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${type}'.`);
+      if (!(name in available))
+        refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${type}'.`);
       result[name] = available[name];
     }
     // "The MetadataId property value is always returned" (Query table definitions using the Web API).
@@ -366,32 +445,49 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     if (segments.length === 0) {
       checkQueryOptions(query, ['$select', '$expand']);
       const available = facts ? tableProperties(facts) : { LogicalName: logicalName, EntitySetName: entitySet, MetadataId: randomUUID() };
-      const body: Row = { '@odata.context': `${context}(${query.get('$select') ?? ''})/$entity`, ...selectFrom(available, query.get('$select'), 'EntityMetadata') };
+      const body: Row = {
+        '@odata.context': `${context}(${query.get('$select') ?? ''})/$entity`,
+        ...selectFrom(available, query.get('$select'), 'EntityMetadata'),
+      };
       for (const item of splitList(query.get('$expand'))) {
         const { name, options } = expandItem(item);
-        if (name !== 'Attributes') refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.`);
-        for (const option of options.keys()) if (option !== '$select') refuse(400, '0x80060888', `The query option '${option}' is not supported in this $expand`);
+        if (name !== 'Attributes')
+          refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.`);
+        for (const option of options.keys())
+          if (option !== '$select') refuse(400, '0x80060888', `The query option '${option}' is not supported in this $expand`);
         if (!facts) return refuse(501, 'FakeDataverse', `The stand-in has no column definitions of ${logicalName}`);
         body.Attributes = facts.columns.map((column) => {
           const cast = attributeCast(column);
-          return { ...(cast ? { '@odata.type': `#Microsoft.Dynamics.CRM.${cast}` } : {}), ...selectFrom(attributeProperties(logicalName, column), options.get('$select'), 'AttributeMetadata') };
+          return {
+            ...(cast ? { '@odata.type': `#Microsoft.Dynamics.CRM.${cast}` } : {}),
+            ...selectFrom(attributeProperties(logicalName, column), options.get('$select'), 'AttributeMetadata'),
+          };
         });
       }
       return body;
     }
     const [collection, cast, ...rest] = segments;
     const castName = cast?.startsWith('Microsoft.Dynamics.CRM.') ? cast.slice('Microsoft.Dynamics.CRM.'.length) : null;
-    if (collection !== 'Attributes' || !castName || rest.length > 0) return refuse(400, '0x80060888', `Unsupported EntityDefinitions path: ${segments.join('/')}`);
+    if (collection !== 'Attributes' || !castName || rest.length > 0)
+      return refuse(400, '0x80060888', `Unsupported EntityDefinitions path: ${segments.join('/')}`);
     // "you cannot cast the attributes to this type" (EnumAttributeMetadata), per the same article.
-    if (castName === 'EnumAttributeMetadata' || castName === 'AttributeMetadata') refuse(400, '0x80060888', `The type '${cast}' cannot be used to cast Attributes here`);
+    if (castName === 'EnumAttributeMetadata' || castName === 'AttributeMetadata')
+      refuse(400, '0x80060888', `The type '${cast}' cannot be used to cast Attributes here`);
     if (!facts) return refuse(501, 'FakeDataverse', `The stand-in has no column definitions of ${logicalName}`);
     checkQueryOptions(query, ['$select', '$expand']);
-    const enumCast = ['PicklistAttributeMetadata', 'MultiSelectPicklistAttributeMetadata', 'StateAttributeMetadata', 'StatusAttributeMetadata'].includes(castName);
+    const enumCast = [
+      'PicklistAttributeMetadata',
+      'MultiSelectPicklistAttributeMetadata',
+      'StateAttributeMetadata',
+      'StatusAttributeMetadata',
+    ].includes(castName);
     const rows = facts.columns.filter((column) => attributeCast(column) === castName);
     const expand = splitList(query.get('$expand')).map(expandItem);
     for (const { name, options } of expand) {
-      if (!enumCast || (name !== 'OptionSet' && name !== 'GlobalOptionSet')) refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${castName}'.`);
-      for (const option of options.keys()) if (option !== '$select') refuse(400, '0x80060888', `The query option '${option}' is not supported in this $expand`);
+      if (!enumCast || (name !== 'OptionSet' && name !== 'GlobalOptionSet'))
+        refuse(400, '0x80060888', `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${castName}'.`);
+      for (const option of options.keys())
+        if (option !== '$select') refuse(400, '0x80060888', `The query option '${option}' is not supported in this $expand`);
     }
     const value = rows.map((column) => {
       const available: Record<string, unknown> = { ...attributeProperties(logicalName, column) };
@@ -406,7 +502,13 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     return { '@odata.context': `${context}('${logicalName}')/Attributes/${cast}`, value };
   };
 
-  const handle = (method: string, path: string, query: URLSearchParams, body: Row | undefined, headers: IncomingMessage['headers']): { status: number; body?: unknown; headers?: Record<string, string> } => {
+  const handle = (
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: Row | undefined,
+    headers: IncomingMessage['headers'],
+  ): { status: number; body?: unknown; headers?: Record<string, string> } => {
     const [first = '', navigation] = path.split('/');
     const definition = first.match(/^EntityDefinitions\(LogicalName='([^']*)'\)$/);
     if (definition) {
@@ -424,12 +526,24 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       if (id === undefined) return { status: 200, body: collection(schema, [...rows.values()], query, path, set) };
       const row = rows.get(id) ?? notFound(schema, id);
       if (navigation !== undefined) {
-        const child = schema.children?.[navigation] ?? refuse(400, '0x80060888', `Could not find a property named '${navigation}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`);
+        const child =
+          schema.children?.[navigation] ??
+          refuse(
+            400,
+            '0x80060888',
+            `Could not find a property named '${navigation}' on type 'Microsoft.Dynamics.CRM.${schema.logicalName}'.`,
+          );
         const childRows = [...table(child.set).values()].filter((candidate) => candidate[child.column] === id);
         return { status: 200, body: collection(schemaOf(child.set), childRows, query, path, child.set) };
       }
       checkQueryOptions(query, ['$select']);
-      return { status: 200, body: { '@odata.context': `${origin}${SERVICE_ROOT}$metadata#${set}/$entity`, ...project(schema, row, checkSelect(schema, query.get('$select'))) } };
+      return {
+        status: 200,
+        body: {
+          '@odata.context': `${origin}${SERVICE_ROOT}$metadata#${set}/$entity`,
+          ...project(schema, row, checkSelect(schema, query.get('$select'))),
+        },
+      };
     }
 
     if ([...query.keys()].length > 0) refuse(400, '0x80060888', `${method} takes no query options`);
@@ -437,7 +551,8 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       if (!body) return refuse(400, '0x80060888', 'A POST needs a body');
       checkColumns(schema, body);
       for (const required of schema.required ?? []) {
-        if (!(required in body) && !(`${required}@odata.bind` in body)) refuse(400, '0x80040200', `${schema.logicalName}: ${required} is required`);
+        if (!(required in body) && !(`${required}@odata.bind` in body))
+          refuse(400, '0x80040200', `${schema.logicalName}: ${required} is required`);
       }
       const newId = randomUUID();
       const row: Row = { ...schema.defaults, [schema.key]: newId, __version: 1 };
@@ -445,16 +560,19 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       resolveBinds(schema, body, row);
       if (set === 'sdkmessageprocessingsteps' && row._sdkmessagefilterid_value) {
         const filter = table('sdkmessagefilters').get(String(row._sdkmessagefilterid_value));
-        if (filter?._sdkmessageid_value !== row._sdkmessageid_value) refuse(400, '0x80040203', 'The message filter does not belong to the step’s message');
+        if (filter?._sdkmessageid_value !== row._sdkmessageid_value)
+          refuse(400, '0x80040203', 'The message filter does not belong to the step’s message');
       }
       checkRow(set, row);
       rows.set(newId, row);
       const entityId = `${origin}${SERVICE_ROOT}${set}(${newId})`;
-      if (String(headers.prefer ?? '').includes('return=representation')) return { status: 201, body: project(schema, row, null), headers: { 'OData-EntityId': entityId } };
+      if (String(headers.prefer ?? '').includes('return=representation'))
+        return { status: 201, body: project(schema, row, null), headers: { 'OData-EntityId': entityId } };
       return { status: 204, headers: { 'OData-EntityId': entityId } };
     }
     if (method === 'PATCH' && id !== undefined && navigation === undefined) {
-      if (headers['if-match'] !== '*') refuse(400, 'FakeDataverse', 'A PATCH without If-Match: * would create the row if it was deleted meanwhile (upsert)');
+      if (headers['if-match'] !== '*')
+        refuse(400, 'FakeDataverse', 'A PATCH without If-Match: * would create the row if it was deleted meanwhile (upsert)');
       if (!body) return refuse(400, '0x80060888', 'A PATCH needs a body');
       const row = rows.get(id) ?? notFound(schema, id);
       checkColumns(schema, body);
@@ -480,7 +598,12 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
 
   const checkHeaders = (request: IncomingMessage, hasBody: boolean): void => {
     const expect = (name: string, ok: boolean) => {
-      if (!ok) refuse(400, 'FakeDataverse.Header', `${request.method} ${request.url}: header ${name} is missing or wrong (${JSON.stringify(request.headers[name.toLowerCase()] ?? null)})`);
+      if (!ok)
+        refuse(
+          400,
+          'FakeDataverse.Header',
+          `${request.method} ${request.url}: header ${name} is missing or wrong (${JSON.stringify(request.headers[name.toLowerCase()] ?? null)})`,
+        );
     };
     expect('OData-MaxVersion', request.headers['odata-maxversion'] === '4.0');
     expect('OData-Version', request.headers['odata-version'] === '4.0');
@@ -493,7 +616,10 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
-        response.writeHead(status, body === undefined ? headers : { 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0', ...headers });
+        response.writeHead(
+          status,
+          body === undefined ? headers : { 'Content-Type': 'application/json; odata.metadata=minimal', 'OData-Version': '4.0', ...headers },
+        );
         response.end(body === undefined ? undefined : JSON.stringify(body));
       };
       const url = new URL(request.url ?? '/', origin);
@@ -501,7 +627,12 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
       let body: Row | undefined;
       const text = Buffer.concat(chunks).toString('utf8');
       const relative = decodeURIComponent(url.pathname.startsWith(SERVICE_ROOT) ? url.pathname.slice(SERVICE_ROOT.length) : url.pathname);
-      const recorded: RecordedRequest = { method, path: `${relative}${url.search ? `?${decodeURIComponent(url.search.slice(1))}` : ''}`, headers: request.headers, body: undefined };
+      const recorded: RecordedRequest = {
+        method,
+        path: `${relative}${url.search ? `?${decodeURIComponent(url.search.slice(1))}` : ''}`,
+        headers: request.headers,
+        body: undefined,
+      };
       requests.push(recorded);
       try {
         if (text.length > 0) {
@@ -513,7 +644,9 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
           recorded.body = body;
         }
         if (request.headers.authorization !== `Bearer ${token}`) {
-          send(401, undefined, { 'WWW-Authenticate': 'Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize' });
+          send(401, undefined, {
+            'WWW-Authenticate': 'Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize',
+          });
           return;
         }
         if (!url.pathname.startsWith(SERVICE_ROOT)) refuse(404, 'FakeDataverse', `Not under ${SERVICE_ROOT}: ${url.pathname}`);
@@ -555,7 +688,12 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     seedMessages(messages, tableNames) {
       for (const message of messages) {
         const messageId = fake.insert('sdkmessages', { name: message });
-        for (const tableName of tableNames) fake.insert('sdkmessagefilters', { primaryobjecttypecode: tableName, _sdkmessageid_value: messageId, iscustomprocessingstepallowed: true });
+        for (const tableName of tableNames)
+          fake.insert('sdkmessagefilters', {
+            primaryobjecttypecode: tableName,
+            _sdkmessageid_value: messageId,
+            iscustomprocessingstepallowed: true,
+          });
       }
     },
     fail: (failure) => failures.push(failure),

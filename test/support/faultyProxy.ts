@@ -1,6 +1,6 @@
-import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server, Socket } from 'node:net';
 import { inject } from 'vitest';
-import { connectionStringFor, type AzuritePorts } from '../../devhost/azurite';
+import { type AzuritePorts, connectionStringFor } from '../../devhost/azurite';
 
 /**
  * A TCP proxy in front of one of Azurite's services, on loopback, that the test can break: the real
@@ -102,7 +102,11 @@ export interface FaultyStorage {
 
 /** The test Azurite (or the one whose ports are given) behind three faulty proxies, one per service. */
 export async function faultyStorage(ports: AzuritePorts = azuritePorts(inject('azuriteConnectionString'))): Promise<FaultyStorage> {
-  const [blob, queue, table] = await Promise.all([startFaultyProxy(ports.blob), startFaultyProxy(ports.queue), startFaultyProxy(ports.table)]);
+  const [blob, queue, table] = await Promise.all([
+    startFaultyProxy(ports.blob),
+    startFaultyProxy(ports.queue),
+    startFaultyProxy(ports.table),
+  ]);
   const all = [blob, queue, table];
   return {
     connectionString: connectionStringFor({ blob: blob.port, queue: queue.port, table: table.port }),

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { readIngestSettings, type IngestSettings } from '../../src/settings';
+import { type IngestSettings, readIngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 
 export interface IngestServer {
@@ -18,7 +18,11 @@ export interface IngestServer {
  * The app's real acceptWebhook behind a loopback HTTP server, on the storage given (its own names in
  * the test Azurite); with `handlers`, their inline handlers decide synchronous events, as in the app.
  */
-export async function startIngestServer(storage: StorageClients, settings: Partial<IngestSettings> = {}, handlers?: HandlerRegistry): Promise<IngestServer> {
+export async function startIngestServer(
+  storage: StorageClients,
+  settings: Partial<IngestSettings> = {},
+  handlers?: HandlerRegistry,
+): Promise<IngestServer> {
   const urls: URL[] = [];
   const server: Server = createServer((request: IncomingMessage, response) => {
     const chunks: Buffer[] = [];
@@ -32,7 +36,12 @@ export async function startIngestServer(storage: StorageClients, settings: Parti
       }
       const result = await acceptWebhook(
         { method: request.method ?? 'GET', url: url.toString(), headers, body: async () => Buffer.concat(chunks) },
-        { settings: { ...readIngestSettings({}), ...settings }, storage, log: silentLog, ...(handlers ? { decisions: { handlers, ledger: storage.ledger } } : {}) },
+        {
+          settings: { ...readIngestSettings({}), ...settings },
+          storage,
+          log: silentLog,
+          ...(handlers ? { decisions: { handlers, ledger: storage.ledger } } : {}),
+        },
       );
       response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
       response.end(JSON.stringify(result.response.jsonBody ?? {}));
@@ -40,5 +49,9 @@ export async function startIngestServer(storage: StorageClients, settings: Parti
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/api/dataverse/webhook`, urls, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}/api/dataverse/webhook`,
+    urls,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

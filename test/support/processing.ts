@@ -1,16 +1,16 @@
 import path from 'node:path';
-import { QueueServiceClient, type Pipeline } from '@azure/storage-queue';
+import { type Pipeline, QueueServiceClient } from '@azure/storage-queue';
+import { type QueuesOptions, readHostJson } from '../../devhost/hostJson';
+import { asFunctionInput, type DrainResult, runUntilIdle } from '../../devhost/queueListener';
 import type { RecordReader } from '../../src/dataverseApi';
-import { readHostJson, type QueuesOptions } from '../../devhost/hostJson';
-import { asFunctionInput, runUntilIdle, type DrainResult } from '../../devhost/queueListener';
-import { silentLog, type EventLog } from '../../src/observability/log';
+import { type EventLog, silentLog } from '../../src/observability/log';
 import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { recordPoisonedMessage } from '../../src/pipeline/failures';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { processEnvelope, type ProcessOutcome } from '../../src/pipeline/process';
-import { readIngestSettings, readProcessSettings, type ProcessSettings } from '../../src/settings';
+import { type ProcessOutcome, processEnvelope } from '../../src/pipeline/process';
+import { type ProcessSettings, readIngestSettings, readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { dataverseHeaders, FUNCTION_URL } from './requests';
 
@@ -37,12 +37,18 @@ function accountOf(queue: StorageClients['eventsQueue']): QueueServiceClient {
 }
 
 /** POSTs a body through the real ingest path onto the test's queue; returns the eventId. */
-export async function ingest(storage: StorageClients, body: Buffer | string, headers: Record<string, string> = dataverseHeaders(), telemetry?: Telemetry): Promise<string> {
+export async function ingest(
+  storage: StorageClients,
+  body: Buffer | string,
+  headers: Record<string, string> = dataverseHeaders(),
+  telemetry?: Telemetry,
+): Promise<string> {
   const result = await acceptWebhook(
     { method: 'POST', url: `${FUNCTION_URL}?code=k`, headers: new Headers(headers), body: async () => Buffer.from(body) },
     { settings: readIngestSettings({}), storage, log: silentLog, ...(telemetry ? { telemetry } : {}) },
   );
-  if (result.response.status !== 202) throw new Error(`ingest answered ${result.response.status}: ${JSON.stringify(result.response.jsonBody)}`);
+  if (result.response.status !== 202)
+    throw new Error(`ingest answered ${result.response.status}: ${JSON.stringify(result.response.jsonBody)}`);
   return result.eventId;
 }
 
@@ -73,7 +79,15 @@ export function processor(storage: StorageClients, handlers: HandlerRegistry, op
         queues: TEST_QUEUES,
         idleMs: IDLE_MS,
         run: async ({ body, message }) => {
-          const deps = { storage, handlers, settings: full, log, deliveryCount: message.dequeueCount, recordReader, ...(telemetry ? { telemetry } : {}) };
+          const deps = {
+            storage,
+            handlers,
+            settings: full,
+            log,
+            deliveryCount: message.dequeueCount,
+            recordReader,
+            ...(telemetry ? { telemetry } : {}),
+          };
           outcomes.push(await processEnvelope(parseEnvelope(asFunctionInput(body)), deps));
         },
       });
@@ -83,7 +97,11 @@ export function processor(storage: StorageClients, handlers: HandlerRegistry, op
         queues: TEST_QUEUES,
         idleMs: IDLE_MS,
         run: async ({ body, message }) => {
-          await recordPoisonedMessage(asFunctionInput(body), { storage, poisonQueue: storage.poisonQueue, log, ...(telemetry ? { telemetry } : {}) }, { messageId: message.messageId });
+          await recordPoisonedMessage(
+            asFunctionInput(body),
+            { storage, poisonQueue: storage.poisonQueue, log, ...(telemetry ? { telemetry } : {}) },
+            { messageId: message.messageId },
+          );
         },
       });
       return result;

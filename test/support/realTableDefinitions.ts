@@ -22,7 +22,13 @@ const attribute = z.object({
   AttributeOf: z.string().nullish(),
   DisplayName: label,
   Targets: z.array(z.string()).optional(),
-  OptionSet: z.object({ IsGlobal: z.boolean().optional(), Name: z.string().optional(), Options: z.array(z.object({ Value: z.number(), Label: label })).optional() }).nullish(),
+  OptionSet: z
+    .object({
+      IsGlobal: z.boolean().optional(),
+      Name: z.string().optional(),
+      Options: z.array(z.object({ Value: z.number(), Label: label })).optional(),
+    })
+    .nullish(),
 });
 const definition = z.object({ LogicalName: z.string(), SchemaName: z.string(), EntitySetName: z.string(), Attributes: z.array(attribute) });
 
@@ -43,7 +49,10 @@ export function realTableFacts(table: string): TableFacts {
     };
     // A yes/no column's OptionSet has TrueOption and FalseOption, and its value is a boolean.
     if (column.OptionSet?.Options) {
-      facts.options = column.OptionSet.Options.map((option) => [option.Value, option.Label?.UserLocalizedLabel?.Label ?? String(option.Value)]);
+      facts.options = column.OptionSet.Options.map((option) => [
+        option.Value,
+        option.Label?.UserLocalizedLabel?.Label ?? String(option.Value),
+      ]);
       if (column.OptionSet.IsGlobal && column.OptionSet.Name) facts.globalChoice = column.OptionSet.Name;
     }
     if (column.Targets) facts.targets = column.Targets;

@@ -15,7 +15,10 @@ export function dataverseHeaders(overrides: Record<string, string> = {}): Record
 }
 
 /** A real @azure/functions HttpRequest, built the way the host builds one. */
-export function webhookRequest(body: Buffer | string, options: { method?: string; headers?: Record<string, string>; query?: string } = {}): HttpRequest {
+export function webhookRequest(
+  body: Buffer | string,
+  options: { method?: string; headers?: Record<string, string>; query?: string } = {},
+): HttpRequest {
   return new HttpRequest({
     method: options.method ?? 'POST',
     url: `${FUNCTION_URL}${options.query ?? '?code=function-key'}`,

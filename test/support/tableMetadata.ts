@@ -88,7 +88,10 @@ function parseColumns(text: string): ColumnFacts[] {
       isValidForRead: !has('noread'),
     };
     const options = value('o');
-    if (options !== undefined) column.options = options.split(';').map((option) => [Number(option.slice(0, option.indexOf(':'))), option.slice(option.indexOf(':') + 1).replaceAll('_', ' ')]);
+    if (options !== undefined)
+      column.options = options
+        .split(';')
+        .map((option) => [Number(option.slice(0, option.indexOf(':'))), option.slice(option.indexOf(':') + 1).replaceAll('_', ' ')]);
     const globalChoice = value('global');
     if (globalChoice !== undefined) column.globalChoice = globalChoice;
     const targets = value('t');
@@ -123,16 +126,21 @@ function parseColumns(text: string): ColumnFacts[] {
 function address(n: number, first: boolean): string {
   const a = `address${n}`;
   const A = `Address${n}`;
-  const choice = (code: string, Code: string, label: string, options: string) => `${a}_${code}|Picklist|${A}_${Code}|Address ${n}: ${label}|o=${options} +name`;
+  const choice = (code: string, Code: string, label: string, options: string) =>
+    `${a}_${code}|Picklist|${A}_${Code}|Address ${n}: ${label}|o=${options} +name`;
   return [
     `${a}_addressid|Uniqueidentifier|${A}_AddressId|Address ${n}: ID|`,
-    first ? choice('addresstypecode', 'AddressTypeCode', 'Address Type', '1:Bill_To;2:Ship_To;3:Primary;4:Other') : choice('addresstypecode', 'AddressTypeCode', 'Address Type', '1:Default_Value'),
+    first
+      ? choice('addresstypecode', 'AddressTypeCode', 'Address Type', '1:Bill_To;2:Ship_To;3:Primary;4:Other')
+      : choice('addresstypecode', 'AddressTypeCode', 'Address Type', '1:Default_Value'),
     `${a}_city|String|${A}_City|Address ${n}: City|`,
     `${a}_composite|Memo|${A}_Composite|Address ${n}|ro`,
     `${a}_country|String|${A}_Country|Address ${n}: Country/Region|`,
     `${a}_county|String|${A}_County|Address ${n}: County|`,
     `${a}_fax|String|${A}_Fax|Address ${n}: Fax|`,
-    first ? choice('freighttermscode', 'FreightTermsCode', 'Freight Terms', '1:FOB;2:No_Charge') : choice('freighttermscode', 'FreightTermsCode', 'Freight Terms', '1:Default_Value'),
+    first
+      ? choice('freighttermscode', 'FreightTermsCode', 'Freight Terms', '1:FOB;2:No_Charge')
+      : choice('freighttermscode', 'FreightTermsCode', 'Freight Terms', '1:Default_Value'),
     `${a}_latitude|Double|${A}_Latitude|Address ${n}: Latitude|`,
     `${a}_line1|String|${A}_Line1|Address ${n}: Street 1|`,
     `${a}_line2|String|${A}_Line2|Address ${n}: Street 2|`,
@@ -143,7 +151,12 @@ function address(n: number, first: boolean): string {
     `${a}_postofficebox|String|${A}_PostOfficeBox|Address ${n}: Post Office Box|`,
     `${a}_primarycontactname|String|${A}_PrimaryContactName|Address ${n}: Primary Contact Name|`,
     first
-      ? choice('shippingmethodcode', 'ShippingMethodCode', 'Shipping Method', '1:Airborne;2:DHL;3:FedEx;4:UPS;5:Postal_Mail;6:Full_Load;7:Will_Call')
+      ? choice(
+          'shippingmethodcode',
+          'ShippingMethodCode',
+          'Shipping Method',
+          '1:Airborne;2:DHL;3:FedEx;4:UPS;5:Postal_Mail;6:Full_Load;7:Will_Call',
+        )
       : choice('shippingmethodcode', 'ShippingMethodCode', 'Shipping Method', '1:Default_Value'),
     `${a}_stateorprovince|String|${A}_StateOrProvince|Address ${n}: State/Province|`,
     `${a}_telephone1|String|${A}_Telephone1|Address ${n}: Phone|`,
@@ -401,14 +414,29 @@ timezoneruleversionnumber|Integer|TimeZoneRuleVersionNumber|Time Zone Rule Versi
 transactioncurrencyid|Lookup|TransactionCurrencyId|Currency|t=transactioncurrency +name
 `;
 
-function table(logicalName: string, schemaName: string, entitySetName: string, primaryNameAttribute: string, displayName: string, columns: string): TableFacts {
+function table(
+  logicalName: string,
+  schemaName: string,
+  entitySetName: string,
+  primaryNameAttribute: string,
+  displayName: string,
+  columns: string,
+): TableFacts {
   const parsed = parseColumns(columns);
   const names = new Set<string>();
   for (const column of parsed) {
     if (names.has(column.logicalName)) throw new Error(`tableMetadata: ${logicalName}.${column.logicalName} is listed twice`);
     names.add(column.logicalName);
   }
-  return { logicalName, schemaName, entitySetName, primaryIdAttribute: `${logicalName}id`, primaryNameAttribute, displayName, columns: parsed };
+  return {
+    logicalName,
+    schemaName,
+    entitySetName,
+    primaryIdAttribute: `${logicalName}id`,
+    primaryNameAttribute,
+    displayName,
+    columns: parsed,
+  };
 }
 
 export const TABLES: Readonly<Record<string, TableFacts>> = {
@@ -436,7 +464,13 @@ export function labelOf(text: string | null, owner: string) {
 /** The derived EntityType of AttributeMetadata for a column; null for the base type. */
 export function attributeCast(column: ColumnFacts): string | null {
   if (column.attributeType === 'Virtual') {
-    return { MultiSelectPicklistType: 'MultiSelectPicklistAttributeMetadata', ImageType: 'ImageAttributeMetadata', FileType: 'FileAttributeMetadata' }[column.attributeTypeName ?? ''] ?? null;
+    return (
+      {
+        MultiSelectPicklistType: 'MultiSelectPicklistAttributeMetadata',
+        ImageType: 'ImageAttributeMetadata',
+        FileType: 'FileAttributeMetadata',
+      }[column.attributeTypeName ?? ''] ?? null
+    );
   }
   const casts: Record<string, string | null> = {
     String: 'StringAttributeMetadata',

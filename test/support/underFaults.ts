@@ -1,20 +1,20 @@
 import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
+import { startAzurite } from '../../devhost/azurite';
+import { type QueuesOptions, readHostJson } from '../../devhost/hostJson';
+import { asFunctionInput, type QueueFunction, QueueListener } from '../../devhost/queueListener';
 import type { DataverseEvent } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
-import { startAzurite } from '../../devhost/azurite';
-import { readHostJson, type QueuesOptions } from '../../devhost/hostJson';
-import { asFunctionInput, QueueListener, type QueueFunction } from '../../devhost/queueListener';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { recordPoisonedMessage, replayFailures, sweepPoisonQueue } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../../src/pipeline/process';
-import { readIngestSettings, readProcessSettings, type ProcessSettings } from '../../src/settings';
+import { type ProcessSettings, readIngestSettings, readProcessSettings } from '../../src/settings';
 import { createStorageClients } from '../../src/storage/clients';
-import { faultyStorage, type FaultyStorage } from './faultyProxy';
+import { type FaultyStorage, faultyStorage } from './faultyProxy';
 import { allRealPayloads } from './fixtures';
 import { dataverseHeaders, FUNCTION_URL } from './requests';
 
@@ -105,10 +105,15 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
     const started = Date.now();
     const names = { eventsQueue: 'dataverse-events' };
     // Production's SDK retries, a shorter try timeout so hung connections give up within the test.
-    const clientsOver = (network: FaultyStorage) => createStorageClients(network.connectionString, { names, retry: { maxTries: 3, tryTimeoutMs: 2_000 } });
+    const clientsOver = (network: FaultyStorage) =>
+      createStorageClients(network.connectionString, { names, retry: { maxTries: 3, tryTimeoutMs: 2_000 } });
     const storageDeadlineMs = 1_500;
     // host.json's rules, faster: attempts 1 s apart, a 3 s receive lease (renewed at half), quick polls.
-    const queues: QueuesOptions = { ...readHostJson(path.resolve(__dirname, '..', '..')).queues, visibilityTimeoutMs: 1_000, maxPollingIntervalMs: 200 };
+    const queues: QueuesOptions = {
+      ...readHostJson(path.resolve(__dirname, '..', '..')).queues,
+      visibilityTimeoutMs: 1_000,
+      maxPollingIntervalMs: 200,
+    };
     const leaseSeconds = 3;
     // The ledger's lease outlasts an outage and the retries of a done-mark (as 300 s does in production).
     const settings: ProcessSettings = { ...readProcessSettings({}), leaseMs: 15_000, handlerTimeoutMs: 400 };
@@ -137,11 +142,14 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
       const network = await faultyStorage(azurite.ports);
       networks.push(network);
       const storage = clientsOver(network);
-      const queueService = QueueServiceClient.fromConnectionString(network.connectionString, { retryOptions: { maxTries: 3, tryTimeoutInMs: 2_000 } });
+      const queueService = QueueServiceClient.fromConnectionString(network.connectionString, {
+        retryOptions: { maxTries: 3, tryTimeoutInMs: 2_000 },
+      });
       const instance: Instance = { id, network, listeners: [], effectsInFlight: new Set(), crashed: false };
       const registry = handlers(instance);
       // One listener per queue-triggered function, as the host runs them.
-      const listen = (queueName: string, run: QueueFunction) => new QueueListener({ queueService, queueName, queues, leaseSeconds, onUnhandledError: () => undefined, run });
+      const listen = (queueName: string, run: QueueFunction) =>
+        new QueueListener({ queueService, queueName, queues, leaseSeconds, onUnhandledError: () => undefined, run });
       const events = listen(storage.names.eventsQueue, async ({ body, message }) => {
         const envelope = parseEnvelope(asFunctionInput(body));
         const key = envelope.summary.correlationId;
@@ -152,7 +160,11 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
         }
       });
       const poison = listen(storage.poisonQueue.name, async ({ body, message }) => {
-        await recordPoisonedMessage(asFunctionInput(body), { storage, poisonQueue: storage.poisonQueue, log: silentLog, requeueDelaySeconds: 1 }, { messageId: message.messageId });
+        await recordPoisonedMessage(
+          asFunctionInput(body),
+          { storage, poisonQueue: storage.poisonQueue, log: silentLog, requeueDelaySeconds: 1 },
+          { messageId: message.messageId },
+        );
       });
       instance.listeners.push(events, poison);
       events.start();
@@ -185,7 +197,8 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
       timers.push(setTimeout(() => alive().forEach((network) => network.down(outage.fault)), outage.atMs));
       timers.push(setTimeout(() => alive().forEach((network) => network.up()), outage.atMs + outage.forMs));
     }
-    for (const [index, atMs] of plan.crashesAtMs.entries()) timers.push(setTimeout(() => crash(instances[index % instances.length]!), atMs));
+    for (const [index, atMs] of plan.crashesAtMs.entries())
+      timers.push(setTimeout(() => crash(instances[index % instances.length]!), atMs));
 
     // Dataverse: 16 posts at a time; after a 503 it posts once more, as it does.
     const front = await faultyStorage(azurite.ports);
@@ -217,7 +230,10 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
         const due = started + (index * plan.ingestOverMs) / plan.events;
         if (due > Date.now()) await sleep(due - Date.now());
         const key = randomUUID();
-        const body = distinctDelivery(index % plan.claimCheckEvery === plan.claimCheckEvery - 1 ? large : payloads[index % payloads.length]!, key);
+        const body = distinctDelivery(
+          index % plan.claimCheckEvery === plan.claimCheckEvery - 1 ? large : payloads[index % payloads.length]!,
+          key,
+        );
         let status = await post(body);
         if (status === 503) status = await post(body);
         if (status === 202) accepted.add(key);
@@ -270,7 +286,8 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
       storageDeadlineMs,
     };
   } finally {
-    for (const instance of instances) await Promise.all(instance.listeners.map((listener) => (instance.crashed ? listener.abandon() : listener.stop())));
+    for (const instance of instances)
+      await Promise.all(instance.listeners.map((listener) => (instance.crashed ? listener.abandon() : listener.stop())));
     await Promise.all(networks.map((network) => network.close()));
     await azurite.stop();
   }

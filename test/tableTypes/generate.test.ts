@@ -9,7 +9,7 @@ import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { tableSpec } from '../../src/tableTypes/fromMetadata';
 import { renderModule } from '../../src/tableTypes/render';
 import { captureIO } from '../support/cliIO';
-import { startFakeDataverse, type FakeDataverse } from '../support/fakeDataverse';
+import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { TABLES } from '../support/tableMetadata';
 import { useTempDirs } from '../support/tempDirs';
 import { scopedTokens } from '../support/tokens';
@@ -45,8 +45,15 @@ async function runTypes(args: string[], options: { cwd: string; handlers?: Handl
 /** The module for the stand-in's tables, as if generated from https://contoso.crm.dynamics.com. */
 async function generatedFor(tables: string[]): Promise<string> {
   const client = createDataverseClient(dataverse.url, { tokens: tokens() });
-  const catalog = Object.fromEntries(await Promise.all(tables.map(async (table) => [table, tableSpec(await readTableMetadata(client, table))] as const)));
-  return renderModule(catalog, { organization: ORG, tables, tablesModule: '../../../src/dataverse/tables', webApiVersion: WEB_API_VERSION });
+  const catalog = Object.fromEntries(
+    await Promise.all(tables.map(async (table) => [table, tableSpec(await readTableMetadata(client, table))] as const)),
+  );
+  return renderModule(catalog, {
+    organization: ORG,
+    tables,
+    tablesModule: '../../../src/dataverse/tables',
+    webApiVersion: WEB_API_VERSION,
+  });
 }
 
 describe('dataverse-webhooks types', () => {
@@ -60,7 +67,7 @@ describe('dataverse-webhooks types', () => {
     // Per table: the definition with its Attributes, the lookups' Targets, and each kind of choice's options.
     const paths = dataverse.requests.map((request) => request.path.replace(/^EntityDefinitions\(LogicalName='(\w+)'\)/, '<$1>'));
     expect(paths.filter((request) => request.startsWith('<contact>')).sort()).toEqual([
-      "<contact>/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName,Targets",
+      '<contact>/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName,Targets',
       '<contact>/Attributes/Microsoft.Dynamics.CRM.MultiSelectPicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)',
       '<contact>/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)',
       '<contact>/Attributes/Microsoft.Dynamics.CRM.StateAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)',
@@ -95,7 +102,10 @@ describe('dataverse-webhooks types', () => {
     expect([current.code, current.out]).toEqual([0, expect.stringMatching(/tables\.generated\.ts is up to date/)]);
     writeFileSync(path.join(cwd, 'src', 'handlers', 'tables.generated.ts'), '// edited by hand\n');
     const stale = await runTypes(['--tables', 'account', '--check'], { cwd });
-    expect([stale.code, stale.err]).toEqual([1, expect.stringMatching(/differs from the table definitions: run "dataverse-webhooks types --tables account"/)]);
+    expect([stale.code, stale.err]).toEqual([
+      1,
+      expect.stringMatching(/differs from the table definitions: run "dataverse-webhooks types --tables account"/),
+    ]);
   });
 
   it('defaults to the tables the handlers declare', async () => {
@@ -112,12 +122,16 @@ describe('dataverse-webhooks types', () => {
   it('says what is wrong in one line: no table, a bad name, a table Dataverse does not have', async () => {
     const cwd = tempDir('types-');
     expect(await runTypes([], { cwd }).catch((error: Error) => error.message)).toBe('No handler declares a table: pass --tables a,b');
-    expect(await runTypes(['--tables', 'Contact;drop'], { cwd }).catch((error: Error) => error.message)).toMatch(/"contact;drop" is not a table logical name/);
+    expect(await runTypes(['--tables', 'Contact;drop'], { cwd }).catch((error: Error) => error.message)).toMatch(
+      /"contact;drop" is not a table logical name/,
+    );
     const io = captureIO({ cwd, env: { DATAVERSE_URL: dataverse.url } });
     // Through main, as a user runs it: the whole error on one line, the token never asked for before the org is checked.
     expect(await main(['types', '--tables', 'contcat', '--org', 'contoso'], io)).toBe(2);
     expect(io.err()).toMatch(/^--org: The organization "contoso" is not a host name/);
-    expect(await runTypes(['--tables', 'contcat'], { cwd }).catch((error: Error) => error.message)).toBe('Dataverse has no table with the logical name "contcat"');
+    expect(await runTypes(['--tables', 'contcat'], { cwd }).catch((error: Error) => error.message)).toBe(
+      'Dataverse has no table with the logical name "contcat"',
+    );
   });
 
   it('the stand-in serves a large table: contact has more than 200 columns, and most of them are typed', () => {

@@ -6,7 +6,15 @@
  * without the module the same declarations compile with the generic types.
  */
 import { expectTypeOf } from 'vitest';
-import type { DataverseValue, Entity, EntityCollection, EntityReference, Money, OptionSetValue, OptionSetValueCollection } from '../../src/dataverse';
+import type {
+  DataverseValue,
+  Entity,
+  EntityCollection,
+  EntityReference,
+  Money,
+  OptionSetValue,
+  OptionSetValueCollection,
+} from '../../src/dataverse';
 import type { AttributeChange } from '../../src/dataverse/accessors';
 import type { ColumnName, ColumnValue, TableName } from '../../src/dataverse/tables';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
@@ -82,16 +90,24 @@ registry.on(
 // A misspelt column in a declaration does not compile, as a filtering attribute or in an image.
 // @ts-expect-error firstnme is not a column of contact
 registry.on({ name: 'typo-filter', entity: 'contact', message: 'Update', filteringAttributes: ['firstnme'] }, () => undefined);
-// @ts-expect-error parentcustomeridname is the lookup's name, never in a Target: filter on parentcustomerid
-registry.on({ name: 'companion-filter', entity: 'contact', message: 'Update', filteringAttributes: ['parentcustomeridname'] }, () => undefined);
-// @ts-expect-error naem is not a column of account
-registry.on({ name: 'typo-image', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } }, () => undefined);
+registry.on(
+  // @ts-expect-error parentcustomeridname is the lookup's name, never in a Target: filter on parentcustomerid
+  { name: 'companion-filter', entity: 'contact', message: 'Update', filteringAttributes: ['parentcustomeridname'] },
+  () => undefined,
+);
+registry.on(
+  // @ts-expect-error naem is not a column of account
+  { name: 'typo-image', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } },
+  () => undefined,
+);
 
 // Create, per record: the record is an Entity of the table; Money, base currency, multi-select choices.
 registry.on({ name: 'all-fields', entity: 'shko_allfields', message: 'Create', perRecord: true }, (_event, ctx) => {
   expectTypeOf(ctx.record.attributes.shko_currency).toEqualTypeOf<Money | null | undefined>();
   expectTypeOf(ctx.record.attributes.shko_currency_base).toEqualTypeOf<Money | null | undefined>();
-  expectTypeOf(ctx.record.attributes.shko_choices).toEqualTypeOf<OptionSetValueCollection<342490000 | 342490001 | 342490002> | [] | null | undefined>();
+  expectTypeOf(ctx.record.attributes.shko_choices).toEqualTypeOf<
+    OptionSetValueCollection<342490000 | 342490001 | 342490002> | [] | null | undefined
+  >();
   expectTypeOf(ctx.record.attributes.shko_lookup).toEqualTypeOf<EntityReference<'systemuser'> | null | undefined>();
 });
 
@@ -118,7 +134,10 @@ registry.decide(
   { name: 'decide-misspelt-filter', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimt'] },
   () => ({ outcome: 'allow' }),
 );
-registry.decide({ name: 'decide-known-filter', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] }, (_event, ctx) => {
-  expectTypeOf(ctx.attribute('creditlimit')).toEqualTypeOf<Money | null | undefined>();
-  return { outcome: 'allow' };
-});
+registry.decide(
+  { name: 'decide-known-filter', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
+  (_event, ctx) => {
+    expectTypeOf(ctx.attribute('creditlimit')).toEqualTypeOf<Money | null | undefined>();
+    return { outcome: 'allow' };
+  },
+);

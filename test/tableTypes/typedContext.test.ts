@@ -41,26 +41,36 @@ const PROGRAMS: Record<string, Program> = {
     ].join('\n'),
     typed: [],
     // Without the types every attribute is a DataverseValue: the same reads need checks first.
-    generic: [/\(4,72\): error TS2551: Property 'value' does not exist on type/, /\(5,94\): error TS2339: Property 'logicalName' does not exist on type/, /\(6,9\): error TS2322: Type 'DataverseValue \| undefined' is not assignable/],
+    generic: [
+      /\(4,72\): error TS2551: Property 'value' does not exist on type/,
+      /\(5,94\): error TS2339: Property 'logicalName' does not exist on type/,
+      /\(6,9\): error TS2322: Type 'DataverseValue \| undefined' is not assignable/,
+    ],
   },
   'misspelt-filter': {
     code: `registry.on({ name: 'a', entity: 'contact', message: 'Update', filteringAttributes: ['firstnme'] }, () => undefined);\n`,
-    typed: [/\(3,64\): error TS2322: [^]*Type '"firstnme"' is not assignable to type 'ColumnName<"contact">'\. Did you mean '"firstname"'\?$/],
+    typed: [
+      /\(3,64\): error TS2322: [\s\S]*Type '"firstnme"' is not assignable to type 'ColumnName<"contact">'\. Did you mean '"firstname"'\?$/,
+    ],
     generic: [],
   },
   'misspelt-image-column': {
     code: `registry.on({ name: 'a', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } }, () => undefined);\n`,
-    typed: [/\(3,64\): error TS2322: [^]*Type '"naem"' is not assignable to type 'ColumnName<"account">'\.$/],
+    typed: [/\(3,64\): error TS2322: [\s\S]*Type '"naem"' is not assignable to type 'ColumnName<"account">'\.$/],
     generic: [],
   },
   'choice-value': {
     code: `registry.on({ name: 'a', entity: 'contact', message: 'Update' }, (_e, ctx) => {\n  if (ctx.record?.attributes.gendercode?.value === 3) return;\n});\n`,
-    typed: [/\(4,7\): error TS2367: This comparison appears to be unintentional because the types '1 \| 2 \| undefined' and '3' have no overlap/],
+    typed: [
+      /\(4,7\): error TS2367: This comparison appears to be unintentional because the types '1 \| 2 \| undefined' and '3' have no overlap/,
+    ],
     generic: [/\(4,42\): error TS2551: Property 'value' does not exist on type/],
   },
   'image-columns': {
     code: `registry.on({ name: 'a', entity: 'contact', message: 'Update', images: { pre: { type: 'PreImage', columns: ['firstname', 'lastname'] } } }, (_e, ctx) => {\n  void ctx.preImage('pre')?.attributes.emailaddress1;\n});\n`,
-    typed: [/\(4,40\): error TS2339: Property 'emailaddress1' does not exist on type 'TableAttributes<"contact", "firstname" \| "lastname">'/],
+    typed: [
+      /\(4,40\): error TS2339: Property 'emailaddress1' does not exist on type 'TableAttributes<"contact", "firstname" \| "lastname">'/,
+    ],
     generic: [],
   },
   'update-target-optional': {
@@ -75,8 +85,18 @@ async function compile(name: string, withGenerated: boolean): Promise<Record<str
   mkdirSync(dir, { recursive: true });
   for (const [program, { code }] of Object.entries(PROGRAMS)) writeFileSync(path.join(dir, `${program}.ts`), HEADER + code);
   const files = [...Object.keys(PROGRAMS).map((program) => `${program}.ts`), ...(withGenerated ? [path.relative(dir, GENERATED)] : [])];
-  writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ extends: path.relative(dir, path.join(ROOT, 'tsconfig.test.json')), compilerOptions: { rootDir: path.relative(dir, ROOT) }, include: [], files }));
-  const output = await promisify(execFile)(process.execPath, [TSC, '-p', path.join(dir, 'tsconfig.json'), '--pretty', 'false'], { cwd: ROOT }).then(
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      extends: path.relative(dir, path.join(ROOT, 'tsconfig.test.json')),
+      compilerOptions: { rootDir: path.relative(dir, ROOT) },
+      include: [],
+      files,
+    }),
+  );
+  const output = await promisify(execFile)(process.execPath, [TSC, '-p', path.join(dir, 'tsconfig.json'), '--pretty', 'false'], {
+    cwd: ROOT,
+  }).then(
     () => '',
     (error: { stdout?: string }) => error.stdout ?? String(error),
   );
@@ -98,7 +118,9 @@ function expectErrors(errors: Record<string, string[]>, which: 'typed' | 'generi
 }
 
 describe('the generated table types', () => {
-  it('type a handler by its table: misspelt columns, foreign option values and undeclared image columns do not compile', { timeout: 120_000 }, async () => {
+  it('type a handler by its table: misspelt columns, foreign option values and undeclared image columns do not compile', {
+    timeout: 120_000,
+  }, async () => {
     expectErrors(await compile('typed', true), 'typed');
   });
 

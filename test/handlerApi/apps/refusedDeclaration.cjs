@@ -7,4 +7,9 @@ const dist = path.resolve(__dirname, '..', '..', '..', 'dist', 'src');
 const { handlerFiles } = require(path.join(dist, 'handlers', 'index.js'));
 const { on } = require(path.join(dist, 'handlerApi', 'index.js'));
 
-handlerFiles.push({ early: on({ name: 'early-async', entity: 'test_widget', message: 'Update', stage: 'PreValidation', mode: 'Asynchronous' }, () => undefined) });
+handlerFiles.push({
+  early: on(
+    { name: 'early-async', entity: 'test_widget', message: 'Update', stage: 'PreValidation', mode: 'Asynchronous' },
+    () => undefined,
+  ),
+});

@@ -1,4 +1,3 @@
-'use strict';
 // A test app for the local host (devhost/test/localHost.test.ts): loaded first by package.json main.
 const { appendFileSync } = require('node:fs');
 const { app } = require('@azure/functions');
@@ -12,6 +11,11 @@ app.hook.preInvocation((context) => {
   record({ hook: 'preInvocation', functionName: context.invocationContext.functionName });
 });
 app.hook.postInvocation((context) => {
-  record({ hook: 'postInvocation', functionName: context.invocationContext.functionName, sawPre: context.hookData.started === true, failed: Boolean(context.error) });
+  record({
+    hook: 'postInvocation',
+    functionName: context.invocationContext.functionName,
+    sawPre: context.hookData.started === true,
+    failed: Boolean(context.error),
+  });
 });
 app.hook.appTerminate(() => record({ hook: 'appTerminate', pid: process.pid }));

@@ -1,4 +1,3 @@
-'use strict';
 const { app } = require('@azure/functions');
 
 // Read as this file loads: package.json main must have loaded index.js before it.
@@ -31,5 +30,10 @@ app.http('throws', {
 app.http('nothing', { route: 'nothing', handler: () => undefined });
 app.http('teapot', {
   route: 'teapot',
-  handler: () => ({ status: 418, headers: { 'x-kind': 'teapot' }, cookies: [{ name: 'a', value: 'b', httpOnly: true }], body: 'short and stout' }),
+  handler: () => ({
+    status: 418,
+    headers: { 'x-kind': 'teapot' },
+    cookies: [{ name: 'a', value: 'b', httpOnly: true }],
+    body: 'short and stout',
+  }),
 });

@@ -1,4 +1,3 @@
-'use strict';
 const { appendFileSync } = require('node:fs');
 const { app } = require('@azure/functions');
 

@@ -1,4 +1,3 @@
-'use strict';
 const { appendFileSync } = require('node:fs');
 const { app } = require('@azure/functions');
 
@@ -9,7 +8,10 @@ app.timer('tick', {
   runOnStartup: process.env.TICK_ON_STARTUP === 'true',
   handler: async (timer, context) => {
     invocations++;
-    appendFileSync(process.env.TICKS_FILE, `${JSON.stringify({ invocationId: context.invocationId, timer, at: new Date().toISOString(), invocations })}\n`);
+    appendFileSync(
+      process.env.TICKS_FILE,
+      `${JSON.stringify({ invocationId: context.invocationId, timer, at: new Date().toISOString(), invocations })}\n`,
+    );
     if (invocations === 1) throw new Error('first tick fails');
   },
 });
