@@ -20,7 +20,7 @@ import { useTempDirs } from './support/tempDirs';
  * (what npx runs, without its 5 s of start-up each). `send` gets the running app's --url when it
  * has none, and a command must exit 0, or the code a comment line just above it names ("… exit 1").
  */
-const COMMANDS_FILE = 'docs/incoming/i18.md';
+const COMMANDS_FILE = 'docs/local-development.md';
 const ROOT = path.resolve(__dirname, '..');
 const tempDir = useTempDirs();
 
