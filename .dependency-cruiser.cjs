@@ -72,7 +72,8 @@ module.exports = {
     {
       name: 'accept-is-not-process',
       severity: 'error',
-      comment: 'The HTTP path (accept, decide) and the queue path (process, loadEvent, failures, retention) share only what both need (envelope, delivery key, handler context).',
+      comment:
+        'The HTTP path (accept, decide) and the queue path (process, loadEvent, failures, retention) share only what both need (envelope, delivery key, handler context).',
       from: { path: '^src/pipeline/(accept|decide)\\.ts$' },
       to: { path: '^src/pipeline/(process|loadEvent|failures|retention|unitLease)\\.ts$' },
     },

@@ -67,7 +67,9 @@ describe('the deploy package', () => {
       built.length,
     );
     expect(built).toContain('dist/src/index.js');
-    expect(built.filter((file) => file.startsWith('dist/src/functions/'))).toHaveLength(readdirSync(path.join(ROOT, 'src', 'functions')).length);
+    expect(built.filter((file) => file.startsWith('dist/src/functions/'))).toHaveLength(
+      readdirSync(path.join(ROOT, 'src', 'functions')).length,
+    );
     // No dev host, CLI, test, bench, staging script, TypeScript or source map.
     expect(built.filter((file) => /^dist\/(src\/cli\/|devhost\/|bench\/|test\/|deploy\/)|\.(ts|map)$/.test(file))).toEqual([]);
     expect(built.filter((file) => file.startsWith('dist/src/handlerApi/')).sort()).toEqual([
@@ -113,7 +115,14 @@ describe('the deploy package', () => {
     worker.install();
     try {
       await worker.startApp(staged);
-      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(['applyRetention', 'dataverseWebhook', 'dataverseWebhookOtherMethods', 'monitorBacklog', 'processDataverseEvent', 'recordPoisonedEvent']);
+      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual([
+        'applyRetention',
+        'dataverseWebhook',
+        'dataverseWebhookOtherMethods',
+        'monitorBacklog',
+        'processDataverseEvent',
+        'recordPoisonedEvent',
+      ]);
     } finally {
       worker.uninstall();
     }
