@@ -1,6 +1,6 @@
 import { type AckFigure, benchAck, benchDecisionAck, type DecisionAckFigure } from './ack';
 import { benchParse, type ParseFigure } from './parse';
-import { benchProcess, type ProcessFigure } from './process';
+import { benchProcess, type ProcessFigure, processLines } from './process';
 import { benchTableTypes } from './tableTypes';
 
 /**
@@ -55,11 +55,7 @@ async function main(): Promise<void> {
     '\nprocessing: events/s from a pre-filled queue through dedupe to a no-op handler vs Azurite alone doing the same reads and deletes (medians of 3 rounds)',
   );
   const processing = await benchProcess();
-  for (const f of processing) {
-    console.log(
-      `  ${f.payload.padEnd(32)} ${String(f.events).padStart(4)} events  Azurite alone ${f.azuriteAlonePerSecond.toFixed(0).padStart(5)}/s  processed ${f.processedPerSecond.toFixed(0).padStart(5)}/s  ratio ${f.ratio.toFixed(2)}×`,
-    );
-  }
+  for (const f of processing) for (const line of processLines(f)) console.log(line);
   goals.push(...processingGoals(processing));
 
   await tableTypes();
@@ -117,13 +113,9 @@ function processingGoals(figures: ProcessFigure[]): Goal[] {
   }));
 }
 
-/**
- * Storage round trips per processed event and the floor they set (round trips × measured round
- * trip time): bench/process.ts measures them (issue 20, branch i20a). Wired here at merge time;
- * until then the line says where they come from.
- */
-function processingRoundTrips(_figure: ProcessFigure): string {
-  return 'round trips per event and their floor: bench/process.ts (i20a)';
+/** Storage round trips per processed event and the floor they set (round trips × measured round trip time). */
+function processingRoundTrips(f: ProcessFigure): string {
+  return `${f.processedRoundTrips.total.toFixed(2)} round trips/event vs ${f.aloneRoundTrips.total.toFixed(2)}; floor with the two ledger writes ${f.floorRatio.toFixed(2)}×`;
 }
 
 /** The two payloads every benchmark uses, by the size the issue names them. */
