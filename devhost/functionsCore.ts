@@ -97,6 +97,12 @@ export interface RpcFunctionMetadata {
   retryOptions?: unknown;
 }
 
+/** A function's input binding of one type (`httpTrigger`, `queueTrigger`…), with its name; binding types compare case-insensitively. */
+export function inputBinding(fn: RpcFunctionMetadata, type: string): [name: string, binding: RpcBindingInfo] | undefined {
+  const wanted = type.toLowerCase();
+  return Object.entries(fn.bindings).find(([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === wanted);
+}
+
 export interface RpcParameterBinding {
   name?: string | null;
   data?: RpcTypedData | null;

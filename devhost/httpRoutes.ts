@@ -1,4 +1,4 @@
-import type { RpcFunctionMetadata } from './functionsCore';
+import { inputBinding, type RpcFunctionMetadata } from './functionsCore';
 
 /**
  * HTTP routing as the Functions host does it: each HTTP-triggered function has a route template
@@ -145,9 +145,7 @@ function compareRoutes(a: HttpFunction, b: HttpFunction): number {
 export function httpFunctions(functions: RpcFunctionMetadata[]): HttpFunction[] {
   const routes: HttpFunction[] = [];
   for (const fn of functions) {
-    const trigger = Object.entries(fn.bindings).find(
-      ([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'httptrigger',
-    );
+    const trigger = inputBinding(fn, 'httpTrigger');
     if (!trigger) continue;
     const [triggerName, binding] = trigger;
     const output = Object.entries(fn.bindings).find(

@@ -3,14 +3,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { storageConnectionFrom } from '../src/storage/clients';
-import type {
-  RpcFunctionMetadata,
-  RpcHttpCookie,
-  RpcHttpData,
-  RpcInvocationRequest,
-  RpcInvocationResponse,
-  RpcNullableString,
-  RpcTypedData,
+import {
+  inputBinding,
+  type RpcFunctionMetadata,
+  type RpcHttpCookie,
+  type RpcHttpData,
+  type RpcInvocationRequest,
+  type RpcInvocationResponse,
+  type RpcNullableString,
+  type RpcTypedData,
 } from './functionsCore';
 import { type HostJson, readHostJson } from './hostJson';
 import { type HostLog, hostLog } from './hostLog';
@@ -414,9 +415,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const listeners: QueueListener[] = [];
   const startQueueListeners = (functions: RpcFunctionMetadata[]) => {
     for (const fn of functions) {
-      const trigger = Object.entries(fn.bindings).find(
-        ([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'queuetrigger',
-      );
+      const trigger = inputBinding(fn, 'queueTrigger');
       if (!trigger) continue;
       const [triggerName, binding] = trigger;
       let queueName: string;
@@ -481,9 +480,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const timers: TimerListener[] = [];
   const startTimerListeners = (functions: RpcFunctionMetadata[]) => {
     for (const fn of functions) {
-      const trigger = Object.entries(fn.bindings).find(
-        ([, binding]) => binding.direction === 'in' && binding.type?.toLowerCase() === 'timertrigger',
-      );
+      const trigger = inputBinding(fn, 'timerTrigger');
       if (!trigger) continue;
       const [triggerName, binding] = trigger;
       let listener: TimerListener;
