@@ -334,6 +334,17 @@ const CORE_MODULE = '@azure/functions-core';
  * programming model, and the module it sees as `@azure/functions-core`. One per process, as the
  * module is answered for every `require` in the process.
  */
+/** A hook context's property the app may read and never set, as the library's contexts enforce. */
+function readOnly(name: string, value: unknown): PropertyDescriptor {
+  return {
+    get: () => value,
+    set: () => {
+      throw new ReadOnlyError(name);
+    },
+    enumerable: true,
+  };
+}
+
 export class FunctionsWorker {
   readonly functions = new Map<string, { metadata: RpcFunctionMetadata; callback: FunctionCallback }>();
   readonly #hooks: Record<HookName, HookCallback[]> = {
@@ -563,20 +574,8 @@ export class FunctionsWorker {
     return Object.defineProperties(
       { ...extra },
       {
-        hookData: {
-          get: () => appLevelOnly,
-          set: () => {
-            throw new ReadOnlyError('hookData');
-          },
-          enumerable: true,
-        },
-        appHookData: {
-          get: () => app,
-          set: () => {
-            throw new ReadOnlyError('appHookData');
-          },
-          enumerable: true,
-        },
+        hookData: readOnly('hookData', appLevelOnly),
+        appHookData: readOnly('appHookData', app),
       },
     );
   }
@@ -586,27 +585,9 @@ export class FunctionsWorker {
     return Object.defineProperties(
       { ...fields },
       {
-        hookData: {
-          get: () => hookData,
-          set: () => {
-            throw new ReadOnlyError('hookData');
-          },
-          enumerable: true,
-        },
-        appHookData: {
-          get: () => app,
-          set: () => {
-            throw new ReadOnlyError('appHookData');
-          },
-          enumerable: true,
-        },
-        invocationContext: {
-          get: () => invocationContext,
-          set: () => {
-            throw new ReadOnlyError('invocationContext');
-          },
-          enumerable: true,
-        },
+        hookData: readOnly('hookData', hookData),
+        appHookData: readOnly('appHookData', app),
+        invocationContext: readOnly('invocationContext', invocationContext),
       },
     ) as Record<string, unknown>;
   }
