@@ -285,13 +285,13 @@ export class ValueNormalizer {
     };
   }
 
-  private relatedEntities(raw: Array<{ key: unknown; value: unknown }> | null | undefined): RelatedEntities[] {
+  private relatedEntities(raw: ReadonlyArray<Record<string, unknown>> | null | undefined): RelatedEntities[] {
     if (!raw) return [];
     return raw.map((pair, i) =>
       this.at(i, () =>
         this.nested(() => ({
-          relationship: this.at('key', () => this.relationship(pair.key)),
-          collection: this.at('value', () => this.entityCollection(pair.value)),
+          relationship: this.at('key', () => this.relationship(pair['key'])),
+          collection: this.at('value', () => this.entityCollection(pair['value'])),
         })),
       ),
     );

@@ -38,6 +38,29 @@ export function isKeyValueArray(raw: unknown): raw is RawKeyValueArray {
 }
 export const keyValueArray = z.custom<RawKeyValueArray>(isKeyValueArray, 'expected an array of {"key", "value"} pairs');
 
+/**
+ * `z.array(item)` that stops at the first element `isItem` refuses and names that one only.
+ * zod's own array schema builds an issue for every bad element before any is reported: two million
+ * bad `Columns` took seconds and a gigabyte of heap to report five.
+ */
+function arrayOf<T>(isItem: (item: unknown) => item is T, expected: string) {
+  return z
+    .custom<T[]>((raw) => Array.isArray(raw), 'expected an array')
+    .superRefine((items, context) => {
+      const bad = firstRefused(items, isItem);
+      if (bad !== -1) context.addIssue({ code: 'custom', path: [bad], message: expected, input: items[bad] });
+    });
+}
+
+/** The index of the first item `isItem` refuses, or -1. */
+function firstRefused(items: readonly unknown[], isItem: (item: unknown) => boolean): number {
+  for (let i = 0; i < items.length; i++) if (!isItem(items[i])) return i;
+  return -1;
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /** Real captures give `RowVersion` as a string ("5948260"); a number is accepted and kept as text. */
 const rowVersion = z.union([z.string(), z.number()]).nullish();
 
@@ -55,7 +78,8 @@ export const rawEntity = z.object({
   Attributes: keyValueArray,
   FormattedValues: keyValueArray.nullish(),
   KeyAttributes: keyValueArray.nullish(),
-  RelatedEntities: z.array(z.object({ key: z.unknown(), value: z.unknown() })).nullish(),
+  /** Each pair's key (a Relationship) and value (an EntityCollection) are checked as they are normalized. */
+  RelatedEntities: arrayOf(isObject, 'expected a {"key", "value"} pair').nullish(),
   RowVersion: rowVersion,
   EntityState: z.number().int().nullish(),
 });
@@ -93,7 +117,7 @@ export const rawRelationship = z.object({
 
 export const rawColumnSet = z.object({
   AllColumns: z.boolean().nullish(),
-  Columns: z.array(z.string()).nullish(),
+  Columns: arrayOf(isString, 'expected a column name').nullish(),
 });
 
 export const rawFetchExpression = z.object({ Query: z.string() });
@@ -156,7 +180,6 @@ const nullishBoolean = (value: unknown) => isNullish(value) || typeof value === 
 const nullishKeyValues = (value: unknown) => isNullish(value) || isKeyValueArray(value);
 const nullishRowVersion = (value: unknown) =>
   isNullish(value) || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** What `rawExecutionContext` accepts unchanged (see above). */
 export function isWellFormedExecutionContext(raw: unknown): raw is RawExecutionContext {
