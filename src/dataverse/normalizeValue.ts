@@ -14,10 +14,11 @@ import type {
   UnknownTypedValue,
 } from './model';
 import {
-  isGuid,
-  isKeyValueArray,
   isWellFormedEntity,
   isWellFormedEntityCollection,
+  isWellFormedEntityReference,
+  isWellFormedMoney,
+  isWellFormedOptionSetValue,
   type RawKeyValueArray,
   rawAliasedValue,
   rawBooleanManagedProperty,
@@ -173,12 +174,9 @@ export class ValueNormalizer {
       case 'EntityReference':
         return this.entityReference(raw);
       case 'OptionSetValue':
-        return {
-          $type: 'OptionSetValue',
-          value: Number.isInteger(raw['Value']) ? (raw['Value'] as number) : this.check(rawOptionSetValue, raw).Value,
-        };
+        return { $type: 'OptionSetValue', value: (isWellFormedOptionSetValue(raw) ? raw : this.check(rawOptionSetValue, raw)).Value };
       case 'Money':
-        return { $type: 'Money', value: typeof raw['Value'] === 'number' ? raw['Value'] : this.check(rawMoney, raw).Value };
+        return { $type: 'Money', value: (isWellFormedMoney(raw) ? raw : this.check(rawMoney, raw)).Value };
       case 'EntityCollection':
         return this.entityCollection(raw);
       case 'AliasedValue': {
@@ -324,24 +322,6 @@ export class ValueNormalizer {
     }));
     throw new IssueFound('invalid-context', issues);
   }
-}
-
-type RawEntityReference = z.output<typeof rawEntityReference>;
-
-/**
- * The fast path for the commonest typed value: true only for what `rawEntityReference` accepts
- * unchanged, so zod runs (and reports paths) only for the rare reference that is not well formed.
- */
-function isWellFormedEntityReference(raw: unknown): raw is RawEntityReference {
-  if (typeof raw !== 'object' || raw === null) return false;
-  const { Id, LogicalName, Name, KeyAttributes, RowVersion } = raw as Record<string, unknown>;
-  return (
-    isGuid(Id) &&
-    typeof LogicalName === 'string' &&
-    (Name === null || Name === undefined || typeof Name === 'string') &&
-    (KeyAttributes === null || KeyAttributes === undefined || isKeyValueArray(KeyAttributes)) &&
-    (RowVersion === null || RowVersion === undefined || typeof RowVersion === 'string' || typeof RowVersion === 'number')
-  );
 }
 
 /** `Entity:http://schemas.microsoft.com/xrm/2011/Contracts` → `Entity`. */

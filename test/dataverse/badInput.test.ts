@@ -130,3 +130,26 @@ describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => 
     expect(result.ok).toBe(true);
   });
 });
+
+describe('numbers zod refuses are refused whichever path checks them', () => {
+  const CONTRACTS = 'http://schemas.microsoft.com/xrm/2011/Contracts';
+  const GUID = '6d81597f-0f9f-e711-8122-000d3aa2331c';
+  it.each([
+    [
+      'an OptionSetValue above 2^53 (not rounded to its neighbour)',
+      `{"__type":"OptionSetValue:${CONTRACTS}","Value":9007199254740993}`,
+      '$.InputParameters[0].value.Value',
+    ],
+    ['a Money of 1e400 (not Infinity)', `{"__type":"Money:${CONTRACTS}","Value":1e400}`, '$.InputParameters[0].value.Value'],
+    [
+      'an EntityReference whose RowVersion is 1e400',
+      `{"__type":"EntityReference:${CONTRACTS}","Id":"${GUID}","LogicalName":"account","RowVersion":1e400}`,
+      '$.InputParameters[0].value.RowVersion',
+    ],
+  ])('%s', (_, value, path) => {
+    const body = JSON.stringify(
+      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Value: 0 } }),
+    ).replace('"value":0', `"value":${value}`);
+    expect(failure(parseDataverseWebhook({ body, headers: {} })).issues.map((issue) => issue.path)).toEqual([path]);
+  });
+});
