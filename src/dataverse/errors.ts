@@ -7,7 +7,12 @@ export type WebhookParseErrorKind =
   | 'too-deep';
 
 export interface ParseIssue {
-  /** Where in the body, as a JSON path: `$.InputParameters[0].value.Id`. */
+  /**
+   * Where in the body, as a JSON path: `$.InputParameters[0].value.Id`. It names array indexes and
+   * the members the DataContract declares, never a member name of the payload's own (those can be
+   * customer data, an e-mail address used as a key): such a member is named by its position,
+   * `.#2` for the third (see `memberAt`).
+   */
   path: string;
   /** What was wrong. Never contains a value from the payload: those hold customer data. */
   message: string;
@@ -51,10 +56,21 @@ export class IssueFound extends Error {
   }
 }
 
+/**
+ * A path segment for the member at `position` (from 0, in the order JSON.parse lists an object's
+ * members: integer-like names first, then the others as they came) of an object whose member
+ * names are the payload's own. Encoded as a negative number, which no array index is, so that a
+ * walk allocates nothing for paths it never reports.
+ */
+export function memberAt(position: number): number {
+  return -1 - position;
+}
+
+/** Array indexes as `[0]`, member positions as `.#0`, our own property names as `.Name` or `["a b"]`. */
 export function formatPath(segments: ReadonlyArray<string | number | symbol>): string {
   let path = '$';
   for (const segment of segments) {
-    if (typeof segment === 'number') path += `[${segment}]`;
+    if (typeof segment === 'number') path += segment < 0 ? `.#${-1 - segment}` : `[${segment}]`;
     else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment)) path += `.${segment}`;
     else path += `[${JSON.stringify(String(segment).slice(0, 64))}]`;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ParseResult, parseDataverseWebhook, WebhookParseError } from '../../src/dataverse';
+import { type ParseResult, parseDataverseWebhook, parseDataverseWebhookOrThrow, WebhookParseError } from '../../src/dataverse';
 import { rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { fixture } from '../support/fixtures';
 
@@ -151,5 +151,79 @@ describe('numbers zod refuses are refused whichever path checks them', () => {
       rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Value: 0 } }),
     ).replace('"value":0', `"value":${value}`);
     expect(failure(parseDataverseWebhook({ body, headers: {} })).issues.map((issue) => issue.path)).toEqual([path]);
+  });
+});
+
+describe('a payload’s own member names are data: never our $type tag, never in an error', () => {
+  const EMAIL = 'jane.doe@contoso.com';
+  const reference = (id: string) => ({
+    __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts',
+    Id: id,
+    LogicalName: 'contact',
+  });
+  const withInput = (value: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      ...rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Target: 0 } }),
+      ...extra,
+    }).replace('"value":0', `"value":${JSON.stringify(value)}`);
+
+  it('a Target of {"$type": "Entity", …} is refused, not taken for an Entity without id or attributes', () => {
+    const error = failure(parseDataverseWebhook({ body: withInput({ $type: 'Entity', logicalName: 'account' }), headers: {} }));
+    expect(error.toJSON()).toEqual({
+      error: 'invalid-context',
+      message: expect.any(String),
+      issues: [{ path: '$.InputParameters[0].value.#0', message: expect.stringContaining('"$type"') }],
+    });
+  });
+
+  it('so is a $type beside an unknown __type, nested in a plain object, or in an array', () => {
+    for (const value of [
+      { __type: 'Custom:#Contoso', $type: 'Entity', logicalName: 'account' },
+      { wrapper: { $type: 'EntityReference', id: 'x' } },
+      [
+        { $type: 'OptionSetValue', value: 1 },
+        { $type: 'OptionSetValue', value: 2 },
+      ],
+    ]) {
+      const error = failure(parseDataverseWebhook({ body: withInput(value), headers: {} }));
+      expect(error.kind, JSON.stringify(value)).toBe('invalid-context');
+      expect(error.issues[0]?.message).toContain('"$type"');
+    }
+  });
+
+  it('a $type key of a key/value collection stays data, as any key does (SharedVariables are set by plug-ins)', () => {
+    const body = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account' })).replace(
+      '"SharedVariables":[',
+      '"SharedVariables":[{"key":"$type","value":"Entity"},',
+    );
+    const event = parseDataverseWebhookOrThrow({ body, headers: {} });
+    expect(event.sharedVariables['$type']).toBe('Entity');
+  });
+
+  it('an error inside a plain object names its member by position, not by its name (an e-mail address here)', () => {
+    const error = failure(parseDataverseWebhook({ body: withInput({ [EMAIL]: { [`${EMAIL}2`]: reference(SECRET) } }), headers: {} }));
+    expect(error.issues).toEqual([{ path: '$.InputParameters[0].value.#0.#0.Id', message: 'expected a GUID' }]);
+    expect(JSON.stringify(error.toJSON())).not.toContain('jane.doe');
+  });
+
+  it('so does one in a property of the context that the model does not declare, and one in an unknown typed value', () => {
+    const context = withInput(null, {
+      [EMAIL]: { __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 'one' },
+    });
+    const top = failure(parseDataverseWebhook({ body: context, headers: {} }));
+    const position = Object.keys(JSON.parse(context)).indexOf(EMAIL);
+    expect(top.issues).toEqual([{ path: `$.#${position}.Value`, message: expect.any(String) }]);
+    const typed = failure(parseDataverseWebhook({ body: withInput({ __type: 'Custom:#Contoso', [EMAIL]: reference('x') }), headers: {} }));
+    expect(typed.issues).toEqual([{ path: '$.InputParameters[0].value.#1.Id', message: 'expected a GUID' }]);
+    for (const error of [top, typed]) expect(JSON.stringify(error.toJSON())).not.toContain('jane.doe');
+  });
+
+  it('and a value nested too deeply under such members names positions too', () => {
+    let deep: unknown = 0;
+    for (let level = 0; level < 80; level++) deep = { [`${EMAIL}${level}`]: deep };
+    const error = failure(parseDataverseWebhook({ body: withInput(deep), headers: {} }));
+    expect(error.kind).toBe('too-deep');
+    expect(error.issues[0]?.path).toMatch(/^\$\.InputParameters\[0\]\.value(\.#0)+…$/);
+    expect(JSON.stringify(error.toJSON())).not.toContain('jane.doe');
   });
 });
