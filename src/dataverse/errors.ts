@@ -4,7 +4,9 @@ export type WebhookParseErrorKind =
   /** JSON, but not a usable RemoteExecutionContext: wrong or missing required fields. */
   | 'invalid-context'
   /** Nested deeper than any real payload; refused before it can exhaust the stack. */
-  | 'too-deep';
+  | 'too-deep'
+  /** More objects, arrays and separators than any real payload; refused before it is parsed. */
+  | 'too-complex';
 
 export interface ParseIssue {
   /**
@@ -41,6 +43,7 @@ function describe(kind: WebhookParseErrorKind, issues: ParseIssue[]): string {
     'invalid-json': 'The body is not valid JSON',
     'invalid-context': 'The body is not a valid Dataverse RemoteExecutionContext',
     'too-deep': 'The body is nested too deeply',
+    'too-complex': 'The body holds more structure than any Dataverse payload',
   }[kind];
   if (issues.length === 0) return headline;
   return `${headline}: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`;

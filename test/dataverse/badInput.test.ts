@@ -79,13 +79,13 @@ describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => 
     expect(error.issues[0]?.path).toMatch(/^\$\.InputParameters\[0\]\.value/);
   });
 
-  it('a 10,000-deep ParentContext chain is refused as too deep', () => {
+  it('a 2,000-deep ParentContext chain is refused as too deep', () => {
     const level = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account' })).replace(
       '"ParentContext":null',
       '"ParentContext":',
     );
     const [head, tail] = level.split('"ParentContext":') as [string, string];
-    const body = `${`${head}"ParentContext":`.repeat(10_000)}null${tail.repeat(10_000)}`;
+    const body = `${`${head}"ParentContext":`.repeat(2_000)}null${tail.repeat(2_000)}`;
     const error = failure(parseDataverseWebhook({ body, headers: {} }));
     expect(error.kind).toBe('too-deep');
   });
@@ -116,13 +116,26 @@ describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => 
     expect(result.ok && result.event.inputParameters['Text']).toBe('a\ud800b\udfffc');
   });
 
-  it('invalid UTF-8 bytes are decoded with replacement characters, not a crash', () => {
-    const [before, after] = JSON.stringify(
-      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Text: 'AB' } }),
-    ).split('"AB"');
-    const body = Buffer.concat([Buffer.from(`${before}"A`), Buffer.from([0xff, 0xfe]), Buffer.from(`B"${after}`)]);
-    const result = parseDataverseWebhook({ body, headers: {} });
-    expect(result.ok && result.event.inputParameters['Text']).toBe('A\ufffd\ufffdB');
+  it('bytes that are not UTF-8 are refused as invalid-json, in a small body and a large one alike', () => {
+    for (const padding of [0, 300 * 1024]) {
+      const [before, after] = JSON.stringify(
+        rawExecutionContext({
+          messageName: 'Update',
+          entityName: 'account',
+          inputParameters: { Text: 'AB', Padding: 'x'.repeat(padding) },
+        }),
+      ).split('"AB"');
+      for (const bad of [[0xff, 0xfe], [0xc3], [0xed, 0xa0, 0x80] /* an encoded surrogate */, [0xc0, 0xaf] /* overlong */]) {
+        const body = Buffer.concat([Buffer.from(`${before}"A`), Buffer.from(bad), Buffer.from(`B"${after}`)]);
+        expect(failure(parseDataverseWebhook({ body, headers: {} })).toJSON(), `${padding} ${bad}`).toMatchObject({
+          error: 'invalid-json',
+          issues: [{ path: '$', message: 'the body is not UTF-8 text' }],
+        });
+      }
+      // The same text as well-formed UTF-8 (a two-byte, a three-byte and a four-byte character) parses.
+      const body = Buffer.from(`${before}"AéשּׁB😀"${after}`);
+      expect(parseDataverseWebhookOrThrow({ body, headers: {} }).inputParameters['Text']).toBe('AéשּׁB😀');
+    }
   });
 
   it('a UTF-8 byte order mark is tolerated', () => {
