@@ -1,5 +1,5 @@
 import { parseDataContractDate } from './dates';
-import { formatPath, IssueFound, MAX_REPORTED_ISSUES } from './errors';
+import { formatPath, IssueFound, MAX_REPORTED_ISSUES, memberAt } from './errors';
 import {
   type DataverseRecord,
   type DataverseValue,
@@ -90,10 +90,17 @@ function checkedContext(raw: unknown, path: Array<string | number>): RawExecutio
   );
 }
 
+/** Named by position in an issue's path: an undeclared property's name is the payload's. */
 function additionalProperties(raw: Record<string, unknown>, values: ValueNormalizer): DataverseRecord<DataverseValue> {
   const extra: DataverseRecord<DataverseValue> = Object.create(null);
+  // for…in lists an object's own properties before any it inherits, so a count of what it listed
+  // is an own property's position (and the declared ones are not asked whether they are own).
+  let position = -1;
   for (const key in raw) {
-    if (!EXECUTION_CONTEXT_PROPERTIES.has(key) && Object.hasOwn(raw, key)) extra[key] = values.at(key, () => values.value(raw[key]));
+    position++;
+    if (!EXECUTION_CONTEXT_PROPERTIES.has(key) && Object.hasOwn(raw, key)) {
+      extra[key] = values.at(memberAt(position), () => values.value(raw[key]));
+    }
   }
   return extra;
 }

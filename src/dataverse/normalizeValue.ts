@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { looksLikeDataContractDate, parseDataContractDate } from './dates';
-import { formatPath, IssueFound, MAX_REPORTED_ISSUES, type ParseIssue } from './errors';
+import { formatPath, IssueFound, MAX_REPORTED_ISSUES, memberAt, type ParseIssue } from './errors';
 import type {
   DataverseRecord,
   DataverseValue,
@@ -14,10 +14,11 @@ import type {
   UnknownTypedValue,
 } from './model';
 import {
-  isGuid,
-  isKeyValueArray,
   isWellFormedEntity,
   isWellFormedEntityCollection,
+  isWellFormedEntityReference,
+  isWellFormedMoney,
+  isWellFormedOptionSetValue,
   type RawKeyValueArray,
   rawAliasedValue,
   rawBooleanManagedProperty,
@@ -173,12 +174,9 @@ export class ValueNormalizer {
       case 'EntityReference':
         return this.entityReference(raw);
       case 'OptionSetValue':
-        return {
-          $type: 'OptionSetValue',
-          value: Number.isInteger(raw['Value']) ? (raw['Value'] as number) : this.check(rawOptionSetValue, raw).Value,
-        };
+        return { $type: 'OptionSetValue', value: (isWellFormedOptionSetValue(raw) ? raw : this.check(rawOptionSetValue, raw)).Value };
       case 'Money':
-        return { $type: 'Money', value: typeof raw['Value'] === 'number' ? raw['Value'] : this.check(rawMoney, raw).Value };
+        return { $type: 'Money', value: (isWellFormedMoney(raw) ? raw : this.check(rawMoney, raw)).Value };
       case 'EntityCollection':
         return this.entityCollection(raw);
       case 'AliasedValue': {
@@ -285,13 +283,13 @@ export class ValueNormalizer {
     };
   }
 
-  private relatedEntities(raw: Array<{ key: unknown; value: unknown }> | null | undefined): RelatedEntities[] {
+  private relatedEntities(raw: ReadonlyArray<Record<string, unknown>> | null | undefined): RelatedEntities[] {
     if (!raw) return [];
     return raw.map((pair, i) =>
       this.at(i, () =>
         this.nested(() => ({
-          relationship: this.at('key', () => this.relationship(pair.key)),
-          collection: this.at('value', () => this.entityCollection(pair.value)),
+          relationship: this.at('key', () => this.relationship(pair['key'])),
+          collection: this.at('value', () => this.entityCollection(pair['value'])),
         })),
       ),
     );
@@ -299,16 +297,28 @@ export class ValueNormalizer {
 
   /**
    * An object we keep field by field: a plain object (no `__type`), or a typed value we don't model,
-   * which then leads with its `$type`. Field names are kept, values normalized.
+   * which then leads with its `$type`. Field names are kept, values normalized; in an issue's path a
+   * field is named by its position, since its name is the payload's (it can be customer data).
+   *
+   * `$type` marks the model's typed values, so a field of that name is refused rather than copied,
+   * where it would pass for our tag (`{"$type": "Entity"}` an Entity without id or attributes).
+   * Dataverse never sends one: its DataContract JSON writes a type as `__type`, every dictionary
+   * as an array of key/value pairs, and an object's members only as the names its data contract
+   * declares (dotnet/docs, docs/framework/wcf/feature-details/stand-alone-json-serialization.md,
+   * "Collections, Dictionaries and Arrays" and "Preserving Type Information").
    */
   private fields(raw: Record<string, unknown>): { [field: string]: DataverseValue };
   private fields(raw: Record<string, unknown>, $type: string): UnknownTypedValue;
   private fields(raw: Record<string, unknown>, $type?: string): { [field: string]: DataverseValue } {
     const out: { [field: string]: DataverseValue } = Object.create(null);
     if ($type !== undefined) out['$type'] = $type;
+    let position = -1;
     for (const key in raw) {
-      if (key === '__type' || !Object.hasOwn(raw, key)) continue;
-      this.path.push(key);
+      if (!Object.hasOwn(raw, key)) continue;
+      position++;
+      if (key === '__type') continue;
+      this.path.push(memberAt(position));
+      if (key === '$type') this.fail(RESERVED_TYPE_FIELD);
       out[key] = this.value(raw[key]);
       this.path.pop();
     }
@@ -326,23 +336,8 @@ export class ValueNormalizer {
   }
 }
 
-type RawEntityReference = z.output<typeof rawEntityReference>;
-
-/**
- * The fast path for the commonest typed value: true only for what `rawEntityReference` accepts
- * unchanged, so zod runs (and reports paths) only for the rare reference that is not well formed.
- */
-function isWellFormedEntityReference(raw: unknown): raw is RawEntityReference {
-  if (typeof raw !== 'object' || raw === null) return false;
-  const { Id, LogicalName, Name, KeyAttributes, RowVersion } = raw as Record<string, unknown>;
-  return (
-    isGuid(Id) &&
-    typeof LogicalName === 'string' &&
-    (Name === null || Name === undefined || typeof Name === 'string') &&
-    (KeyAttributes === null || KeyAttributes === undefined || isKeyValueArray(KeyAttributes)) &&
-    (RowVersion === null || RowVersion === undefined || typeof RowVersion === 'string' || typeof RowVersion === 'number')
-  );
-}
+/** The issue for a `$type` field (see `fields`); it names the app's own word, no payload value. */
+export const RESERVED_TYPE_FIELD = 'a field named "$type" is refused: the app tags its typed values with it, and Dataverse never sends one';
 
 /** `Entity:http://schemas.microsoft.com/xrm/2011/Contracts` → `Entity`. */
 function typeNameOf(dataContractType: string): string {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { IssueFound, WebhookParseError } from './errors';
 import { normalizeExecutionContext } from './executionContext';
 import { type HeaderSource, isTruncated, readDataverseHeaders } from './headers';
@@ -29,7 +30,13 @@ export function parseDataverseWebhook(request: WebhookRequest): ParseResult {
 }
 
 function parseOrThrow(request: WebhookRequest): DataverseEvent {
-  const raw = parseJson(typeof request.body === 'string' ? request.body : bytesToText(request.body));
+  const { body } = request;
+  // A body is never changed on its way to a handler (its bytes are queued as received, inline as
+  // text or in a blob), and decoding bytes that are not UTF-8 would put U+FFFD in place of them.
+  if (typeof body !== 'string' && !isUtf8(body))
+    throw new IssueFound('invalid-json', [{ path: '$', message: 'the body is not UTF-8 text' }]);
+  if (body.length > MAX_STRUCTURE) checkStructure(typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+  const raw = parseJson(typeof body === 'string' ? body : bytesToText(body));
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new IssueFound('invalid-context', [{ path: '$', message: 'expected a JSON object (a RemoteExecutionContext)' }]);
   }
@@ -47,9 +54,49 @@ function bytesToText(bytes: Uint8Array): string {
   return buffer.toString('utf8');
 }
 
+/**
+ * At most this many of the characters that make a JSON text's structure (`{`, `[`, `,` and `:`
+ * outside strings: about one per object, array, member and element) in one body: twelve times as
+ * many as the densest 256 KB body we know holds (256 KB is the most Dataverse sends; see
+ * docs/limits.md). JSON.parse and the model built from it cost up to ~140 bytes of heap for each
+ * (an Entity of `{"LogicalName":"a","Attributes":[]}`), so a 4 MiB body (the default size limit) of
+ * nothing else would take hundreds of MB; at this limit, less than 40 MB
+ * (test/dataverse/boundedWork.test.ts). A body no longer than this many bytes cannot hold more
+ * and is not counted, so no real event pays for the count.
+ */
+export const MAX_STRUCTURE = 256 * 1024;
+
+/**
+ * Refuses a body with more structural characters than MAX_STRUCTURE, counted in its bytes (about
+ * 1 ms per MB) and no further than the first one past the limit. No byte of a multi-byte UTF-8
+ * character is ASCII, so every quote, backslash and bracket found is one.
+ */
+function checkStructure(bytes: Uint8Array): void {
+  const length = bytes.length;
+  let count = 0;
+  for (let i = 0; i < length; i++) {
+    const code = bytes[i];
+    if (code === 0x22 /* " */) {
+      // A string: to its closing quote, stepping over each escaped character.
+      for (i++; i < length; i++) {
+        const inString = bytes[i];
+        if (inString === 0x22) break;
+        if (inString === 0x5c /* backslash */) i++;
+      }
+    } else if (code === 0x7b /* { */ || code === 0x5b /* [ */ || code === 0x2c /* , */ || code === 0x3a /* : */) {
+      if (++count > MAX_STRUCTURE) {
+        throw new IssueFound('too-complex', [
+          { path: '$', message: `more than ${MAX_STRUCTURE} objects, arrays, members and elements (counted by their { [ , and :)` },
+        ]);
+      }
+    }
+  }
+}
+
 function parseJson(text: string): unknown {
   // A UTF-8 byte order mark is not JSON; some senders add one.
   const json = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (json.length === 0) throw new IssueFound('invalid-json', [{ path: '$', message: 'the body is empty' }]);
   try {
     return JSON.parse(json);
   } catch (error) {

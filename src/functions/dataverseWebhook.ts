@@ -18,6 +18,9 @@ export const WEBHOOK_ROUTE = 'dataverse/webhook';
  */
 export const OTHER_METHODS: HttpMethod[] = ['GET', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 
+/** A request without a body: the host passes none without a Content-Length (see docs/events.md). */
+const NO_BODY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
+
 /** What the webhook function runs on: the app's own, or a test's (its storage, its handlers). */
 export interface WebhookFunctionDependencies {
   settings: () => IngestSettings | SettingsError;
@@ -50,7 +53,9 @@ export function createWebhookFunction(deps: WebhookFunctionDependencies) {
         method: request.method,
         url: request.url,
         headers: request.headers,
-        body: async () => Buffer.from(await request.arrayBuffer()),
+        // The body's stream, read only as far as the size limit (without streams enabled, the
+        // host has sent it whole; reading it chunk by chunk still never copies what is past the limit).
+        body: () => request.body ?? NO_BODY,
       },
       {
         settings: deps.settings(),

@@ -47,8 +47,11 @@ export interface IncomingWebhook {
   method: string;
   url: string;
   headers: Headers;
-  /** The raw body bytes. */
-  body(): Promise<Buffer>;
+  /**
+   * The raw body: its chunks as they arrive (a request's stream), read only as far as the size
+   * limit, or its bytes when they are already in memory (a test, the bench).
+   */
+  body(): AsyncIterable<Uint8Array> | Promise<Buffer>;
 }
 
 export interface WebhookResponse {
@@ -204,13 +207,35 @@ function checkCredentials({ request, settings, eventId, log, answer }: Reception
   return answer('unauthorized', 401, { error: 'unauthorized', message: 'The request does not carry the expected credentials' });
 }
 
-/** The body's bytes, or 413 when it is larger than WEBHOOK_MAX_BODY_BYTES (by Content-Length, then by what was read). */
+/**
+ * The body's bytes, or 413 when it is larger than WEBHOOK_MAX_BODY_BYTES: by its Content-Length
+ * before anything is read, else by what is read, which stops at the first chunk past the limit
+ * (a chunked body declares no length). What the server then does with the bytes not read is its
+ * own: docs/events.md, "Bodies the app does not read".
+ */
 async function readBody(reception: Reception): Promise<Buffer | AcceptResult> {
   const { request, settings } = reception;
   const declaredLength = Number(request.headers.get('content-length') ?? '0');
   if (declaredLength > settings.maxBodyBytes) return tooLarge(reception);
-  const body = await request.body();
-  return body.length > settings.maxBodyBytes ? tooLarge(reception) : body;
+  const source = request.body();
+  const body = isAsyncIterable(source) ? await readAtMost(source, settings.maxBodyBytes) : await source;
+  return body === null || body.length > settings.maxBodyBytes ? tooLarge(reception) : body;
+}
+
+function isAsyncIterable(source: AsyncIterable<Uint8Array> | Promise<Buffer>): source is AsyncIterable<Uint8Array> {
+  return Symbol.asyncIterator in source;
+}
+
+/** The chunks' bytes, or null once more than `limit` arrived: leaving the loop early cancels the stream. */
+async function readAtMost(chunks: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer | null> {
+  const read: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    size += chunk.byteLength;
+    if (size > limit) return null;
+    read.push(chunk);
+  }
+  return Buffer.concat(read, size);
 }
 
 /** Parse, check the organization, let the inline handlers decide, store and answer. */
@@ -404,9 +429,19 @@ async function keepRejectedBody(
   }
 }
 
+/**
+ * 413, with the rest of the body left unread: the answer asks for the connection to be closed
+ * rather than kept, since keeping it would mean reading (and discarding) the rest first ("the
+ * server MAY close the connection", RFC 9110 §15.5.14).
+ */
 function tooLarge({ settings, eventId, log, answer }: Reception): AcceptResult {
   log.warn('Webhook refused: body too large', { eventId, limit: settings.maxBodyBytes });
-  return answer('too-large', 413, { error: 'too-large', message: `The body is larger than ${settings.maxBodyBytes} bytes` });
+  return answer(
+    'too-large',
+    413,
+    { error: 'too-large', message: `The body is larger than ${settings.maxBodyBytes} bytes` },
+    { Connection: 'close' },
+  );
 }
 
 function unavailable({ answer }: Reception): AcceptResult {

@@ -3,7 +3,7 @@ import { containerResource, provisioned } from './provision';
 
 export interface RejectedBody {
   eventId: string;
-  /** The parse error kind: invalid-json, invalid-context, too-deep. */
+  /** The parse error kind: invalid-json, invalid-context, too-deep, too-complex. */
   reason: string;
   /** `path: message` lines; they name JSON paths, never values. */
   errors: string[];

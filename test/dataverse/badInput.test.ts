@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ParseResult, parseDataverseWebhook, WebhookParseError } from '../../src/dataverse';
+import { type ParseResult, parseDataverseWebhook, parseDataverseWebhookOrThrow, WebhookParseError } from '../../src/dataverse';
 import { rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { fixture } from '../support/fixtures';
 
@@ -79,13 +79,13 @@ describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => 
     expect(error.issues[0]?.path).toMatch(/^\$\.InputParameters\[0\]\.value/);
   });
 
-  it('a 10,000-deep ParentContext chain is refused as too deep', () => {
+  it('a 2,000-deep ParentContext chain is refused as too deep', () => {
     const level = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account' })).replace(
       '"ParentContext":null',
       '"ParentContext":',
     );
     const [head, tail] = level.split('"ParentContext":') as [string, string];
-    const body = `${`${head}"ParentContext":`.repeat(10_000)}null${tail.repeat(10_000)}`;
+    const body = `${`${head}"ParentContext":`.repeat(2_000)}null${tail.repeat(2_000)}`;
     const error = failure(parseDataverseWebhook({ body, headers: {} }));
     expect(error.kind).toBe('too-deep');
   });
@@ -118,17 +118,127 @@ describe('hostile input neither crashes, hangs, nor pollutes prototypes', () => 
     expect(result.ok && result.event.inputParameters['Text']).toBe('a\ud800b\udfffc');
   });
 
-  it('invalid UTF-8 bytes are decoded with replacement characters, not a crash', () => {
-    const [before, after] = JSON.stringify(
-      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Text: 'AB' } }),
-    ).split('"AB"');
-    const body = Buffer.concat([Buffer.from(`${before}"A`), Buffer.from([0xff, 0xfe]), Buffer.from(`B"${after}`)]);
-    const result = parseDataverseWebhook({ body, headers: {} });
-    expect(result.ok && result.event.inputParameters['Text']).toBe('A\ufffd\ufffdB');
+  it('bytes that are not UTF-8 are refused as invalid-json, in a small body and a large one alike', () => {
+    for (const padding of [0, 300 * 1024]) {
+      const [before, after] = JSON.stringify(
+        rawExecutionContext({
+          messageName: 'Update',
+          entityName: 'account',
+          inputParameters: { Text: 'AB', Padding: 'x'.repeat(padding) },
+        }),
+      ).split('"AB"');
+      for (const bad of [[0xff, 0xfe], [0xc3], [0xed, 0xa0, 0x80] /* an encoded surrogate */, [0xc0, 0xaf] /* overlong */]) {
+        const body = Buffer.concat([Buffer.from(`${before}"A`), Buffer.from(bad), Buffer.from(`B"${after}`)]);
+        expect(failure(parseDataverseWebhook({ body, headers: {} })).toJSON(), `${padding} ${bad}`).toMatchObject({
+          error: 'invalid-json',
+          issues: [{ path: '$', message: 'the body is not UTF-8 text' }],
+        });
+      }
+      // The same text as well-formed UTF-8 (a two-byte, a three-byte and a four-byte character) parses.
+      const body = Buffer.from(`${before}"AéשּׁB😀"${after}`);
+      expect(parseDataverseWebhookOrThrow({ body, headers: {} }).inputParameters['Text']).toBe('AéשּׁB😀');
+    }
   });
 
   it('a UTF-8 byte order mark is tolerated', () => {
     const result = parseDataverseWebhook({ body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), fixture('08-').body]), headers: {} });
     expect(result.ok).toBe(true);
+  });
+});
+
+describe('numbers zod refuses are refused whichever path checks them', () => {
+  const CONTRACTS = 'http://schemas.microsoft.com/xrm/2011/Contracts';
+  const GUID = '6d81597f-0f9f-e711-8122-000d3aa2331c';
+  it.each([
+    [
+      'an OptionSetValue above 2^53 (not rounded to its neighbour)',
+      `{"__type":"OptionSetValue:${CONTRACTS}","Value":9007199254740993}`,
+      '$.InputParameters[0].value.Value',
+    ],
+    ['a Money of 1e400 (not Infinity)', `{"__type":"Money:${CONTRACTS}","Value":1e400}`, '$.InputParameters[0].value.Value'],
+    [
+      'an EntityReference whose RowVersion is 1e400',
+      `{"__type":"EntityReference:${CONTRACTS}","Id":"${GUID}","LogicalName":"account","RowVersion":1e400}`,
+      '$.InputParameters[0].value.RowVersion',
+    ],
+  ])('%s', (_, value, path) => {
+    const body = JSON.stringify(
+      rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Value: 0 } }),
+    ).replace('"value":0', `"value":${value}`);
+    expect(failure(parseDataverseWebhook({ body, headers: {} })).issues.map((issue) => issue.path)).toEqual([path]);
+  });
+});
+
+describe('a payload’s own member names are data: never our $type tag, never in an error', () => {
+  const EMAIL = 'jane.doe@contoso.com';
+  const reference = (id: string) => ({
+    __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts',
+    Id: id,
+    LogicalName: 'contact',
+  });
+  const withInput = (value: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      ...rawExecutionContext({ messageName: 'Update', entityName: 'account', inputParameters: { Target: 0 } }),
+      ...extra,
+    }).replace('"value":0', `"value":${JSON.stringify(value)}`);
+
+  it('a Target of {"$type": "Entity", …} is refused, not taken for an Entity without id or attributes', () => {
+    const error = failure(parseDataverseWebhook({ body: withInput({ $type: 'Entity', logicalName: 'account' }), headers: {} }));
+    expect(error.toJSON()).toEqual({
+      error: 'invalid-context',
+      message: expect.any(String),
+      issues: [{ path: '$.InputParameters[0].value.#0', message: expect.stringContaining('"$type"') }],
+    });
+  });
+
+  it('so is a $type beside an unknown __type, nested in a plain object, or in an array', () => {
+    for (const value of [
+      { __type: 'Custom:#Contoso', $type: 'Entity', logicalName: 'account' },
+      { wrapper: { $type: 'EntityReference', id: 'x' } },
+      [
+        { $type: 'OptionSetValue', value: 1 },
+        { $type: 'OptionSetValue', value: 2 },
+      ],
+    ]) {
+      const error = failure(parseDataverseWebhook({ body: withInput(value), headers: {} }));
+      expect(error.kind, JSON.stringify(value)).toBe('invalid-context');
+      expect(error.issues[0]?.message).toContain('"$type"');
+    }
+  });
+
+  it('a $type key of a key/value collection stays data, as any key does (SharedVariables are set by plug-ins)', () => {
+    const body = JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'account' })).replace(
+      '"SharedVariables":[',
+      '"SharedVariables":[{"key":"$type","value":"Entity"},',
+    );
+    const event = parseDataverseWebhookOrThrow({ body, headers: {} });
+    expect(event.sharedVariables['$type']).toBe('Entity');
+  });
+
+  it('an error inside a plain object names its member by position, not by its name (an e-mail address here)', () => {
+    const error = failure(parseDataverseWebhook({ body: withInput({ [EMAIL]: { [`${EMAIL}2`]: reference(SECRET) } }), headers: {} }));
+    expect(error.issues).toEqual([{ path: '$.InputParameters[0].value.#0.#0.Id', message: 'expected a GUID' }]);
+    expect(JSON.stringify(error.toJSON())).not.toContain('jane.doe');
+  });
+
+  it('so does one in a property of the context that the model does not declare, and one in an unknown typed value', () => {
+    const context = withInput(null, {
+      [EMAIL]: { __type: 'OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts', Value: 'one' },
+    });
+    const top = failure(parseDataverseWebhook({ body: context, headers: {} }));
+    const position = Object.keys(JSON.parse(context)).indexOf(EMAIL);
+    expect(top.issues).toEqual([{ path: `$.#${position}.Value`, message: expect.any(String) }]);
+    const typed = failure(parseDataverseWebhook({ body: withInput({ __type: 'Custom:#Contoso', [EMAIL]: reference('x') }), headers: {} }));
+    expect(typed.issues).toEqual([{ path: '$.InputParameters[0].value.#1.Id', message: 'expected a GUID' }]);
+    for (const error of [top, typed]) expect(JSON.stringify(error.toJSON())).not.toContain('jane.doe');
+  });
+
+  it('and a value nested too deeply under such members names positions too', () => {
+    let deep: unknown = 0;
+    for (let level = 0; level < 80; level++) deep = { [`${EMAIL}${level}`]: deep };
+    const error = failure(parseDataverseWebhook({ body: withInput(deep), headers: {} }));
+    expect(error.kind).toBe('too-deep');
+    expect(error.issues[0]?.path).toMatch(/^\$\.InputParameters\[0\]\.value(\.#0)+…$/);
+    expect(JSON.stringify(error.toJSON())).not.toContain('jane.doe');
   });
 });

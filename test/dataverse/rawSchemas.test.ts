@@ -4,10 +4,16 @@ import {
   isGuid,
   isWellFormedEntity,
   isWellFormedEntityCollection,
+  isWellFormedEntityReference,
   isWellFormedExecutionContext,
+  isWellFormedMoney,
+  isWellFormedOptionSetValue,
   rawEntity,
   rawEntityCollection,
+  rawEntityReference,
   rawExecutionContext,
+  rawMoney,
+  rawOptionSetValue,
 } from '../../src/dataverse/rawSchemas';
 import { allRealPayloads } from '../support/fixtures';
 
@@ -31,7 +37,9 @@ const CANDIDATES: unknown[] = [
   -1,
   1.5,
   2 ** 53,
+  2 ** 53 + 2,
   Number.MAX_SAFE_INTEGER,
+  JSON.parse('1e400'), // Infinity, as JSON.parse gives it
   true,
   false,
   [],
@@ -126,6 +134,13 @@ describe('the fast checks of the raw schemas', () => {
       MinActiveRowVersion: null,
     };
     holdsToItsSchema('collection', isWellFormedEntityCollection, rawEntityCollection, base);
+  });
+
+  it('isWellFormedEntityReference, isWellFormedOptionSetValue and isWellFormedMoney take only what their schemas accept unchanged', () => {
+    const reference = { Id: GUID, LogicalName: 'account', Name: 'Contoso', KeyAttributes: [], RowVersion: '5948260' };
+    holdsToItsSchema('reference', isWellFormedEntityReference, rawEntityReference, reference);
+    holdsToItsSchema('option set value', isWellFormedOptionSetValue, rawOptionSetValue, { Value: 1 });
+    holdsToItsSchema('money', isWellFormedMoney, rawMoney, { Value: 1.5 });
   });
 
   it('takes every real payload’s contexts and entities (else the fast path would never run)', () => {

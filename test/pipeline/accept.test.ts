@@ -1,16 +1,21 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { HttpRequest, type HttpRequestInit } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAzurite } from '../../devhost/azurite';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
-import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
+import { largeCreateMultiple, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { createWebhookFunction } from '../../src/functions/dataverseWebhook';
+import { allow, decide } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import type { EventLog, LogProperties } from '../../src/observability/log';
+import { NO_TELEMETRY } from '../../src/observability/telemetry';
 import { type AcceptDependencies, acceptWebhook, type IncomingWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
-import { loadEvent } from '../../src/pipeline/loadEvent';
+import { envelopeBody, loadEvent } from '../../src/pipeline/loadEvent';
 import { type IngestSettings, readIngestSettings, SettingsError } from '../../src/settings';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { allRealPayloads, fixture, truncatedDocsSample } from '../support/fixtures';
-import { dataverseHeaders, FUNCTION_URL } from '../support/requests';
+import { dataverseHeaders, FUNCTION_URL, invocationContext } from '../support/requests';
 import { blobNames, drainQueue, isolatedStorage } from '../support/storage';
 
 function incoming(
@@ -296,6 +301,147 @@ describe('when storage cannot be written', () => {
       expect(elapsed).toBeGreaterThanOrEqual(1400);
       expect(elapsed).toBeLessThan(3000);
       expect(log.lines.at(-1)).toMatchObject({ level: 'error', properties: { reason: expect.stringMatching(/Deadline/) } });
+    });
+  });
+});
+
+describe('the body: read no further than the limit, kept byte for byte, refused without echoing its keys', () => {
+  let storage: StorageClients;
+  beforeAll(async () => {
+    storage = await isolatedStorage();
+  });
+
+  it('a chunked body (no Content-Length) is read only as far as the limit: 413, and the rest of its 5 MB is never pulled', async () => {
+    const CHUNK = 64 * 1024;
+    let pulled = 0;
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (pulled >= 5 * 1024 * 1024) return controller.close();
+          pulled += CHUNK;
+          controller.enqueue(new Uint8Array(CHUNK).fill(0x20));
+        },
+        cancel() {
+          cancelled = true;
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const headers = dataverseHeaders({ 'transfer-encoding': 'chunked' });
+    // The request as @azure/functions builds it with HTTP streams enabled (its createStreamRequest:
+    // an undici Request over the host's stream), through the app's real HTTP function.
+    const nativeRequest = new Request(`${FUNCTION_URL}?code=function-key`, {
+      method: 'POST',
+      body: stream,
+      headers,
+      duplex: 'half',
+    } as RequestInit);
+    const receive = createWebhookFunction({
+      settings: () => ({ ...readIngestSettings({}), maxBodyBytes: 100 * 1024 }),
+      storage: () => storage,
+      handlers: registryOf([]),
+      telemetry: () => NO_TELEMETRY,
+    });
+    const response = await receive(new HttpRequest({ nativeRequest } as unknown as HttpRequestInit), invocationContext().context);
+    expect(pulled).toBeLessThanOrEqual(100 * 1024 + 2 * CHUNK);
+    expect(cancelled).toBe(true);
+    expect(response).toMatchObject({ status: 413, headers: { Connection: 'close' } });
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+  });
+
+  it('bytes that are not UTF-8: 400 invalid-json for a body under 40 KiB (inline) and above it (claim check), and the bytes are kept as they came', async () => {
+    for (const padding of [0, 60 * 1024]) {
+      const [before, after] = JSON.stringify(
+        rawExecutionContext({
+          messageName: 'Update',
+          entityName: 'contact',
+          inputParameters: { Text: 'AB', Padding: 'x'.repeat(padding) },
+        }),
+      ).split('"AB"');
+      const body = Buffer.concat([Buffer.from(`${before}"A`), Buffer.from([0xff, 0xfe]), Buffer.from(`B"${after}`)]);
+      const result = await acceptWebhook(incoming(body), deps(storage));
+      expect(result.response, `${body.length} bytes`).toMatchObject({
+        status: 400,
+        jsonBody: { error: 'invalid-json', issues: [{ path: '$', message: 'the body is not UTF-8 text' }] },
+      });
+      const kept = (await blobNames(storage.rejected)).find((name) => name.endsWith(`${result.eventId}.json`));
+      expect(await storage.rejected.getBlobClient(kept!).downloadToBuffer()).toEqual(body);
+    }
+    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+  });
+
+  it('UTF-8 text beyond ASCII is queued inline and comes back byte for byte', async () => {
+    await drainQueue(storage.eventsQueue);
+    const body = Buffer.from(
+      JSON.stringify(rawExecutionContext({ messageName: 'Update', entityName: 'contact', inputParameters: { Text: 'Zoë – 東京 😀' } })),
+    );
+    expect((await acceptWebhook(incoming(body), deps(storage))).response.status).toBe(202);
+    const envelope = parseEnvelope((await drainQueue(storage.eventsQueue))[0]);
+    expect('inline' in envelope.body).toBe(true);
+    expect(await envelopeBody(envelope, storage.payloads)).toEqual(body);
+  });
+
+  it('a 400 names positions, not the payload’s own keys, in its answer, its log line and the kept body’s metadata', async () => {
+    const EMAIL = 'jane.doe@example.org';
+    const body = JSON.stringify(
+      rawExecutionContext({
+        messageName: 'Update',
+        entityName: 'contact',
+        inputParameters: {
+          Routing: {
+            [EMAIL]: { __type: 'EntityReference:http://schemas.microsoft.com/xrm/2011/Contracts', Id: EMAIL, LogicalName: 'contact' },
+          },
+        },
+      }),
+    );
+    const log = recordingLog();
+    const result = await acceptWebhook(incoming(body), deps(storage, {}, log));
+    expect(result.response).toMatchObject({
+      status: 400,
+      jsonBody: { error: 'invalid-context', issues: [{ path: '$.InputParameters[0].value.#0.Id', message: 'expected a GUID' }] },
+    });
+    const kept = (await blobNames(storage.rejected)).find((name) => name.endsWith(`${result.eventId}.json`));
+    const { metadata } = await storage.rejected.getBlobClient(kept!).getProperties();
+    expect(decodeURIComponent(metadata?.['errors'] ?? '')).toContain('$.InputParameters[0].value.#0.Id');
+    for (const text of [JSON.stringify(result.response), log.text(), decodeURIComponent(JSON.stringify(metadata))]) {
+      expect(text).not.toContain('jane.doe');
+    }
+  });
+
+  describe('a Target of {"$type": "Entity", …} (an Entity by our tag, with no id and no attributes)', () => {
+    const body = JSON.stringify(
+      rawExecutionContext({
+        messageName: 'Update',
+        entityName: 'account',
+        stage: 20,
+        mode: 0,
+        inputParameters: { Target: { $type: 'Entity', logicalName: 'account' } },
+      }),
+    );
+
+    it('is refused before an inline handler sees it: 400, the handler never called, nothing queued', async () => {
+      const seen: unknown[] = [];
+      const handlers = registryOf([
+        decide({ name: 'account-gate', entity: 'account', message: 'Update', stage: 'PreOperation' }, (event) => {
+          seen.push(event.target);
+          return allow();
+        }),
+      ]);
+      const result = await acceptWebhook(incoming(body), { ...deps(storage), decisions: { handlers, ledger: storage.ledger } });
+      expect(result.response).toMatchObject({
+        status: 400,
+        jsonBody: { error: 'invalid-context', issues: [{ path: '$.InputParameters[0].value.#0' }] },
+      });
+      expect(seen).toEqual([]);
+      expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+    });
+
+    it('is refused before it is queued, where its per-record unit key would have failed and poisoned it', async () => {
+      const result = await acceptWebhook(incoming(body), deps(storage));
+      expect(result.response.status).toBe(400);
+      expect(await drainQueue(storage.eventsQueue)).toEqual([]);
+      expect((await blobNames(storage.rejected)).some((name) => name.endsWith(`${result.eventId}.json`))).toBe(true);
     });
   });
 });

@@ -24,28 +24,26 @@ export async function startIngestServer(
   handlers?: HandlerRegistry,
 ): Promise<IngestServer> {
   const urls: URL[] = [];
-  const server: Server = createServer((request: IncomingMessage, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', async () => {
-      const url = new URL(request.url ?? '/', `http://${request.headers.host}`);
-      urls.push(url);
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(request.headers)) {
-        for (const item of [value ?? []].flat()) headers.append(name, item);
-      }
-      const result = await acceptWebhook(
-        { method: request.method ?? 'GET', url: url.toString(), headers, body: async () => Buffer.concat(chunks) },
-        {
-          settings: { ...readIngestSettings({}), ...settings },
-          storage,
-          log: silentLog,
-          ...(handlers ? { decisions: { handlers, ledger: storage.ledger } } : {}),
-        },
-      );
-      response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
-      response.end(JSON.stringify(result.response.jsonBody ?? {}));
-    });
+  // The request's own stream is the body, read no further than the size limit; after a 413 (which
+  // says Connection: close) Node's server closes the connection rather than read the rest.
+  const server: Server = createServer(async (request: IncomingMessage, response) => {
+    const url = new URL(request.url ?? '/', `http://${request.headers.host}`);
+    urls.push(url);
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(request.headers)) {
+      for (const item of [value ?? []].flat()) headers.append(name, item);
+    }
+    const result = await acceptWebhook(
+      { method: request.method ?? 'GET', url: url.toString(), headers, body: () => request },
+      {
+        settings: { ...readIngestSettings({}), ...settings },
+        storage,
+        log: silentLog,
+        ...(handlers ? { decisions: { handlers, ledger: storage.ledger } } : {}),
+      },
+    );
+    response.writeHead(result.response.status, { 'content-type': 'application/json', ...result.response.headers });
+    response.end(JSON.stringify(result.response.jsonBody ?? {}));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
