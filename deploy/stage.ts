@@ -15,8 +15,9 @@ import path from 'node:path';
 import { entryPointFiles } from '../devhost/functionsCore';
 
 /**
- * Deploy exactly what runs. `npm run package` (which `azd package`, `azd deploy` and `azd up` run
- * before zipping `.deploy/`, azure.yaml `dist`) builds the app clean and stages in `.deploy/`:
+ * Deploy exactly what runs. `npm run package` (which azure.yaml's `prepackage` hook runs for
+ * `azd package`, `azd deploy` and `azd up`, before azd zips `.deploy/`, its `dist`) builds the app
+ * clean and stages in `.deploy/`:
  *  - host.json and a package.json with `main`, `dependencies` and `overrides` only;
  *  - the built files the host's entry points load: package.json `main` expanded as the Node worker
  *    does, then every file they `require`, transitively (no CLI, no dev host, no tests, no bench,
@@ -24,9 +25,11 @@ import { entryPointFiles } from '../devhost/functionsCore';
  *  - node_modules: the production dependency closure, as package-lock.json marks it (no package
  *    the lock marks dev, devOptional or optional, so neither TypeScript nor Azure Functions Core
  *    Tools).
- * A zip deploy uploads the folder as it is, less its .funcignore: `.deploy/.funcignore` exists, so
- * that azd does not apply its default of leaving node_modules out (remote build is not needed).
- * `func azure functionapp publish <app>` run inside `.deploy/` uploads the same.
+ * azd zips the folder less what its .funcignore matches, and never the .funcignore itself
+ * (Azure/azure-dev, cli/azd/pkg/project/project_utils.go createDeployableZip): `.deploy/.funcignore`
+ * exists, naming nothing, so that azd does not apply its default of leaving node_modules out (the
+ * packages are deployed as they are; no remote build). Azure Functions Core Tools'
+ * `func azure functionapp publish <app>`, run inside `.deploy/`, uploads the same folder.
  */
 
 export const STAGE_DIR = '.deploy';
@@ -194,11 +197,10 @@ export function stage(
   return { files: plan.files, packages: plan.packages };
 }
 
-/** Every file a zip of the staged folder holds (the folder less its .funcignore, which names nothing), with its size. */
+/** Every file a zip of the staged folder holds (the folder less its .funcignore, which azd never zips), with its size. */
 export function packageContents(root: string): Array<{ file: string; bytes: number }> {
   const plan = stagePlan(root);
   const entries: Array<{ file: string; bytes: number }> = [
-    { file: '.funcignore', bytes: Buffer.byteLength(FUNCIGNORE) },
     { file: 'package.json', bytes: Buffer.byteLength(`${JSON.stringify(plan.manifest, null, 2)}\n`) },
     ...plan.files.map((file) => ({ file, bytes: statSync(path.join(root, file)).size })),
   ];

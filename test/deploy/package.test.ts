@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadedFiles, packageContents, productionPackages, STAGE_DIR, stage } from '../../deploy/stage';
 import { FunctionsWorker } from '../../devhost/functionsCore';
+import { registeredFunctionNames } from '../support/functionNames';
 import { useTempDirs } from '../support/tempDirs';
 
 /**
@@ -58,7 +59,7 @@ describe('the deploy package', () => {
 
   it('holds the host.json, a production package.json, the built files the entry points load, and nothing else of the project', () => {
     const topLevel = [...new Set(contents.map(({ file }) => file.split('/')[0]))].sort();
-    expect(topLevel).toEqual(['.funcignore', 'dist', 'host.json', 'node_modules', 'package.json']);
+    expect(topLevel).toEqual(['dist', 'host.json', 'node_modules', 'package.json']);
     const manifest = JSON.parse(readFileSync(path.join(staged, 'package.json'), 'utf8'));
     expect(Object.keys(manifest).sort()).toEqual(['dependencies', 'engines', 'main', 'name', 'overrides', 'version']);
     const built = contents.filter(({ file }) => file.startsWith('dist/')).map(({ file }) => file);
@@ -115,14 +116,7 @@ describe('the deploy package', () => {
     worker.install();
     try {
       await worker.startApp(staged);
-      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual([
-        'applyRetention',
-        'dataverseWebhook',
-        'dataverseWebhookOtherMethods',
-        'monitorBacklog',
-        'processDataverseEvent',
-        'recordPoisonedEvent',
-      ]);
+      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(registeredFunctionNames(ROOT));
     } finally {
       worker.uninstall();
     }
