@@ -80,9 +80,12 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code} in ${cwd}:\n${output.slice(-4000)}`)),
-    );
+    child.on('exit', (code) => {
+      if (code === 0) return resolve();
+      // With npm_config_offline, a package missing from the npm cache cannot be fetched.
+      const hint = /ENOTCACHED/.test(output) ? ' (the npm cache lacks a package: run "npm ci" in the project first)' : '';
+      reject(new Error(`${command} ${args.join(' ')} exited ${code} in ${cwd}${hint}:\n${output.slice(-4000)}`));
+    });
   });
 }
 
