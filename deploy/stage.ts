@@ -1,15 +1,4 @@
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { entryPointFiles } from '../devhost/functionsCore';
@@ -167,15 +156,8 @@ const FUNCIGNORE = '# Staged by `npm run package` (deploy/stage.ts): everything 
 const ownFile = (source: string) => (from: string) =>
   from === source || !path.relative(source, from).split(path.sep).includes('node_modules');
 
-/**
- * Writes the staged folder. `linkPackages` links each production package instead of copying it
- * (tests: the same folder, in a second rather than a minute).
- */
-export function stage(
-  root: string,
-  out = path.join(root, STAGE_DIR),
-  options: { linkPackages?: boolean } = {},
-): { files: string[]; packages: string[] } {
+/** Writes the staged folder: the plan's files, its package.json, a .funcignore naming nothing, and a copy of each production package. */
+export function stage(root: string, out = path.join(root, STAGE_DIR)): { files: string[]; packages: string[] } {
   const plan = stagePlan(root);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
@@ -185,14 +167,7 @@ export function stage(
   for (const key of plan.packages) {
     const source = path.join(root, key);
     if (!existsSync(source)) throw new StageError(`${key} is not installed: run "npm ci" first`);
-    if (options.linkPackages) {
-      // A linked package brings its nested node_modules with it.
-      if (key.split('/node_modules/').length > 1) continue;
-      mkdirSync(path.dirname(path.join(out, key)), { recursive: true });
-      symlinkSync(realpathSync(source), path.join(out, key), 'dir');
-    } else {
-      cpSync(source, path.join(out, key), { recursive: true, dereference: true, filter: ownFile(source) });
-    }
+    cpSync(source, path.join(out, key), { recursive: true, dereference: true, filter: ownFile(source) });
   }
   return { files: plan.files, packages: plan.packages };
 }
