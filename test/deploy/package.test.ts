@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -20,15 +20,20 @@ import {
 
 /**
  * What `azd up` deploys, from a fresh clone: the committed HEAD cloned into an empty folder
- * (nothing beside it: no ../shared, no node_modules, no .deploy), then azd's own steps for the
- * service `api`, as its source does them (./azdEmulation.ts cites each): restore (a real
- * `npm install`, from the npm cache only), the `prepackage` hook of azure.yaml, the framework's
- * `npm run build`, the check that `dist` exists, then the zip of `dist` less its .funcignore. The
- * zip, unpacked alone into another empty folder, must load as the Node worker loads an app
- * (devhost/functionsCore.ts) and register every function of src/functions; and it must hold the
- * built files the entry points load and the production dependency closure, and nothing else.
- * Without the hook this stops where azd stops: "package source '…/.deploy' is empty or does not
- * exist".
+ * (nothing beside it: no ../shared, no .deploy), then azd's own steps for the service `api`, as its
+ * source does them (./azdEmulation.ts cites each): restore, the `prepackage` hook of azure.yaml, the
+ * framework's `npm run build`, the check that `dist` exists, then the zip of `dist` less its
+ * .funcignore. The zip, unpacked alone into another empty folder, must load as the Node worker
+ * loads an app (devhost/functionsCore.ts) and register every function of src/functions; and it
+ * must hold the built files the entry points load and the production dependency closure, and
+ * nothing else. Without the hook this stops where azd stops: "package source '…/.deploy' is empty
+ * or does not exist".
+ *
+ * Restore: by default the clone is as `npm ci` leaves it, its node_modules the project's own
+ * (linked; installed from the same lock, which is checked), its install marker newer than the lock,
+ * so azd's own check finds the dependencies up to date and installs nothing. AZD_RESTORE=install
+ * leaves the clone bare instead, and azd runs its real `npm install` (from the npm cache only):
+ * a minute more.
  */
 const ROOT = path.resolve(__dirname, '..', '..');
 const dirs: string[] = [];
@@ -56,6 +61,14 @@ beforeAll(async () => {
   await timed('clone', () => promisify(execFile)('git', ['clone', '--quiet', ROOT, clone]));
   service = azdService(clone, 'api');
   expect(dependenciesUpToDate(clone)).toBe(false);
+  if (process.env['AZD_RESTORE'] !== 'install') {
+    expect(readFileSync(path.join(clone, 'package-lock.json'), 'utf8')).toBe(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(clone, 'node_modules'), 'dir');
+    const installed = statSync(path.join(ROOT, 'node_modules', '.package-lock.json')).mtime;
+    const before = new Date(installed.getTime() - 1000);
+    utimesSync(path.join(clone, 'package-lock.json'), before, before);
+    expect(dependenciesUpToDate(clone)).toBe(true);
+  }
   const env = {
     PATH: process.env['PATH'],
     HOME: process.env['HOME'],
@@ -91,7 +104,11 @@ describe('azd up from a fresh clone', () => {
       posix: { shell: 'sh', run: 'npm run package' },
       windows: { shell: 'pwsh', run: 'npm run package' },
     });
-    expect(steps.map((step) => step.step)).toEqual(['restore', 'prepackage', 'package (framework)']);
+    expect(steps.map((step) => step.step)).toEqual([
+      ...(process.env['AZD_RESTORE'] === 'install' ? ['restore'] : []),
+      'prepackage',
+      'package (framework)',
+    ]);
     // The hook's script: a clean build, then the staging.
     expect(JSON.parse(readFileSync(path.join(clone, 'package.json'), 'utf8')).scripts.package).toBe(
       'npm run clean && npm run build && node dist/deploy/stage.js',
