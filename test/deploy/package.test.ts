@@ -93,7 +93,9 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(() => {
+  const started = Date.now();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  timings.push(`clean-up ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`azd package from a fresh clone: ${timings.join(', ')}`);
 }, 180_000);
 
