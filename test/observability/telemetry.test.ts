@@ -339,6 +339,25 @@ describe('telemetry in a process of its own', () => {
         expect.arrayContaining(['dataverse.ackLatencyMs', 'dataverse.queueWaitMs', 'dataverse.queueAgeSeconds']),
       );
     });
+
+    it('an authentication string that does not say Authorization=AAD is one warning, and no token is asked for', async () => {
+      const before = identity.requests.length;
+      const { report } = await runChild(
+        {
+          APPLICATIONINSIGHTS_CONNECTION_STRING: `InstrumentationKey=${randomUUID()};IngestionEndpoint=${ingestion.url}`,
+          APPLICATIONINSIGHTS_AUTHENTICATION_STRING: `ClientId=${clientId};Authorization=aad`,
+          IDENTITY_ENDPOINT: identity.endpoint,
+          IDENTITY_HEADER: identity.header,
+          NODE_EXTRA_CA_CERTS: ingestion.certificate,
+        },
+        CALLS,
+      );
+      expect(report.threw).toBeNull();
+      expect(report.warnings).toEqual([
+        'APPLICATIONINSIGHTS_AUTHENTICATION_STRING does not say Authorization=AAD: telemetry is sent without an Entra ID token',
+      ]);
+      expect(identity.requests.length).toBe(before);
+    });
   });
 });
 
