@@ -375,7 +375,12 @@ export class QueueListener {
     this.#emit({ type: 'backoff', queueName: this.queueName, delayMs });
     let timer: NodeJS.Timeout | undefined;
     let elapsed = false;
-    const delay = new Promise<void>((resolve) => (timer = setTimeout(() => ((elapsed = true), resolve()), delayMs)));
+    const delay = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        elapsed = true;
+        resolve();
+      }, delayMs);
+    });
     return Promise.race([delay, this.#stopWaiting.promise]).finally(() => {
       clearTimeout(timer);
       if (!elapsed && !this.#stopping) this.#emit({ type: 'notified', queueName: this.queueName });

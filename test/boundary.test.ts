@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { createTypesCommand } from '../src/cli/types';
 import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { captureIO } from './support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from './support/fakeDataverse';
+import { copyOfProject as copyOfProjectIn } from './support/projectCopy';
 import { realTableFacts } from './support/realTableDefinitions';
 import { useTempDirs } from './support/tempDirs';
 import { scopedTokens } from './support/tokens';
@@ -17,13 +18,12 @@ import { scopedTokens } from './support/tokens';
  * on a copy of the project (node_modules linked) that a user has made theirs:
  *  (a) every example handler and its tests deleted;
  *  (b) a handler of their own for a custom table, its test written with the kit, and the module
- *      `types` generates from real table definitions (shared/table-definitions, through the Web
+ *      `types` generates from real table definitions (samples/table-definitions, through the Web
  *      API stand-in) committed beside it;
  *  (c) a declaration the registry refuses: only the commands that need the handlers fail, with one line.
  * In each, `npm run typecheck` and `npm run build` pass, and so do the engine's tests that once
  * leaned on the examples (a focused set: the whole suite is what `npm test` runs here).
  */
-const ROOT = path.resolve(__dirname, '..');
 const tempDir = useTempDirs();
 /** The engine tests that leaned on the examples, and those of the boundary itself. */
 const ENGINE_TESTS = ['test/cli/register.test.ts', 'test/cli/status.test.ts', 'test/handlerApi/wiring.test.ts'];
@@ -51,23 +51,8 @@ const node = (cwd: string, ...args: string[]) => run(cwd, process.execPath, args
 const tsc = (cwd: string, project: string) => node(cwd, 'node_modules/typescript/bin/tsc', '-p', project, '--pretty', 'false');
 const vitest = (cwd: string, files: string[]) => node(cwd, 'node_modules/vitest/vitest.mjs', 'run', ...files);
 
-/** The project as committed plus what is not yet (the files git would take), without its build. */
-async function copyOfProject(): Promise<string> {
-  const copy = path.join(tempDir('boundary-'), 'app');
-  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
-    cwd: ROOT,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  for (const file of stdout.split('\0').filter(Boolean)) {
-    try {
-      cpSync(path.join(ROOT, file), path.join(copy, file));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // deleted, not yet committed
-    }
-  }
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
-  return copy;
-}
+/** The project as committed plus what is not yet, without its build, with nothing beside it. */
+const copyOfProject = () => copyOfProjectIn(tempDir('boundary-'));
 
 /** typecheck (both programs), build: each passes. */
 async function expectTypecheckAndBuild(copy: string): Promise<void> {

@@ -218,23 +218,20 @@ describe('the local host', () => {
   it('hands a queue message to the function as the worker does: parsed JSON, and the trigger metadata', async () => {
     const host = await startHost();
     await send(host, { name: 'first' });
+    type Seen = { invocationId: string; messageType: string; message: unknown; triggerMetadata: Record<string, unknown> };
     const [seen] = await waitFor(
-      () => jsonLines<Record<string, any>>(host.files.results).length === 1 && jsonLines<Record<string, any>>(host.files.results),
+      () => jsonLines<Seen>(host.files.results).length === 1 && jsonLines<Seen>(host.files.results),
       'the invocation',
       host.output,
     );
     expect(seen).toMatchObject({ messageType: 'object', message: { name: 'first' } });
-    const metadata = seen!['triggerMetadata'];
+    const metadata = seen!.triggerMetadata;
     expect(metadata).toMatchObject({ dequeueCount: 1, queueTrigger: { name: 'first' }, sys: { methodName: 'work' } });
-    expect(typeof metadata.id).toBe('string');
-    expect(typeof metadata.popReceipt).toBe('string');
+    expect(typeof metadata['id']).toBe('string');
+    expect(typeof metadata['popReceipt']).toBe('string');
     for (const time of ['insertionTime', 'expirationTime', 'nextVisibleTime'])
       expect(metadata[time]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/);
-    await waitFor(
-      () => host.output().includes(`[work ${seen!['invocationId'].slice(0, 8)}] working on first`),
-      'the log line',
-      host.output,
-    );
+    await waitFor(() => host.output().includes(`[work ${seen!.invocationId.slice(0, 8)}] working on first`), 'the log line', host.output);
     await host.stop();
   });
 

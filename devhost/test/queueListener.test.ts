@@ -304,7 +304,10 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
       queueName: name,
       queues: QUEUES,
       leaseSeconds: 2,
-      run: () => (started.open(), new Promise<void>(() => undefined)),
+      run: () => {
+        started.open();
+        return new Promise<void>(() => undefined);
+      },
     });
     await started.opened;
     const crashAt = Date.now();

@@ -1,6 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { type DataverseEvent, parseDataverseWebhook } from '../dataverse';
+import { closestName } from '../dataverse/knownNames';
+import type { HandlerRegistry } from '../pipeline/handlerRegistry';
+import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
 import { type CommandIO, parseHeaderOption, readInput, UsageError } from './io';
 import { fileWebhookRequest, generatedWebhookRequest, type StepMode, truncated, type WebhookRequestToSend } from './webhookRequest';
 
@@ -38,6 +42,10 @@ Without FILE, the body is generated:
 A synchronous step (stage 10 or 20, or --mode sync) is decided by the app's inline handlers
 (decide(…)) before the answer: a rejection prints the handler and its reason.
 
+send reads the app's handlers (src/handlers, built) as register --plan does, to say what the app
+did: a line when no handler takes the event (it is acknowledged and nothing runs), and, when the
+app answers 503 because its handlers do not load, which handler and why.
+
 Exits 0 on a 2xx, 1 on any other status or when the URL cannot be reached, 2 on a usage mistake.`;
 
 const GENERATION_OPTIONS = ['entity', 'message', 'id', 'records', 'attribute', 'pre-image', 'post-image', 'stage', 'mode'] as const;
@@ -59,7 +67,14 @@ const answerSchema = z.object({
     .catch(undefined),
 });
 
-export async function sendCommand(args: string[], io: CommandIO): Promise<number> {
+/** send, reading the handlers from `handlers` (the app's own, loaded when an answer needs them). */
+export function createSendCommand(handlers: HandlersSource = loadAppHandlers): (args: string[], io: CommandIO) => Promise<number> {
+  return (args, io) => send(args, io, handlers);
+}
+
+export const sendCommand = createSendCommand();
+
+async function send(args: string[], io: CommandIO, handlers: HandlersSource): Promise<number> {
   const { positionals, values } = parseArgs({
     args,
     allowPositionals: true,
@@ -139,15 +154,83 @@ export async function sendCommand(args: string[], io: CommandIO): Promise<number
   if (response.ok) {
     if (allowedBy.length > 0) line.push(`allowed by ${allowedBy.join(', ')}`);
     io.stdout(`${line.join('  ')}\n`);
+    const unhandled = await unhandledLine(request, handlers);
+    if (unhandled) io.stdout(`${unhandled}\n`);
     return 0;
   }
   io.stderr(`${line.join('  ')}\n`);
+  if (response.status === 503 && answer.error === 'handlers-invalid') {
+    // The app says only that it is misconfigured; the handlers here say which one, and why.
+    const why = await loadFailure(handlers);
+    if (why) {
+      io.stderr(`${why}\n`);
+      return 1;
+    }
+  }
   // An inline handler's answer names it: "rejected by credit-limit-on-create (credit-limit-exceeded): <reason>".
   const by = answer.handler ? ` by ${answer.handler}${answer.code ? ` (${answer.code})` : ''}` : '';
-  if (answer.error || answer.message)
-    io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, answer.message].filter(Boolean).join(': ')}\n`);
-  for (const issue of answer.issues ?? []) io.stderr(`  ${issue.path}: ${issue.message}\n`);
+  // The app's message ends with its issues ("The body is not valid JSON: $: the body is not valid
+  // JSON"): each is printed once, on its own line, and not at all when it only repeats the headline.
+  const issues = answer.issues ?? [];
+  const suffix = issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+  const headline =
+    answer.message && suffix && answer.message.endsWith(`: ${suffix}`) ? answer.message.slice(0, -suffix.length - 2) : answer.message;
+  if (answer.error || headline) io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, headline].filter(Boolean).join(': ')}\n`);
+  for (const issue of issues) if (issue.message.toLowerCase() !== headline?.toLowerCase()) io.stderr(`  ${issue.path}: ${issue.message}\n`);
   return 1;
+}
+
+/** The one line a HandlerLoadError is, or null when the handlers load (or cannot be read here at all). */
+async function loadFailure(handlers: HandlersSource): Promise<string | null> {
+  try {
+    await resolveHandlers(handlers);
+    return null;
+  } catch (error) {
+    return error instanceof Error && error.name === 'HandlerLoadError' ? error.message : null;
+  }
+}
+
+/**
+ * What the app did with an accepted event no handler takes: it acknowledged it and ran nothing
+ * (counted as unhandled). One line, naming the closest table or message the handlers declare.
+ * Null when a handler takes it, or when the handlers cannot be read here.
+ */
+async function unhandledLine(request: WebhookRequestToSend, handlers: HandlersSource): Promise<string | null> {
+  let registry: HandlerRegistry;
+  try {
+    registry = await resolveHandlers(handlers);
+  } catch (error) {
+    return error instanceof Error && error.name === 'HandlerLoadError' ? error.message : null;
+  }
+  const parsed = parseDataverseWebhook({ body: request.body, headers: request.headers });
+  if (!parsed.ok) return null;
+  const event = parsed.event;
+  if (registry.match(event).length > 0 || registry.decisionsFor(event).length > 0) return null;
+  return `No handler takes ${describeEvent(event)}: the app acknowledged it and ran nothing. ${hint(event, registry)}`;
+}
+
+function describeEvent(event: DataverseEvent): string {
+  const step = [event.stageName, event.mode].filter(Boolean).join(', ');
+  return `${event.messageName} of ${event.primaryEntityName}${step ? ` (${step})` : ''}`;
+}
+
+/** The likeliest fix: a table or message the handlers declare that is close to the event's. */
+function hint(event: DataverseEvent, registry: HandlerRegistry): string {
+  const declarations = [...registry.all, ...registry.inline].map((handler) => handler.declaration);
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  const tables = [...new Set(declarations.map((declaration) => declaration.entity).filter((entity) => entity !== '*'))];
+  const messages = [...new Set(declarations.flatMap((declaration) => declaration.messages).filter((message) => message !== '*'))];
+  const plan = 'register --plan lists the steps the handlers take';
+  if (declarations.length === 0) return 'The app declares no handler (src/handlers/index.ts)';
+  if (!tables.some((table) => same(table, event.primaryEntityName))) {
+    const closest = closestName(event.primaryEntityName, tables);
+    if (closest) return `Did you mean --entity ${closest}? (${plan})`;
+  }
+  if (!messages.some((message) => same(message, event.messageName))) {
+    const closest = closestName(event.messageName, messages);
+    if (closest) return `Did you mean --message ${closest}? (${plan})`;
+  }
+  return `Its handlers take another table, message, stage, mode or column: ${plan}`;
 }
 
 /** The URL to post to. Never echoed: it may carry a key or a password. */

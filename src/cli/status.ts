@@ -25,7 +25,8 @@ export const STATUS_USAGE = `Usage: dataverse-webhooks status [--org URL] [--nam
 Lists the webhook endpoints, their steps and images, each step's recent failed System Jobs, and the drift between the handlers and Dataverse;
 then the backlog: messages on the queue and the poison queue, the age of the oldest waiting, and the poisoned
 events waiting for a replay or a resolve. The backlog uses AzureWebJobsStorage (the environment, else
-local.settings.json); without --org or DATAVERSE_URL, status shows the backlog alone.
+local.settings.json); without --org or DATAVERSE_URL, status shows the backlog alone, and exits 1 when
+it cannot read it (saying why).
 
 ${ORG_OPTION_HELP}
   --name ENDPOINT  only the endpoint with this name
@@ -60,10 +61,17 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
     // The backlog needs only storage; the rest needs the organization.
     const backlog = await readBacklogOf(io);
     const hasOrganization = values.org !== undefined || Boolean(io.env.DATAVERSE_URL);
-    if (!hasOrganization && 'backlog' in backlog) {
-      if (values.json) io.stdout(`${JSON.stringify({ backlog: backlog.backlog }, null, 2)}\n`);
-      else io.stdout(formatBacklog(backlog.backlog));
-      return 0;
+    if (!hasOrganization) {
+      // The backlog alone: when it cannot be read (Azurite stopped, no connection), say why, not
+      // ask for an organization the user did not mean to query.
+      if ('backlog' in backlog) {
+        if (values.json) io.stdout(`${JSON.stringify({ backlog: backlog.backlog }, null, 2)}\n`);
+        else io.stdout(formatBacklog(backlog.backlog));
+        return 0;
+      }
+      if (values.json) io.stdout(`${JSON.stringify({ backlog: null, backlogNotRead: backlog.notRead }, null, 2)}\n`);
+      io.stderr(`Backlog not read: ${backlog.notRead}\n`);
+      return 1;
     }
     // The backlog alone was asked for (a storage account named in the environment, no organization)
     // and could not be read: that is the answer, not a missing --org.

@@ -6,6 +6,8 @@
  * No Azure and no network: usable alone.
  */
 
+import { messageNameProblem, tableNameProblem } from './knownNames';
+
 export type StageName = 'PreValidation' | 'PreOperation' | 'MainOperation' | 'PostOperation';
 export type ExecutionMode = 'Synchronous' | 'Asynchronous';
 
@@ -98,16 +100,23 @@ export const isWildcard = (declaration: Pick<HandlerDeclaration, 'entity' | 'mes
 
 /**
  * What Dataverse (or the webhook's payload) makes impossible in one declaration; each problem is a
- * sentence that names what to change. Empty when the declaration is fine.
+ * sentence that names what to change. Empty when the declaration is fine. The table and message
+ * names are checked first, and alone: every other rule depends on them, so a misspelt message
+ * is named as such, not blamed on its filtering attributes. `knownTables` are the tables of the
+ * generated module (src/dataverse/tables.ts), known besides Dataverse's own (knownNames.ts).
  */
-export function declarationProblems(declaration: HandlerDeclaration): string[] {
+export function declarationProblems(declaration: HandlerDeclaration, knownTables: readonly string[] = []): string[] {
   const problems: string[] = [];
   const { entity, messages, stage, mode, filteringAttributes, images } = declaration;
   if (entity !== '*' && !LOGICAL_NAME.test(entity))
     problems.push(`entity "${entity}" is not a table logical name (lowercase letters, digits, underscores)`);
+  else problems.push(...[tableNameProblem(entity, knownTables)].filter((problem) => problem !== null));
   if (messages.length === 0) problems.push('it declares no message');
-  for (const message of messages)
+  for (const message of messages) {
     if (message !== '*' && !MESSAGE_NAME.test(message)) problems.push(`"${message}" is not an SDK message name such as Create or Update`);
+    else problems.push(...[messageNameProblem(message)].filter((problem) => problem !== null));
+  }
+  if (problems.length > 0) return problems;
   if (new Set(messages.map((message) => message.toLowerCase())).size !== messages.length) problems.push('it lists a message twice');
   for (const [single, bulk] of Object.entries(BULK_MESSAGE_OF)) {
     if (messages.some((message) => same(message, single)) && messages.some((message) => same(message, bulk))) {

@@ -56,7 +56,7 @@ export type TableCatalog = { readonly [logicalName: string]: TableSpec };
 // biome-ignore lint/suspicious/noEmptyInterface: an interface, so that the generated module can merge into it
 export interface GeneratedTables {}
 
-type Catalog = GeneratedTables extends { tables: infer C extends TableCatalog } ? C : {};
+type Catalog = GeneratedTables extends { tables: infer C extends TableCatalog } ? C : Record<never, never>;
 
 /** The tables the generated module knows. `never` without one. */
 export type TableName = keyof Catalog & string;

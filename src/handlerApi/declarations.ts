@@ -1,4 +1,6 @@
 import path from 'node:path';
+import type { DataverseMessageName, DataverseTableName, PrefixedName } from '../dataverse/knownNames';
+import type { TableName } from '../dataverse/tables';
 import type { Decider, DecisionOptions, Handler, HandlerOptions } from './index';
 
 /**
@@ -81,10 +83,11 @@ export type KnownDecisionOptions<O> = { [Key in Exclude<keyof O, keyof DecisionO
  * property whose name is the reason, so the compiler's message says it:
  * `Property '"Dataverse runs asynchronous steps only in PostOperation…"' is missing`.
  */
-export type DeclarationRules<O> = Rule<
-  And<O extends { mode: 'Asynchronous' } ? true : false, EarlyStage<O>>,
-  'Dataverse runs asynchronous steps only in PostOperation: declare stage PostOperation, or mode Synchronous'
-> &
+export type DeclarationRules<O> = NameRules<O> &
+  Rule<
+    And<O extends { mode: 'Asynchronous' } ? true : false, EarlyStage<O>>,
+    'Dataverse runs asynchronous steps only in PostOperation: declare stage PostOperation, or mode Synchronous'
+  > &
   Rule<
     And<Overlaps<ImageKinds<O>, 'PreImage' | 'Both'>, Overlaps<MessagesOf<O>, 'Create'>>,
     'a Create has no pre-image: the row does not exist yet'
@@ -121,3 +124,24 @@ type ImageKinds<O> = O extends { images: infer Images }
   ? { [Alias in keyof Images]: Images[Alias] extends { type: infer Kind } ? Kind : never }[keyof Images]
   : never;
 type EarlyStage<O> = O extends { stage: 'PreValidation' | 'PreOperation' } ? true : false;
+
+/**
+ * A table or message name that is none of Dataverse's (src/dataverse/knownNames.ts), nor the
+ * generated module's, nor publisher-prefixed, is a typo: the compiler's message names it
+ * (`Property '"entity \"contcat\" is not a Dataverse table…"' is missing`). The app's load check
+ * (`declarationProblems`) refuses the same, and names the closest known name.
+ */
+type NameRules<O> =
+  UnknownName<EntityOf<O>, DataverseTableName | TableName | PrefixedName | '*'> extends infer Entity extends string
+    ? ([Entity] extends [never]
+        ? unknown
+        : Refuse<`entity "${Entity}" is not a Dataverse table: check its spelling (a custom table's name carries its publisher prefix: new_project)`>) &
+        (UnknownName<MessagesOf<O>, DataverseMessageName | PrefixedName | '*'> extends infer Message extends string
+          ? [Message] extends [never]
+            ? unknown
+            : Refuse<`message "${Message}" is not a Dataverse message: check its spelling (a custom API's name carries its publisher prefix: contoso_Approve)`>
+          : unknown)
+    : unknown;
+/** The literal names outside the known ones; never for a plain string (nothing is known of it). */
+type UnknownName<Name, Known> = string extends Name ? never : Exclude<Name, Known>;
+type EntityOf<O> = O extends { entity: infer Entity } ? Entity : never;

@@ -1,5 +1,6 @@
 import type { DataverseEvent, DataverseValue, Entity, ExecutionMode } from '../dataverse';
 import type { AttributeChange } from '../dataverse/accessors';
+import type { DataverseMessageName, DataverseTableName } from '../dataverse/knownNames';
 import type { ImageType, RegistrableStage } from '../dataverse/steps';
 import type { TableName } from '../dataverse/tables';
 import type { DataverseRow } from '../dataverseApi/recordReader';
@@ -52,32 +53,17 @@ export type { HandlerDefinition, InlineHandler, ReactingHandler } from './declar
 export type Named<Known extends string> = Known | (string & {});
 
 /**
- * The SDK messages steps are commonly registered on; any other message name (a custom API's
- * unique name) works too. Declare Create or Update rather than their bulk twins (see below).
+ * Dataverse's own SDK messages (src/dataverse/knownNames.ts): they autocomplete, and a name that
+ * is neither one of them nor publisher-prefixed (a custom API's unique name, `contoso_Approve`)
+ * does not compile. Declare Create or Update rather than their bulk twins (see below).
  */
-export type MessageName =
-  | 'Create'
-  | 'Update'
-  | 'Delete'
-  | 'Upsert'
-  | 'Assign'
-  | 'SetState'
-  | 'SetStateDynamicEntity'
-  | 'Associate'
-  | 'Disassociate'
-  | 'Merge'
-  | 'GrantAccess'
-  | 'ModifyAccess'
-  | 'RevokeAccess'
-  | 'Retrieve'
-  | 'RetrieveMultiple'
-  | 'QualifyLead'
-  | 'Win'
-  | 'Lose'
-  | 'CreateMultiple'
-  | 'UpdateMultiple'
-  | 'UpsertMultiple'
-  | 'DeleteMultiple';
+export type MessageName = DataverseMessageName;
+
+/**
+ * Dataverse's own tables and the generated module's: they autocomplete, and a name that is none
+ * of them nor publisher-prefixed (a custom table, `new_project`) does not compile.
+ */
+export type EntityName = DataverseTableName | TableName;
 
 /** An image the step takes of the record, under an alias (the key of `images`). */
 export interface ImageOption {
@@ -93,8 +79,11 @@ export interface HandlerOptions {
    * function's own name.
    */
   name?: string;
-  /** The table's logical name; `*` for any table (such a handler registers no step: it sees the others'). */
-  entity: Named<TableName | '*'>;
+  /**
+   * The table's logical name; `*` for any table (such a handler registers no step: it sees the
+   * others'). Dataverse's own tables, the generated ones, or a custom table's prefixed name.
+   */
+  entity: Named<EntityName | '*'>;
   /**
    * The SDK message, or several (`['Create', 'Update']`). Declare Create or Update, not also
    * CreateMultiple or UpdateMultiple: Dataverse raises the single-record event for every record of

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { GENERATED_MODULE_NAME } from '../dataverse/tables';
 import { HandlerRegistry, HandlerRegistryError } from '../pipeline/handlerRegistry';
 import { type HandlerDefinition, isHandlerDefinition } from './declarations';
 
@@ -22,11 +24,25 @@ export function definitionsOf(module: object): HandlerDefinition[] {
     .sort((a, b) => a.order - b.order);
 }
 
+/**
+ * The tables of the app's generated module (src/handlers/tables.generated.ts, built beside this
+ * folder), which a handler may name besides Dataverse's own: the compiler knows them from the
+ * module's types, and the app from its build. None when there is no module or no build of it.
+ */
+export function generatedTableNames(compiled = path.join(__dirname, '..', 'handlers', `${GENERATED_MODULE_NAME}.js`)): string[] {
+  try {
+    const { tables } = require(compiled) as { tables?: unknown };
+    return typeof tables === 'object' && tables !== null ? Object.keys(tables) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** The registry of the listed files and declarations; a HandlerLoadError names what it refuses. */
-export function registryOf(listed: readonly unknown[]): HandlerRegistry {
+export function registryOf(listed: readonly unknown[], knownTables: readonly string[] = generatedTableNames()): HandlerRegistry {
   if (!Array.isArray(listed))
     throw new HandlerLoadError('src/handlers/index.ts must export handlerFiles, the list of the files that declare handlers');
-  const registry = new HandlerRegistry();
+  const registry = new HandlerRegistry({ knownTables });
   const seen = new Set<HandlerDefinition>();
   for (const [index, entry] of listed.entries()) {
     const definitions = isHandlerDefinition(entry) ? [entry] : typeof entry === 'object' && entry !== null ? definitionsOf(entry) : [];

@@ -82,6 +82,12 @@ export class HandlerRegistry {
   /** Every declaration, reacting and inline, in registration order: the steps' handler lists keep it. */
   private readonly declarations: HandlerDeclaration[] = [];
   private derived: DerivedStep[] = [];
+  /** Tables known besides Dataverse's own: the generated module's (src/handlerApi/load.ts). */
+  private readonly knownTables: readonly string[];
+
+  constructor(options: { knownTables?: readonly string[] } = {}) {
+    this.knownTables = options.knownTables ?? [];
+  }
 
   /**
    * Registers a handler for the events its options declare. Throws, as the app loads, on a
@@ -97,7 +103,7 @@ export class HandlerRegistry {
     }
     this.checkName(name);
     const declaration = declare(name, options);
-    const problems = declarationProblems(declaration);
+    const problems = declarationProblems(declaration, this.knownTables);
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
 
     const registered: RegisteredHandler = {
@@ -142,7 +148,7 @@ export class HandlerRegistry {
     }
     // Left out, the mode is Synchronous: the only one Dataverse waits for.
     const declaration: HandlerDeclaration = { ...declare(name, { mode: 'Synchronous', ...options } as HandlerOptions), inline: true };
-    const problems = declarationProblems(declaration);
+    const problems = declarationProblems(declaration, this.knownTables);
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
     const registered: RegisteredDecider = {
       name,

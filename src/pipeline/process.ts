@@ -79,6 +79,9 @@ export class HandlerFailedError extends Error {
     cause: unknown,
   ) {
     super(`handler ${handler} failed for event ${eventId}: ${describeError(cause)}`, { cause });
+    // What the host logs for a failed invocation: the message names the handler's own line
+    // (describeError); the engine's frames would only hide it, once per attempt.
+    this.stack = `${this.name}: ${this.message}`;
   }
 }
 

@@ -6,18 +6,27 @@ import { useTempDirs } from '../support/tempDirs';
 
 const tempDir = useTempDirs();
 
-/** An app folder with the generated module's source and, optionally, its build. */
+/**
+ * An app folder with the generated module's source and, optionally, its build, `compiledAge`
+ * seconds older than the source. Both times are set here: the file system stamps a write with its
+ * own clock to the nanosecond, and Date.now() is cut to the millisecond, so a build stamped "now"
+ * within the millisecond of the source's write would be up to 1 ms older than it.
+ */
 function app(options: { source?: boolean; compiled?: string; compiledAge?: number }) {
   const root = tempDir('generated-tables-');
   const source = path.join(root, 'src', 'handlers', 'tables.generated.ts');
   const compiled = path.join(root, 'dist', 'src', 'handlers', 'tables.generated.js');
   mkdirSync(path.dirname(source), { recursive: true });
   mkdirSync(path.dirname(compiled), { recursive: true });
-  if (options.source !== false) writeFileSync(source, 'export const tables = {};\n');
+  const written = 1_700_000_000;
+  if (options.source !== false) {
+    writeFileSync(source, 'export const tables = {};\n');
+    utimesSync(source, written, written);
+  }
   if (options.compiled !== undefined) {
     writeFileSync(compiled, options.compiled);
-    const seconds = Date.now() / 1000 - (options.compiledAge ?? 0);
-    utimesSync(compiled, seconds, seconds);
+    const built = written - (options.compiledAge ?? 0);
+    utimesSync(compiled, built, built);
   }
   return () => loadGeneratedTables(compiled, source);
 }
@@ -38,6 +47,7 @@ describe('register --plan reads the generated module of the built app', () => {
   it('refuses a module not built, or built before it was regenerated, and one that is not a module of tables', () => {
     expect(app({})).toThrow('src/handlers/tables.generated.ts is newer than its build: run "npm run build" first');
     expect(app({ compiled: 'exports.tables = {};', compiledAge: 3600 })).toThrow(/is newer than its build/);
+    expect(app({ compiled: 'exports.tables = {};', compiledAge: 0.001 })).toThrow(/is newer than its build/);
     expect(app({ compiled: 'exports.tables = { contact: 1 };' })).toThrow(
       'src/handlers/tables.generated.ts does not export the tables "dataverse-webhooks types" writes: run it again',
     );

@@ -595,12 +595,13 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
   it('fails before any write when a table or message does not exist, or the name belongs to another kind of endpoint', async () => {
     writeRegistration();
-    const typo = appHandlers().on({ name: 'typo', entity: 'acount', message: 'Update' }, noop);
+    // Names the app cannot know are wrong (prefixed: a custom table, a custom API) that this organization does not have.
+    const typo = appHandlers().on({ name: 'typo', entity: 'new_acount', message: 'Update' }, noop);
     await expect(register(['--key', KEY], { handlers: typo })).rejects.toThrow(
-      'Dataverse has no "Update" message for the table "acount": check the table\'s logical name',
+      'Dataverse has no "Update" message for the table "new_acount": check the table\'s logical name',
     );
-    const unknown = appHandlers().on({ name: 'frobnicate', entity: 'account', message: 'Frobnicate' }, noop);
-    await expect(register(['--key', KEY], { handlers: unknown })).rejects.toThrow('Dataverse has no SDK message named "Frobnicate"');
+    const unknown = appHandlers().on({ name: 'frobnicate', entity: 'account', message: 'new_Frobnicate' }, noop);
+    await expect(register(['--key', KEY], { handlers: unknown })).rejects.toThrow('Dataverse has no SDK message named "new_Frobnicate"');
     expect(dataverse.writes()).toEqual([]);
 
     dataverse.insert('serviceendpoints', { name: 'dataverse-webhooks', contract: 7 });

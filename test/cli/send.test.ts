@@ -4,8 +4,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
+import { createSendCommand } from '../../src/cli/send';
 import { fileWebhookRequest, generatedWebhookRequest, truncated } from '../../src/cli/webhookRequest';
 import { type Entity, parseDataverseWebhookOrThrow, TRUNCATED_PROPERTIES } from '../../src/dataverse';
+import { on } from '../../src/handlerApi';
+import { HandlerLoadError, registryOf } from '../../src/handlerApi/load';
 import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
 import type { StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
@@ -205,10 +208,13 @@ describe('dataverse-webhooks send', () => {
   });
 
   const credentials = ['--header', 'x-webhook-key: header-secret', '--query', 'tenant=contoso'];
+  // send reads the app's handlers to say what became of an event; these tests declare their own.
+  const takesAll = registryOf([{ all: on({ name: 'all', entity: '*', message: '*' }, () => undefined) }], []);
+  const contactUpdates = registryOf([{ changes: on({ name: 'changes', entity: 'contact', message: 'Update' }, () => undefined) }], []);
 
   async function sendAndDequeue(args: string[]): Promise<{ envelope: EventEnvelope; out: string }> {
     const io = captureIO();
-    const code = await main(['send', '--url', app.url, ...credentials, ...args], io);
+    const code = await createSendCommand(takesAll)(['--url', app.url, ...credentials, ...args], io);
     expect(code, io.err()).toBe(0);
     const [message, ...rest] = await drainQueue(storage.eventsQueue);
     expect(rest).toEqual([]);
@@ -261,12 +267,74 @@ describe('dataverse-webhooks send', () => {
     expect(await drainQueue(storage.eventsQueue)).toEqual([]);
   });
 
+  it('says in one line when no handler took the event, naming the closest table or message the handlers take', async () => {
+    const send = createSendCommand(contactUpdates);
+    const plan = '(register --plan lists the steps the handlers take)';
+    for (const [args, hint] of [
+      [
+        ['--entity', 'contcat', '--message', 'Update'],
+        `Update of contcat (PostOperation, Asynchronous): the app acknowledged it and ran nothing. Did you mean --entity contact? ${plan}`,
+      ],
+      [
+        ['--entity', 'contact', '--message', 'Updte'],
+        `Updte of contact (PostOperation, Asynchronous): the app acknowledged it and ran nothing. Did you mean --message Update? ${plan}`,
+      ],
+      [
+        ['--entity', 'contact', '--message', 'Create'],
+        `Create of contact (PostOperation, Asynchronous): the app acknowledged it and ran nothing. Its handlers take another table, message, stage, mode or column: register --plan lists the steps the handlers take`,
+      ],
+    ] as const) {
+      const io = captureIO();
+      expect(await send(['--url', app.url, ...credentials, ...args], io), io.err()).toBe(0);
+      expect(io.out()).toMatch(
+        new RegExp(
+          `^202 Accepted {2}eventId [0-9a-f-]{36} {2}latency \\d+ ms\\nNo handler takes ${hint.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`,
+        ),
+      );
+    }
+    const taken = captureIO();
+    expect(await send(['--url', app.url, ...credentials, '--entity', 'contact', '--message', 'Update'], taken)).toBe(0);
+    expect(taken.out()).toMatch(/^202 Accepted {2}eventId [0-9a-f-]{36} {2}latency \d+ ms\n$/);
+    await drainQueue(storage.eventsQueue);
+  });
+
+  it('says "not valid JSON" once for a body that is not JSON', async () => {
+    const io = captureIO({ stdin: '{"MessageName": "Update",' });
+    expect(await createSendCommand(takesAll)(['-', '--url', app.url, ...credentials], io)).toBe(1);
+    expect(io.err()).toMatch(/^400 Bad Request {2}eventId [0-9a-f-]{36} {2}latency \d+ ms\ninvalid-json: The body is not valid JSON\n/);
+    expect(io.err().match(/not valid JSON/gi)).toHaveLength(1);
+  });
+
   it('exits 1 with a clear message when nothing listens at the URL, and never prints the key', async () => {
     const closed = await startIngestServer(storage, {});
     await closed.close();
     const io = captureIO();
     expect(await main(['send', '--url', closed.url, '--code', 'very-secret-key'], io)).toBe(1);
     expect(io.err()).toBe(`Could not reach ${closed.url}: connection refused\nIs the app running? Start it with "npm start".\n`);
+  });
+
+  it('names the handler and the reason when the app answers 503 because its handlers do not load', async () => {
+    // The answer of src/functions/dataverseWebhook.ts while the handlers do not load.
+    const misconfigured = createServer((_request, response) => {
+      response.writeHead(503, { 'content-type': 'application/json', 'retry-after': '10' });
+      response.end(JSON.stringify({ error: 'handlers-invalid', message: 'The receiver is misconfigured; try again later' }));
+    });
+    await new Promise<void>((resolve) => misconfigured.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(misconfigured.address() as AddressInfo).port}/api/dataverse/webhook`;
+    const line =
+      "The app's handlers do not load: src/handlers/early.ts: handler early-async: Dataverse runs asynchronous steps only in PostOperation";
+    try {
+      const io = captureIO();
+      const send = createSendCommand(() => {
+        throw new HandlerLoadError(line);
+      });
+      expect(await send(['--url', url], io)).toBe(1);
+      expect(io.err()).toMatch(
+        new RegExp(`^503 Service Unavailable {2}eventId - {2}latency \\d+ ms\\n${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`),
+      );
+    } finally {
+      await new Promise<void>((resolve) => misconfigured.close(() => resolve()));
+    }
   });
 
   it("reports an answer that is not the app's JSON, and gives up after --timeout", async () => {

@@ -7,6 +7,7 @@ import { createStatusCommand } from '../../src/cli/status';
 import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
+import { freePorts } from '../support/ports';
 import { useTempDirs } from '../support/tempDirs';
 import { scopedTokens } from '../support/tokens';
 
@@ -253,9 +254,24 @@ describe('dataverse-webhooks status', () => {
   });
 
   it('is wired into the CLI: usage errors exit 2 before any credential is used', async () => {
-    const noOrg = captureIO({ env: {} });
-    expect(await main(['status'], noOrg)).toBe(2);
-    expect(noOrg.err()).toContain('Which organization? Pass --org');
+    // Without an organization, status is the backlog alone: when it cannot be read, it says why
+    // (here: no storage connection) and exits 1, rather than ask for an organization.
+    const noOrg = captureIO({ env: {}, cwd: tempDir('no-settings-') });
+    expect(await main(['status'], noOrg)).toBe(1);
+    expect(noOrg.out()).toBe('');
+    expect(noOrg.err()).toMatch(/^Backlog not read: [^\n]+\n$/);
+    expect(noOrg.err()).not.toContain('organization');
+    // Azurite stopped: nothing listens at the connection string's ports.
+    const [closed] = await freePorts(1);
+    const stopped = captureIO({
+      env: {
+        AzureWebJobsStorage: `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:${closed}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:${closed}/devstoreaccount1;TableEndpoint=http://127.0.0.1:${closed}/devstoreaccount1;`,
+      },
+      cwd: tempDir('no-settings-'),
+    });
+    expect(await main(['status'], stopped)).toBe(1);
+    expect(stopped.err()).toMatch(/^Backlog not read: [^\n]+\n$/);
+    expect(stopped.err()).not.toContain('organization');
     const bareName = captureIO({ env: { DATAVERSE_URL: 'contoso' } });
     expect(await main(['status'], bareName)).toBe(2);
     expect(bareName.err()).toBe(

@@ -44,6 +44,25 @@ const PROGRAMS: Record<string, { code: string; error: RegExp | null }> = {
     code: `on({ name: 'a', entity: 'account', message: 'Update', rereadTruncated: ['name'] }, (_e, ctx) => {\n  void ctx.rereadRecord.name;\n});\n`,
     error: /\(3,8\): error TS18047: 'ctx\.rereadRecord' is possibly 'null'/,
   },
+  // Table and message names: Dataverse's own (src/dataverse/knownNames.ts), or publisher-prefixed.
+  'table-typo': {
+    code: `on({ name: 'a', entity: 'contcat', message: 'Update' }, () => undefined);\n`,
+    error:
+      /\(2,4\): error TS2345: [\s\S]*Property '"entity \\"contcat\\" is not a Dataverse table: check its spelling \(a custom table's name carries its publisher prefix: new_project\)"' is missing/,
+  },
+  'message-typo-with-filtering-attributes': {
+    code: `on({ name: 'a', entity: 'contact', message: 'Updte', filteringAttributes: ['lastname'] }, () => undefined);\n`,
+    error:
+      /\(2,4\): error TS2345: [\s\S]*Property '"message \\"Updte\\" is not a Dataverse message: check its spelling \(a custom API's name carries its publisher prefix: contoso_Approve\)"' is missing/,
+  },
+  'message-typo-in-a-list': {
+    code: `on({ name: 'a', entity: 'contact', message: ['Create', 'Delte'] }, () => undefined);\n`,
+    error: /\(2,4\): error TS2345: [\s\S]*message \\"Delte\\" is not a Dataverse message/,
+  },
+  'custom-table-and-api': {
+    code: `on({ name: 'a', entity: 'new_project', message: ['Update', 'contoso_Approve'] }, () => undefined);\non({ name: 'b', entity: 'opportunity', message: 'Win' }, () => undefined);\n`,
+    error: null,
+  },
 };
 
 describe('the handler context is typed from the declaration', () => {
@@ -65,7 +84,9 @@ describe('the handler context is typed from the declaration', () => {
       () => '',
       (error: { stdout?: string }) => error.stdout ?? String(error),
     );
-    const errorsOf = (name: string) => output.split('\n').filter((line) => line.includes(`/${name}.ts(`));
+    // One diagnostic per error: its line, and the indented lines that elaborate it (the missing property a rule names).
+    const diagnostics = output.split(/\n(?=\S)/);
+    const errorsOf = (name: string) => diagnostics.filter((diagnostic) => diagnostic.includes(`/${name}.ts(`));
     for (const [name, program] of Object.entries(PROGRAMS)) {
       const errors = errorsOf(name);
       if (program.error === null) expect(errors, name).toEqual([]);

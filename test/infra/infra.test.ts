@@ -21,7 +21,7 @@ describe('the infrastructure templates', () => {
   it('create every queue, container and table the app uses, by the names in src/storage/names.ts', () => {
     expect(storage).toContain(`var eventsQueue = '${DEFAULT_STORAGE_NAMES.eventsQueue}'`);
     expect(POISON_QUEUE).toBe(`${DEFAULT_STORAGE_NAMES.eventsQueue}-poison`);
-    expect(storage).toContain("var poisonQueue = '${eventsQueue}-poison'");
+    expect(storage).toContain(`var poisonQueue = '\${eventsQueue}-poison'`);
     expect(storage).toContain(`var payloadContainer = '${DEFAULT_STORAGE_NAMES.payloadContainer}'`);
     expect(storage).toContain(`var rejectedContainer = '${DEFAULT_STORAGE_NAMES.rejectedContainer}'`);
     expect(storage).toContain(`var ledgerTable = '${DEFAULT_STORAGE_NAMES.ledgerTable}'`);
@@ -56,7 +56,7 @@ describe('the infrastructure templates', () => {
     expect(functionApp).toContain("AzureWebJobsStorage__credential: 'managedidentity'");
     expect(functionApp).toContain('AzureWebJobsStorage__clientId: identityClientId');
     expect(functionApp).not.toMatch(/^\s+AzureWebJobsStorage:/m);
-    expect(functionApp).toContain("APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'");
+    expect(functionApp).toContain(`APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=\${identityClientId};Authorization=AAD'`);
   });
 
   it('run Node 22 on Flex Consumption as the user-assigned identity', () => {

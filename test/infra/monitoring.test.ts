@@ -150,7 +150,7 @@ describe('the workbook and alerts deployed with the app', () => {
   it('e-mail the action group only when an address was given (an unset parameter is an empty string)', () => {
     expect(operations).toMatch(/emailReceivers: empty\(alertEmail\) \? \[\] : \[\s+\{\s+name: 'operator'\s+emailAddress: alertEmail/);
     expect(main).toMatch(/^param alertEmail string = ''$/m);
-    expect(JSON.parse(read('infra/main.parameters.json')).parameters.alertEmail).toEqual({ value: '${ALERT_EMAIL=}' });
+    expect(JSON.parse(read('infra/main.parameters.json')).parameters.alertEmail).toEqual({ value: `\${ALERT_EMAIL=}` });
     expect(main).toMatch(
       /module operations 'modules\/operations\.bicep' = \{[\s\S]*alertEmail: alertEmail[\s\S]*applicationInsightsId: monitoring\.outputs\.applicationInsightsId|module operations 'modules\/operations\.bicep' = \{[\s\S]*applicationInsightsId: monitoring\.outputs\.applicationInsightsId[\s\S]*alertEmail: alertEmail/,
     );
@@ -198,6 +198,6 @@ describe('the workbook and alerts deployed with the app', () => {
     expect(FUNCTION_NAMES).toContain('monitorBacklog');
     expect(FUNCTION_NAMES).toContain('applyRetention');
     expect(main).toMatch(/^\s+RETENTION_DAYS: retentionDays$/m);
-    expect(JSON.parse(read('infra/main.parameters.json')).parameters.retentionDays).toEqual({ value: '${RETENTION_DAYS=}' });
+    expect(JSON.parse(read('infra/main.parameters.json')).parameters.retentionDays).toEqual({ value: `\${RETENTION_DAYS=}` });
   });
 });

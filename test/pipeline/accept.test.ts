@@ -145,7 +145,13 @@ describe('requests that are not ours to take', () => {
 
   it('invalid app settings: 503 with Retry-After, so Dataverse tries again, and nothing is read or stored', async () => {
     let read = false;
-    const request = { ...incoming(fixture('08-').body), body: async () => ((read = true), Buffer.alloc(0)) };
+    const request = {
+      ...incoming(fixture('08-').body),
+      body: async () => {
+        read = true;
+        return Buffer.alloc(0);
+      },
+    };
     const invalid = new SettingsError(['WEBHOOK_MAX_BODY_BYTES: Invalid input: expected number, received NaN']);
     const result = await acceptWebhook(request, { ...deps(storage), settings: invalid });
     expect(result.response).toMatchObject({ status: 503, headers: { 'Retry-After': '1' }, jsonBody: { error: 'settings-invalid' } });

@@ -1,3 +1,5 @@
+// First: the worker's stand-in takes the function registrations (no test-mode warnings).
+import '../support/functionsHost';
 import { randomUUID } from 'node:crypto';
 import type { HttpResponseInit } from '@azure/functions';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -287,9 +289,18 @@ describe('inline handlers answer Dataverse inside the request', () => {
   it('inline handlers run in registration order and the first rejection ends the request: the ones after it do not run', async () => {
     const ran: string[] = [];
     const registry = new HandlerRegistry()
-      .decide({ name: 'first', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => (ran.push('first'), allow()))
-      .decide({ name: 'second', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => (ran.push('second'), reject('No')))
-      .decide({ name: 'third', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => (ran.push('third'), allow()));
+      .decide({ name: 'first', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+        ran.push('first');
+        return allow();
+      })
+      .decide({ name: 'second', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+        ran.push('second');
+        return reject('No');
+      })
+      .decide({ name: 'third', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+        ran.push('third');
+        return allow();
+      });
     const body = accountCreate(1);
     const response = await webhook(storage, registry, telemetry).post(body);
     expect(response.status).toBe(422);

@@ -105,7 +105,12 @@ describe('a handler that does not finish in time', () => {
   it('is cut off by what is left of the invocation budget when that is shorter than its own limit', async () => {
     let aborted = false;
     const registry = new HandlerRegistry().on({ name: 'waits', entity: '*', message: '*' }, (_event, ctx) => {
-      return new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((aborted = true), resolve())));
+      return new Promise<void>((resolve) =>
+        ctx.signal.addEventListener('abort', () => {
+          aborted = true;
+          resolve();
+        }),
+      );
     });
     await ingest(storage, fixture('06-').body);
     const [message] = await drainQueue(storage.eventsQueue);

@@ -2,9 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 
-/** The team's `shared/`, beside the repository here and in CI; a user's clone has none (test/samples.test.ts). */
-export const SHARED_DIR = path.resolve(__dirname, '..', '..', '..', 'shared');
-/** The real payloads the project ships (samples/README.md says where each comes from). */
+/** The real payloads and table definitions the project ships (samples/README.md says where each comes from). */
 export const SAMPLES_DIR = path.resolve(__dirname, '..', '..', 'samples');
 /** The sample of Microsoft's use-webhooks page, in samples/. */
 export const DOCS_SAMPLE_FILE = '05-contact-update-async-postop-docs-sample.json';
@@ -14,7 +12,7 @@ export interface Fixture {
   body: Buffer;
 }
 
-/** The real captured payloads (samples/, copied from shared/fixtures byte for byte). */
+/** The real captured payloads (samples/, kept byte for byte). */
 export function capturedFixtures(): Fixture[] {
   const dir = SAMPLES_DIR;
   return readdirSync(dir)

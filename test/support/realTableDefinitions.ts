@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { SHARED_DIR } from './fixtures';
+import { SAMPLES_DIR } from './fixtures';
 import type { ColumnFacts, TableFacts } from './tableMetadata';
 
 /**
- * Real table definitions (shared/table-definitions: what two organizations' RetrieveMetadataChanges
+ * Real table definitions (samples/table-definitions: what two organizations' RetrieveMetadataChanges
  * returned, see its README), as facts the Web API stand-in (fakeDataverse.ts) serves, so that
  * `types` generates a module from real metadata. What the files do not hold is taken as Dataverse
  * has it by default: every column valid for read, create and update; the table's primary id
  * `<table>id`; its primary name `name`, or `<prefix>_name` for a custom table.
  */
-export const TABLE_DEFINITIONS_DIR = path.join(SHARED_DIR, 'table-definitions');
+export const TABLE_DEFINITIONS_DIR = path.join(SAMPLES_DIR, 'table-definitions');
 
 const label = z.object({ UserLocalizedLabel: z.object({ Label: z.string() }).nullish() }).nullish();
 const attribute = z.object({
