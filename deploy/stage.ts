@@ -1,22 +1,12 @@
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { entryPointFiles } from '../devhost/functionsCore';
 
 /**
- * Deploy exactly what runs. `npm run package` (which `azd package`, `azd deploy` and `azd up` run
- * before zipping `.deploy/`, azure.yaml `dist`) builds the app clean and stages in `.deploy/`:
+ * Deploy exactly what runs. `npm run package` (which azure.yaml's `prepackage` hook runs for
+ * `azd package`, `azd deploy` and `azd up`, before azd zips `.deploy/`, its `dist`) builds the app
+ * clean and stages in `.deploy/`:
  *  - host.json and a package.json with `main`, `dependencies` and `overrides` only;
  *  - the built files the host's entry points load: package.json `main` expanded as the Node worker
  *    does, then every file they `require`, transitively (no CLI, no dev host, no tests, no bench,
@@ -24,9 +14,11 @@ import { entryPointFiles } from '../devhost/functionsCore';
  *  - node_modules: the production dependency closure, as package-lock.json marks it (no package
  *    the lock marks dev, devOptional or optional, so neither TypeScript nor Azure Functions Core
  *    Tools).
- * A zip deploy uploads the folder as it is, less its .funcignore: `.deploy/.funcignore` exists, so
- * that azd does not apply its default of leaving node_modules out (remote build is not needed).
- * `func azure functionapp publish <app>` run inside `.deploy/` uploads the same.
+ * azd zips the folder less what its .funcignore matches, and never the .funcignore itself
+ * (Azure/azure-dev, cli/azd/pkg/project/project_utils.go createDeployableZip): `.deploy/.funcignore`
+ * exists, naming nothing, so that azd does not apply its default of leaving node_modules out (the
+ * packages are deployed as they are; no remote build). Azure Functions Core Tools'
+ * `func azure functionapp publish <app>`, run inside `.deploy/`, uploads the same folder.
  */
 
 export const STAGE_DIR = '.deploy';
@@ -164,15 +156,8 @@ const FUNCIGNORE = '# Staged by `npm run package` (deploy/stage.ts): everything 
 const ownFile = (source: string) => (from: string) =>
   from === source || !path.relative(source, from).split(path.sep).includes('node_modules');
 
-/**
- * Writes the staged folder. `linkPackages` links each production package instead of copying it
- * (tests: the same folder, in a second rather than a minute).
- */
-export function stage(
-  root: string,
-  out = path.join(root, STAGE_DIR),
-  options: { linkPackages?: boolean } = {},
-): { files: string[]; packages: string[] } {
+/** Writes the staged folder: the plan's files, its package.json, a .funcignore naming nothing, and a copy of each production package. */
+export function stage(root: string, out = path.join(root, STAGE_DIR)): { files: string[]; packages: string[] } {
   const plan = stagePlan(root);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
@@ -182,23 +167,15 @@ export function stage(
   for (const key of plan.packages) {
     const source = path.join(root, key);
     if (!existsSync(source)) throw new StageError(`${key} is not installed: run "npm ci" first`);
-    if (options.linkPackages) {
-      // A linked package brings its nested node_modules with it.
-      if (key.split('/node_modules/').length > 1) continue;
-      mkdirSync(path.dirname(path.join(out, key)), { recursive: true });
-      symlinkSync(realpathSync(source), path.join(out, key), 'dir');
-    } else {
-      cpSync(source, path.join(out, key), { recursive: true, dereference: true, filter: ownFile(source) });
-    }
+    cpSync(source, path.join(out, key), { recursive: true, dereference: true, filter: ownFile(source) });
   }
   return { files: plan.files, packages: plan.packages };
 }
 
-/** Every file a zip of the staged folder holds (the folder less its .funcignore, which names nothing), with its size. */
+/** Every file a zip of the staged folder holds (the folder less its .funcignore, which azd never zips), with its size. */
 export function packageContents(root: string): Array<{ file: string; bytes: number }> {
   const plan = stagePlan(root);
   const entries: Array<{ file: string; bytes: number }> = [
-    { file: '.funcignore', bytes: Buffer.byteLength(FUNCIGNORE) },
     { file: 'package.json', bytes: Buffer.byteLength(`${JSON.stringify(plan.manifest, null, 2)}\n`) },
     ...plan.files.map((file) => ({ file, bytes: statSync(path.join(root, file)).size })),
   ];

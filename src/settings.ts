@@ -264,6 +264,22 @@ export function readRetentionSettings(env: NodeJS.ProcessEnv = process.env): Ret
 
 export const retentionSettings: () => RetentionSettings = once(() => readRetentionSettings());
 
+/**
+ * Every app setting the engine reads, by name, from the schemas above: what infra/main.bicep must
+ * write on every provision (test/infra/settings.test.ts fails when it does not), and what
+ * docs/settings.md lists.
+ */
+export const APP_SETTING_NAMES: readonly string[] = [
+  ...Object.keys(settingsSchema.shape),
+  ...Object.keys(processSettingsSchema.shape),
+  ...Object.keys(retentionSettingsSchema.shape),
+];
+
+/** The settings that hold credentials: a @secure() parameter in the Bicep, never a plain one. */
+export const SECRET_SETTING_NAMES: readonly string[] = ['WEBHOOK_REQUIRED_HEADERS', 'WEBHOOK_REQUIRED_QUERY'] satisfies Array<
+  keyof typeof settingsSchema.shape
+>;
+
 /** The settings, or why they are invalid: for work that must answer (503, a retry) rather than throw. */
 export function settingsOrError<T>(read: () => T): T | SettingsError {
   try {

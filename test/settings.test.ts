@@ -1,37 +1,31 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } from '../src/hostConfig';
-import { checkSettings, DATAVERSE_TIMEOUT_MS, decisionsBudgetMs, readIngestSettings, readProcessSettings } from '../src/settings';
+import {
+  APP_SETTING_NAMES,
+  checkSettings,
+  DATAVERSE_TIMEOUT_MS,
+  decisionsBudgetMs,
+  readIngestSettings,
+  readProcessSettings,
+  readRetentionSettings,
+} from '../src/settings';
+import { provisionedAppSettings } from './support/provisionedSettings';
 
-const root = path.resolve(__dirname, '..');
-const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
-
-/**
- * The app settings exactly as `azd up` writes them: infra/modules/functionApp.bicep's appsettings,
- * each fed by a parameter of infra/main.bicep. A parameter nobody set is its default, and for
- * DATAVERSE_URL and WEBHOOK_ALLOWED_ORGANIZATIONS that default is an empty string.
- */
-function settingsAsTheBicepWritesThem(): Record<string, string> {
-  const main = read('infra/main.bicep');
-  const functionApp = read('infra/modules/functionApp.bicep');
-  const emptyByDefault = new Set([...main.matchAll(/^param (\w+) string = ''$/gm)].map((match) => match[1]!));
-  const moduleBlock = /module functionApp [^{]*\{[\s\S]*?params: \{([\s\S]*?)\n {2}\}/.exec(main)?.[1] ?? '';
-  const passed = new Map([...moduleBlock.matchAll(/^\s+(\w+): (\w+)$/gm)].map((match) => [match[1]!, match[2]!]));
-  const appSettings = /resource appSettings 'config' = \{[\s\S]*?properties: \{([\s\S]*?)\n {4}\}/.exec(functionApp)?.[1] ?? '';
-  const env: Record<string, string> = {};
-  for (const [, name, value] of appSettings.matchAll(/^\s+(\w+): (.+)$/gm)) {
-    const literal = /^'([^']*)'$/.exec(value!.trim());
-    const mainParam = passed.get(value!.trim());
-    env[name!] = literal ? literal[1]! : mainParam && emptyByDefault.has(mainParam) ? '' : `<${value!.trim()}>`;
-  }
-  return env;
-}
+/** Every optional azd value unset: the app settings exactly as such a provision writes them. */
+const asProvisioned = () =>
+  provisionedAppSettings(
+    {},
+    {
+      identityClientId: '6f1c2d3e-0000-4000-8000-00000000c1d0',
+      storageAccountName: 'stexample',
+      applicationInsightsConnectionString: 'InstrumentationKey=00000000-0000-4000-8000-000000000001;IngestionEndpoint=https://example/',
+    },
+  );
 
 describe('app settings', () => {
   it('as an azd up deployment with no optional parameter writes them, are valid: empty means unset', () => {
-    const env = settingsAsTheBicepWritesThem();
-    // The parsing above found what the templates say (a change to them must be seen here).
+    const env = asProvisioned();
+    // The emulation found what the templates say (a change to them must be seen here).
     expect(env).toMatchObject({ DATAVERSE_URL: '', WEBHOOK_ALLOWED_ORGANIZATIONS: '', AzureWebJobsStorage__credential: 'managedidentity' });
     expect(checkSettings(env)).toEqual([]);
     expect(readProcessSettings(env).dataverseUrl).toBeNull();
@@ -39,24 +33,12 @@ describe('app settings', () => {
   });
 
   it('an empty or blank value of any setting is its default', () => {
-    const names = [
-      'WEBHOOK_MAX_BODY_BYTES',
-      'WEBHOOK_STORAGE_DEADLINE_MS',
-      'WEBHOOK_REJECTED_MAX_BYTES',
-      'WEBHOOK_REQUIRED_HEADERS',
-      'WEBHOOK_REQUIRED_QUERY',
-      'WEBHOOK_ALLOWED_ORGANIZATIONS',
-      'WEBHOOK_DECISION_TIMEOUT_MS',
-      'PROCESSOR_MAX_DEPTH',
-      'PROCESSOR_LEASE_SECONDS',
-      'PROCESSOR_DEFER_JITTER_SECONDS',
-      'PROCESSOR_HANDLER_TIMEOUT_SECONDS',
-      'DATAVERSE_URL',
-    ];
+    const names = APP_SETTING_NAMES;
     for (const blank of ['', '   ']) {
       const env = Object.fromEntries(names.map((name) => [name, blank]));
       expect(readIngestSettings(env)).toEqual(readIngestSettings({}));
       expect(readProcessSettings(env)).toEqual(readProcessSettings({}));
+      expect(readRetentionSettings(env)).toEqual(readRetentionSettings({}));
     }
   });
 

@@ -11,9 +11,11 @@ param storageAccountName string
 param deploymentContainerName string
 @secure()
 param applicationInsightsConnectionString string
-param allowedOrganizations string
-param dataverseUrl string
-param retentionDays string
+@description('The settings the app reads, by name (infra/main.bicep); an empty value is unset: the app\'s default.')
+param appSettings object
+@secure()
+@description('The same for the settings that hold credentials.')
+param secretAppSettings object
 param maximumInstanceCount int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -73,23 +75,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     }
   }
 
-  resource appSettings 'config' = {
+  // The whole collection, on every provision: the app's settings, then what the platform needs
+  // (which wins over an app setting of the same name).
+  resource appSettingsConfig 'config' = {
     name: 'appsettings'
-    properties: {
+    properties: union(appSettings, secretAppSettings, {
       AzureWebJobsStorage__accountName: storage.name
       AzureWebJobsStorage__credential: 'managedidentity'
       AzureWebJobsStorage__clientId: identityClientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
-      // Application Insights accepts telemetry only from Entra ID (local authentication is off).
+      // Application Insights accepts telemetry only from Entra ID (local authentication is off): the
+      // app's telemetry authenticates as this identity (src/observability/telemetry.ts reads it).
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-      WEBHOOK_ALLOWED_ORGANIZATIONS: allowedOrganizations
       // For re-reading truncated records: DefaultAzureCredential picks the user-assigned identity
       // by AZURE_CLIENT_ID; that identity needs an application user in the Dataverse organization.
       AZURE_CLIENT_ID: identityClientId
-      DATAVERSE_URL: dataverseUrl
-      // Empty: the app's default (see src/settings.ts).
-      RETENTION_DAYS: retentionDays
-    }
+    })
   }
 }
 

@@ -20,6 +20,10 @@ param queueAgeMinutes int
 @description('Alert when more than this many processing attempts failed in 15 minutes.')
 param processingFailuresThreshold int
 
+@description('Alert when the app sent no heartbeat (monitorBacklog, every minute) for this many minutes: 10, 15, 30 or 45.')
+@allowed([10, 15, 30, 45])
+param appDownMinutes int
+
 // One panel per question; each is a query file beside its siblings.
 var panels = [
   {
@@ -122,6 +126,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
 }
 
 // Each alert: its query file, how its result is read, and when it fires. Evaluated every 5 minutes.
+// All but app-down read what the running app sends, so a stopped app fires none of them.
 var alerts = [
   {
     name: 'poisoned-event'
@@ -130,6 +135,7 @@ var alerts = [
     query: loadTextContent('../monitoring/alerts/poisoned.kql')
     timeAggregation: 'Count'
     metricMeasureColumn: ''
+    operator: 'GreaterThan'
     threshold: 0
     windowSize: 'PT5M'
   }
@@ -140,6 +146,7 @@ var alerts = [
     query: loadTextContent('../monitoring/alerts/unavailable-rate.kql')
     timeAggregation: 'Maximum'
     metricMeasureColumn: 'unavailablePercent'
+    operator: 'GreaterThan'
     threshold: unavailablePercentThreshold
     windowSize: 'PT15M'
   }
@@ -150,6 +157,7 @@ var alerts = [
     query: loadTextContent('../monitoring/alerts/queue-age.kql')
     timeAggregation: 'Maximum'
     metricMeasureColumn: 'oldestSeconds'
+    operator: 'GreaterThan'
     threshold: queueAgeMinutes * 60
     windowSize: 'PT5M'
   }
@@ -160,8 +168,20 @@ var alerts = [
     query: loadTextContent('../monitoring/alerts/processing-failures.kql')
     timeAggregation: 'Count'
     metricMeasureColumn: ''
+    operator: 'GreaterThan'
     threshold: processingFailuresThreshold
     windowSize: 'PT15M'
+  }
+  {
+    name: 'app-down'
+    description: 'The app sent no heartbeat: it is stopped, failing to start, cannot read its storage, or its telemetry does not arrive. No other alert can fire while this one does.'
+    severity: 1
+    query: loadTextContent('../monitoring/alerts/app-down.kql')
+    timeAggregation: 'Maximum'
+    metricMeasureColumn: 'heartbeats'
+    operator: 'LessThan'
+    threshold: 1
+    windowSize: 'PT${appDownMinutes}M'
   }
 ]
 
@@ -185,7 +205,7 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = [
             query: alert.query
             timeAggregation: alert.timeAggregation
             metricMeasureColumn: empty(alert.metricMeasureColumn) ? null : alert.metricMeasureColumn
-            operator: 'GreaterThan'
+            operator: alert.operator
             threshold: alert.threshold
             failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
           }

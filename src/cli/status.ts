@@ -16,7 +16,7 @@ import {
 } from './dataverseConnection';
 import { type CommandIO, UsageError } from './io';
 import { DEFAULT_REGISTRATION_FILE } from './register';
-import { cliStorage, explainStorageError, StorageConnectionError } from './storageConnection';
+import { cliStorage, explainStorageError, StorageConnectionError, storageFromEnvironment } from './storageConnection';
 
 const DEFAULT_FAILED_JOBS = 5;
 
@@ -73,6 +73,12 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
       io.stderr(`Backlog not read: ${backlog.notRead}\n`);
       return 1;
     }
+    // The backlog alone was asked for (a storage account named in the environment, no organization)
+    // and could not be read: that is the answer, not a missing --org.
+    if (!hasOrganization && 'notRead' in backlog && backlog.fromEnvironment) {
+      io.stderr(`Backlog not read: ${backlog.notRead}\n`);
+      return 1;
+    }
     organizationUrl(values.org, io);
 
     // The app's endpoint comes from the registration file; without one here, drift is not checked.
@@ -111,13 +117,14 @@ export const statusCommand = createStatusCommand(AZURE_DEPENDENCIES);
  * The backlog, or why it could not be read (no storage connection here, storage unreachable): the
  * Dataverse part of status must not fail because of it.
  */
-async function readBacklogOf(io: CommandIO): Promise<{ backlog: Backlog } | { notRead: string }> {
+async function readBacklogOf(io: CommandIO): Promise<{ backlog: Backlog } | { notRead: string; fromEnvironment: boolean }> {
   try {
     return { backlog: await readBacklog(await cliStorage(io)) };
   } catch (error) {
-    if (error instanceof StorageConnectionError || error instanceof StorageConfigurationError) return { notRead: error.message };
+    if (error instanceof StorageConnectionError || error instanceof StorageConfigurationError)
+      return { notRead: error.message, fromEnvironment: false };
     const explained = explainStorageError(error, io);
-    if (explained) return { notRead: explained };
+    if (explained) return { notRead: explained, fromEnvironment: storageFromEnvironment(io) === true };
     throw error;
   }
 }

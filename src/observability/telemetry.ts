@@ -1,9 +1,11 @@
 import { createRequire } from 'node:module';
+import type * as Identity from '@azure/identity';
 import type * as ApplicationInsights from 'applicationinsights';
 
 /**
  * Custom telemetry about Dataverse events, sent to Application Insights when
- * `APPLICATIONINSIGHTS_CONNECTION_STRING` is set, and to nowhere otherwise.
+ * `APPLICATIONINSIGHTS_CONNECTION_STRING` is set, and to nowhere otherwise; authenticated with a
+ * managed identity when `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` says `Authorization=AAD`.
  *
  * In Application Insights each event is a `customEvents` row named `dataverse.<name>` and each
  * metric a `customMetrics` row named `dataverse.<name>`; properties land in `customDimensions`,
@@ -153,6 +155,31 @@ export function sendableProperties(properties: TelemetryProperties): Record<stri
 
 type ApplicationInsightsModule = typeof ApplicationInsights;
 
+/** Which managed identity telemetry authenticates as: a user-assigned one by its client id, else the system-assigned one. */
+export interface TelemetryAuthentication {
+  clientId: string | null;
+}
+
+/**
+ * `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`, read exactly as Application Insights' own agent reads
+ * it (microsoft/ApplicationInsights-node.js 3.15.1, d92a053, src/agent/agentLoader.ts): `;`-separated
+ * `key=value` pairs, keys in any case, a pair with more or fewer than one `=` ignored;
+ * `Authorization=AAD` (exactly) asks for a managed identity, `ClientId` names a user-assigned one.
+ * The `setup().start()` API the app uses never reads the setting (only the auto-attach agent
+ * does), and with local authentication off (infra/modules/monitoring.bicep) ingestion drops
+ * whatever comes without a token: so the app reads it itself. Null: no Entra ID authentication.
+ */
+export function telemetryAuthentication(text: string | undefined): TelemetryAuthentication | null {
+  if (!text?.trim()) return null;
+  const fields: Record<string, string> = {};
+  for (const pair of text.split(';')) {
+    const parts = pair.split('=');
+    if (parts.length === 2) fields[parts[0]!.toLowerCase()] = parts[1]!;
+  }
+  if (fields['authorization'] !== 'AAD') return null;
+  return { clientId: fields['clientid'] || null };
+}
+
 /**
  * Application Insights 3.x through its classic API (`setup().start()`, `defaultClient`), which
  * registers the global OpenTelemetry providers once. Its client throws from `trackEvent` when its
@@ -161,16 +188,25 @@ type ApplicationInsightsModule = typeof ApplicationInsights;
  */
 function applicationInsightsTelemetry(
   connectionString: string,
+  authentication: TelemetryAuthentication | null,
   warn: (message: string) => void,
 ): { telemetry: Telemetry; sdk: ApplicationInsightsModule } {
   // Loaded only when used: the SDK pulls in OpenTelemetry, which an app without telemetry need not load.
-  const appInsights = createRequire(__filename)('applicationinsights') as ApplicationInsightsModule;
-  appInsights
+  const load = createRequire(__filename);
+  const appInsights = load('applicationinsights') as ApplicationInsightsModule;
+  const configuration = appInsights
     .setup(connectionString)
     // The Functions host already sends what the invocation logs; console capture would double it.
-    .setAutoCollectConsole(false, false)
-    .start();
+    .setAutoCollectConsole(false, false);
   const client = appInsights.defaultClient;
+  if (authentication) {
+    // start() hands config.aadTokenCredential to the exporters as their credential (3.15.1,
+    // src/shim/shim-config.ts parseConfig): every export then carries a bearer token for
+    // https://monitor.azure.com/, got from the identity as the agent gets it.
+    const { ManagedIdentityCredential } = load('@azure/identity') as typeof Identity;
+    client.config.aadTokenCredential = new ManagedIdentityCredential(authentication.clientId ? { clientId: authentication.clientId } : {});
+  }
+  configuration.start();
 
   let failed = false;
   const guarded = (work: () => void) => {
@@ -216,7 +252,8 @@ export interface StartTelemetryOptions {
 }
 
 /**
- * Starts the process-wide telemetry once, from `APPLICATIONINSIGHTS_CONNECTION_STRING`: called by
+ * Starts the process-wide telemetry once, from `APPLICATIONINSIGHTS_CONNECTION_STRING` (and
+ * `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`, see `telemetryAuthentication`): called by
  * `src/index.ts` before any function file loads, so the SDK is in place before any invocation.
  * Without the setting nothing is loaded, exported or sent. Later calls return the same telemetry.
  */
@@ -227,8 +264,12 @@ export function startTelemetry(options: StartTelemetryOptions = {}): Telemetry {
   const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
   const connectionString = env['APPLICATIONINSIGHTS_CONNECTION_STRING']?.trim();
   if (!connectionString) return processTelemetry;
+  const authenticationString = env['APPLICATIONINSIGHTS_AUTHENTICATION_STRING'];
+  const authentication = telemetryAuthentication(authenticationString);
+  if (!authentication && authenticationString?.trim())
+    warn('APPLICATIONINSIGHTS_AUTHENTICATION_STRING does not say Authorization=AAD: telemetry is sent without an Entra ID token');
   try {
-    const { telemetry, sdk } = applicationInsightsTelemetry(connectionString, warn);
+    const { telemetry, sdk } = applicationInsightsTelemetry(connectionString, authentication, warn);
     processTelemetry = telemetry;
     startedSdk = sdk;
     stopProcessTelemetry = async () => {

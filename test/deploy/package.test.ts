@@ -1,74 +1,163 @@
 import { execFile } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { loadedFiles, packageContents, productionPackages, STAGE_DIR, stage } from '../../deploy/stage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadedFiles, productionPackages, STAGE_DIR } from '../../deploy/stage';
 import { FunctionsWorker } from '../../devhost/functionsCore';
-import { useTempDirs } from '../support/tempDirs';
+import { registeredFunctionNames } from '../support/functionNames';
+import { extractZip, writeZip, type ZipEntry } from '../support/zip';
+import {
+  type AzdService,
+  azdPackageFolder,
+  azdService,
+  dependenciesUpToDate,
+  deployableZipEntries,
+  remoteBuild,
+  type StepResult,
+} from './azdEmulation';
 
 /**
- * What a deploy uploads, from a clean build: `npm run package`'s steps in a copy of the project
- * (node_modules linked, nothing built: clean, build, stage), then the staged folder as a zip
- * deploy takes it (the folder less its .funcignore, which names nothing). It must hold the built
- * files the host's entry points load and the production dependency closure, and nothing else, and
- * the app must start from it alone. The packages are linked into the staged folder rather than
- * copied (39,000 files), and the package's contents listed from the same plan.
+ * What `azd up` deploys, from a fresh clone: the committed HEAD cloned into an empty folder
+ * (nothing beside it: no ../shared, no .deploy), then azd's own steps for the service `api`, as its
+ * source does them (./azdEmulation.ts cites each): restore, the `prepackage` hook of azure.yaml, the
+ * framework's `npm run build`, the check that `dist` exists, then the zip of `dist` less its
+ * .funcignore. The zip, unpacked alone into another empty folder, must load as the Node worker
+ * loads an app (devhost/functionsCore.ts) and register every function of src/functions; and it
+ * must hold the built files the entry points load and the production dependency closure, and
+ * nothing else. Without the hook this stops where azd stops: "package source '…/.deploy' is empty
+ * or does not exist".
+ *
+ * Restore: the clone has no node_modules, so azd runs its real `npm install` (from the npm cache
+ * only: the registry is never asked). AZD_RESTORE=linked gives the clone the project's own
+ * node_modules instead (installed from the same lock, which is checked, its install marker newer
+ * than the lock, as `npm ci` leaves it), so azd's own check finds the dependencies up to date and
+ * installs nothing: half a minute less.
  */
 const ROOT = path.resolve(__dirname, '..', '..');
-const tempDir = useTempDirs();
-let copy: string;
-let staged: string;
-let contents: Array<{ file: string; bytes: number }>;
+/**
+ * The clone, the zip and the unpacked zip are some 140,000 files written once and deleted: in
+ * memory where Linux offers room for them (/dev/shm), which makes deleting them a second rather
+ * than a minute on a busy disk; the temp folder elsewhere.
+ */
+const SCRATCH = (() => {
+  if (!existsSync('/dev/shm')) return tmpdir();
+  const { bavail, bsize } = statfsSync('/dev/shm');
+  // A container's /dev/shm is often 64 MB: the files need about 1 GB (the installed node_modules, 600 MB).
+  return bavail * bsize > 2 * 1024 ** 3 ? '/dev/shm' : tmpdir();
+})();
+const dirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(path.join(SCRATCH, prefix));
+  dirs.push(dir);
+  return dir;
+};
+
+let clone: string;
+let service: AzdService;
+let steps: StepResult[];
+let zipped: Array<{ file: string; bytes: number }>;
+let unpacked: string;
+const timings: string[] = [];
 
 beforeAll(async () => {
-  copy = path.join(tempDir('package-'), 'app');
-  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
-    cwd: ROOT,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  for (const file of stdout.split('\0').filter(Boolean)) {
-    try {
-      cpSync(path.join(ROOT, file), path.join(copy, file));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
+  const timed = async <T>(label: string, work: () => Promise<T> | T): Promise<T> => {
+    const started = Date.now();
+    const result = await work();
+    timings.push(`${label} ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return result;
+  };
+  clone = path.join(tempDir('azd-clone-'), 'app');
+  await timed('clone', () => promisify(execFile)('git', ['clone', '--quiet', ROOT, clone]));
+  service = azdService(clone, 'api');
+  expect(dependenciesUpToDate(clone)).toBe(false);
+  if (process.env['AZD_RESTORE'] === 'linked') {
+    expect(readFileSync(path.join(clone, 'package-lock.json'), 'utf8')).toBe(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8'));
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(clone, 'node_modules'), 'dir');
+    const installed = statSync(path.join(ROOT, 'node_modules', '.package-lock.json')).mtime;
+    const before = new Date(installed.getTime() - 1000);
+    utimesSync(path.join(clone, 'package-lock.json'), before, before);
+    expect(dependenciesUpToDate(clone)).toBe(true);
   }
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  for (const script of ['clean', 'build'])
-    await promisify(execFile)(npm, ['run', script], {
-      cwd: copy,
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'] },
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  staged = path.join(copy, STAGE_DIR);
-  stage(copy, staged, { linkPackages: true });
-  contents = packageContents(copy);
+  const env = {
+    PATH: process.env['PATH'],
+    HOME: process.env['HOME'],
+    // The registry is never asked: every package comes from the npm cache that `npm ci` filled.
+    npm_config_offline: 'true',
+    npm_config_update_notifier: 'false',
+    APPLICATIONINSIGHTS_CONNECTION_STRING: '',
+  };
+  ({ steps } = await azdPackageFolder(service, env));
+  timings.push(...steps.map((step) => `${step.step} ${(step.ms / 1000).toFixed(1)} s`));
+  const zip = path.join(tempDir('azd-zip-'), 'dataverse-webhooks-api-azddeploy.zip');
+  zipped = [];
+  const recorded = function* (entries: Iterable<ZipEntry>) {
+    for (const entry of entries) {
+      zipped.push({ file: entry.name, bytes: entry.data.length });
+      yield entry;
+    }
+  };
+  const written = await timed('zip', () => writeZip(zip, recorded(deployableZipEntries(path.join(clone, service.dist), service))));
+  unpacked = tempDir('azd-unpacked-');
+  expect(await timed('unzip', () => extractZip(zip, unpacked))).toBe(written.entries);
+}, 300_000);
+
+afterAll(() => {
+  const started = Date.now();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  timings.push(`clean-up ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`azd package from a fresh clone: ${timings.join(', ')}`);
 }, 180_000);
 
-describe('the deploy package', () => {
-  it('is what azure.yaml deploys', () => {
-    expect(readFileSync(path.join(ROOT, 'azure.yaml'), 'utf8')).toMatch(new RegExp(`^    dist: ${STAGE_DIR.replace('.', '\\.')}$`, 'm'));
-    // The steps this test takes, in this order.
-    expect(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.package).toBe(
+describe('azd up from a fresh clone', () => {
+  it('stages .deploy in the prepackage hook, in both its forms, before azd builds and zips', () => {
+    expect(service).toMatchObject({ dist: STAGE_DIR, language: 'js', host: 'function' });
+    expect(service.hooks['prepackage']).toEqual({
+      posix: { shell: 'sh', run: 'npm run package' },
+      windows: { shell: 'pwsh', run: 'npm run package' },
+    });
+    expect(steps.map((step) => step.step)).toEqual([
+      ...(process.env['AZD_RESTORE'] === 'linked' ? [] : ['restore']),
+      'prepackage',
+      'package (framework)',
+    ]);
+    // The hook's script: a clean build, then the staging.
+    expect(JSON.parse(readFileSync(path.join(clone, 'package.json'), 'utf8')).scripts.package).toBe(
       'npm run clean && npm run build && node dist/deploy/stage.js',
     );
+    // Flex Consumption does not build remotely: the packages travel in the zip.
+    expect(remoteBuild(service)).toBe(false);
+  });
+
+  it('the zip alone starts: the worker registers every function of src/functions', async () => {
+    // Nothing of the repository around it: a folder of its own under the scratch folder.
+    expect(path.dirname(unpacked)).toBe(SCRATCH);
+    expect(existsSync(path.join(SCRATCH, 'node_modules'))).toBe(false);
+    expect(existsSync(path.join(unpacked, '.funcignore'))).toBe(false);
+    const worker = new FunctionsWorker({ log: () => undefined });
+    worker.install();
+    try {
+      await worker.startApp(unpacked);
+      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(registeredFunctionNames(ROOT));
+    } finally {
+      worker.uninstall();
+    }
   });
 
   it('holds the host.json, a production package.json, the built files the entry points load, and nothing else of the project', () => {
-    const topLevel = [...new Set(contents.map(({ file }) => file.split('/')[0]))].sort();
-    expect(topLevel).toEqual(['.funcignore', 'dist', 'host.json', 'node_modules', 'package.json']);
-    const manifest = JSON.parse(readFileSync(path.join(staged, 'package.json'), 'utf8'));
+    const topLevel = [...new Set(zipped.map(({ file }) => file.split('/')[0]))].sort();
+    expect(topLevel).toEqual(['dist', 'host.json', 'node_modules', 'package.json']);
+    const manifest = JSON.parse(readFileSync(path.join(unpacked, 'package.json'), 'utf8'));
     expect(Object.keys(manifest).sort()).toEqual(['dependencies', 'engines', 'main', 'name', 'overrides', 'version']);
-    const built = contents.filter(({ file }) => file.startsWith('dist/')).map(({ file }) => file);
-    expect(built).toEqual(loadedFiles(copy).files);
-    expect(readdirSync(path.join(staged, 'dist'), { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).length).toBe(
-      built.length,
-    );
+    const built = zipped
+      .filter(({ file }) => file.startsWith('dist/'))
+      .map(({ file }) => file)
+      .sort();
+    expect(built).toEqual(loadedFiles(clone).files);
     expect(built).toContain('dist/src/index.js');
     expect(built.filter((file) => file.startsWith('dist/src/functions/'))).toHaveLength(
-      readdirSync(path.join(ROOT, 'src', 'functions')).length,
+      readdirSync(path.join(ROOT, 'src', 'functions')).filter((file) => file.endsWith('.ts')).length,
     );
     // No dev host, CLI, test, bench, staging script, TypeScript or source map.
     expect(built.filter((file) => /^dist\/(src\/cli\/|devhost\/|bench\/|test\/|deploy\/)|\.(ts|map)$/.test(file))).toEqual([]);
@@ -80,7 +169,7 @@ describe('the deploy package', () => {
   });
 
   it('holds the production dependency closure of package-lock.json, and no dev-only or optional package', () => {
-    const lock = JSON.parse(readFileSync(path.join(copy, 'package-lock.json'), 'utf8')) as {
+    const lock = JSON.parse(readFileSync(path.join(clone, 'package-lock.json'), 'utf8')) as {
       packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean }>;
     };
     const installedAt = (file: string) => {
@@ -94,37 +183,19 @@ describe('the deploy package', () => {
       return keys.at(-1)!;
     };
     const packages = [
-      ...new Set(contents.filter(({ file }) => file.startsWith('node_modules/')).map(({ file }) => installedAt(file))),
+      ...new Set(zipped.filter(({ file }) => file.startsWith('node_modules/')).map(({ file }) => installedAt(file))),
     ].sort();
     const devOnly = packages.filter(
       (key) => lock.packages[key]?.dev || lock.packages[key]?.devOptional || lock.packages[key]?.optional || !lock.packages[key],
     );
     expect(devOnly).toEqual([]);
-    expect(packages).toEqual(productionPackages(copy).filter((key) => contents.some(({ file }) => file.startsWith(`${key}/`))));
+    expect(packages).toEqual(productionPackages(clone).filter((key) => zipped.some(({ file }) => file.startsWith(`${key}/`))));
     for (const devPackage of ['typescript', 'vitest', 'azurite', 'azure-functions-core-tools'])
       expect(packages, devPackage).not.toContain(`node_modules/${devPackage}`);
-    const bytes = contents.reduce((sum, { bytes: size }) => sum + size, 0);
-    const app = contents.filter(({ file }) => !file.startsWith('node_modules/')).reduce((sum, { bytes: size }) => sum + size, 0);
+    const bytes = zipped.reduce((sum, { bytes: size }) => sum + size, 0);
+    const app = zipped.filter(({ file }) => !file.startsWith('node_modules/')).reduce((sum, { bytes: size }) => sum + size, 0);
     console.log(
-      `deploy package: ${contents.length} files, ${(bytes / 1e6).toFixed(1)} MB (app ${(app / 1e3).toFixed(0)} kB, ${packages.length} production packages)`,
+      `deploy package: ${zipped.length} files, ${(bytes / 1e6).toFixed(1)} MB (app ${(app / 1e3).toFixed(0)} kB, ${packages.length} production packages)`,
     );
-  });
-
-  it('starts on its own: the worker loads every function from the staged folder alone', async () => {
-    const worker = new FunctionsWorker({ log: () => undefined });
-    worker.install();
-    try {
-      await worker.startApp(staged);
-      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual([
-        'applyRetention',
-        'dataverseWebhook',
-        'dataverseWebhookOtherMethods',
-        'monitorBacklog',
-        'processDataverseEvent',
-        'recordPoisonedEvent',
-      ]);
-    } finally {
-      worker.uninstall();
-    }
   });
 });

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CLI_DATA_ROLES } from '../../src/cli/storageConnection';
 import { DEFAULT_STORAGE_NAMES, POISON_QUEUE } from '../../src/storage/names';
 
 /**
@@ -79,6 +80,28 @@ describe('the infrastructure templates', () => {
       expect(roles).toContain(`'${id}' // ${name}`);
     }
     expect(roles).toContain("var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'");
+  });
+
+  it('grant whoever runs azd up (AZURE_PRINCIPAL_ID) the data roles the CLI needs, and nobody when it is empty', () => {
+    const roles = read('infra/modules/roleAssignments.bicep');
+    const main = read('infra/main.bicep');
+    const deployerRoles = /var deployerStorageRoles = \[([\s\S]*?)\n\]/.exec(roles)?.[1] ?? '';
+    // The built-in role ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+    const named = [...deployerRoles.matchAll(/'([0-9a-f-]{36})' \/\/ (.+)$/gm)].map((match) => [match[1], match[2]]);
+    expect(named).toEqual([
+      ['ba92f5b4-2d11-453d-a403-e96b0029c9fe', CLI_DATA_ROLES.blob],
+      ['974c5e8b-45b9-4653-ba55-5f855dd0fb88', CLI_DATA_ROLES.queue],
+      ['0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3', CLI_DATA_ROLES.table],
+    ]);
+    expect(roles).toMatch(
+      /resource deployerStorageRoleAssignments 'Microsoft\.Authorization\/roleAssignments@[\d-]+' = \[\s+for roleId in \(empty\(deployerPrincipalId\) \? \[\] : deployerStorageRoles\): \{[\s\S]*?scope: storage[\s\S]*?principalId: deployerPrincipalId\s+principalType: deployerPrincipalType/,
+    );
+    expect(main).toMatch(/^param principalId string = ''$/m);
+    expect(main).toContain('deployerPrincipalId: principalId');
+    expect(main).toContain('deployerPrincipalType: principalType');
+    const parameters = JSON.parse(read('infra/main.parameters.json')).parameters;
+    expect(parameters.principalId).toEqual({ value: `\${AZURE_PRINCIPAL_ID}` });
+    expect(parameters.principalType).toEqual({ value: `\${AZURE_PRINCIPAL_TYPE}` });
   });
 
   it('give azd a service whose name matches the Function App’s azd-service-name tag, and the webhook URL', () => {

@@ -2,12 +2,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  recordingTelemetry,
   TELEMETRY_EVENT_NAMES,
   TELEMETRY_METRIC_NAMES,
   TELEMETRY_PROPERTY_NAMES,
   telemetryItemName,
 } from '../../src/observability/telemetry';
-import { EVENTS_QUEUE } from '../../src/storage/names';
+import { emitBacklog } from '../../src/pipeline/backlog';
+import { EVENTS_QUEUE, POISON_QUEUE } from '../../src/storage/names';
+import { registeredFunctionNames } from '../support/functionNames';
 
 /**
  * The workbook panels and alert rules that deploy with the app (infra/modules/operations.bicep),
@@ -33,11 +36,7 @@ const METRIC_ITEMS = new Set(TELEMETRY_METRIC_NAMES.map(telemetryItemName));
 const PROPERTIES = new Set<string>(Object.values(TELEMETRY_PROPERTY_NAMES));
 
 /** The functions the app registers (app.http / app.storageQueue / app.timer), by name. */
-const FUNCTION_NAMES = new Set(
-  readdirSync(path.join(root, 'src', 'functions')).flatMap((file) =>
-    [...read(`src/functions/${file}`).matchAll(/^app\.\w+\('([^']+)'/gm)].map((match) => match[1]!),
-  ),
-);
+const FUNCTION_NAMES = new Set(registeredFunctionNames(root));
 
 interface Query {
   file: string;
@@ -69,7 +68,7 @@ describe('the workbook and alerts deployed with the app', () => {
   it('load every query file under infra/monitoring, and only files that exist', () => {
     expect([...loaded].sort()).toEqual([...panels, ...alerts].sort());
     expect(panels.length).toBeGreaterThanOrEqual(9);
-    expect(alerts.length).toBe(4);
+    expect(alerts.length).toBe(5);
   });
 
   for (const file of [...panels, ...alerts]) {
@@ -132,6 +131,16 @@ describe('the workbook and alerts deployed with the app', () => {
     );
     expect(read('infra/monitoring/alerts/processing-failures.kql')).toMatch(/success == false/);
 
+    // Every rule but app-down fires on a figure above its threshold.
+    expect([...operations.matchAll(/operator: '(\w+)'/g)].map((match) => match[1])).toEqual([
+      'GreaterThan',
+      'GreaterThan',
+      'GreaterThan',
+      'GreaterThan',
+      'LessThan',
+    ]);
+    expect(operations).toContain('operator: alert.operator');
+
     // Every rule notifies the action group.
     expect(operations).toMatch(/resource alertRules 'Microsoft\.Insights\/scheduledQueryRules@[\d-]+' = \[\s+for alert in alerts:/);
     expect(operations).toContain('actions: { actionGroups: [actionGroup.id] }');
@@ -157,10 +166,38 @@ describe('the workbook and alerts deployed with the app', () => {
     expect(operations).toContain('sourceId: applicationInsightsId');
   });
 
+  it('alert when the app itself is down: no heartbeat, a metric monitorBacklog sends every minute even with nothing queued', () => {
+    const block = operations.match(/name: 'app-down'\n[\s\S]*?windowSize: '[^']+'/)?.[0] ?? '';
+    expect(block).toMatch(
+      /loadTextContent\('\.\.\/monitoring\/alerts\/app-down\.kql'\)[\s\S]*timeAggregation: 'Maximum'[\s\S]*metricMeasureColumn: 'heartbeats'[\s\S]*operator: 'LessThan'[\s\S]*threshold: 1\n[\s\S]*windowSize: 'PT\$\{appDownMinutes\}M'/,
+    );
+    expect(block).toMatch(/severity: 1/);
+    // The query always returns one row (a summarize with no "by"), so no data at all is a 0, not an empty result.
+    const query = read('infra/monitoring/alerts/app-down.kql');
+    expect(query).toMatch(/\| summarize heartbeats = count\(\)\s*$/);
+    const heartbeat = parse('infra/monitoring/alerts/app-down.kql');
+    expect(heartbeat).toMatchObject({ table: 'customMetrics', items: [telemetryItemName('queueLength')], dimensions: ['queue'] });
+    expect(query).toContain(`tostring(customDimensions.queue) == "${EVENTS_QUEUE}"`);
+
+    // What the app sends for an empty backlog: the heartbeat is there even when nothing waits.
+    const recorder = recordingTelemetry();
+    const empty = { queue: EVENTS_QUEUE, length: 0, oldestAgeSeconds: 0, oldestInsertedOn: null };
+    emitBacklog({ events: empty, poison: { ...empty, queue: POISON_QUEUE }, failures: 0 }, recorder);
+    expect(recorder.metrics).toContainEqual({ name: 'queueLength', value: 0, properties: { queue: EVENTS_QUEUE } });
+    // Every minute, well within the shortest window the alert allows.
+    // (Read from the source: importing the registration would register it with @azure/functions.)
+    expect(read('src/functions/monitorBacklog.ts')).toMatch(/^export const BACKLOG_SCHEDULE = '0 \* \* \* \* \*';$/m);
+    expect(read('src/functions/monitorBacklog.ts')).toMatch(/schedule: BACKLOG_SCHEDULE,\n\s+runOnStartup: false,/);
+    const allowed = /@allowed\(\[([\d, ]+)\]\)\nparam appDownMinutes int/.exec(operations)?.[1]?.split(',').map(Number) ?? [];
+    expect(Math.min(...allowed)).toBeGreaterThanOrEqual(10);
+    expect(main).toMatch(/^param appDownAlertMinutes int = 10$/m);
+    expect(main).toContain('appDownMinutes: appDownAlertMinutes');
+  });
+
   it('the app emits the queue-age metric the alert reads, on its timer, and RETENTION_DAYS reaches the app as the Bicep writes it', () => {
     expect(FUNCTION_NAMES).toContain('monitorBacklog');
     expect(FUNCTION_NAMES).toContain('applyRetention');
-    expect(read('infra/modules/functionApp.bicep')).toMatch(/^\s+RETENTION_DAYS: retentionDays$/m);
+    expect(main).toMatch(/^\s+RETENTION_DAYS: retentionDays$/m);
     expect(JSON.parse(read('infra/main.parameters.json')).parameters.retentionDays).toEqual({ value: `\${RETENTION_DAYS=}` });
   });
 });

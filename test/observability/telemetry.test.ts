@@ -1,11 +1,6 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   NO_TELEMETRY,
@@ -14,8 +9,12 @@ import {
   TELEMETRY_EVENT_NAMES,
   TELEMETRY_METRIC_NAMES,
   telemetry,
+  telemetryAuthentication,
   telemetryItemName,
 } from '../../src/observability/telemetry';
+import { type AppServiceIdentity, startAppServiceIdentity } from '../support/appServiceIdentity';
+import { provisionedAppSettings } from '../support/provisionedSettings';
+import { type IngestedItem, type IngestionEndpoint, startIngestionEndpoint, trackRequests } from '../support/telemetryIngestion';
 import { useTempDirs } from '../support/tempDirs';
 
 const CHILD = path.join(__dirname, 'telemetryChild.cjs');
@@ -130,6 +129,17 @@ describe('telemetry in this process', () => {
     expect(recorder.events).toEqual([]);
   });
 
+  it('reads APPLICATIONINSIGHTS_AUTHENTICATION_STRING as the Application Insights agent does', () => {
+    expect(telemetryAuthentication('ClientId=abc;Authorization=AAD')).toEqual({ clientId: 'abc' });
+    expect(telemetryAuthentication('authorization=AAD; ')).toEqual({ clientId: null });
+    expect(telemetryAuthentication('CLIENTID=abc;AUTHORIZATION=AAD')).toEqual({ clientId: 'abc' });
+    // The value is compared exactly; a pair with a second "=" is ignored, as the agent ignores it.
+    expect(telemetryAuthentication('ClientId=abc;Authorization=aad')).toBeNull();
+    expect(telemetryAuthentication('ClientId=a=b;Authorization=AAD')).toEqual({ clientId: null });
+    expect(telemetryAuthentication('')).toBeNull();
+    expect(telemetryAuthentication(undefined)).toBeNull();
+  });
+
   it('names every item dataverse.<name>', () => {
     expect(TELEMETRY_EVENT_NAMES.map(telemetryItemName)).toEqual([
       'dataverse.received',
@@ -181,82 +191,25 @@ describe('telemetry in a process of its own', () => {
   });
 
   describe('with a connection string, against a local ingestion endpoint', () => {
-    interface Received {
-      path: string;
-      encoding: string | undefined;
-      items: Array<{
-        name: string;
-        iKey: string;
-        tags: Record<string, string>;
-        data: { baseType: string; baseData: Record<string, unknown> };
-      }>;
-    }
-    const received: Received[] = [];
-    let server: Server;
-    let certificate: string;
+    let ingestion: IngestionEndpoint;
 
     beforeAll(async () => {
-      const dir = tempDir('telemetry-tls-');
-      certificate = path.join(dir, 'cert.pem');
-      const key = path.join(dir, 'key.pem');
-      await promisify(execFile)('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        certificate,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ]);
-      server = createServer({ key: readFileSync(key), cert: readFileSync(certificate) }, (request, response) => {
-        const chunks: Buffer[] = [];
-        request.on('data', (chunk: Buffer) => chunks.push(chunk));
-        request.on('end', () => {
-          const raw = Buffer.concat(chunks);
-          const encoding = request.headers['content-encoding'];
-          const text = (encoding === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
-          let items: Received['items'] = [];
-          if (request.url?.includes('/track') && text) {
-            // v2.1/track takes a JSON array; the older form is one JSON object a line.
-            items = text.trimStart().startsWith('[')
-              ? JSON.parse(text)
-              : text
-                  .split('\n')
-                  .filter(Boolean)
-                  .map((line) => JSON.parse(line));
-          }
-          received.push({ path: request.url ?? '', encoding, items });
-          response.writeHead(200, { 'content-type': 'application/json' });
-          response.end(JSON.stringify({ itemsReceived: items.length, itemsAccepted: items.length, errors: [] }));
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      ingestion = await startIngestionEndpoint(tempDir('telemetry-tls-'));
     });
 
     afterAll(async () => {
-      await new Promise<void>((resolve) => server?.close(() => resolve()));
+      await ingestion?.close();
     });
 
     it('exports the custom events and metrics, with their properties, and sends nothing elsewhere; the app flushes them as the worker ends', async () => {
-      const { port } = server.address() as AddressInfo;
       const hostTrace = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
       const iKey = randomUUID();
-      const endpoint = `https://127.0.0.1:${port}/`;
+      const endpoint = ingestion.url;
       const { report, stderr } = await runChild(
         {
           APPLICATIONINSIGHTS_CONNECTION_STRING: `InstrumentationKey=${iKey};IngestionEndpoint=${endpoint};LiveEndpoint=${endpoint}`,
           // Read once at process start: the child trusts the self-signed certificate of this server only.
-          NODE_EXTRA_CA_CERTS: certificate,
+          NODE_EXTRA_CA_CERTS: ingestion.certificate,
           LOAD_APP_ENTRY: '1',
           // No explicit shutdown: the app's appTerminate hook must send what is buffered.
           END_WITH_APP_TERMINATE: '1',
@@ -275,8 +228,10 @@ describe('telemetry in a process of its own', () => {
       });
       expect(blockedConnections(stderr)).toEqual(ONLY_THE_VM_METADATA_PROBE);
 
-      const tracked = received.filter((request) => /^\/v2(\.1)?\/track/.test(request.path));
+      const tracked = trackRequests(ingestion.received);
       expect(tracked.length).toBeGreaterThan(0);
+      // No APPLICATIONINSIGHTS_AUTHENTICATION_STRING: no token.
+      expect(tracked.filter((request) => request.authorization)).toEqual([]);
       const items = tracked.flatMap((request) => request.items);
       expect(new Set(items.map((item) => item.iKey))).toEqual(new Set([iKey]));
 
@@ -294,14 +249,7 @@ describe('telemetry in a process of its own', () => {
         properties: { eventId: eventIds.rejected, reason: 'invalid-json', status: '400' },
       });
 
-      const metrics = items
-        .filter((item) => item.data.baseType === 'MetricData')
-        .flatMap((item) =>
-          (item.data.baseData['metrics'] as Array<{ name: string; value: number; count?: number }>).map((metric) => ({
-            ...metric,
-            properties: item.data.baseData['properties'],
-          })),
-        );
+      const metrics = metricsIn(items);
       expect(metrics.find((metric) => metric.name === 'dataverse.ackLatencyMs')).toMatchObject({
         value: 12.5,
         properties: { table: 'account', message: 'Update' },
@@ -316,4 +264,111 @@ describe('telemetry in a process of its own', () => {
       });
     });
   });
+
+  describe('as deployed: with the settings the Bicep writes and the managed identity App Service serves', () => {
+    /**
+     * The exporter asks for scope https://monitor.azure.com/.default (@azure/monitor-opentelemetry-exporter,
+     * platform/nodejs/httpSender.ts), which the managed identity clients send as the resource less
+     * "/.default" (appServiceMsi2019.ts mapScopesToResource).
+     */
+    const MONITOR_AUDIENCE = 'https://monitor.azure.com';
+    const clientId = randomUUID();
+    let ingestion: IngestionEndpoint;
+    let identity: AppServiceIdentity;
+
+    beforeAll(async () => {
+      ingestion = await startIngestionEndpoint(tempDir('telemetry-aad-tls-'));
+      identity = await startAppServiceIdentity(clientId);
+    });
+
+    afterAll(async () => {
+      await ingestion?.close();
+      await identity?.close();
+    });
+
+    it('sends every ingestion request with the app identity’s token for Azure Monitor, the app’s own events and metrics among them', async () => {
+      const iKey = randomUUID();
+      // Exactly what a provision with no optional azd value writes: APPLICATIONINSIGHTS_AUTHENTICATION_STRING
+      // names the identity, and local authentication is off, so nothing without a token is kept.
+      const settings = provisionedAppSettings(
+        {},
+        {
+          identityClientId: clientId,
+          storageAccountName: 'stexample',
+          applicationInsightsConnectionString: `InstrumentationKey=${iKey};IngestionEndpoint=${ingestion.url};LiveEndpoint=${ingestion.url}`,
+        },
+      );
+      expect(settings['APPLICATIONINSIGHTS_AUTHENTICATION_STRING']).toBe(`ClientId=${clientId};Authorization=AAD`);
+      const { report, stderr } = await runChild(
+        {
+          ...settings,
+          // What App Service sets in the app's environment for its token endpoint.
+          IDENTITY_ENDPOINT: identity.endpoint,
+          IDENTITY_HEADER: identity.header,
+          NODE_EXTRA_CA_CERTS: ingestion.certificate,
+          LOAD_APP_ENTRY: '1',
+          END_WITH_APP_TERMINATE: '1',
+        },
+        CALLS,
+      );
+      expect(report).toMatchObject({ startedByAppEntry: true, enabledAfterCalls: true, threw: null, warnings: [] });
+      expect(blockedConnections(stderr)).toEqual(ONLY_THE_VM_METADATA_PROBE);
+
+      const requests = ingestion.received;
+      const authenticated = requests.filter((request) => {
+        const token = /^Bearer (.+)$/.exec(request.authorization ?? '')?.[1];
+        const issued = token ? identity.tokenFor(token) : undefined;
+        return issued?.clientId === clientId && issued.resource === MONITOR_AUDIENCE;
+      });
+      expect(`${authenticated.length} of ${requests.length} ingestion requests carry the identity's token`).toBe(
+        `${requests.length} of ${requests.length} ingestion requests carry the identity's token`,
+      );
+      // The identity was asked as the clients ask App Service, for Azure Monitor, and answered.
+      expect(identity.requests.length).toBeGreaterThan(0);
+      for (const request of identity.requests) {
+        expect(request).toMatchObject({
+          status: 200,
+          query: { 'api-version': '2019-08-01', resource: MONITOR_AUDIENCE, client_id: clientId },
+        });
+      }
+
+      const items = trackRequests(requests).flatMap((request) => request.items);
+      const events = items.filter((item) => item.data.baseType === 'EventData').map((item) => item.data.baseData['name']);
+      expect(events).toEqual(expect.arrayContaining(['dataverse.accepted', 'dataverse.rejected']));
+      expect(metricsIn(items).map((metric) => metric.name)).toEqual(
+        expect.arrayContaining(['dataverse.ackLatencyMs', 'dataverse.queueWaitMs', 'dataverse.queueAgeSeconds']),
+      );
+    });
+
+    it('an authentication string that does not say Authorization=AAD is one warning, and no token is asked for', async () => {
+      const before = identity.requests.length;
+      const { report } = await runChild(
+        {
+          APPLICATIONINSIGHTS_CONNECTION_STRING: `InstrumentationKey=${randomUUID()};IngestionEndpoint=${ingestion.url}`,
+          APPLICATIONINSIGHTS_AUTHENTICATION_STRING: `ClientId=${clientId};Authorization=aad`,
+          IDENTITY_ENDPOINT: identity.endpoint,
+          IDENTITY_HEADER: identity.header,
+          NODE_EXTRA_CA_CERTS: ingestion.certificate,
+        },
+        CALLS,
+      );
+      expect(report.threw).toBeNull();
+      expect(report.warnings).toEqual([
+        'APPLICATIONINSIGHTS_AUTHENTICATION_STRING does not say Authorization=AAD: telemetry is sent without an Entra ID token',
+      ]);
+      expect(identity.requests.length).toBe(before);
+    });
+  });
 });
+
+/** The metrics among exported items, each with the properties of its item. */
+function metricsIn(items: IngestedItem[]): Array<{ name: string; value: number; properties: unknown }> {
+  return items
+    .filter((item) => item.data.baseType === 'MetricData')
+    .flatMap((item) =>
+      (item.data.baseData['metrics'] as Array<{ name: string; value: number }>).map((metric) => ({
+        ...metric,
+        properties: item.data.baseData['properties'],
+      })),
+    );
+}
