@@ -175,7 +175,7 @@ const INVOCATION_BUDGET_SECONDS = INVOCATION_BUDGET_MS / 1000;
 const processSettingsSchema = z.object({
   PROCESSOR_MAX_DEPTH: positiveInteger(8),
   // A unit's lease is short and renewed by its holder while the handler runs (see
-  // pipeline/unitLease.ts): a dead holder's event runs again within about a lease, a live one
+  // pipeline/ledger/unitLease.ts): a dead holder's event runs again within about a lease, a live one
   // keeps it however long functionTimeout lets it run.
   PROCESSOR_LEASE_SECONDS: positiveInteger(DEFAULT_LEASE_SECONDS).refine(
     (seconds) => seconds >= MIN_LEASE_SECONDS,

@@ -5,10 +5,10 @@ import type { Telemetry } from '../observability/telemetry';
 import type { StorageClients } from '../storage/clients';
 import { isMissingResource } from '../storage/errors';
 import { type FailureRecord, FailureStore, messageBlobName } from '../storage/failureStore';
-import { Ledger } from '../storage/ledger';
 import { decodeMessageText, QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { type EventEnvelope, InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers } from './envelope';
+import { Ledger } from './ledger/ledger';
 
 type FailureStorage = Pick<StorageClients, 'failures' | 'payloads' | 'ledger' | 'eventsQueue'>;
 

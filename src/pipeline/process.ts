@@ -8,15 +8,15 @@ import { type ProcessSettings, SettingsError } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
 import { storageErrorCode, storageStatus, wasRefused } from '../storage/errors';
-import { type Completion, type EventSettlement, type HeldClaim, Ledger } from '../storage/ledger';
 import { sendQueueMessage } from '../storage/queueMessages';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { type EventEnvelope, logIdentifiers, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
 import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
+import { type Completion, type EventSettlement, type HeldClaim, Ledger } from './ledger/ledger';
+import { UnitLease } from './ledger/unitLease';
 import { loadEvent } from './loadEvent';
-import { UnitLease } from './unitLease';
 
 /**
  * Processing one queued event: at least once in, effects once out.

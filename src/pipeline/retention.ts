@@ -3,11 +3,11 @@ import type { Telemetry } from '../observability/telemetry';
 import type { RetentionSettings } from '../settings';
 import type { StorageClients } from '../storage/clients';
 import { storageStatus } from '../storage/errors';
-import { watermarkPartition } from '../storage/ledger';
 import { type SweepResult, sweepTable } from '../storage/retention';
 import { deliveryKey } from './deliveryKey';
 import { InvalidEnvelopeError, parseEnvelope } from './envelope';
 import { failureStore } from './failures';
+import { watermarkPartition } from './ledger/ledger';
 
 type RetentionStorage = Pick<StorageClients, 'ledger' | 'failures' | 'payloads'>;
 

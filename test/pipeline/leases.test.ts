@@ -5,11 +5,11 @@ import { deliveryKey } from '../../src/pipeline/deliveryKey';
 import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, recordPoisonedMessage, replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { DIED_ERROR, Ledger } from '../../src/pipeline/ledger/ledger';
+import { LeaseLostError } from '../../src/pipeline/ledger/unitLease';
 import { HandlerFailedError, type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
-import { LeaseLostError } from '../../src/pipeline/unitLease';
 import { type ProcessSettings, readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
-import { DIED_ERROR, Ledger } from '../../src/storage/ledger';
 import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
 import { fixture } from '../support/fixtures';
 import { ingest } from '../support/processing';
@@ -17,7 +17,7 @@ import { drainQueue, isolatedStorage } from '../support/storage';
 
 /**
  * The unit lease, renewed by its holder, and the attempts the ledger counts whichever message
- * carries them (README "Effects once"; src/pipeline/unitLease.ts, src/storage/ledger.ts). The
+ * carries them (README "Effects once"; src/pipeline/ledger/). The
  * worker deaths themselves, in a real worker process, are in devhost/test/workerDeath.test.ts.
  */
 

@@ -10,7 +10,7 @@ import { failureStore, recordPoisoned, replayFailures, resolveFailures } from '.
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { applyRetention } from '../../src/pipeline/retention';
 import { readRetentionSettings } from '../../src/settings';
-import { watermarkPartition } from '../../src/storage/ledger';
+import { watermarkPartition } from '../../src/storage/ledgerTable';
 import { sweepTable } from '../../src/storage/retention';
 import { fixture } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';

@@ -1,52 +1,39 @@
 import type { TableClient } from '@azure/data-tables';
-import type { RecordVersion } from '../dataverse/accessors';
-import { isMissingResource, storageStatus } from './errors';
-import { provisioned, tableResource } from './provision';
+import type { RecordVersion } from '../../dataverse/accessors';
+import {
+  type DecisionColumns,
+  EVENT_ROW,
+  type EventRow,
+  type EventSettlement,
+  FAILURE_ROW,
+  LedgerTable,
+  type RecordAddress,
+  type UnitRow,
+  type UnitState,
+  type WatermarkRow,
+  watermarkPartition,
+} from '../../storage/ledgerTable';
+
+export type { EventSettlement, RecordAddress, UnitState } from '../../storage/ledgerTable';
+export { watermarkPartition } from '../../storage/ledgerTable';
 
 /**
- * The effects-once ledger, in Table storage. For one delivery key (one step's delivery of one
- * operation, see deliveryKey.ts) it holds a row per unit of work (a handler, or a handler and one
+ * The effects-once ledger's protocol. For one delivery key (one step's delivery of one operation,
+ * see deliveryKey.ts) the ledger holds a row per unit of work (a handler, or a handler and one
  * record of a CreateMultiple), claimed by an atomic insert before the handler's effect and marked
  * done after it; a `$event` row once every unit of a claim-check event (or an event without units)
- * is settled; and a `$failure` row when
- * the event failed before or around its handlers (its body could not be loaded, the settings are
- * invalid), so that a poison record can say why. An inline handler (`decide(…)`) claims nothing;
- * for a save that failed, its unit's row keeps what it decided, for inspection. A second partition
- * kind holds, per record and handler, the newest record version applied (for stale updates).
- *
- * Keys (what retention and any other reader may rely on):
- * - PartitionKey = the delivery key (64 lowercase hex characters, deliveryKey.ts); RowKey = the unit
- *   (`<handler>` or `<handler>~<record id, lowercase>`), `$event` or `$failure`. Every row of one
- *   delivery shares its partition. `updatedAt` (unit rows) and `settledAt` (`$event`) are ISO times.
- * - PartitionKey = `record|<table>|<record id, lowercase>`; RowKey = the handler: the watermarks.
+ * is settled; and a `$failure` row when the event failed before or around its handlers (its body
+ * could not be loaded, the settings are invalid), so that a poison record can say why. An inline
+ * handler (`decide(…)`) claims nothing; for a save that failed, its unit's row keeps what it
+ * decided, for inspection. A second partition kind holds, per record and handler, the newest record
+ * version applied (for stale updates). The rows, their keys and columns: src/storage/ledgerTable.ts.
  *
  * A unit row's lease: `leaseUntil` (epoch ms) while `processing`; its holder renews it (renew) while
  * the handler runs. `attempts` counts the runs started since the event's last replay (`replays`),
  * whichever message (a queue redelivery, a deferred copy, Dataverse's retry) carried them; a unit
  * whose run died (its lease lapsed while `processing`) is recorded `failed` by the next claimant,
  * with `retryAt` (epoch ms), before which nobody takes it over.
- *
- * Writes create the table when it does not exist yet; reads of a table that does not exist find
- * nothing, as they would in an empty one.
  */
-
-export type UnitState = 'processing' | 'done' | 'stale' | 'failed';
-export type EventSettlement = 'processed' | 'unhandled' | 'depth-exceeded';
-
-type UnitRow = {
-  partitionKey: string;
-  rowKey: string;
-  state: UnitState;
-  eventId: string;
-  attempts: number;
-  leaseUntil: number;
-  lastError?: string;
-  updatedAt: string;
-  /** The envelope's `replays` when the unit was last claimed: a replay starts its attempts again. */
-  replays?: number;
-  /** A failed unit is not taken over before this (epoch ms): copies that died together come back apart. */
-  retryAt?: number;
-} & Partial<DecisionColumns>;
 
 /** What an inline handler decided, on its unit's row (for a save that failed). */
 export interface RecordedDecision {
@@ -54,20 +41,6 @@ export interface RecordedDecision {
   /** For a rejection: the reason meant for the person, and its code. */
   reason?: string;
   code?: string;
-}
-
-interface DecisionColumns {
-  decision: RecordedDecision['outcome'];
-  reason: string;
-  code: string;
-}
-
-interface WatermarkRow {
-  partitionKey: string;
-  rowKey: string;
-  kind: RecordVersion['kind'];
-  value: string;
-  eventId: string;
 }
 
 export type Claim =
@@ -100,7 +73,7 @@ export const DIED_ERROR =
   'the run stopped before it finished (its worker died: a crash, an out-of-memory kill, a function timeout or a restart)';
 
 export interface Completion {
-  claim: Extract<Claim, { kind: 'claimed' }>;
+  claim: HeldClaim;
   state: 'done' | 'stale';
   eventId: string;
 }
@@ -111,33 +84,22 @@ export interface UnitFailure {
   error: string;
 }
 
-const EVENT_ROW = '$event';
-const FAILURE_ROW = '$failure';
 /** How a `$failure` row is named among the failed units. */
 export const BEFORE_HANDLERS = '(before handlers)';
 
-const statusOf = storageStatus;
-
 export class Ledger {
-  constructor(
-    private readonly table: TableClient,
-    private readonly now: () => number = Date.now,
-  ) {}
+  private readonly table: LedgerTable;
 
-  /** A write, on a table created first if storage says it does not exist. */
-  private write<T>(operation: () => Promise<T>): Promise<T> {
-    return provisioned(tableResource(this.table), operation);
+  constructor(
+    table: TableClient,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.table = new LedgerTable(table);
   }
 
   async eventSettlement(key: string): Promise<EventSettlement | null> {
-    try {
-      const row = await this.table.getEntity<{ outcome: EventSettlement }>(key, EVENT_ROW);
-      return row.outcome;
-    } catch (error) {
-      // No such row, or no table yet.
-      if (statusOf(error) === 404) return null;
-      throw error;
-    }
+    const row = await this.table.read<EventRow>(key, EVENT_ROW);
+    return row?.outcome ?? null;
   }
 
   /**
@@ -154,21 +116,19 @@ export class Ledger {
     lastUnit?: Completion,
     options: { claimCheck?: boolean } = {},
   ): Promise<void> {
-    const eventRow = { partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() };
+    const eventRow: EventRow = { partitionKey: key, rowKey: EVENT_ROW, eventId, outcome, settledAt: new Date(this.now()).toISOString() };
     if (!lastUnit) {
-      await this.write(() => this.table.upsertEntity(eventRow, 'Replace'));
+      await this.table.upsert(eventRow);
       return;
     }
     if (options.claimCheck === false) {
       await this.complete(lastUnit);
       return;
     }
-    await this.write(() =>
-      this.table.submitTransaction([
-        ['upsert', this.completedRow(lastUnit), 'Replace'],
-        ['upsert', eventRow, 'Replace'],
-      ]),
-    );
+    await this.table.transaction([
+      ['upsert', this.completedRow(lastUnit), 'Replace'],
+      ['upsert', eventRow, 'Replace'],
+    ]);
   }
 
   /**
@@ -197,21 +157,20 @@ export class Ledger {
       updatedAt: new Date(this.now()).toISOString(),
       ...(replays > 0 ? { replays } : {}),
     };
-    try {
-      const created = await this.write(() => this.table.createEntity(row));
+    const created = await this.table.insert(row);
+    if (created !== 'exists') {
       return {
         kind: 'claimed',
         key,
         unit,
-        etag: created.etag ?? '*',
+        etag: created.etag,
         attempts: 1,
         leaseUntil: row.leaseUntil,
         ...(replays > 0 ? { replays } : {}),
       };
-    } catch (error) {
-      if (statusOf(error) !== 409) throw error;
     }
-    const existing = await this.table.getEntity<UnitRow>(key, unit);
+    const existing = await this.table.read<UnitRow>(key, unit);
+    if (!existing) throw new Error(`the ledger row ${key}/${unit} was there on insert and gone on read`);
     if (existing.state === 'done' || existing.state === 'stale') {
       const decision = decisionOf(existing);
       return { kind: 'already-done', state: existing.state, ...(decision ? { decision } : {}) };
@@ -235,31 +194,25 @@ export class Ledger {
         retryAt,
         ...(existing.replays ? { replays: existing.replays } : {}),
       };
-      try {
-        await this.table.updateEntity(failed, 'Replace', { etag: existing.etag });
-      } catch (error) {
-        if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
-        throw error;
-      }
+      const recorded = await this.table.update(failed, 'Replace', existing.etag);
+      if (recorded === 'changed') return { kind: 'busy', retryAfterMs: 1_000 };
+      if (recorded === 'missing') throw new Error(`the ledger row ${key}/${unit} was gone when its dead run was recorded`);
       if (spent < max) return { kind: 'busy', retryAfterMs: Math.max(1, retryAt - now), jittered: true };
     }
     if (spent >= max) return { kind: 'exhausted', attempts: spent, error: lastError };
     const attempts = spent + 1;
-    try {
-      const updated = await this.table.updateEntity({ ...row, attempts, lastError }, 'Replace', { etag: existing.etag });
-      return {
-        kind: 'claimed',
-        key,
-        unit,
-        etag: updated.etag ?? '*',
-        attempts,
-        leaseUntil: row.leaseUntil,
-        ...(replays > 0 ? { replays } : {}),
-      };
-    } catch (error) {
-      if (statusOf(error) === 412) return { kind: 'busy', retryAfterMs: 1_000 };
-      throw error;
-    }
+    const updated = await this.table.update({ ...row, attempts, lastError }, 'Replace', existing.etag);
+    if (updated === 'changed') return { kind: 'busy', retryAfterMs: 1_000 };
+    if (updated === 'missing') throw new Error(`the ledger row ${key}/${unit} was gone when it was taken over`);
+    return {
+      kind: 'claimed',
+      key,
+      unit,
+      etag: updated.etag,
+      attempts,
+      leaseUntil: row.leaseUntil,
+      ...(replays > 0 ? { replays } : {}),
+    };
   }
 
   /**
@@ -268,21 +221,17 @@ export class Ledger {
    */
   async renew(claim: HeldClaim, leaseMs: number): Promise<HeldClaim | null> {
     const leaseUntil = this.now() + leaseMs;
-    try {
-      const updated = await this.table.updateEntity(
-        { partitionKey: claim.key, rowKey: claim.unit, leaseUntil, updatedAt: new Date(this.now()).toISOString() },
-        'Merge',
-        { etag: claim.etag },
-      );
-      return { ...claim, etag: updated.etag ?? claim.etag, leaseUntil };
-    } catch (error) {
-      if (statusOf(error) === 412 || statusOf(error) === 404) return null;
-      throw error;
-    }
+    const updated = await this.table.update(
+      { partitionKey: claim.key, rowKey: claim.unit, leaseUntil, updatedAt: new Date(this.now()).toISOString() },
+      'Merge',
+      claim.etag,
+    );
+    if (updated === 'changed' || updated === 'missing') return null;
+    return { ...claim, etag: updated.etag, leaseUntil };
   }
 
   async complete(completion: Completion): Promise<void> {
-    await this.write(() => this.table.upsertEntity(this.completedRow(completion), 'Replace'));
+    await this.table.upsert(this.completedRow(completion));
   }
 
   private completedRow({ claim, state, eventId }: Completion): UnitRow {
@@ -315,25 +264,25 @@ export class Ledger {
       ...(decision.reason !== undefined ? { reason: decision.reason } : {}),
       ...(decision.code !== undefined ? { code: decision.code } : {}),
     };
-    await this.write(() => this.table.upsertEntity(row, 'Replace'));
+    await this.table.upsert(row);
   }
 
   /** Why an inline handler failed (it threw, or ran past its time limit), on its unit's row, like `recordDecision`. */
   async recordFailure(key: string, unit: string, eventId: string, attempts: number, error: string): Promise<void> {
-    await this.write(() => this.table.upsertEntity(this.failedRow(key, unit, eventId, attempts, error), 'Replace'));
+    await this.table.upsert(this.failedRow(key, unit, eventId, attempts, error));
   }
 
-  async fail(claim: Extract<Claim, { kind: 'claimed' }>, eventId: string, error: string): Promise<void> {
+  async fail(claim: HeldClaim, eventId: string, error: string): Promise<void> {
     const row = {
       ...this.failedRow(claim.key, claim.unit, eventId, claim.attempts, error),
       ...(claim.replays ? { replays: claim.replays } : {}),
     };
-    await this.write(() => this.table.upsertEntity(row, 'Replace'));
+    await this.table.upsert(row);
   }
 
   /** Why the event failed outside any handler, on its `attempt`-th delivery. */
   async failEvent(key: string, eventId: string, attempt: number, error: string): Promise<void> {
-    await this.write(() => this.table.upsertEntity(this.failedRow(key, FAILURE_ROW, eventId, attempt, error), 'Replace'));
+    await this.table.upsert(this.failedRow(key, FAILURE_ROW, eventId, attempt, error));
   }
 
   private failedRow(key: string, unit: string, eventId: string, attempts: number, error: string): UnitRow {
@@ -352,26 +301,21 @@ export class Ledger {
   /** The units of an event that last failed, with their error: what a poison record reports. */
   async failures(key: string): Promise<UnitFailure[]> {
     const failures: UnitFailure[] = [];
-    const rows = this.table.listEntities<UnitRow>({ queryOptions: { filter: `PartitionKey eq '${key.replaceAll("'", "''")}'` } });
-    try {
-      for await (const row of rows) {
-        if (row.rowKey !== EVENT_ROW && row.state === 'failed') {
-          failures.push({
-            unit: row.rowKey === FAILURE_ROW ? BEFORE_HANDLERS : (row.rowKey ?? ''),
-            attempts: row.attempts ?? 0,
-            error: row.lastError ?? '',
-          });
-        }
+    for (const row of await this.table.partition<UnitRow>(key)) {
+      if (row.rowKey !== EVENT_ROW && row.state === 'failed') {
+        failures.push({
+          unit: row.rowKey === FAILURE_ROW ? BEFORE_HANDLERS : row.rowKey,
+          attempts: row.attempts ?? 0,
+          error: row.lastError ?? '',
+        });
       }
-    } catch (error) {
-      if (!isMissingResource('table', error)) throw error;
     }
     return failures;
   }
 
   /** True when a newer version of this record was already applied by this handler. */
   async isStale(record: RecordAddress, handler: string, version: RecordVersion): Promise<boolean> {
-    const applied = await this.watermark(record, handler);
+    const applied = await this.table.read<WatermarkRow>(watermarkPartition(record), handler);
     return applied !== null && applied.kind === version.kind && BigInt(applied.value) > version.value;
   }
 
@@ -385,28 +329,11 @@ export class Ledger {
       eventId,
     };
     for (let attempt = 0; attempt < 5; attempt++) {
-      const applied = await this.watermark(record, handler);
-      try {
-        if (applied === null) {
-          await this.write(() => this.table.createEntity(row));
-        } else {
-          if (applied.kind === version.kind && BigInt(applied.value) >= version.value) return;
-          await this.table.updateEntity(row, 'Replace', { etag: applied.etag });
-        }
-        return;
-      } catch (error) {
-        // Another processor moved the watermark in between: read it again and compare.
-        if (statusOf(error) !== 409 && statusOf(error) !== 412) throw error;
-      }
-    }
-  }
-
-  private async watermark(record: RecordAddress, handler: string): Promise<(WatermarkRow & { etag: string }) | null> {
-    try {
-      return await this.table.getEntity<WatermarkRow>(watermarkPartition(record), handler);
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw error;
+      const applied = await this.table.read<WatermarkRow>(row.partitionKey, handler);
+      if (applied !== null && applied.kind === version.kind && BigInt(applied.value) >= version.value) return;
+      const written = applied === null ? await this.table.insert(row) : await this.table.update(row, 'Replace', applied.etag);
+      // Another processor moved (or retention removed) the watermark in between: read it again and compare.
+      if (written !== 'exists' && written !== 'changed' && written !== 'missing') return;
     }
   }
 }
@@ -418,13 +345,4 @@ function decisionOf(row: Partial<DecisionColumns>): RecordedDecision | null {
     ...(row.reason !== undefined ? { reason: row.reason } : {}),
     ...(row.code !== undefined ? { code: row.code } : {}),
   };
-}
-
-export interface RecordAddress {
-  table: string;
-  id: string;
-}
-
-export function watermarkPartition(record: RecordAddress): string {
-  return `record|${record.table}|${record.id.toLowerCase()}`;
 }

@@ -1,4 +1,4 @@
-import type { HeldClaim, Ledger } from '../storage/ledger';
+import type { HeldClaim, Ledger } from './ledger';
 
 export class LeaseLostError extends Error {
   override readonly name = 'LeaseLostError';
