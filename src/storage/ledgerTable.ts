@@ -34,17 +34,34 @@ export type UnitRow = {
   state: UnitState;
   eventId: string;
   attempts: number;
+  /**
+   * Who wrote the row: a random id of the claim (kept by every write of its holder), or of the
+   * claimant that recorded a dead run. Read back when a write's reply was lost, it tells our own
+   * write from someone else's.
+   */
+  token?: string;
+  /** Which write of the holder this is (0: the claim; one more at each write it tries): what was written, read back. */
+  seq?: number;
+  /** How long the lease lasts from this row's last write, on the Table service's clock (its `Timestamp`). */
+  leaseMs?: number;
+  /**
+   * When the lease ends on the writer's own clock (epoch ms): informational only, compared with no
+   * one's clock (versions that measured leases on each instance's clock read it).
+   */
   leaseUntil: number;
   lastError?: string;
   updatedAt: string;
   /** The envelope's `replays` when the unit was last claimed: a replay starts its attempts again. */
   replays?: number;
-  /** A failed unit is not taken over before this (epoch ms): copies that died together come back apart. */
-  retryAt?: number;
+  /**
+   * A failed unit is not taken over for this long after the row's last write (on the service's
+   * clock): copies that died together come back apart.
+   */
+  retryAfterMs?: number;
 } & Partial<DecisionColumns>;
 
 /** A renewal's columns: merged into the unit's row. */
-export type RenewalColumns = Pick<UnitRow, 'partitionKey' | 'rowKey' | 'leaseUntil' | 'updatedAt'>;
+export type RenewalColumns = Pick<UnitRow, 'partitionKey' | 'rowKey' | 'seq' | 'leaseMs' | 'leaseUntil' | 'updatedAt'>;
 
 export type EventRow = {
   partitionKey: string;
@@ -79,6 +96,19 @@ export function watermarkPartition(record: RecordAddress): string {
 /** A row as read, with the ETag a conditional write of it needs. */
 export type Read<T> = T & { etag: string };
 
+/**
+ * A row as read, with two times on the Table service's own clock: when the row was last written
+ * (its `Timestamp`, which the service sets on every insert, update and merge) and when the service
+ * answered the read (the response's `Date`, to the second). Their difference is how long ago the
+ * row was written, whatever the reader's clock says.
+ */
+export interface Found<T> {
+  row: Read<T>;
+  writtenAt: number;
+  /** The answer's `Date` (epoch ms, whole seconds: RFC 1123), or null when the answer had none. */
+  answeredAt: number | null;
+}
+
 export type Written = { etag: string };
 
 export class LedgerTable {
@@ -91,13 +121,28 @@ export class LedgerTable {
 
   /** One row, or null when there is none (or no table yet). */
   async read<T extends object>(partitionKey: string, rowKey: string): Promise<Read<T> | null> {
+    return (await this.find<T>(partitionKey, rowKey))?.row ?? null;
+  }
+
+  /** One row with the service's times (see Found), or null when there is none (or no table yet). */
+  async find<T extends object>(partitionKey: string, rowKey: string): Promise<Found<T> | null> {
+    let answeredAt: number | null = null;
+    let row: TableEntityResult<T>;
     try {
-      const row: TableEntityResult<T> = await this.client.getEntity<T>(partitionKey, rowKey);
-      return row as Read<T>;
+      row = await this.client.getEntity<T>(partitionKey, rowKey, {
+        onResponse: (response) => {
+          const date = Date.parse(response.headers.get('date') ?? '');
+          answeredAt = Number.isNaN(date) ? null : date;
+        },
+      });
     } catch (error) {
       if (storageStatus(error) === 404) return null;
       throw error;
     }
+    // The SDK turns an Edm.DateTime into a Date, whatever its type says.
+    const timestamp: unknown = row.timestamp;
+    const writtenAt = timestamp instanceof Date ? timestamp.getTime() : Date.parse(String(timestamp));
+    return { row: row as Read<T>, writtenAt, answeredAt };
   }
 
   /** Inserts a row: `exists` when one with its keys is there already (409). */
@@ -135,9 +180,19 @@ export class LedgerTable {
     await this.write(() => this.client.upsertEntity(row, 'Replace'));
   }
 
-  /** Writes rows of one partition together: all or none. */
-  async transaction(actions: TransactionAction[]): Promise<void> {
-    await this.write(() => this.client.submitTransaction(actions));
+  /**
+   * Writes rows of one partition together: all or none. `changed` when an action conditioned on an
+   * ETag found its row written since (412), `missing` when its row is gone (404).
+   */
+  async transaction(actions: TransactionAction[]): Promise<Written | 'changed' | 'missing'> {
+    try {
+      const response = await this.write(() => this.client.submitTransaction(actions));
+      return { etag: response.subResponses[0]?.etag ?? '*' };
+    } catch (error) {
+      if (storageStatus(error) === 412) return 'changed';
+      if (storageStatus(error) === 404 && !isMissingResource('table', error)) return 'missing';
+      throw error;
+    }
   }
 
   /** Every row of a partition (none when there is no table). */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { BEFORE_HANDLERS, DIED_ERROR, type HeldClaim, Ledger } from '../../../src/pipeline/ledger/ledger';
+import { BEFORE_HANDLERS, DIED_ERROR, type HeldClaim, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
 import type { StorageClients } from '../../../src/storage/clients';
 import { isolatedStorage } from '../../support/storage';
 
@@ -12,6 +12,12 @@ import { isolatedStorage } from '../../support/storage';
 
 const KEY = 'a'.repeat(64);
 const LEASE_MS = 2_000;
+
+/**
+ * Until a lease of `leaseMs` is over on the service's clock, as others see it: the lease, the
+ * margin, and a second more (the answer's Date is cut to the second).
+ */
+const leaseOver = (leaseMs: number) => sleep(leaseMs + SERVICE_CLOCK_MARGIN_MS + 1_000);
 
 function held(claim: Awaited<ReturnType<Ledger['claimUnit']>>): HeldClaim {
   if (claim.kind !== 'claimed') throw new Error(`expected a claim, got ${JSON.stringify(claim)}`);
@@ -40,7 +46,7 @@ describe('the ledger', () => {
     expect(busy).toHaveLength(4);
     for (const claim of busy) {
       expect(claim.retryAfterMs).toBeGreaterThan(0);
-      expect(claim.retryAfterMs).toBeLessThanOrEqual(LEASE_MS);
+      expect(claim.retryAfterMs).toBeLessThanOrEqual(LEASE_MS + SERVICE_CLOCK_MARGIN_MS);
     }
   });
 
@@ -80,23 +86,28 @@ describe('the ledger', () => {
     expect(replayed).toMatchObject({ attempts: 1, replays: 1 });
   });
 
-  it('a unit whose lease lapsed while processing is a dead run: recorded failed, and taken over after a random wait', async () => {
+  it('a unit whose lease ran out while processing is a dead run: recorded failed, and taken over after a random wait', async () => {
     const leaseMs = 300;
     held(await ledger.claimUnit(KEY, 'h', 'e1', leaseMs));
-    await sleep(leaseMs + 50);
-    const found = await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 400, random: () => 0.5 });
-    expect(found).toMatchObject({ kind: 'busy', jittered: true });
+    // Within the lease and its margin, on the service's clock, the unit is busy.
+    expect(await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 2_000 })).toMatchObject({ kind: 'busy' });
+    await leaseOver(leaseMs);
+    const found = await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 2_000, random: () => 0.5 });
+    expect(found).toEqual({ kind: 'busy', retryAfterMs: 1_000, jittered: true });
     expect(await ledger.failures(KEY)).toEqual([{ unit: 'h', attempts: 1, error: DIED_ERROR }]);
-    // Before its retry time nobody takes it over; after it, the next claim is the second attempt.
-    expect(await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 400 })).toMatchObject({ kind: 'busy', jittered: true });
-    await sleep(250);
-    expect(held(await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 400 })).attempts).toBe(2);
+    // Before its retry time nobody takes it over (a second more: the service's Date is cut to the
+    // second); after it, the next claim is the second attempt.
+    const early = await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 2_000 });
+    expect(early).toMatchObject({ kind: 'busy', jittered: true });
+    expect(early.kind === 'busy' && early.retryAfterMs).toBeLessThanOrEqual(1_000);
+    await sleep(2_000);
+    expect(held(await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 2_000 })).attempts).toBe(2);
   });
 
   it('a dead run on the last attempt leaves the unit exhausted, with the death as its error', async () => {
     const leaseMs = 300;
     held(await ledger.claimUnit(KEY, 'h', 'e1', leaseMs, { maxAttempts: 1 }));
-    await sleep(leaseMs + 50);
+    await leaseOver(leaseMs);
     expect(await ledger.claimUnit(KEY, 'h', 'e1', leaseMs, { maxAttempts: 1, deadJitterMs: 400 })).toEqual({
       kind: 'exhausted',
       attempts: 1,
@@ -104,14 +115,28 @@ describe('the ledger', () => {
     });
   });
 
-  it('renewing a held lease keeps the unit busy for others; once someone else wrote the row, the renewal says so', async () => {
-    const claim = held(await ledger.claimUnit(KEY, 'h', 'e1', LEASE_MS));
-    const renewed = await ledger.renew(claim, LEASE_MS);
-    expect(renewed).not.toBeNull();
-    expect(renewed!.etag).not.toBe(claim.etag);
-    expect((await ledger.claim(KEY, 'h', 'e2', LEASE_MS)).kind).toBe('busy');
-    // The old ETag no longer holds the row.
-    expect(await ledger.renew(claim, LEASE_MS)).toBeNull();
+  it('renewing a held lease keeps the unit busy for others; once another claimant took it over, its holder writes nothing', async () => {
+    const leaseMs = 300;
+    const claim = held(await ledger.claimUnit(KEY, 'h', 'e1', leaseMs));
+    const etag = claim.etag;
+    expect(await ledger.renew(claim)).toBe('written');
+    expect(claim).toMatchObject({ seq: 1 });
+    expect(claim.etag).not.toBe(etag);
+    expect((await ledger.claim(KEY, 'h', 'e2', leaseMs)).kind).toBe('busy');
+
+    await leaseOver(leaseMs);
+    const next = held(await ledger.claimUnit(KEY, 'h', 'e2', leaseMs));
+    expect(next.attempts).toBe(2);
+    // The first holder's writes now find another's token: each is refused, and writes nothing.
+    expect(await ledger.renew(claim)).toBe('lost');
+    expect(await ledger.fail(claim, 'e1', 'Error: late')).toBe('lost');
+    expect(await ledger.complete({ claim, state: 'done', eventId: 'e1' })).toBe('lost');
+    expect(await ledger.settleEvent(KEY, 'e1', 'processed', { claim, state: 'done', eventId: 'e1' })).toBe('lost');
+    expect(await ledger.eventSettlement(KEY)).toBeNull();
+    expect(await ledger.claim(KEY, 'h', 'e3', leaseMs)).toMatchObject({ kind: 'busy' });
+    // The new holder's are its own.
+    expect(await ledger.complete({ claim: next, state: 'done', eventId: 'e2' })).toBe('written');
+    expect(await ledger.claim(KEY, 'h', 'e3', leaseMs)).toMatchObject({ kind: 'already-done' });
   });
 
   it('settles an event: alone, or in one transaction with its last unit; a copy reads the settlement', async () => {
