@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import type { RecordVersion } from '../../dataverse/accessors';
+import { DEFAULT_LEASE_SECONDS } from '../../settings';
 import {
   type DecisionColumns,
   EVENT_ROW,
@@ -294,10 +295,12 @@ export class Ledger {
 
   /**
    * How long ago the row was written, at least, on the service's clock (on ours only if its answer
-   * had no Date): the Date is cut to the second, so it can read before the row's Timestamp.
+   * had no Date): the Date is cut to the second, so it can read before the row's Timestamp. A row
+   * whose Timestamp could not be read counts as just written.
    */
   private sinceWritten(found: Found<UnitRow>): number {
-    return Math.max(0, (found.answeredAt ?? this.now()) - found.writtenAt);
+    const since = (found.answeredAt ?? this.now()) - found.writtenAt;
+    return Number.isFinite(since) ? Math.max(0, since) : 0;
   }
 
   /** Whether the row's last write is the one `token` made (a write whose reply was lost). */
@@ -509,7 +512,9 @@ export class Ledger {
  * lease and now, so their difference is the lease it held.
  */
 function leaseOf(row: UnitRow): number {
-  return row.leaseMs ?? Math.max(0, row.leaseUntil - Date.parse(row.updatedAt));
+  if (row.leaseMs !== undefined) return row.leaseMs;
+  const lease = row.leaseUntil - Date.parse(row.updatedAt);
+  return Number.isFinite(lease) ? Math.max(0, lease) : DEFAULT_LEASE_SECONDS * 1000;
 }
 
 function decisionOf(row: Partial<DecisionColumns>): RecordedDecision | null {

@@ -115,6 +115,26 @@ describe('the ledger', () => {
     });
   });
 
+  it('a unit claimed by the version before this one (its lease as `leaseUntil` on its own clock) is held for that lease, then taken over', async () => {
+    const leaseMs = 1_500;
+    const at = Date.now();
+    // What that version wrote: no token, no leaseMs; `leaseUntil` and `updatedAt` from one clock.
+    await storage.ledger.createTable();
+    await storage.ledger.createEntity({
+      partitionKey: KEY,
+      rowKey: 'h',
+      state: 'processing',
+      eventId: 'e1',
+      attempts: 1,
+      leaseUntil: at + leaseMs,
+      updatedAt: new Date(at).toISOString(),
+    });
+    const busy = await ledger.claim(KEY, 'h', 'e2', 300);
+    expect(busy.kind === 'busy' && busy.retryAfterMs).toBeGreaterThan(leaseMs);
+    await leaseOver(leaseMs);
+    expect(held(await ledger.claimUnit(KEY, 'h', 'e2', 300)).attempts).toBe(2);
+  });
+
   it('renewing a held lease keeps the unit busy for others; once another claimant took it over, its holder writes nothing', async () => {
     const leaseMs = 300;
     const claim = held(await ledger.claimUnit(KEY, 'h', 'e1', leaseMs));
