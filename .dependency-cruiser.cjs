@@ -47,6 +47,14 @@ module.exports = {
       to: { path: '^src/(pipeline|functions|handlers|cli)/' },
     },
     {
+      name: 'the-ledger-is-written-by-its-protocol',
+      severity: 'error',
+      comment:
+        "src/storage/ledgerTable.ts is the ledger's rows and table; what is written there, and when, is decided by the effects-once protocol in src/pipeline/ledger/ alone.",
+      from: { path: '^src/', pathNot: ['^src/pipeline/ledger/', '^src/storage/'] },
+      to: { path: '^src/storage/ledgerTable\\.ts$' },
+    },
+    {
       name: 'pipeline-knows-no-host',
       severity: 'error',
       comment: 'src/pipeline is callable without Azure: no function registrations, no CLI, no @azure/functions.',
@@ -73,15 +81,15 @@ module.exports = {
       name: 'accept-is-not-process',
       severity: 'error',
       comment:
-        'The HTTP path (accept, decide) and the queue path (process, loadEvent, failures, retention) share only what both need (envelope, delivery key, handler context).',
+        'The HTTP path (accept, decide) and the queue path (process, loadEvent, failures, retention, the unit lease) share only what both need (envelope, delivery key, handler context, the ledger).',
       from: { path: '^src/pipeline/(accept|decide)\\.ts$' },
-      to: { path: '^src/pipeline/(process|loadEvent|failures|retention|unitLease)\\.ts$' },
+      to: { path: '^src/pipeline/(process|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
     },
     {
       name: 'process-is-not-accept',
       severity: 'error',
       comment: 'The queue path never calls into the HTTP path.',
-      from: { path: '^src/pipeline/(process|loadEvent|failures|retention|unitLease)\\.ts$' },
+      from: { path: '^src/pipeline/(process|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
       to: { path: '^src/pipeline/(accept|decide)\\.ts$' },
     },
     {

@@ -175,7 +175,7 @@ const INVOCATION_BUDGET_SECONDS = INVOCATION_BUDGET_MS / 1000;
 const processSettingsSchema = z.object({
   PROCESSOR_MAX_DEPTH: positiveInteger(8),
   // A unit's lease is short and renewed by its holder while the handler runs (see
-  // pipeline/unitLease.ts): a dead holder's event runs again within about a lease, a live one
+  // pipeline/ledger/unitLease.ts): a dead holder's event runs again within about a lease, a live one
   // keeps it however long functionTimeout lets it run.
   PROCESSOR_LEASE_SECONDS: positiveInteger(DEFAULT_LEASE_SECONDS).refine(
     (seconds) => seconds >= MIN_LEASE_SECONDS,
@@ -195,10 +195,11 @@ export interface ProcessSettings {
   /** Events deeper than this (a handler's writes triggering itself) are recorded and not handled. */
   maxDepth: number;
   /**
-   * How long a unit's lease lasts from its claim or its last renewal. The processor renews it every
-   * third of this while the handler runs, and aborts the handler's signal when it could not renew
-   * it in time, so a live handler is never run twice at once and a dead one's unit is free again
-   * within this long of its death.
+   * How long a unit's lease lasts from its claim or its last renewal, on the Table service's clock.
+   * The processor renews it every third of this from the claim until the unit is marked done, and
+   * aborts the handler's signal when it could not renew it in time, so a live handler is never run
+   * twice at once and a dead one's unit is free again within this long (and a second's margin) of
+   * its death.
    */
   leaseMs: number;
   /** A copy that waits for a lease (or follows a dead holder) comes back up to this much later, at random. */

@@ -27,6 +27,11 @@ export const TELEMETRY_EVENT_NAMES = [
   'decided',
   /** One retention run (the applyRetention timer): `status` complete or partial; counts in measurements. */
   'retention',
+  /**
+   * A processor found its unit taken over by another (its lease ran out: a stalled worker): `handler`,
+   * and `reason` handler-stopped or effect-happened (the effect may run again).
+   */
+  'leaseLost',
 ] as const;
 export type TelemetryEventName = (typeof TELEMETRY_EVENT_NAMES)[number];
 

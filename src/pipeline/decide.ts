@@ -3,12 +3,12 @@ import type { DataverseEvent } from '../dataverse';
 import { targetEntity } from '../dataverse/accessors';
 import { describeError, type EventLog, logWith } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry, type TelemetryProperties } from '../observability/telemetry';
-import { Ledger, type RecordedDecision } from '../storage/ledger';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { type EventSummary, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
 import { type Decision, type HandlerRegistry, isDecision, type RegisteredDecider } from './handlerRegistry';
+import { Ledger, type RecordedDecision } from './ledger/ledger';
 
 /**
  * Inline handlers (`decide(…)`): they run inside the webhook's HTTP request, one after the other in

@@ -5,10 +5,10 @@ import type { Telemetry } from '../observability/telemetry';
 import type { StorageClients } from '../storage/clients';
 import { isMissingResource } from '../storage/errors';
 import { type FailureRecord, FailureStore, messageBlobName } from '../storage/failureStore';
-import { Ledger } from '../storage/ledger';
 import { decodeMessageText, QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { type EventEnvelope, InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers } from './envelope';
+import { Ledger } from './ledger/ledger';
 
 type FailureStorage = Pick<StorageClients, 'failures' | 'payloads' | 'ledger' | 'eventsQueue'>;
 
@@ -60,7 +60,8 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
     return null;
   }
 
-  const failed = await new Ledger(deps.storage.ledger).failures(deliveryKey(envelope.summary));
+  const key = deliveryKey(envelope.summary);
+  const failed = await new Ledger(deps.storage.ledger).failures(key);
   const { summary } = envelope;
   const failure: FailureRecord = {
     eventId: envelope.eventId,
@@ -81,6 +82,7 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
             .slice(0, 4000)
         : 'the message failed before any handler ran',
     state: 'poisoned',
+    deliveryKey: key,
   };
   await store.record(failure, JSON.stringify(envelope));
   if ('blob' in envelope.body) await store.keepBody(envelope.eventId, envelope.body.blob.name);

@@ -8,15 +8,15 @@ import { type ProcessSettings, SettingsError } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
 import { storageErrorCode, storageStatus, wasRefused } from '../storage/errors';
-import { type Completion, type EventSettlement, type HeldClaim, Ledger } from '../storage/ledger';
 import { sendQueueMessage } from '../storage/queueMessages';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { type EventEnvelope, logIdentifiers, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
 import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
+import { type Completion, type EventSettlement, type HeldClaim, type HolderWrite, Ledger, SERVICE_CLOCK_MARGIN_MS } from './ledger/ledger';
+import { UnitLease } from './ledger/unitLease';
 import { loadEvent } from './loadEvent';
-import { UnitLease } from './unitLease';
 
 /**
  * Processing one queued event: at least once in, effects once out.
@@ -29,12 +29,15 @@ import { UnitLease } from './unitLease';
  * maxDequeueCount attempts, moves it to the poison queue. Nothing is acknowledged that has not been
  * handled, skipped on purpose, or recorded.
  *
- * A unit's lease is short and renewed while its handler runs (unitLease.ts). A copy that finds a
- * unit held puts itself back on the queue until the lease ends, plus a random part; one that finds
- * the unit's last run dead (its lease lapsed) records that run as failed and comes back after a
- * random wait, so the events that died in one worker are not run side by side again with whatever
- * killed it. The ledger counts a unit's runs whichever message carried them: once a unit has failed
- * or died maxDequeueCount times, the event goes to the poison queue as the host would send it.
+ * A unit's lease is short and renewed from its claim until its done-mark lands (unitLease.ts). A
+ * copy that finds a unit held puts itself back on the queue until the lease ends, plus a random
+ * part; one that finds the unit's last run dead (its lease ran out) records that run as failed and
+ * comes back after a random wait, so the events that died in one worker are not run side by side
+ * again with whatever killed it. The ledger counts a unit's runs whichever message carried them:
+ * once a unit has failed or died maxDequeueCount times, the event goes to the poison queue as the
+ * host would send it. Every write of a held unit is conditioned on holding it (ledger.ts): a
+ * processor that finds its unit taken over (it stalled past its lease) writes nothing more there,
+ * and puts a copy of the message back rather than failing it: the event is not what went wrong.
  *
  * Every invocation returns to the host by itself before host.json's functionTimeout: past it the
  * host restarts the whole Node worker, and every other invocation in flight there loses an attempt.
@@ -127,11 +130,30 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
 
   if (deps.settings instanceof SettingsError) return failEvent(deps.settings);
   const settings = deps.settings;
-  const persist = (what: string, write: () => Promise<void>, until: number) =>
-    persistWrite(what, write, Math.min(until, budgetEnd), { ...deps, now }, ids);
+  // Once a unit's effect happened, marking it done is worth waiting for: given up, the message
+  // would be retried and the effect repeated. It is conditioned on holding the unit, whose lease is
+  // renewed meanwhile, so it is tried for as long as the invocation's budget allows.
+  const persist = <T>(what: string, write: () => Promise<T>) => persistWrite(what, write, budgetEnd, { ...deps, now }, ids);
 
   // The last unit's completion is written with the event's settlement, in one transaction.
-  let lastCompletion: Completion | undefined;
+  let lastCompletion: { completion: Completion; lease: UnitLease; handler: string } | undefined;
+
+  /**
+   * This processor no longer holds a unit: another one took it over after its lease ran out here
+   * (the worker stalled, or lost storage for longer than the lease). Nothing more is written there;
+   * a copy of the message comes back after a lease, to find the unit done or its new run dead.
+   */
+  const lostUnit = async (handler: string, effect: 'stopped' | 'happened'): Promise<ProcessOutcome> => {
+    const retryAfterMs = settings.leaseMs + SERVICE_CLOCK_MARGIN_MS + Math.floor((deps.random ?? Math.random)() * settings.deferJitterMs);
+    const message =
+      effect === 'happened'
+        ? "A unit's effect happened, and another processor took the unit over before it was marked done: the effect may run again"
+        : 'Another processor took the unit over while its handler ran here (its lease ran out); nothing more is written for it here';
+    deps.log[effect === 'happened' ? 'error' : 'warn'](message, { ...ids, handler, retryAfterMs });
+    telemetry.event('leaseLost', { ...telemetryIds, handler, reason: effect === 'happened' ? 'effect-happened' : 'handler-stopped' });
+    await defer(envelope, retryAfterMs, deps);
+    return outcome('deferred', [], null);
+  };
 
   if (envelope.summary.depth > settings.maxDepth) {
     deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', {
@@ -214,16 +236,25 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
         log,
         ledger,
         claim,
-        leaseMs: settings.leaseMs,
         limitMs,
         idempotencyKey: unitIdempotencyKey(key, unit),
       },
       { ...deps, now },
     );
+    if (ran.result === 'lost') return lostUnit(handler.name, 'stopped');
     units.push({ handler: handler.name, recordId, result: ran.result });
-    const completion: Completion = { claim: ran.claim, state: ran.result, eventId: envelope.eventId };
-    if (index === work.length - 1) lastCompletion = completion;
-    else await persist('a unit done', () => ledger.complete(completion), ran.claim.leaseUntil);
+    const completion: Completion = { claim, state: ran.result, eventId: envelope.eventId };
+    if (index === work.length - 1) {
+      lastCompletion = { completion, lease: ran.lease, handler: handler.name };
+      continue;
+    }
+    let marked: HolderWrite;
+    try {
+      marked = await persist('a unit done', () => ledger.complete(completion));
+    } finally {
+      ran.lease.stop();
+    }
+    if (marked === 'lost') return lostUnit(handler.name, 'happened');
   }
   if (units.every((unit) => unit.result === 'duplicate')) {
     deps.log.info('Every handler had already run; this copy is a duplicate', ids);
@@ -238,16 +269,18 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     truncated: boolean | null,
     status: ProcessOutcome['status'] = settlement,
   ): Promise<ProcessOutcome> {
-    // Once a unit's effect happened, marking it done is worth waiting for: given up, the message
-    // would be retried and the effect repeated. It is tried until the unit's lease runs out (after
-    // that another processor may take the unit over anyway) or the invocation's budget does.
-    const until = lastCompletion ? lastCompletion.claim.leaseUntil : budgetEnd;
     const claimCheck = 'blob' in envelope.body;
-    await persist(
-      lastCompletion ? 'the last unit done and the event settled' : 'the event settled',
-      () => ledger.settleEvent(key, envelope.eventId, settlement, lastCompletion, { claimCheck }),
-      until,
-    );
+    const last = lastCompletion;
+    let settled: HolderWrite;
+    try {
+      settled = await persist(last ? 'the last unit done and the event settled' : 'the event settled', () =>
+        ledger.settleEvent(key, envelope.eventId, settlement, last?.completion, { claimCheck }),
+      );
+    } finally {
+      last?.lease.stop();
+    }
+    // The unit's new holder settles the event, and needs its claim-check blob.
+    if (settled === 'lost' && last) return lostUnit(last.handler, 'happened');
     await releaseClaimCheck(envelope, deps);
     return outcome(status, settledUnits, truncated);
   }
@@ -257,20 +290,20 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
  * A ledger write retried with back-off (¼ s doubling to 5 s, on top of the SDK's own retries) until
  * it succeeds, storage refuses it outright, or `until` would pass.
  */
-async function persistWrite(
+async function persistWrite<T>(
   what: string,
-  write: () => Promise<void>,
+  write: () => Promise<T>,
   until: number,
   deps: Pick<ProcessDependencies, 'log' | 'sleep'> & { now: () => number },
   ids: LogProperties,
-): Promise<void> {
+): Promise<T> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let delayMs = 250;
   for (let attempt = 1; ; attempt++) {
     try {
-      await write();
+      const written = await write();
       if (attempt > 1) deps.log.info(`Recorded ${what} after ${attempt} tries`, ids);
-      return;
+      return written;
     } catch (error) {
       if (wasRefused(error) || deps.now() + delayMs >= until) throw error;
       deps.log.warn(`Could not record ${what}; trying again`, { ...ids, attempt, retryInMs: delayMs, error: describeError(error) });
@@ -288,34 +321,40 @@ interface UnitWork {
   log: EventLog;
   ledger: Ledger;
   claim: HeldClaim;
-  /** The ledger lease, renewed while the handler runs. */
-  leaseMs: number;
   /** How long the handler (with its re-read) may take. */
   limitMs: number;
   idempotencyKey: string;
 }
 
+/** A unit run: its result, with the lease that still holds it until its done-mark; or `lost` to another processor. */
+type UnitRun = { result: 'done' | 'stale'; lease: UnitLease } | { result: 'lost' };
+
 /**
  * Runs one handler on one record (or the event), unless a newer version was already applied. The
  * handler's `ctx.signal` aborts at its time limit, or when its unit's lease could not be renewed;
  * a handler that ignores it is no longer waited for: its unit fails then, and the message is
- * retried like after any failure. Returns the claim as last renewed.
+ * retried like after any failure. A unit taken over meanwhile by another processor (this one's
+ * lease ran out: the worker stalled) is `lost`: nothing is written for it, and nothing is thrown.
+ * Otherwise the lease is returned still running: the caller stops it once the done-mark landed.
  */
 async function runUnit(
   unit: UnitWork,
   deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'> & { now: () => number },
-): Promise<{ result: 'done' | 'stale'; claim: HeldClaim }> {
+): Promise<UnitRun> {
   const { event, envelope, handler, record, log, ledger, claim } = unit;
-  const lease = new UnitLease(claim, ledger, unit.leaseMs, deps.now, (error) =>
-    log.warn("Could not renew the unit's lease; trying again", { error: describeError(error) }),
-  );
+  const lease = new UnitLease(claim, ledger, {
+    onRenewalFailed: (error) => log.warn("Could not renew the unit's lease; trying again", { error: describeError(error) }),
+  });
   const deadline = new Deadline(Math.max(0, unit.limitMs));
+  let ran = false;
   try {
     const version = handler.skipStale ? recordVersion(event, record) : null;
     const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
     if (version && (await ledger.isStale(address, handler.name, version))) {
       log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
-      return { result: 'stale', claim: lease.claim };
+      lease.handlerReturned();
+      ran = true;
+      return { result: 'stale', lease };
     }
     const signal = AbortSignal.any([deadline.signal, lease.signal]);
     try {
@@ -340,19 +379,26 @@ async function runUnit(
     } catch (thrown) {
       lease.stop();
       const error = thrown instanceof DeadlineExceededError ? new HandlerTimeoutError(unit.limitMs) : thrown;
-      try {
-        await ledger.fail(lease.claim, envelope.eventId, describeError(error));
-      } catch (ledgerError) {
-        // The unit stays held until its lease ends; the retry then takes it over.
-        log.warn('Could not record the handler failure', { error: describeError(ledgerError) });
+      let recorded: HolderWrite | 'unknown' = lease.takenOver ? 'lost' : 'unknown';
+      if (recorded !== 'lost') {
+        try {
+          recorded = await ledger.fail(claim, envelope.eventId, describeError(error));
+        } catch (ledgerError) {
+          // The unit stays held until its lease ends; the retry then takes it over.
+          log.warn('Could not record the handler failure', { error: describeError(ledgerError) });
+        }
       }
+      if (recorded === 'lost') return { result: 'lost' };
       log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
       throw new HandlerFailedError(handler.name, envelope.eventId, error);
     }
+    // Its effect happened: the done-mark comes next (and finds out if the unit was taken over meanwhile).
+    lease.handlerReturned();
     if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
-    return { result: 'done', claim: lease.claim };
+    ran = true;
+    return { result: 'done', lease };
   } finally {
-    lease.stop();
+    if (!ran) lease.stop();
     deadline.clear();
   }
 }

@@ -3,11 +3,11 @@ import type { Telemetry } from '../observability/telemetry';
 import type { RetentionSettings } from '../settings';
 import type { StorageClients } from '../storage/clients';
 import { storageStatus } from '../storage/errors';
-import { watermarkPartition } from '../storage/ledger';
 import { type SweepResult, sweepTable } from '../storage/retention';
 import { deliveryKey } from './deliveryKey';
 import { InvalidEnvelopeError, parseEnvelope } from './envelope';
 import { failureStore } from './failures';
+import { watermarkPartition } from './ledger/ledger';
 
 type RetentionStorage = Pick<StorageClients, 'ledger' | 'failures' | 'payloads'>;
 
@@ -28,21 +28,24 @@ export interface RetentionReport {
   ledger: SweepResult;
   /** Replayed and resolved failure records removed. */
   failuresRemoved: number;
-  /** Ledger partitions kept for poisoned events. */
+  /** Ledger partitions kept for poisoned events, and for events replayed or resolved within the retention period. */
   protectedPartitions: number;
   complete: boolean;
 }
 
 /**
  * One retention run: ledger rows (units, decisions, event settlements, watermarks) not written for
- * the retention period go, except those a poisoned event still needs for its replay (its delivery's
- * units, so that handlers that succeeded are not run again, and its record's watermarks); failure
- * records replayed or resolved longer ago than the retention period go with their kept messages.
+ * the retention period go, except those an event in `failures` may still need: a poisoned event's
+ * for its replay, and a replayed or resolved one's for the retention period after its replay or
+ * resolve (a replayed copy may still wait on the queue, and a resolved event's Dataverse retry or
+ * redelivery may still come): its delivery's units, so that handlers that succeeded are not run
+ * again, and its record's watermarks. Failure records replayed or resolved longer ago than the
+ * retention period go with their kept messages.
  */
 export async function applyRetention(deps: RetentionDependencies): Promise<RetentionReport> {
   const now = deps.now ?? Date.now;
   const olderThan = new Date(now() - deps.settings.retentionMs);
-  const keep = await partitionsOfPoisonedEvents(deps.storage);
+  const keep = await partitionsStillNeeded(deps.storage, olderThan);
   const ledger = await sweepTable(deps.storage.ledger, {
     olderThan,
     deadline: deps.deadline,
@@ -81,15 +84,24 @@ export async function applyRetention(deps: RetentionDependencies): Promise<Reten
 }
 
 /**
- * The ledger partitions poisoned events (not yet replayed or resolved) still need: their delivery
- * key, read from the kept message, and the watermarks of their record. A message that cannot be
- * read for a reason other than its absence stops the run: deleting unprotected would be worse.
+ * The ledger partitions events in `failures` still need: those of every poisoned event, and of every
+ * event replayed or resolved at or after `settledSince`: their delivery key (on the record, or read
+ * from the kept message for a record from before it was kept there) and the watermarks of their
+ * record. A message that cannot be read for a reason other than its absence stops the run:
+ * deleting unprotected would be worse.
  */
-async function partitionsOfPoisonedEvents(storage: RetentionStorage): Promise<Set<string>> {
+async function partitionsStillNeeded(storage: RetentionStorage, settledSince: Date): Promise<Set<string>> {
   const store = failureStore(storage);
   const keep = new Set<string>();
-  for (const failure of await store.list()) {
+  const since = settledSince.toISOString();
+  for (const failure of await store.list({ includeReplayed: true })) {
+    const settledAt = failure.state === 'replayed' ? failure.replayedAt : failure.state === 'resolved' ? failure.resolvedAt : undefined;
+    if (failure.state !== 'poisoned' && settledAt !== undefined && settledAt < since) continue;
     if (failure.table && failure.recordId) keep.add(watermarkPartition({ table: failure.table, id: failure.recordId }));
+    if (failure.deliveryKey) {
+      keep.add(failure.deliveryKey);
+      continue;
+    }
     try {
       keep.add(deliveryKey(parseEnvelope(await store.message(failure.eventId)).summary));
     } catch (error) {

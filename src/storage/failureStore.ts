@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import type { ContainerClient } from '@azure/storage-blob';
+import type { BlobClient, ContainerClient } from '@azure/storage-blob';
 import { isMissingResource, storageStatus } from './errors';
 import { containerResource, provisioned, tableResource } from './provision';
 
@@ -31,6 +31,12 @@ export interface FailureRecord {
   replayedAt?: string;
   /** When someone said it needs no replay (`failures resolve`). */
   resolvedAt?: string;
+  /**
+   * The ledger partition of its delivery (src/pipeline/deliveryKey.ts): what retention keeps while
+   * the record is kept, the replay of a replayed event included (its message is gone by then).
+   * Absent for an unreadable message (nothing of it is in the ledger) and in records from before.
+   */
+  deliveryKey?: string;
 }
 
 type FailureRow = FailureRecord & { partitionKey: string; rowKey: string; etag?: string };
@@ -130,9 +136,12 @@ export class FailureStore {
   }
 
   /**
-   * Removes the records replayed or resolved before `settledBefore`, with their kept messages (the
-   * message first: a record is never left pointing at nothing). Poisoned ones stay, whatever their
-   * age. Idempotent: a record or blob already gone counts as removed by someone else.
+   * Removes the records replayed or resolved before `settledBefore`, with their kept messages and
+   * bodies. Poisoned ones stay, whatever their age. The record goes first, conditioned on its ETag:
+   * one poisoned again since it was listed (its record and message written anew) is not removed;
+   * then its blobs, each conditioned on the ETag it had before the record went, so that a message
+   * written anew meanwhile (poisoned again just after) stays. A record is never left "poisoned"
+   * with nothing to replay. Idempotent: a record or blob already gone counts as removed by someone else.
    */
   async removeSettled(
     settledBefore: Date,
@@ -148,20 +157,45 @@ export class FailureStore {
         if (now() >= deadline) return { removed, complete: false };
         const settledAt = row.state === 'replayed' ? row.replayedAt : row.resolvedAt;
         if (!settledAt || settledAt >= cutoff) continue;
-        await this.messages.getBlobClient(messageBlobName(row.eventId)).deleteIfExists();
-        await this.messages.getBlobClient(bodyBlobName(row.eventId)).deleteIfExists();
+        const blobs = [this.messages.getBlobClient(messageBlobName(row.eventId)), this.messages.getBlobClient(bodyBlobName(row.eventId))];
+        const etags = await Promise.all(blobs.map(blobETag));
         try {
           await this.table.deleteEntity(PARTITION, row.rowKey, { etag: row.etag });
           removed++;
         } catch (error) {
           // Gone (another run) or written again since (poisoned again after its replay): not ours to remove.
           if (storageStatus(error) !== 404 && storageStatus(error) !== 412) throw error;
+          continue;
+        }
+        for (const [index, blob] of blobs.entries()) {
+          const etag = etags[index];
+          if (etag) await deleteUnchanged(blob, etag);
         }
       }
     } catch (error) {
       if (!isMissingResource('table', error) && !isMissingResource('container', error)) throw error;
     }
-    return { removed, complete: true };
+    const orphans = await this.removeOrphans(settledBefore, deadline, now);
+    return { removed, complete: orphans.complete };
+  }
+
+  /**
+   * Kept messages and bodies written before `writtenBefore` whose record is gone: a run that stopped
+   * between a record's delete and its blobs' leaves them, and the next one takes them.
+   */
+  private async removeOrphans(writtenBefore: Date, deadline: number, now: () => number): Promise<{ complete: boolean }> {
+    try {
+      for await (const blob of this.messages.listBlobsFlat({ prefix: POISONED_PREFIX })) {
+        if (now() >= deadline) return { complete: false };
+        if (!(blob.properties.lastModified < writtenBefore) || !blob.properties.etag) continue;
+        const eventId = blob.name.slice(POISONED_PREFIX.length).replace(/\.(json|body)$/, '');
+        if (await this.get(eventId)) continue;
+        await deleteUnchanged(this.messages.getBlobClient(blob.name), blob.properties.etag);
+      }
+    } catch (error) {
+      if (!isMissingResource('container', error)) throw error;
+    }
+    return { complete: true };
   }
 
   /** How many events are poisoned now (neither replayed nor resolved). */
@@ -179,14 +213,35 @@ export class FailureStore {
   }
 }
 
+/** A blob's ETag, or null when there is no such blob. */
+async function blobETag(blob: BlobClient): Promise<string | null> {
+  try {
+    return (await blob.getProperties()).etag ?? null;
+  } catch (error) {
+    if (storageStatus(error) === 404) return null;
+    throw error;
+  }
+}
+
+/** Deletes a blob if it is still as it was (its ETag): gone already, or written anew since (412), it is left. */
+async function deleteUnchanged(blob: BlobClient, etag: string): Promise<void> {
+  try {
+    await blob.deleteIfExists({ conditions: { ifMatch: etag } });
+  } catch (error) {
+    if (storageStatus(error) !== 412) throw error;
+  }
+}
+
+const POISONED_PREFIX = 'poisoned/';
+
 /** Where a poisoned event's claim-check body is kept, beside its message, out of the lifecycle rule's reach. */
 export function bodyBlobName(eventId: string): string {
-  return `poisoned/${eventId}.body`;
+  return `${POISONED_PREFIX}${eventId}.body`;
 }
 
 /** Where the failed message is kept, in the payloads container. */
 export function messageBlobName(eventId: string): string {
-  return `poisoned/${eventId}.json`;
+  return `${POISONED_PREFIX}${eventId}.json`;
 }
 
 function toRecord(row: FailureRow): FailureRecord {
@@ -205,5 +260,6 @@ function toRecord(row: FailureRow): FailureRecord {
     state: row.state,
     ...(row.replayedAt ? { replayedAt: row.replayedAt } : {}),
     ...(row.resolvedAt ? { resolvedAt: row.resolvedAt } : {}),
+    ...(row.deliveryKey ? { deliveryKey: row.deliveryKey } : {}),
   };
 }

@@ -153,6 +153,7 @@ describe('telemetry in this process', () => {
       'dataverse.replayed',
       'dataverse.decided',
       'dataverse.retention',
+      'dataverse.leaseLost',
     ]);
     expect(TELEMETRY_METRIC_NAMES.map(telemetryItemName)).toEqual([
       'dataverse.ackLatencyMs',

@@ -6,6 +6,7 @@ import { silentLog } from '../../src/observability/log';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, replayFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { SERVICE_CLOCK_MARGIN_MS } from '../../src/pipeline/ledger/ledger';
 import { processEnvelope } from '../../src/pipeline/process';
 import { readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
@@ -149,9 +150,9 @@ describe('processing, from the HTTP handler through the real queue to a handler'
     expect(second.status).toBe('deferred');
     expect(effects).toBe(1);
 
-    // The deferred copy becomes visible after the lease and is then a duplicate.
+    // The deferred copy becomes visible after the lease (and the service clock's margin) and is then a duplicate.
     const run = processor(storage, registry);
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await new Promise((resolve) => setTimeout(resolve, settings.leaseMs + SERVICE_CLOCK_MARGIN_MS + 100));
     await run.drain();
     expect(run.outcomes.map((outcome) => outcome.status)).toEqual(['duplicate']);
     expect(effects).toBe(1);

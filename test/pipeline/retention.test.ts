@@ -2,19 +2,23 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TableClient } from '@azure/data-tables';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
 import { recordingTelemetry } from '../../src/observability/telemetry';
 import { failureStore, recordPoisoned, replayFailures, resolveFailures } from '../../src/pipeline/failures';
 import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { applyRetention } from '../../src/pipeline/retention';
 import { readRetentionSettings } from '../../src/settings';
-import { watermarkPartition } from '../../src/storage/ledger';
+import { createStorageClients } from '../../src/storage/clients';
+import { watermarkPartition } from '../../src/storage/ledgerTable';
 import { sweepTable } from '../../src/storage/retention';
+import { faultyStorage, type SeenRequest } from '../support/faultyProxy';
 import { fixture } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';
-import { blobNames, isolatedStorage } from '../support/storage';
+import { blobNames, drainQueue, isolatedStorage } from '../support/storage';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const settings = { retentionMs: DAY_MS };
@@ -171,10 +175,118 @@ describe('retention of the ledger and of settled failures', () => {
 
     const report = await applyRetention({ storage, settings, deadline: Infinity, log: silentLog, now: () => at + DAY_MS });
     expect(report.failuresRemoved).toBe(1);
-    expect(report.protectedPartitions).toBe(0);
+    // The replayed one's delivery and record, replayed within the period: kept for its replayed copy.
+    expect(report.protectedPartitions).toBe(2);
     expect((await failureStore(storage).list({ includeReplayed: true })).map((failure) => failure.eventId)).toEqual([replayed]);
     expect(await blobNames(storage.payloads)).not.toContain(`poisoned/${resolved}.json`);
     expect((await rows(storage.ledger)).filter((row) => row.eventId === resolved)).toEqual([]);
+  });
+
+  it("keeps a replayed or resolved event's ledger rows for RETENTION_DAYS after the replay or resolve, though written long before (storage clocks ten days apart)", async () => {
+    const storage = await isolatedStorage();
+    const week = { retentionMs: 7 * DAY_MS };
+    const tenDaysOn = () => Date.now() + 10 * DAY_MS;
+    const ran: string[] = [];
+    let failing = true;
+    const registry = registryOf([
+      on({ name: 'first', entity: '*', message: '*' }, () => void ran.push('first')),
+      on({ name: 'second', entity: '*', message: '*' }, () => {
+        ran.push('second');
+        if (failing) throw new Error('down');
+      }),
+    ]);
+    const replayed = await ingest(storage, fixture('08-').body);
+    const resolved = await ingest(storage, fixture('01-').body);
+    await processor(storage, registry).drain();
+    expect((await failureStore(storage).list()).map((failure) => failure.eventId).sort()).toEqual([replayed, resolved].sort());
+    const before = (await rows(storage.ledger)).map(key).sort();
+
+    // Ten days on, by the storage clocks of that day, one is replayed (its copy waits on the queue)
+    // and the other resolved; the hourly run comes an hour later.
+    expect(await replayFailures([replayed], { storage, now: () => new Date(tenDaysOn()) })).toEqual([
+      { eventId: replayed, replayed: true },
+    ]);
+    expect(await resolveFailures([resolved], { storage, now: () => new Date(tenDaysOn()) })).toEqual([
+      { eventId: resolved, resolved: true },
+    ]);
+    const report = await applyRetention({
+      storage,
+      settings: week,
+      deadline: Infinity,
+      log: silentLog,
+      now: () => tenDaysOn() + 3_600_000,
+    });
+    expect(report).toMatchObject({ complete: true, protectedPartitions: 4, ledger: { deleted: 0 }, failuresRemoved: 0 });
+    expect((await rows(storage.ledger)).map(key).sort()).toEqual(before);
+
+    // The replayed copy runs the handler that failed, and not the one that had succeeded.
+    failing = false;
+    ran.length = 0;
+    await processor(storage, registry).drain();
+    expect(ran).toEqual(['second']);
+
+    // A week after the replay and the resolve, everything of both goes.
+    const later = await applyRetention({
+      storage,
+      settings: week,
+      deadline: Infinity,
+      log: silentLog,
+      now: () => tenDaysOn() + 8 * DAY_MS,
+    });
+    expect(later).toMatchObject({ complete: true, protectedPartitions: 0, failuresRemoved: 2 });
+    expect(await rows(storage.ledger)).toEqual([]);
+    expect(await blobNames(storage.payloads)).toEqual([]);
+  });
+
+  it('never leaves an event poisoned again during the run "poisoned" with nothing to replay: the record goes first, its blobs only if unchanged', async () => {
+    const faulty = await faultyStorage();
+    try {
+      const storage = await isolatedStorage({ connectionString: faulty.connectionString });
+      // The same account and names, straight to Azurite: what another instance does meanwhile.
+      const elsewhere = createStorageClients(inject('azuriteConnectionString'), { names: storage.names });
+      const failing = registryOf([
+        on({ name: 'fails', entity: '*', message: '*' }, () => {
+          throw new Error('down');
+        }),
+      ]);
+      const eventId = await ingest(storage, fixture('08-').body);
+      await processor(storage, failing).drain();
+      // Replayed two days ago; its replayed copy is being processed (and will fail again) now.
+      expect(await replayFailures([eventId], { storage, now: () => new Date(Date.now() - 2 * DAY_MS) })).toEqual([
+        { eventId, replayed: true },
+      ]);
+      const [replayedCopy] = await drainQueue(storage.eventsQueue);
+
+      // The retention run's first delete waits, unsent, while the replayed copy is poisoned again.
+      const deletes = (table: string) => (request: SeenRequest) =>
+        request.method === 'DELETE' && (request.path.includes('/poisoned/') || request.path.includes(`/${table}(`));
+      const onBlobs = faulty.blob.hold(deletes(storage.failures.tableName));
+      const onTables = faulty.table.hold(deletes(storage.failures.tableName));
+      const run = applyRetention({ storage, settings, deadline: Infinity, log: silentLog });
+      await Promise.race([onBlobs.held, onTables.held]);
+      expect(await recordPoisoned(replayedCopy, { storage: elsewhere, log: silentLog })).toMatchObject({ state: 'poisoned', replays: 1 });
+      onBlobs.release();
+      onTables.release();
+      expect((await run).failuresRemoved).toBe(0);
+
+      // Still listed, with its message: the operator can replay it.
+      expect((await failureStore(elsewhere).list()).map((failure) => failure.eventId)).toEqual([eventId]);
+      expect(await replayFailures([eventId], { storage: elsewhere })).toEqual([{ eventId, replayed: true }]);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('removes a kept message whose record is gone (a run stopped between the two), once the period has passed', async () => {
+    const storage = await isolatedStorage();
+    await storage.payloads.createIfNotExists();
+    await storage.payloads.getBlockBlobClient('poisoned/orphan.json').uploadData(Buffer.from('{}'));
+    const at = await cutoff();
+    // A blob's Last-Modified is to the second.
+    await sleep(1_000);
+    await storage.payloads.getBlockBlobClient('poisoned/newer.json').uploadData(Buffer.from('{}'));
+    await applyRetention({ storage, settings, deadline: Infinity, log: silentLog, now: () => at + DAY_MS });
+    expect(await blobNames(storage.payloads)).toEqual(['poisoned/newer.json']);
   });
 
   it('a poisoned claim-check event outlives the lifecycle rule: its body is kept out of its reach, and the replay puts it back', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { createStorageClients, type StorageClients } from '../../src/storage/clients';
+import { createStorageClients, type StorageClientOptions, type StorageClients } from '../../src/storage/clients';
 import { isMissingResource } from '../../src/storage/errors';
 import { decodeQueueMessage } from '../../src/storage/queueMessages';
 
@@ -9,10 +9,12 @@ import { decodeQueueMessage } from '../../src/storage/queueMessages';
  * so each test sees only its own messages and blobs. None of them exists yet: the account is, for
  * the test, as empty as a fresh one, and the app must create what it uses, as under the real host.
  */
-export async function isolatedStorage(options: { connectionString?: string } = {}): Promise<StorageClients> {
+export async function isolatedStorage(
+  options: { connectionString?: string; retry?: StorageClientOptions['retry'] } = {},
+): Promise<StorageClients> {
   const suffix = randomBytes(4).toString('hex');
   const clients = createStorageClients(options.connectionString ?? inject('azuriteConnectionString'), {
-    retry: { maxTries: 2, tryTimeoutMs: 5_000 },
+    retry: options.retry ?? { maxTries: 2, tryTimeoutMs: 5_000 },
     names: {
       eventsQueue: `events-${suffix}`,
       payloadContainer: `payloads-${suffix}`,
