@@ -5,6 +5,9 @@ export default defineConfig({
     // The engine's tests, the dev host's, and your handlers' tests beside them in src/handlers.
     include: ['test/**/*.test.ts', 'devhost/test/**/*.test.ts', 'src/**/*.test.ts'],
     globalSetup: ['test/support/globalSetup.ts'],
+    // Tests that load src/functions register functions as the modules load: the dev host's stand-in of
+    // the worker's @azure/functions-core takes them, as the Functions host would (no test-mode WARNINGs).
+    setupFiles: ['test/support/functionsHost.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

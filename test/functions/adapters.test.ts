@@ -1,5 +1,4 @@
 // First: the worker's stand-in takes the function registrations (no test-mode warnings).
-import '../support/functionsHost';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
 import { OTHER_METHODS, receiveDataverseWebhook, refuseOtherMethods } from '../../src/functions/dataverseWebhook';

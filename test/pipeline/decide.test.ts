@@ -1,5 +1,4 @@
 // First: the worker's stand-in takes the function registrations (no test-mode warnings).
-import '../support/functionsHost';
 import { randomUUID } from 'node:crypto';
 import type { HttpResponseInit } from '@azure/functions';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
