@@ -303,6 +303,7 @@ describe('the context a handler receives', () => {
   const runtimeContext = (record: HandlerContext['record']): HandlerContext => ({
     eventId: 'e',
     deliveryCount: 1,
+    reconciled: false,
     log: silentLog,
     signal: new AbortController().signal,
     idempotencyKey: '00000000-0000-8000-8000-000000000000',
