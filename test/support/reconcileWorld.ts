@@ -14,7 +14,7 @@ import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { type FanOutReport, queueReconciledChanges } from '../../src/pipeline/reconcile/fanOut';
-import { type ReconcileReport, type ReconcileRequest, reconcileNow } from '../../src/pipeline/reconcile/run';
+import { type ReconcileDependencies, type ReconcileReport, type ReconcileRequest, reconcileNow } from '../../src/pipeline/reconcile/run';
 import { readIngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import type { WebApiRow } from './fakeChangeTracking';
@@ -168,7 +168,7 @@ export class ReconcileWorld {
   reconcile(
     handlers: HandlerRegistry,
     request: ReconcileRequest = {},
-    more: { holder?: string; telemetry?: Telemetry; maxPageSize?: number } = {},
+    more: Partial<Pick<ReconcileDependencies, 'holder' | 'telemetry' | 'maxPageSize' | 'deadline' | 'log' | 'settings'>> = {},
   ): Promise<ReconcileReport> {
     return reconcileNow(
       {
