@@ -3,13 +3,14 @@ import { storageStatus } from './errors';
 import { provisioned, tableResource } from './provision';
 
 /**
- * What reconciliation keeps between runs, in its own table (RECONCILE_TABLE):
+ * What reconciliation keeps between runs, in its own table (RECONCILE_TABLE), in one partition
+ * (`reconcile`), so that a run saves a table's position and renews its lease in one transaction:
  *
- * - PartitionKey `run`, RowKey `lease`: one run at a time across instances (and the CLI). A run
+ * - RowKey `lease`: one run at a time across instances (and the CLI). A run
  *   takes the lease with an ETag-conditioned write, which only one of several racing instances
  *   wins, and holds it for `leaseMs`, renewed as it goes; `lastStartedAt` spaces the runs
  *   RECONCILE_INTERVAL apart, whichever instance's timer fired.
- * - PartitionKey `table`, RowKey the table's logical name: its change tracking position. `deltaToken`
+ * - RowKey `table|<logical name>`: the table's change tracking position. `deltaToken`
  *   (with the link it came in, and the server's time then, `syncedAt`) asks for the changes since;
  *   while a run pages through an answer, `nextLink` is the page to go on from (so a run cut short,
  *   or killed, goes on where it stopped rather than from the start), with `pendingSince` for a run
@@ -44,15 +45,19 @@ export interface TablePosition {
   etag: string;
 }
 
+const PARTITION = 'reconcile';
+const LEASE = 'lease';
+const positionKey = (table: string) => `table|${table}`;
+
 interface LeaseRow {
-  partitionKey: 'run';
-  rowKey: 'lease';
+  partitionKey: typeof PARTITION;
+  rowKey: typeof LEASE;
   holder: string;
   leaseUntil: number;
   lastStartedAt: number;
 }
 
-type PositionRow = { partitionKey: 'table'; rowKey: string } & Partial<Record<string, string | number | null>>;
+type PositionRow = { partitionKey: typeof PARTITION; rowKey: string } & Partial<Record<string, string | number | null>>;
 
 export type LeaseOutcome =
   | { kind: 'acquired'; lease: RunLease }
@@ -75,8 +80,8 @@ export class ReconcileState {
    */
   async acquire(holder: string, leaseMs: number, intervalMs: number, force = false): Promise<LeaseOutcome> {
     const now = this.now();
-    const row: LeaseRow = { partitionKey: 'run', rowKey: 'lease', holder, leaseUntil: now + leaseMs, lastStartedAt: now };
-    const existing = await this.read<LeaseRow>('run', 'lease');
+    const row: LeaseRow = { partitionKey: PARTITION, rowKey: LEASE, holder, leaseUntil: now + leaseMs, lastStartedAt: now };
+    const existing = await this.read<LeaseRow>(LEASE);
     try {
       if (!existing) {
         const created = await this.write(() => this.table.createEntity(row));
@@ -89,7 +94,7 @@ export class ReconcileState {
     } catch (error) {
       // Another instance took it in between.
       if (storageStatus(error) === 409 || storageStatus(error) === 412) {
-        const winner = await this.read<LeaseRow>('run', 'lease');
+        const winner = await this.read<LeaseRow>(LEASE);
         return { kind: 'held', holder: winner?.holder ?? 'another run', until: winner?.leaseUntil ?? now + leaseMs };
       }
       throw error;
@@ -100,7 +105,7 @@ export class ReconcileState {
   async renew(lease: RunLease, leaseMs: number): Promise<RunLease | null> {
     const leaseUntil = this.now() + leaseMs;
     try {
-      const updated = await this.table.updateEntity({ partitionKey: 'run', rowKey: 'lease', leaseUntil }, 'Merge', { etag: lease.etag });
+      const updated = await this.table.updateEntity({ partitionKey: PARTITION, rowKey: LEASE, leaseUntil }, 'Merge', { etag: lease.etag });
       return { ...lease, leaseUntil, etag: updated.etag ?? lease.etag };
     } catch (error) {
       if (storageStatus(error) === 412 || storageStatus(error) === 404) return null;
@@ -111,7 +116,7 @@ export class ReconcileState {
   /** Ends the lease now, keeping when the run started (the interval counts from it). */
   async release(lease: RunLease): Promise<void> {
     try {
-      await this.table.updateEntity({ partitionKey: 'run', rowKey: 'lease', leaseUntil: 0 }, 'Merge', { etag: lease.etag });
+      await this.table.updateEntity({ partitionKey: PARTITION, rowKey: LEASE, leaseUntil: 0 }, 'Merge', { etag: lease.etag });
     } catch (error) {
       // Lost already: whoever holds it now is not disturbed.
       if (storageStatus(error) !== 412 && storageStatus(error) !== 404) throw error;
@@ -119,11 +124,11 @@ export class ReconcileState {
   }
 
   async lease(): Promise<{ holder: string; leaseUntil: number; lastStartedAt: number } | null> {
-    return this.read<LeaseRow>('run', 'lease');
+    return this.read<LeaseRow>(LEASE);
   }
 
   async position(table: string): Promise<TablePosition> {
-    const row = await this.read<PositionRow>('table', table);
+    const row = await this.read<PositionRow>(positionKey(table));
     const text = (name: string) => (typeof row?.[name] === 'string' ? (row[name] as string) : null);
     const number = (name: string) => (typeof row?.[name] === 'number' ? (row[name] as number) : null);
     const pending = text('pending');
@@ -144,20 +149,44 @@ export class ReconcileState {
 
   /** Writes a table's position (the whole row); the run holds the lease, so nobody else writes it meanwhile. */
   async savePosition(position: Omit<TablePosition, 'etag'>): Promise<void> {
-    const { table, ...fields } = position;
-    const row: PositionRow = { partitionKey: 'table', rowKey: table };
-    // Table storage keeps no nulls: a property left out is a property that is not there.
-    for (const [name, value] of Object.entries(fields)) if (value !== null) row[name] = value;
+    const row = positionRow(position);
     await this.write(() => this.table.upsertEntity(row, 'Replace'));
   }
 
-  private async read<T extends object>(partitionKey: string, rowKey: string): Promise<(T & { etag: string }) | null> {
+  /**
+   * A table's position and the lease renewed, in one transaction: the position is saved only by the
+   * lease's holder. Returns the renewed lease, or null when the lease was lost (nothing is written then).
+   */
+  async savePositionHeld(position: Omit<TablePosition, 'etag'>, lease: RunLease, leaseMs: number): Promise<RunLease | null> {
+    const leaseUntil = this.now() + leaseMs;
     try {
-      return await this.table.getEntity<T>(partitionKey, rowKey);
+      const response = await this.table.submitTransaction([
+        ['upsert', positionRow(position), 'Replace'],
+        ['update', { partitionKey: PARTITION, rowKey: LEASE, leaseUntil }, 'Merge', { etag: lease.etag }],
+      ]);
+      const etag = response.subResponses.find((sub) => sub.rowKey === LEASE)?.etag;
+      return { ...lease, leaseUntil, etag: etag ?? (await this.read<LeaseRow>(LEASE))?.etag ?? lease.etag };
+    } catch (error) {
+      if (storageStatus(error) === 412 || storageStatus(error) === 404) return null;
+      throw error;
+    }
+  }
+
+  private async read<T extends object>(rowKey: string): Promise<(T & { etag: string }) | null> {
+    try {
+      return await this.table.getEntity<T>(PARTITION, rowKey);
     } catch (error) {
       // No such row, or no table yet.
       if (storageStatus(error) === 404) return null;
       throw error;
     }
   }
+}
+
+function positionRow(position: Omit<TablePosition, 'etag'>): PositionRow {
+  const { table, ...fields } = position;
+  const row: PositionRow = { partitionKey: PARTITION, rowKey: positionKey(table) };
+  // Table storage keeps no nulls: a property left out is a property that is not there.
+  for (const [name, value] of Object.entries(fields)) if (value !== null) row[name] = value;
+  return row;
 }

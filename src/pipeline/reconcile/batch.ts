@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
@@ -9,9 +10,11 @@ import { sendEncodedQueueMessage, sendQueueMessage } from '../../storage/queueMe
 
 /**
  * One page of changes a run found, handed from the run to the `queueReconciledChanges` function,
- * which turns its rows into events. The run keeps the page exactly as Dataverse answered it, in a
- * blob of the payload container (named like a claim check, so the lifecycle rule removes one that
- * was never consumed), and puts a message referring to it on RECONCILE_QUEUE. A run so does no
+ * which turns its rows into events. The run keeps the page exactly as Dataverse answered it,
+ * gzipped (a page of 5000 rows is megabytes of repetitive JSON: a tenth of it compressed, and storing
+ * it is most of what a run costs), in a blob of the payload container (named like a claim check, so
+ * the lifecycle rule removes one that was never consumed), and puts a message referring to it on
+ * RECONCILE_QUEUE. A run so does no
  * work per row: what costs per row (reading what each handler applied, writing an event) is done
  * by the queue function, on every instance, outside the timer's five minutes.
  *
@@ -64,8 +67,8 @@ export async function queueBatch(
   message: Omit<BatchMessage, 'v' | 'kind' | 'blob'>,
 ): Promise<BatchMessage> {
   // The page's own text, not parsed and written again: a run costs what storing the bytes costs.
-  const body = Buffer.from(`{"columns":${JSON.stringify(Object.fromEntries(page.columns))},"page":${page.text}}`, 'utf8');
-  const blob = await putPayload(storage.payloads, `${randomUUID()}.json`, body);
+  const body = gzipSync(`{"columns":${JSON.stringify(Object.fromEntries(page.columns))},"page":${page.text}}`, { level: 1 });
+  const blob = await putPayload(storage.payloads, `${randomUUID()}.json.gz`, body);
   const full: BatchMessage = { v: BATCH_VERSION, kind: 'reconcile-batch', blob, ...message };
   await sendQueueMessage(storage.reconcileQueue, full);
   return full;
@@ -99,7 +102,7 @@ export async function readBatch(payloads: ContainerClient, message: BatchMessage
     if ((error as { statusCode?: number }).statusCode === 404) return null;
     throw error;
   }
-  const parsed = batchBody.safeParse(JSON.parse(body.toString('utf8')));
+  const parsed = batchBody.safeParse(JSON.parse(gunzipSync(body).toString('utf8')));
   if (!parsed.success) throw new InvalidBatchError(`reconcile batch ${message.blob.name} is not a page of changes`);
   return { message, columns: new Map(Object.entries(parsed.data.columns)), rows: parsed.data.page.value };
 }

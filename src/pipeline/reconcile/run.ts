@@ -113,7 +113,7 @@ export async function reconcileNow(deps: ReconcileDependencies, request: Reconci
     const requeuedBatches = await requeuePoisonedBatches(deps.storage);
     if (requeuedBatches > 0)
       deps.log.warn('Pages of changes had failed every attempt; they were put back on the reconcile queue', { requeuedBatches });
-    context.identity = await whoAmIOf(deps.client);
+    context.identity = await identityOf(deps.client);
     const tables: TableReport[] = [];
     for (const table of plan) {
       // Every run goes at least one page forward.
@@ -128,6 +128,19 @@ export async function reconcileNow(deps: ReconcileDependencies, request: Reconci
         deps.log.warn('Could not release the reconcile lease; it lapses by itself', { error: describeError(error) }),
       );
   }
+}
+
+/** Who the app is in the organization: asked once per client (a worker keeps one), as it does not change. */
+const identities = new WeakMap<DataverseClient, Promise<{ organizationId: string; userId: string }>>();
+
+function identityOf(client: DataverseClient): Promise<{ organizationId: string; userId: string }> {
+  let identity = identities.get(client);
+  if (!identity) {
+    identity = whoAmIOf(client);
+    identities.set(client, identity);
+    identity.catch(() => identities.delete(client));
+  }
+  return identity;
 }
 
 /** One table, reported whatever happens: a table that fails does not stop the others. */
@@ -281,11 +294,10 @@ async function savePage(context: RunContext, start: Start, page: ChangePage): Pr
     lastRunAt: new Date(context.now()).toISOString(),
     lastStatus: last ? 'complete' : 'paging',
   };
-  await context.state.savePosition(position);
-  start.position = { ...position, etag: '' };
-  const renewed = await context.state.renew(context.lease, context.settings.leaseMs);
+  const renewed = await context.state.savePositionHeld(position, context.lease, context.settings.leaseMs);
   if (!renewed) throw new Error('the reconcile lease was lost (another run took it after it lapsed): this run stops');
   context.lease = renewed;
+  start.position = { ...position, etag: '' };
 }
 
 function emitReport(context: RunContext, report: TableReport): void {
