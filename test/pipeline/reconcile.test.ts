@@ -4,6 +4,8 @@ import { type Context, on } from '../../src/handlerApi';
 import { registryOf } from '../../src/handlerApi/load';
 import type { StorageClients } from '../../src/storage/clients';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
+import { docsSample, fixture } from '../support/fixtures';
+import { ingest } from '../support/processing';
 import { ReconcileWorld, type TableName } from '../support/reconcileWorld';
 import { drainQueue, isolatedStorage } from '../support/storage';
 
@@ -280,6 +282,60 @@ describe('a reconciled change and its delivered copy', () => {
     expect(effects).toEqual([
       expect.objectContaining({ message: 'Create', reconciled: false }),
       expect.objectContaining({ message: 'Update', reconciled: false, modifiedOn: Date.UTC(2026, 4, 1, 9, 0, 2) }),
+    ]);
+  });
+});
+
+describe('on payloads as Dataverse really sends them', () => {
+  let fake: FakeDataverse;
+  let storage: StorageClients;
+  let world: ReconcileWorld;
+
+  beforeEach(async () => {
+    fake = await startFakeDataverse();
+    storage = await isolatedStorage();
+    world = new ReconcileWorld(fake, storage);
+    world.tracking.table('account');
+    world.tracking.table('contact');
+  });
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  /**
+   * samples/05 (a contact Update, asynchronous, its Target with modifiedon and no RowVersion) and
+   * samples/06 (an account Create, its Target with createdon and modifiedon): the change a run finds
+   * in the row is the one the delivered payload names, whether the delivered copy ran first or waits.
+   */
+  it.each([
+    ['ran before the run', true],
+    ['still queued when the run found it', false],
+  ])('a delivered real capture and the same change found by reconciliation run once: delivered copy %s', async (_, processedFirst) => {
+    const effects: Effect[] = [];
+    const handlers = handlersRecording(effects);
+    const contactId = '6d81597f-0f9f-e711-8122-000d3aa2331c';
+    const accountId = '53c52f26-a89d-ef11-8a69-000d3a30b0c1';
+    // The contact exists before the token; it is updated at the capture's modifiedon, the account created at its createdon.
+    // (The captures are years apart: this organization keeps its changes longer than the default week.)
+    world.tracking.expireChangeTrackingInDays = 10 * 365;
+    world.tracking.clock = () => Date.UTC(2017, 7, 1);
+    world.tracking.create('contact', { contactid: contactId, lastname: 'Smith' });
+    world.tracking.clock = () => Date.UTC(2017, 8, 1);
+    await world.reconcile(handlers);
+    world.tracking.clock = () => 1506384247000;
+    world.tracking.update('contact', contactId, { firstname: 'James', lastname: 'Glynn' });
+    world.tracking.clock = () => 1731053106000;
+    world.tracking.create('account', { accountid: accountId, name: 'Контора' });
+    await ingest(storage, docsSample().body);
+    await ingest(storage, fixture('06-').body);
+    if (processedFirst) await world.process(handlers);
+    expect(await world.reconcile(handlers)).toMatchObject({ tables: [{ changed: 1 }, { changed: 1 }] });
+    const pages = await world.fanOut(handlers);
+    expect(pages.reduce((sum, page) => sum + page.queued.Create + page.queued.Update, 0)).toBe(processedFirst ? 0 : 2);
+    await world.process(handlers);
+    expect(effects.map(key).sort()).toEqual([
+      `account-sync|Create|${accountId}|1731053106000`,
+      `contact-sync|Update|${contactId}|1506384247000`,
     ]);
   });
 });
