@@ -20,6 +20,8 @@ export const RECONCILE_SCHEDULE = '0 * * * * *';
 export const RECONCILE_MARGIN_MS = 60_000;
 
 let client: DataverseClient | undefined;
+/** Said once per worker, not every minute. */
+let saidUnset = false;
 
 export async function reconcileDataverseNow(_timer: Timer, context: InvocationContext): Promise<void> {
   const log = invocationLog(context);
@@ -27,8 +29,9 @@ export async function reconcileDataverseNow(_timer: Timer, context: InvocationCo
   if (handlers instanceof HandlerLoadError) throw handlers;
   const dataverseUrl = processSettings().dataverseUrl;
   if (!dataverseUrl) {
-    if (handlers.all.some((handler) => handler.reconcile))
-      log.error('Handlers reconcile, and DATAVERSE_URL is not set: nothing is reconciled', {});
+    if (!saidUnset && handlers.all.some((handler) => handler.reconcile))
+      log.error('Handlers reconcile, and DATAVERSE_URL is not set: nothing is reconciled (docs/reconcile.md)', {});
+    saidUnset = true;
     return;
   }
   // The app's managed identity, named by AZURE_CLIENT_ID, which DefaultAzureCredential reads.
