@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DataverseEvent } from '../../src/dataverse';
 import { type Context, on } from '../../src/handlerApi';
 import { registryOf } from '../../src/handlerApi/load';
+import { recordingTelemetry } from '../../src/observability/telemetry';
+import { failureStore, replayFailures } from '../../src/pipeline/failures';
 import type { StorageClients } from '../../src/storage/clients';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { docsSample, fixture } from '../support/fixtures';
@@ -175,11 +177,20 @@ describe('reconciliation recovers what Dataverse gave up on', () => {
 
     const runs = await Promise.all(Array.from({ length: instances }, (_, n) => world.reconcile(handlers, {}, { holder: `instance ${n}` })));
     expect(runs.filter((run) => run.status === 'ran')).toHaveLength(1);
-    await Promise.all(Array.from({ length: instances }, () => world.fanOut(handlers)));
+    const telemetry = recordingTelemetry();
+    await Promise.all(Array.from({ length: instances }, () => world.fanOut(handlers, telemetry)));
     await Promise.all(Array.from({ length: instances }, () => world.process(handlers)));
 
     expect(effects.map(key).sort()).toEqual(expectedEffects(world, outageStartedAt));
     expect(effects.filter((effect) => effect.reconciled).length).toBeGreaterThan(20);
+    // dataverse.reconciled, per table: the missed changes queued (a few of them lost to their delivered copy as they ran).
+    const reconciled = telemetry.eventsNamed('reconciled');
+    expect(new Set(reconciled.map((event) => event.properties.table))).toEqual(new Set(['account', 'contact']));
+    const queued = reconciled.reduce((sum, event) => sum + (event.measurements.queued ?? 0), 0);
+    expect(queued).toBeGreaterThanOrEqual(effects.filter((effect) => effect.reconciled).length);
+    expect(queued).toBe(
+      reconciled.reduce((sum, event) => sum + event.measurements.creates! + event.measurements.updates! + event.measurements.deletes!, 0),
+    );
 
     // A second run finds nothing; nor does a replay of everything changed since before the outage.
     const second = await world.reconcile(handlers);
@@ -264,6 +275,33 @@ describe('a reconciled change and its delivered copy', () => {
     const outcomes = await world.process(handlers);
     expect(outcomes).toMatchObject({ succeeded: 1 });
     expect(effects).toHaveLength(2);
+  });
+
+  it('fails, is poisoned, listed by failures and replayed like a delivered event, and stays reconciled', async () => {
+    world.appUp = false;
+    await world.update('account', id, { name: 'Fabrikam' });
+    world.appUp = true;
+    let failing = true;
+    const calls: boolean[] = [];
+    const flaky = registryOf([
+      on(
+        { name: 'account-sync', entity: 'account', message: ['Create', 'Update', 'Delete'], reconcile: { columns: ['name'] } },
+        (_event, ctx) => {
+          calls.push(ctx.reconciled);
+          if (failing) throw new Error('the downstream system is down');
+        },
+      ),
+    ]);
+    await world.reconcile(flaky);
+    await world.fanOut(flaky);
+    await world.process(flaky);
+    const [failure] = await failureStore(storage).list();
+    expect(failure).toMatchObject({ table: 'account', message: 'Update', recordId: id, attempts: 3 });
+    failing = false;
+    expect(await replayFailures('all', { storage })).toMatchObject([{ replayed: true }]);
+    await world.process(flaky);
+    expect(calls).toEqual([true, true, true, true]);
+    expect(await failureStore(storage).list()).toEqual([]);
   });
 
   it('a reconciled update older than what the handler applied since is skipped as stale', async () => {
