@@ -29,7 +29,8 @@ replayed); a refused token (expired) starts the table over from the current stat
                  on and the exact columns (one definition read per table). Nothing is written
   --since TIME   replay every row changed at or after TIME (ISO 8601, e.g. 2026-05-01T14:00:00Z), from
                  its current state, whatever the token says: after a refused token, or a known outage.
-                 Deletions cannot be replayed this way (a full read sees only the rows there are)
+                 Deletions cannot be replayed this way (a full read sees only the rows there are); a
+                 table's token is kept, so the next run still reports the deletions since it
 ${ORG_OPTION_HELP}
   --json         print the result as JSON
 

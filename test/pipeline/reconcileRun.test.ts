@@ -173,5 +173,10 @@ describe('a reconcile run', () => {
     expect(replay).toMatchObject({ tables: [{ status: 'complete', changed: 1, deleted: 0 }] });
     const pages = await world.fanOut(handlers);
     expect(pages).toEqual([expect.objectContaining({ rows: 1, queued: { Create: 0, Update: 1, Delete: 0 } })]);
+    await world.process(handlers);
+    // The token it found is kept: the next run still sees the deletion, and does not run the update again.
+    expect(await world.reconcile(handlers)).toMatchObject({ tables: [{ status: 'complete', changed: 1, deleted: 1 }] });
+    expect(await world.fanOut(handlers)).toEqual([expect.objectContaining({ queued: { Create: 0, Update: 0, Delete: 0 } })]);
+    expect(calls.filter((call) => call.reconciled)).toEqual([{ message: 'Update', reconciled: true }]);
   });
 });

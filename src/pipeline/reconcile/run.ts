@@ -278,13 +278,14 @@ function countRows(page: ChangePage): { changed: number; deleted: number } {
 /** After a page is queued: the next page to go on from, or, on the last page, the new token. */
 async function savePage(context: RunContext, start: Start, page: ChangePage): Promise<void> {
   const last = page.nextLink === null;
+  // A replay from a time keeps the token it found: the next run still asks for everything since it,
+  // deletions included, which a full read cannot see (what the replay ran is not run again).
+  const keepToken = start.pending === 'since' && start.position.deltaToken !== null;
   const position: Omit<TablePosition, 'etag'> = {
     ...start.position,
     ...(last
       ? {
-          deltaToken: page.deltaToken,
-          deltaLink: page.deltaLink,
-          syncedAt: page.servedAt ?? context.now(),
+          ...(keepToken ? {} : { deltaToken: page.deltaToken, deltaLink: page.deltaLink, syncedAt: page.servedAt ?? context.now() }),
           nextLink: null,
           pending: null,
           pendingSince: null,
