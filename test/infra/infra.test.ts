@@ -27,7 +27,7 @@ describe('the infrastructure templates', () => {
     expect(storage).toContain(`var ledgerTable = '${DEFAULT_STORAGE_NAMES.ledgerTable}'`);
     expect(storage).toContain(`var failuresTable = '${DEFAULT_STORAGE_NAMES.failuresTable}'`);
     expect(storage).toContain(`var reconcileQueue = '${DEFAULT_STORAGE_NAMES.reconcileQueue}'`);
-    expect(storage).toContain("var reconcilePoisonQueue = '${reconcileQueue}-poison'");
+    expect(storage).toContain(`var reconcilePoisonQueue = '\${reconcileQueue}-poison'`);
     expect(storage).toContain(`var reconcileTable = '${DEFAULT_STORAGE_NAMES.reconcileTable}'`);
     expect(storage).toMatch(/for queue in \[eventsQueue, poisonQueue, reconcileQueue, reconcilePoisonQueue\]/);
     expect(storage).toMatch(/for container in \[deploymentContainer, payloadContainer, rejectedContainer\]/);
