@@ -61,6 +61,9 @@ param dataverseUrl string = ''
 @description('RETENTION_DAYS: how long ledger rows, and replayed or resolved failure records, are kept (empty: the app\'s default).')
 param retentionDays string = ''
 
+@description('RECONCILE_INTERVAL: minutes between two reconcile runs (empty: the app\'s default, 15).')
+param reconcileInterval string = ''
+
 @description('HANDLER_SETTINGS: the settings your handlers read, a JSON object of names to values, e.g. {"ACCOUNT_CREDIT_LIMIT_MAX": "250000"}.')
 param handlerSettings object = {}
 
@@ -114,6 +117,7 @@ var appSettings = {
   PROCESSOR_HANDLER_TIMEOUT_SECONDS: processorHandlerTimeoutSeconds
   DATAVERSE_URL: dataverseUrl
   RETENTION_DAYS: retentionDays
+  RECONCILE_INTERVAL: reconcileInterval
 }
 // The JSON settings arrive as objects (azd parses an object parameter's value as JSON) and are
 // written back as JSON text; an empty object is an empty setting.

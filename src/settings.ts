@@ -265,6 +265,41 @@ export function readRetentionSettings(env: NodeJS.ProcessEnv = process.env): Ret
 
 export const retentionSettings: () => RetentionSettings = once(() => readRetentionSettings());
 
+/** Reconciliation runs this often unless set (RECONCILE_INTERVAL, minutes). */
+export const DEFAULT_RECONCILE_INTERVAL_MINUTES = 15;
+/** The reconcile timer looks every minute: a shorter interval would not be honoured. */
+const MIN_RECONCILE_INTERVAL_MINUTES = 1;
+/**
+ * How long a run holds its lease between two pages. A page is one Web API request (30 s at most,
+ * retried a few times) and writing it to storage; a run that dies leaves the next one waiting this long.
+ */
+export const RECONCILE_LEASE_MS = 3 * 60_000;
+
+const reconcileSettingsSchema = z.object({
+  RECONCILE_INTERVAL: z.coerce
+    .number()
+    .positive()
+    .default(DEFAULT_RECONCILE_INTERVAL_MINUTES)
+    .refine(
+      (minutes) => minutes >= MIN_RECONCILE_INTERVAL_MINUTES,
+      `must be at least ${MIN_RECONCILE_INTERVAL_MINUTES} (minutes): the reconcile timer looks every minute`,
+    ),
+});
+
+export interface ReconcileSettings {
+  /** How long after a run started the next one starts (whichever instance's timer fires). */
+  intervalMs: number;
+  /** How long a run's lease lasts from its last renewal (after each page). */
+  leaseMs: number;
+}
+
+export function readReconcileSettings(env: NodeJS.ProcessEnv = process.env): ReconcileSettings {
+  const settings = parseSettings(reconcileSettingsSchema, env);
+  return { intervalMs: Math.round(settings.RECONCILE_INTERVAL * 60_000), leaseMs: RECONCILE_LEASE_MS };
+}
+
+export const reconcileSettings: () => ReconcileSettings = once(() => readReconcileSettings());
+
 /**
  * Every app setting the engine reads, by name, from the schemas above: what infra/main.bicep must
  * write on every provision (test/infra/settings.test.ts fails when it does not), and what
@@ -274,6 +309,7 @@ export const APP_SETTING_NAMES: readonly string[] = [
   ...Object.keys(settingsSchema.shape),
   ...Object.keys(processSettingsSchema.shape),
   ...Object.keys(retentionSettingsSchema.shape),
+  ...Object.keys(reconcileSettingsSchema.shape),
 ];
 
 /** The settings that hold credentials: a @secure() parameter in the Bicep, never a plain one. */
@@ -297,7 +333,7 @@ export function settingsOrError<T>(read: () => T): T | SettingsError {
  */
 export function checkSettings(env: NodeJS.ProcessEnv = process.env): string[] {
   const problems: string[] = [];
-  for (const read of [readIngestSettings, readProcessSettings, readRetentionSettings]) {
+  for (const read of [readIngestSettings, readProcessSettings, readRetentionSettings, readReconcileSettings]) {
     try {
       read(env);
     } catch (error) {

@@ -12,6 +12,10 @@ var rejectedContainer = 'dataverse-rejected'
 var deploymentContainer = 'app-package'
 var ledgerTable = 'DataverseEventLedger'
 var failuresTable = 'DataverseEventFailures'
+// Reconciliation (docs/reconcile.md): each page of changes a run found waits on this queue.
+var reconcileQueue = 'dataverse-reconcile'
+var reconcilePoisonQueue = '${reconcileQueue}-poison'
+var reconcileTable = 'DataverseReconcile'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -49,7 +53,7 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
 }
 
 resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
-  for queue in [eventsQueue, poisonQueue]: {
+  for queue in [eventsQueue, poisonQueue, reconcileQueue, reconcilePoisonQueue]: {
     parent: queueService
     name: queue
   }
@@ -61,7 +65,7 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 }
 
 resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
-  for table in [ledgerTable, failuresTable]: {
+  for table in [ledgerTable, failuresTable, reconcileTable]: {
     parent: tableService
     name: table
   }

@@ -4,6 +4,7 @@ import { definedSettings } from '../settings';
 import { FAILURES_USAGE, failuresCommand, REPLAY_USAGE, replayCommand } from './failures';
 import { INSPECT_USAGE, inspectCommand } from './inspect';
 import { type CommandIO, processIO, UsageError } from './io';
+import { RECONCILE_USAGE, reconcileCommand } from './reconcile';
 import { REGISTER_USAGE, registerCommand } from './register';
 import { SEND_USAGE, sendCommand } from './send';
 import { STATUS_USAGE, statusCommand } from './status';
@@ -18,6 +19,7 @@ export const COMMANDS: Record<string, Command> = {
   replay: { run: replayCommand, usage: REPLAY_USAGE },
   register: { run: registerCommand, usage: REGISTER_USAGE },
   status: { run: statusCommand, usage: STATUS_USAGE },
+  reconcile: { run: reconcileCommand, usage: RECONCILE_USAGE },
   send: { run: sendCommand, usage: SEND_USAGE },
   types: { run: typesCommand, usage: TYPES_USAGE },
 };

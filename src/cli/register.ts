@@ -9,6 +9,7 @@ import { loadRegistration, type Registration, webhookUrlProblem } from '../regis
 import { type FunctionKeyLocation, fetchFunctionKey } from '../registration/functionKeys';
 import { MASKED, planRegistration, type RegistrationPlan, type StepOutcome } from '../registration/register';
 import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
+import { enableTrackingWhereOff, type TableTracking, trackingOffLines, trackingOfReconciledTables } from './changeTracking';
 import {
   AUTHENTICATION_HELP,
   AZURE_DEPENDENCIES,
@@ -24,7 +25,7 @@ export const DEFAULT_REGISTRATION_FILE = path.join('registration', 'webhook.json
 /** The HTTP function that receives webhooks (src/functions/dataverseWebhook.ts). */
 const WEBHOOK_FUNCTION = 'dataverseWebhook';
 
-export const REGISTER_USAGE = `Usage: dataverse-webhooks register [--plan] [--file FILE] [--org URL] [--url URL] [key options] [--rotate-key] [--prune] [--dry-run] [--json]
+export const REGISTER_USAGE = `Usage: dataverse-webhooks register [--plan] [--file FILE] [--org URL] [--url URL] [key options] [--rotate-key] [--prune] [--enable-change-tracking] [--dry-run] [--json]
 
 Creates or updates the Dataverse webhook and the steps and images its handlers declare.
 
@@ -42,6 +43,10 @@ ${ORG_OPTION_HELP}
   --prune          delete the endpoint's steps that no handler declares (kept otherwise)
   --rotate-key     write the key/settings even though the endpoint exists (Dataverse never
                    returns them, so a new key cannot be detected): use it after adding a key
+  --enable-change-tracking
+                   turn change tracking on for the tables handlers reconcile (reconcile in on(…)),
+                   where it is off: it changes the table's definition (and publishes it), and Dataverse
+                   cannot turn it off again. Without it, register only says which tables lack it
   --dry-run        read Dataverse and print the difference and every write it would send
                    (secrets masked), and send no write
   --json           print the result as JSON
@@ -82,6 +87,7 @@ export function createRegisterCommand(
         'key-name': { type: 'string', default: 'default' },
         'rotate-key': { type: 'boolean', default: false },
         prune: { type: 'boolean', default: false },
+        'enable-change-tracking': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
@@ -165,25 +171,42 @@ export function createRegisterCommand(
     });
     // Before any write: the columns the handlers name must be columns of the organization's tables.
     await checkColumnsAgainstOrganization(client, declarations);
+    const enableTracking = values['enable-change-tracking'];
+    let tracking = await trackingOfReconciledTables(client, handlers);
     if (values['dry-run']) {
       io.stdout(
-        values.json ? `${JSON.stringify({ ...planJson(plan), reads }, null, 2)}\n` : formatDryRun(plan, client.organizationUrl, reads),
+        values.json
+          ? `${JSON.stringify({ ...planJson(plan), changeTracking: tracking, reads }, null, 2)}\n`
+          : `${formatDryRun(plan, client.organizationUrl, reads)}${trackingLines(tracking, enableTracking, true)}`,
       );
       return 0;
     }
     // The difference is shown before anything is written.
     if (!values.json) io.stdout(formatDifference(plan, client.organizationUrl));
     await plan.apply();
-    if (values.json) io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
+    if (enableTracking) tracking = await enableTrackingWhereOff(client, tracking);
+    if (values.json) io.stdout(`${JSON.stringify({ ...planJson(plan), changeTracking: tracking }, null, 2)}\n`);
     else
       io.stdout(
-        plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`,
+        `${plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`}${trackingLines(tracking, enableTracking, false)}`,
       );
     return 0;
   };
 }
 
 export const registerCommand = createRegisterCommand(AZURE_DEPENDENCIES);
+
+/** What register says of change tracking on the reconciled tables (nothing when no handler reconciles). */
+function trackingLines(tables: readonly TableTracking[], enable: boolean, dryRun: boolean): string {
+  const lines = tables.flatMap((table) => {
+    if (table.turnedOn) return [`Change tracking turned on for ${table.table} (its definition was updated and published).`];
+    if (table.enabled) return [];
+    return dryRun && enable
+      ? [`Dry run: change tracking would be turned on for ${table.table} (PUT of its definition, then PublishXml).`]
+      : trackingOffLines([table], 'pass --enable-change-tracking to turn it on (it cannot be turned off again)');
+  });
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
 
 function functionKeyLocation(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): FunctionKeyLocation {
   const required = (option: string, variable: string): string => {

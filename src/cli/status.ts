@@ -6,6 +6,7 @@ import { loadRegistration } from '../registration/definition';
 import { formatWebhookStatus, readWebhookStatus } from '../registration/status';
 import { StorageConfigurationError } from '../storage/clients';
 import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
+import { trackingOffLines, trackingOfReconciledTables } from './changeTracking';
 import {
   AUTHENTICATION_HELP,
   AZURE_DEPENDENCIES,
@@ -37,6 +38,8 @@ ${ORG_OPTION_HELP}
 
 Drift: steps of the app's endpoint that no handler declares, handlers whose step is not
 registered, and steps whose filtering attributes or images differ; "register" removes it.
+Reconciliation: the tables handlers reconcile whose change tracking is off (nothing is reconciled
+there until "register --enable-change-tracking" turns it on).
 Only asynchronous steps leave System Jobs: a synchronous step's failure is an error to the user
 who made the change, and is not recorded here.
 
@@ -92,19 +95,22 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
     const registration = hasFile ? await loadRegistration(file) : null;
 
     const { client } = connectToDataverse(values.org, io, dependencies);
+    const handlers = registration ? await resolveHandlers(handlerSource) : null;
     const status = await readWebhookStatus(client, {
       endpointName: values.name,
       failedJobsPerStep,
-      ...(registration
-        ? { expected: { endpointName: registration.endpoint.name, steps: (await resolveHandlers(handlerSource)).steps } }
-        : {}),
+      ...(registration && handlers ? { expected: { endpointName: registration.endpoint.name, steps: handlers.steps } } : {}),
     });
+    // The tables handlers reconcile, and whether Dataverse tracks their changes (docs/reconcile.md).
+    const changeTracking = handlers ? await trackingOfReconciledTables(client, handlers) : [];
     const backlogJson = 'backlog' in backlog ? { backlog: backlog.backlog } : { backlog: null, backlogNotRead: backlog.notRead };
-    if (values.json) io.stdout(`${JSON.stringify({ ...status, ...backlogJson }, null, 2)}\n`);
+    if (values.json) io.stdout(`${JSON.stringify({ ...status, changeTracking, ...backlogJson }, null, 2)}\n`);
     else {
       io.stdout(
         `${formatWebhookStatus(status)}${registration ? '' : `\nDrift not checked: no ${DEFAULT_REGISTRATION_FILE} here (run status in the app's folder, or pass --file).\n`}`,
       );
+      const off = trackingOffLines(changeTracking, 'run "dataverse-webhooks register --enable-change-tracking"');
+      if (off.length > 0) io.stdout(`\nReconciliation:\n${off.map((line) => `  ${line}`).join('\n')}\n`);
       io.stdout('backlog' in backlog ? `\n${formatBacklog(backlog.backlog)}` : `\nBacklog not read: ${backlog.notRead}\n`);
     }
     return 0;

@@ -21,6 +21,12 @@ export interface DataverseClient {
   /** PATCHes an existing row; `If-Match: *` so a row deleted meanwhile is a 404, never re-created. */
   update(entitySet: string, id: string, body: Record<string, unknown>): Promise<void>;
   delete(entitySet: string, id: string): Promise<void>;
+  /**
+   * Sends any request relative to the service root (or an absolute link Dataverse returned, which
+   * must be under the service root) and returns the successful response unread, with its headers:
+   * for answers whose text or headers matter (change tracking pages, their `Preference-Applied`).
+   */
+  send(method: HttpMethod, path: string, options?: { headers?: Record<string, string>; body?: unknown }): Promise<Response>;
 }
 
 export class OrganizationUrlError extends Error {
@@ -136,6 +142,17 @@ export function createDataverseClient(organization: string | URL, options: HttpO
     async delete(entitySet, id) {
       const response = await send('DELETE', rowPath(entitySet, id));
       await response.body?.cancel();
+    },
+
+    send(method, path, options = {}) {
+      let relative = path;
+      if (/^https?:\/\//.test(path)) {
+        // The token goes only where the first request went.
+        if (!path.startsWith(serviceRoot))
+          throw new ApiError(describe(method, path), 0, 'UnexpectedResponse', 'the link points outside the organization');
+        relative = path.slice(serviceRoot.length);
+      }
+      return send(method, relative, options);
     },
   };
 }

@@ -9,7 +9,7 @@ import type { TokenProvider } from './tokens';
 
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
 
-export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
 export interface JsonRequest {
   method: HttpMethod;

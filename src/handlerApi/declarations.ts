@@ -110,7 +110,23 @@ export type DeclarationRules<O> = NameRules<O> &
       And<Overlaps<MessagesOf<O>, 'Update'>, Overlaps<MessagesOf<O>, 'UpdateMultiple'>>
     >,
     'declare Create (or Update) alone: Dataverse raises it for every record of its bulk twin, so the handler would run twice'
-  >;
+  > &
+  ReconcileRules<O>;
+
+/** What `reconcile` cannot give (src/dataverse/reconcileRules.ts refuses the same as the app loads). */
+type ReconcileRules<O> = O extends { reconcile: true | { readonly columns: readonly string[] } }
+  ? Rule<Overlaps<ImageKinds<O>, string>, 'a reconciled call has no images: a handler that reads images does not reconcile'> &
+      Rule<
+        O extends { filteringAttributes: readonly string[] } ? true : false,
+        'change tracking does not say which columns an update set: a reconciling handler declares no filtering attributes'
+      > &
+      Rule<O extends { entity: '*' } ? true : false, 'reconcile needs the table: change tracking is asked of one named table, not "*"'> &
+      Rule<
+        Overlaps<Exclude<MessagesOf<O>, 'Create' | 'Update' | 'Delete'>, string>,
+        'reconcile applies to Create, Update and Delete, which change tracking reports'
+      > &
+      Rule<EarlyStage<O>, 'reconcile replays committed changes: declare stage PostOperation (or leave it out)'>
+  : unknown;
 
 type Refuse<Reason extends string> = { readonly [Key in Reason]: never };
 type Rule<Condition extends boolean, Reason extends string> = Condition extends true ? Refuse<Reason> : unknown;

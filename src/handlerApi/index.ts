@@ -112,6 +112,14 @@ export interface HandlerOptions {
    * failed read is retried like a handler failure.
    */
   rereadTruncated?: boolean | readonly string[];
+  /**
+   * Also run for the changes Dataverse gave up delivering (the app was unreachable, its step's
+   * System Jobs failed), found through Dataverse change tracking (docs/reconcile.md): `true`, the
+   * reconciled Target holding every column, or `{ columns: [...] }`. A reconciled call has
+   * `ctx.reconciled` true, the record's current state and no images: Create, Update and Delete of a
+   * named table only, no images and no filtering attributes, PostOperation.
+   */
+  reconcile?: true | { readonly columns: readonly string[] };
 }
 
 /**
@@ -140,6 +148,12 @@ export interface HandlerContext {
    * GUID-shaped.
    */
   idempotencyKey: string;
+  /**
+   * True when the event was not delivered by Dataverse but found by reconciliation (a handler
+   * declared with `reconcile`): the Target is the record as it is now, with no images and no exact
+   * change set (docs/reconcile.md).
+   */
+  reconciled: boolean;
   /** Writes lines that carry the event's identifiers. Never log attribute values. */
   log: EventLog;
   /** The record this call is about: the Target, or one entity of Targets for `perRecord` handlers. */
@@ -176,6 +190,11 @@ type Reread<O> = O extends { rereadTruncated: true | readonly string[] }
       ? { truncated: boolean; rereadRecord: DataverseRow | null }
       : { truncated: boolean; rereadRecord: null };
 
+/** `ctx.reconciled`: only a handler declared with `reconcile` is ever called for a reconciled change. */
+type Reconciled<O> = O extends { reconcile: true | { readonly columns: readonly string[] } }
+  ? { reconciled: boolean }
+  : { reconciled: false };
+
 /**
  * A handler's context, typed from its declaration `O`: `record` is an Entity for `perRecord`
  * handlers, the image accessors take only the declared aliases of their kind, and, with
@@ -183,7 +202,7 @@ type Reread<O> = O extends { rereadTruncated: true | readonly string[] }
  */
 export type Context<O extends HandlerOptions = HandlerOptions> = Omit<
   HandlerContext,
-  'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute'
+  'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute' | 'reconciled'
 > & {
   /** Typed by the table's columns when the generated table types know it (src/pipeline/typedContext.ts). */
   record: O extends { perRecord: true } ? RecordOf<O> : RecordOf<O> | null;
@@ -198,7 +217,8 @@ export type Context<O extends HandlerOptions = HandlerOptions> = Omit<
   postImage<Alias extends PostImageAlias<O>>(alias: Alias): ImageOf<O, Alias> | null;
   /** The latest value the event knows for an attribute: Target, then post-image, then pre-image. */
   attribute: AttributeReader<O>;
-} & Reread<O>;
+} & Reread<O> &
+  Reconciled<O>;
 
 /** A reacting handler: what `on(…)` calls, with the event and its typed context. */
 export type Handler<O extends HandlerOptions = HandlerOptions> = (event: DataverseEvent, ctx: Context<O>) => Promise<void> | void;
@@ -207,9 +227,10 @@ export type Handler<O extends HandlerOptions = HandlerOptions> = (event: Dataver
  * An inline handler's declaration (`decide(…)`): a step Dataverse waits for. The stage is required
  * (PreValidation cancels before the database transaction; PreOperation and PostOperation roll it
  * back) and the mode is Synchronous; an inline handler runs once per event, so the per-record,
- * stale and re-read options of `on(…)` do not apply.
+ * stale, re-read and reconcile options of `on(…)` do not apply (its save already happened, or did not).
  */
-export interface DecisionOptions extends Omit<HandlerOptions, 'stage' | 'mode' | 'perRecord' | 'skipStale' | 'rereadTruncated'> {
+export interface DecisionOptions
+  extends Omit<HandlerOptions, 'stage' | 'mode' | 'perRecord' | 'skipStale' | 'rereadTruncated' | 'reconcile'> {
   stage: RegistrableStage;
   /** Always Synchronous: Dataverse does not wait for an asynchronous step. */
   mode?: 'Synchronous';

@@ -15,6 +15,7 @@ import type { LogProperties } from '../observability/log';
 import { deliveryKey, unitIdempotencyKey } from '../pipeline/deliveryKey';
 import { summarize } from '../pipeline/envelope';
 import { handlerContext } from '../pipeline/handlerContext';
+import { reconciledHandlers } from '../pipeline/reconcile/claimChange';
 import type { HandlerDefinition } from './declarations';
 import { type Decision, isDecision } from './index';
 import { registryOf } from './load';
@@ -74,6 +75,11 @@ export interface RunOptions {
   deliveryCount?: number;
   /** `ctx.signal`: abort it to test how the handler honours its time limit. */
   signal?: AbortSignal;
+  /**
+   * Run it as a change found by reconciliation (docs/reconcile.md): `ctx.reconciled` is true, and
+   * only a handler that declares `reconcile` (and the event's table and message) is called.
+   */
+  reconciled?: boolean;
 }
 
 /** What the kit remembers between runs: the units done, by delivery, as the effects-once ledger keys them. */
@@ -154,7 +160,7 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
     return result;
   }
 
-  const [handler] = registry.match(event);
+  const [handler] = options.reconciled ? reconciledHandlers(registry, [registry.all[0]?.name ?? ''], event) : registry.match(event);
   if (!handler) return result;
   result.matched = true;
   const perRecord = handler.perRecord ? targetRecords(event) : [];
@@ -180,7 +186,15 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
       warn: (message: string, properties: LogProperties = {}) => eventLog.warn(message, { ...extra, ...properties }),
       error: (message: string, properties: LogProperties = {}) => eventLog.error(message, { ...extra, ...properties }),
     };
-    const context = handlerContext(event, eventId, record, rereadRecord, recordLog, options.deliveryCount ?? 1);
+    const context = handlerContext(
+      event,
+      eventId,
+      record,
+      rereadRecord,
+      recordLog,
+      options.deliveryCount ?? 1,
+      options.reconciled === true,
+    );
     try {
       await handler.handle(event, { ...context, signal, idempotencyKey });
       done.add(ledgerKey);

@@ -32,6 +32,14 @@ export const TELEMETRY_EVENT_NAMES = [
    * and `reason` handler-stopped or effect-happened (the effect may run again).
    */
   'leaseLost',
+  /**
+   * One page of changes found by reconciliation, turned into events (queueReconciledChanges), per
+   * `table`: `queued` (missed changes queued for the handlers, also as `creates`, `updates`,
+   * `deletes`), `covered` (already applied), `rows` in measurements.
+   */
+  'reconciled',
+  /** One reconcile run of one `table`: `status` token-taken, complete, partial, restarted, tracking-off or failed; `changed`, `deleted`, `pages`. */
+  'reconcileRun',
 ] as const;
 export type TelemetryEventName = (typeof TELEMETRY_EVENT_NAMES)[number];
 
@@ -46,6 +54,8 @@ export const TELEMETRY_METRIC_NAMES = [
   'queueLength',
   /** From the monitorBacklog timer: poisoned events recorded and neither replayed nor resolved. */
   'failuresPending',
+  /** Per `table`: a reconcile run found its change tracking token refused (`reason` expired or refused) and started over. */
+  'reconcileRestarted',
 ] as const;
 export type TelemetryMetricName = (typeof TELEMETRY_METRIC_NAMES)[number];
 

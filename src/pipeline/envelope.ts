@@ -47,6 +47,11 @@ export const envelopeSchema = z.object({
   body: z.union([z.object({ inline: z.string() }), z.object({ blob: blobReference })]),
   /** How many times `replay` has put this event back on the queue. */
   replays: z.number().int().nonnegative().default(0),
+  /**
+   * Set on an event found by reconciliation rather than delivered by Dataverse
+   * (src/pipeline/reconcile/): the reconciling handlers it is for, the only ones it runs.
+   */
+  reconciled: z.object({ handlers: z.array(z.string()) }).optional(),
 });
 export type EventEnvelope = z.infer<typeof envelopeSchema>;
 export type EnvelopeBody = EventEnvelope['body'];

@@ -16,10 +16,13 @@ export function handlerContext(
   rereadRecord: DataverseRow | null,
   log: EventLog,
   deliveryCount: number,
+  /** The event was found by reconciliation, not delivered (src/pipeline/reconcile/). */
+  reconciled = false,
 ): Omit<HandlerContext, 'signal' | 'idempotencyKey'> {
   return {
     eventId,
     deliveryCount,
+    reconciled,
     log,
     record,
     rereadRecord,

@@ -1,5 +1,6 @@
 import { type DataverseEvent, isEntity, isEntityCollection } from '../dataverse';
 import { changedAttributes } from '../dataverse/accessors';
+import { type ReconcileDeclaration, reconcileDeclaration, reconcileProblems } from '../dataverse/reconcileRules';
 import { type DerivedStep, declarationProblems, deriveSteps, type HandlerDeclaration, StepDeclarationError } from '../dataverse/steps';
 import type { Context, Decider, Decision, DecisionOptions, Handler, HandlerContext, HandlerOptions } from '../handlerApi';
 import type { KnownDecisionOptions, KnownOptions } from '../handlerApi/declarations';
@@ -45,6 +46,8 @@ export interface RegisteredHandler {
   skipStale: boolean;
   /** Columns to re-read for a truncated event; [] for every column; null for no re-read. */
   rereadColumns: readonly string[] | null;
+  /** Also run for changes found by reconciliation (src/pipeline/reconcile/); null when it does not reconcile. */
+  reconcile: ReconcileDeclaration | null;
   handle: EventHandler;
 }
 
@@ -67,9 +70,10 @@ const OPTION_NAMES = new Set([
   'perRecord',
   'skipStale',
   'rereadTruncated',
+  'reconcile',
 ]);
 /** What `on(…)` takes and `decide(…)` does not: an inline handler decides once per event, now. */
-const REACTING_ONLY_OPTIONS = new Set(['perRecord', 'skipStale', 'rereadTruncated']);
+const REACTING_ONLY_OPTIONS = new Set(['perRecord', 'skipStale', 'rereadTruncated', 'reconcile']);
 const IMAGE_OPTION_NAMES = new Set(['type', 'columns']);
 
 export class HandlerRegistryError extends Error {
@@ -103,7 +107,7 @@ export class HandlerRegistry {
     }
     this.checkName(name);
     const declaration = declare(name, options);
-    const problems = declarationProblems(declaration, this.knownTables);
+    const problems = [...declarationProblems(declaration, this.knownTables), ...reconcileProblems(options.reconcile, declaration)];
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
 
     const registered: RegisteredHandler = {
@@ -117,6 +121,7 @@ export class HandlerRegistry {
           : Array.isArray(options.rereadTruncated)
             ? [...(options.rereadTruncated as readonly string[])]
             : null,
+      reconcile: reconcileDeclaration(options.reconcile),
       handle: typedHandler(name, declaration, options.perRecord === true, handle as Handler),
     };
     this.derived = this.stepsWith(registered.declaration);

@@ -17,6 +17,7 @@ import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
 import { type Completion, type EventSettlement, type HeldClaim, type HolderWrite, Ledger, SERVICE_CLOCK_MARGIN_MS } from './ledger/ledger';
 import { UnitLease } from './ledger/unitLease';
 import { loadEvent } from './loadEvent';
+import { claimChange, reconciledHandlers } from './reconcile/claimChange';
 
 /**
  * Processing one queued event: at least once in, effects once out.
@@ -175,7 +176,8 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     }
     return failEvent(error);
   }
-  const matched = deps.handlers.match(event);
+  // A reconciled event runs only the reconciling handlers it was found for (reconcile/fanOut.ts).
+  const matched = envelope.reconciled ? reconciledHandlers(deps.handlers, envelope.reconciled.handlers, event) : deps.handlers.match(event);
   if (matched.length === 0) {
     deps.log.info('No handler for this event', ids);
     return settle('unhandled', [], event.truncated);
@@ -243,7 +245,7 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
     );
     if (ran.result === 'lost') return lostUnit(handler.name, 'stopped');
     units.push({ handler: handler.name, recordId, result: ran.result });
-    const completion: Completion = { claim, state: ran.result, eventId: envelope.eventId };
+    const completion: Completion = { claim, state: ran.result === 'done' ? 'done' : 'stale', eventId: envelope.eventId };
     if (index === work.length - 1) {
       lastCompletion = { completion, lease: ran.lease, handler: handler.name };
       continue;
@@ -327,7 +329,7 @@ interface UnitWork {
 }
 
 /** A unit run: its result, with the lease that still holds it until its done-mark; or `lost` to another processor. */
-type UnitRun = { result: 'done' | 'stale'; lease: UnitLease } | { result: 'lost' };
+type UnitRun = { result: 'done' | 'stale' | 'duplicate'; lease: UnitLease } | { result: 'lost' };
 
 /**
  * Runs one handler on one record (or the event), unless a newer version was already applied. The
@@ -339,7 +341,7 @@ type UnitRun = { result: 'done' | 'stale'; lease: UnitLease } | { result: 'lost'
  */
 async function runUnit(
   unit: UnitWork,
-  deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader'> & { now: () => number },
+  deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader' | 'storage'> & { now: () => number },
 ): Promise<UnitRun> {
   const { event, envelope, handler, record, log, ledger, claim } = unit;
   const lease = new UnitLease(claim, ledger, {
@@ -356,6 +358,23 @@ async function runUnit(
       ran = true;
       return { result: 'stale', lease };
     }
+    // A reconciling handler's delivered and reconciled copies of one change run it once (reconcile/claimChange.ts).
+    const reconciled = envelope.reconciled !== undefined;
+    const change = await claimChange({
+      handler,
+      event,
+      record,
+      reconciled,
+      owner: unit.idempotencyKey,
+      eventId: envelope.eventId,
+      ledger: deps.storage.ledger,
+    });
+    if (change !== 'run') {
+      log.info('Skipped: the handler has taken this change on already (delivered and reconciled), or a newer one', { change });
+      lease.handlerReturned();
+      ran = true;
+      return { result: change, lease };
+    }
     const signal = AbortSignal.any([deadline.signal, lease.signal]);
     try {
       await Promise.race([
@@ -370,6 +389,7 @@ async function runUnit(
               rereadRecord,
               log,
               Math.max(deps.deliveryCount, claim.attempts),
+              reconciled,
             );
             await handler.handle(event, { ...context, signal, idempotencyKey: unit.idempotencyKey });
           })(),

@@ -37,11 +37,12 @@ export type AttributeReader<O> =
     ? <K extends ColumnName<TableOf<O>>>(name: K) => ValueOf<TableOf<O>, K> | undefined
     : (name: string) => DataverseValue | undefined;
 
-/** Added to a declaration's type: its filtering attributes and image columns are columns of its table. */
+/** Added to a declaration's type: its filtering attributes, image columns and reconciled columns are columns of its table. */
 export type DeclaredColumns<O> =
   Typed<O> extends true
     ? {
         filteringAttributes?: readonly ColumnName<TableOf<O>>[];
         images?: { readonly [alias: string]: { readonly type: ImageType; readonly columns?: readonly ColumnName<TableOf<O>>[] } };
+        reconcile?: true | { readonly columns: readonly ColumnName<TableOf<O>>[] };
       }
     : unknown;

@@ -13,6 +13,12 @@ export interface StorageClients {
   rejected: ContainerClient;
   ledger: TableClient;
   failures: TableClient;
+  /** Reconciliation: the run's lease and each table's change tracking link. */
+  reconcile: TableClient;
+  /** Reconciliation: one message per page of changes found, turned into events by queueReconciledChanges. */
+  reconcileQueue: QueueClient;
+  /** Where the host moves a page that failed every attempt; each reconcile run puts them back. */
+  reconcilePoisonQueue: QueueClient;
 }
 
 export interface StorageClientOptions {
@@ -104,6 +110,9 @@ export function createStorageClients(connection: string | StorageConnection, opt
     rejected: blobs.getContainerClient(names.rejectedContainer),
     ledger: table(names.ledgerTable),
     failures: table(names.failuresTable),
+    reconcile: table(names.reconcileTable),
+    reconcileQueue: queues.getQueueClient(names.reconcileQueue),
+    reconcilePoisonQueue: queues.getQueueClient(poisonQueueName(names.reconcileQueue)),
   };
 }
 
@@ -120,6 +129,8 @@ export async function ensureStorageResources(clients: StorageClients): Promise<v
     clients.rejected.createIfNotExists(),
     clients.ledger.createTable(),
     clients.failures.createTable(),
+    clients.reconcile.createTable(),
+    clients.reconcileQueue.createIfNotExists(),
   ]);
 }
 

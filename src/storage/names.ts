@@ -13,6 +13,13 @@ export const REJECTED_CONTAINER = 'dataverse-rejected';
 export const LEDGER_TABLE = 'DataverseEventLedger';
 /** One row per poisoned event, for `failures` and `replay`. */
 export const FAILURES_TABLE = 'DataverseEventFailures';
+/**
+ * Reconciliation (src/pipeline/reconcile/): the run's lease and each table's change tracking link
+ * in RECONCILE_TABLE; each page of changes a run found, as a message on RECONCILE_QUEUE (its rows in
+ * PAYLOAD_CONTAINER under `reconcile/`), which the `queueReconciledChanges` function turns into events.
+ */
+export const RECONCILE_TABLE = 'DataverseReconcile';
+export const RECONCILE_QUEUE = 'dataverse-reconcile';
 
 export interface StorageNames {
   eventsQueue: string;
@@ -20,6 +27,8 @@ export interface StorageNames {
   rejectedContainer: string;
   ledgerTable: string;
   failuresTable: string;
+  reconcileTable: string;
+  reconcileQueue: string;
 }
 
 export const DEFAULT_STORAGE_NAMES: StorageNames = {
@@ -28,6 +37,8 @@ export const DEFAULT_STORAGE_NAMES: StorageNames = {
   rejectedContainer: REJECTED_CONTAINER,
   ledgerTable: LEDGER_TABLE,
   failuresTable: FAILURES_TABLE,
+  reconcileTable: RECONCILE_TABLE,
+  reconcileQueue: RECONCILE_QUEUE,
 };
 
 export function poisonQueueName(eventsQueue: string): string {

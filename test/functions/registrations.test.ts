@@ -68,8 +68,25 @@ describe('function registrations', () => {
       'dataverseWebhookOtherMethods',
       'monitorBacklog',
       'processDataverseEvent',
+      'queueReconciledChanges',
+      'reconcileDataverse',
       'recordPoisonedEvent',
     ]);
+  });
+
+  it('reconciliation looks every minute (a run is due RECONCILE_INTERVAL after the last) and its pages are read from the queue the run writes', () => {
+    expect(host.trigger('reconcileDataverse')).toMatchObject({
+      type: 'timerTrigger',
+      schedule: '0 * * * * *',
+      runOnStartup: false,
+      useMonitor: true,
+    });
+    expect(host.trigger('queueReconciledChanges')).toMatchObject({
+      type: 'queueTrigger',
+      queueName: names.RECONCILE_QUEUE,
+      connection: 'AzureWebJobsStorage',
+    });
+    expect(names.DEFAULT_STORAGE_NAMES.reconcileQueue).toBe(names.RECONCILE_QUEUE);
   });
 
   it('retention runs hourly and the backlog every minute, on timers the host schedules (NCRONTAB with seconds) and keeps a status for', async () => {

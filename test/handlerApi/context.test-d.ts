@@ -155,3 +155,13 @@ registry.decide({ name: 'no-stage', entity: 'x_accnt', message: 'Create' }, () =
 registry.decide({ name: 'async', entity: 'x_accnt', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' }, () => allow());
 // @ts-expect-error perRecord, skipStale and rereadTruncated are for reacting handlers
 registry.decide({ name: 'per-record', entity: 'x_accnt', message: 'Create', stage: 'PreValidation', perRecord: true }, () => allow());
+
+// ctx.reconciled: only a handler that reconciles can be called for a reconciled change.
+on({ name: 'reconciles', entity: 'x_accnt', message: 'Update', reconcile: true }, (_event, ctx) => {
+  expectTypeOf(ctx.reconciled).toEqualTypeOf<boolean>();
+  // @ts-expect-error a reconciling handler declares no image
+  ctx.preImage('pre');
+});
+on({ name: 'delivered-only', entity: 'x_accnt', message: 'Update' }, (_event, ctx) => {
+  expectTypeOf(ctx.reconciled).toEqualTypeOf<false>();
+});

@@ -61,3 +61,27 @@ on({ name: 'create-twice', entity: 'test_widget', message: ['Create', 'CreateMul
 // A message name that is not a literal (read from elsewhere) is left to the registry.
 const message: string = 'Create';
 on({ name: 'ok-unknown-message', entity: 'test_widget', message, images: { pre: { type: 'PreImage' } } }, nothing);
+
+// Reconciliation: Create, Update and Delete of a named table, after the commit, without images or filtering attributes.
+on({ name: 'ok-reconcile', entity: 'test_widget', message: ['Create', 'Update', 'Delete'], reconcile: true }, nothing);
+on(
+  { name: 'ok-reconcile-columns', entity: 'test_widget', message: 'Update', stage: 'PostOperation', reconcile: { columns: ['name'] } },
+  nothing,
+);
+// @ts-expect-error a reconciled call has no images
+on({ name: 'reconcile-images', entity: 'test_widget', message: 'Update', reconcile: true, images: { pre: { type: 'PreImage' } } }, nothing);
+// @ts-expect-error change tracking does not say which columns an update set
+on({ name: 'reconcile-filtered', entity: 'test_widget', message: 'Update', reconcile: true, filteringAttributes: ['name'] }, nothing);
+// @ts-expect-error change tracking is asked of one named table
+on({ name: 'reconcile-any-table', entity: '*', message: 'Update', reconcile: true }, nothing);
+// @ts-expect-error change tracking reports creates, updates and deletes only
+on({ name: 'reconcile-assign', entity: 'test_widget', message: ['Update', 'Assign'], reconcile: true }, nothing);
+// @ts-expect-error nor a message of any name
+on({ name: 'reconcile-any-message', entity: 'test_widget', message: '*', reconcile: true }, nothing);
+on(
+  // @ts-expect-error reconciliation replays committed changes
+  { name: 'reconcile-early', entity: 'test_widget', message: 'Update', stage: 'PreOperation', mode: 'Synchronous', reconcile: true },
+  nothing,
+);
+// @ts-expect-error an inline handler's save already happened (or did not): it never reconciles
+decide({ name: 'decide-reconcile', entity: 'test_widget', message: 'Update', stage: 'PreValidation', reconcile: true }, () => allow());

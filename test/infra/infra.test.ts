@@ -26,9 +26,12 @@ describe('the infrastructure templates', () => {
     expect(storage).toContain(`var rejectedContainer = '${DEFAULT_STORAGE_NAMES.rejectedContainer}'`);
     expect(storage).toContain(`var ledgerTable = '${DEFAULT_STORAGE_NAMES.ledgerTable}'`);
     expect(storage).toContain(`var failuresTable = '${DEFAULT_STORAGE_NAMES.failuresTable}'`);
-    expect(storage).toMatch(/for queue in \[eventsQueue, poisonQueue\]/);
+    expect(storage).toContain(`var reconcileQueue = '${DEFAULT_STORAGE_NAMES.reconcileQueue}'`);
+    expect(storage).toContain(`var reconcilePoisonQueue = '\${reconcileQueue}-poison'`);
+    expect(storage).toContain(`var reconcileTable = '${DEFAULT_STORAGE_NAMES.reconcileTable}'`);
+    expect(storage).toMatch(/for queue in \[eventsQueue, poisonQueue, reconcileQueue, reconcilePoisonQueue\]/);
     expect(storage).toMatch(/for container in \[deploymentContainer, payloadContainer, rejectedContainer\]/);
-    expect(storage).toMatch(/for table in \[ledgerTable, failuresTable\]/);
+    expect(storage).toMatch(/for table in \[ledgerTable, failuresTable, reconcileTable\]/);
   });
 
   it('delete claim-check bodies after 30 days, as long as rejected bodies, and never the poisoned/ copies', () => {

@@ -6,6 +6,7 @@ import {
   checkSettings,
   readIngestSettings,
   readProcessSettings,
+  readReconcileSettings,
   readRetentionSettings,
   SECRET_SETTING_NAMES,
 } from '../../src/settings';
@@ -72,6 +73,7 @@ describe('the settings a provision writes', () => {
     expect(readIngestSettings(unset)).toEqual(readIngestSettings({}));
     expect(readProcessSettings(unset)).toEqual(readProcessSettings({}));
     expect(readRetentionSettings(unset)).toEqual(readRetentionSettings({}));
+    expect(readReconcileSettings(unset)).toEqual(readReconcileSettings({}));
   });
 
   it('carry what an operator set through to the app, JSON credentials included', () => {

@@ -154,6 +154,8 @@ describe('telemetry in this process', () => {
       'dataverse.decided',
       'dataverse.retention',
       'dataverse.leaseLost',
+      'dataverse.reconciled',
+      'dataverse.reconcileRun',
     ]);
     expect(TELEMETRY_METRIC_NAMES.map(telemetryItemName)).toEqual([
       'dataverse.ackLatencyMs',
@@ -161,6 +163,7 @@ describe('telemetry in this process', () => {
       'dataverse.queueAgeSeconds',
       'dataverse.queueLength',
       'dataverse.failuresPending',
+      'dataverse.reconcileRestarted',
     ]);
   });
 });

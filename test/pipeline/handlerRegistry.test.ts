@@ -303,6 +303,7 @@ describe('the context a handler receives', () => {
   const runtimeContext = (record: HandlerContext['record']): HandlerContext => ({
     eventId: 'e',
     deliveryCount: 1,
+    reconciled: false,
     log: silentLog,
     signal: new AbortController().signal,
     idempotencyKey: '00000000-0000-8000-8000-000000000000',
@@ -418,3 +419,35 @@ function rawContextOf(context: Record<string, unknown>): ContextOptions {
     inputParameters: targets ? { Targets: targets } : {},
   };
 }
+
+describe('reconcile: what change tracking can serve', () => {
+  const noop = () => undefined;
+  // As a declaration written in JavaScript (or cast) reaches the registry: the compiler's rules do not apply.
+  const register = (options: Record<string, unknown>) => () =>
+    new HandlerRegistry().on({ name: 'h', entity: 'account', message: 'Update', ...options } as never, noop);
+
+  it('takes reconcile: true or { columns }, and keeps what a reconciled Target holds', () => {
+    const registry = new HandlerRegistry()
+      .on({ name: 'all', entity: 'account', message: ['Create', 'Update', 'Delete'], reconcile: true }, noop)
+      .on({ name: 'some', entity: 'contact', message: 'Update', stage: 'PostOperation', reconcile: { columns: ['lastname'] } }, noop)
+      .on({ name: 'none', entity: 'contact', message: 'Create' }, noop);
+    expect(registry.all.map((handler) => handler.reconcile)).toEqual([{ columns: null }, { columns: ['lastname'] }, null]);
+  });
+
+  it('refuses, as the app loads, what a reconciled call could not give', () => {
+    expect(register({ reconcile: true, images: { pre: { type: 'PreImage' } } })).toThrow(/a reconciled call has no images/);
+    expect(register({ reconcile: true, filteringAttributes: ['name'] })).toThrow(/cannot honour filtering attributes/);
+    expect(register({ reconcile: true, entity: '*' })).toThrow(/not "\*"/);
+    expect(register({ reconcile: true, message: ['Update', 'Assign'] })).toThrow(/not to Assign/);
+    expect(register({ reconcile: true, stage: 'PreOperation', mode: 'Synchronous' })).toThrow(/declare stage PostOperation/);
+    expect(register({ reconcile: { columns: [] } })).toThrow(/reconcile is true, or \{ columns/);
+    expect(register({ reconcile: { columns: ['Not A Column'] } })).toThrow(/"Not A Column" is not a column logical name/);
+    expect(register({ reconcile: 'yes' })).toThrow(/reconcile is true, or \{ columns/);
+    expect(() =>
+      new HandlerRegistry().decide(
+        { name: 'd', entity: 'account', message: 'Update', stage: 'PreValidation', reconcile: true } as never,
+        () => allow(),
+      ),
+    ).toThrow(/"reconcile" apply to reacting handlers/);
+  });
+});

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { attributeCast, attributeProperties, optionSetOf, TABLES, type TableFacts, tableProperties } from './tableMetadata';
+import { ChangeTrackingError, FakeChangeTracking } from './fakeChangeTracking';
+import { attributeCast, attributeProperties, metadataId, optionSetOf, TABLES, type TableFacts, tableProperties } from './tableMetadata';
 
 /**
  * A stand-in for the Dataverse Web API on 127.0.0.1, strict where Dataverse is strict: it checks
@@ -182,6 +183,8 @@ export interface FakeDataverse {
   reset(): void;
   /** Rows per page; beyond it a collection answers with `@odata.nextLink`. */
   pageSize: number;
+  /** Tables whose rows the stand-in serves with change tracking (fakeChangeTracking.ts), its clock and WhoAmI. */
+  changeTracking: FakeChangeTracking;
   close(): Promise<void>;
 }
 
@@ -203,6 +206,9 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
   const failures: InjectedFailure[] = [];
   const token = `test-token-${randomUUID()}`;
   let origin = '';
+  const changeTracking = new FakeChangeTracking((logicalName) => options.tables?.[logicalName] ?? TABLES[logicalName]);
+  /** Definitions PUT and not yet published (PublishXml), by table. */
+  const unpublished = new Map<string, Row>();
 
   const table = (set: string) => {
     const rows = tables.get(set);
@@ -444,7 +450,9 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     const context = `${origin}${SERVICE_ROOT}$metadata#EntityDefinitions`;
     if (segments.length === 0) {
       checkQueryOptions(query, ['$select', '$expand']);
-      const available = facts ? tableProperties(facts) : { LogicalName: logicalName, EntitySetName: entitySet, MetadataId: randomUUID() };
+      const available = facts
+        ? { ...tableProperties(facts), ...changeTrackingProperties(logicalName) }
+        : { LogicalName: logicalName, EntitySetName: entitySet, MetadataId: randomUUID() };
       const body: Row = {
         '@odata.context': `${context}(${query.get('$select') ?? ''})/$entity`,
         ...selectFrom(available, query.get('$select'), 'EntityMetadata'),
@@ -502,6 +510,45 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     return { '@odata.context': `${context}('${logicalName}')/Attributes/${cast}`, value };
   };
 
+  /** ChangeTrackingEnabled and the managed property that allows turning it on (EntityMetadata). */
+  const changeTrackingProperties = (logicalName: string): Row => ({
+    ChangeTrackingEnabled: changeTracking.isTracked(logicalName) === true,
+    CanChangeTrackingBeEnabled: { Value: true, CanBeChanged: false, ManagedPropertyLogicalName: 'canchangetrackingbeenabled' },
+  });
+
+  /**
+   * PUT EntityDefinitions(<MetadataId>): "You can't use the PATCH method to update data model
+   * entities … you must use the PUT method … be careful to include all the existing properties",
+   * with `MSCRM.MergeLabels: true` (without it, labels in other languages are lost); the change
+   * applies once published (PublishXml). (Create and update table definitions using the Web API.)
+   */
+  const putDefinition = (id: string, body: Row | undefined, headers: IncomingMessage['headers']) => {
+    const facts = Object.values({ ...TABLES, ...options.tables }).find((candidate) => metadataId(candidate.logicalName) === id);
+    if (!facts) throw new ODataError(404, '0x80040217', `Could not find entity with MetadataId ${id}`);
+    if (headers['mscrm.mergelabels'] !== 'true')
+      refuse(400, 'FakeDataverse', 'A definition PUT without MSCRM.MergeLabels: true drops the labels of other languages');
+    const current = { ...tableProperties(facts), ...changeTrackingProperties(facts.logicalName) };
+    const missing = Object.keys(current).filter((name) => !(name in (body ?? {})));
+    if (missing.length > 0) refuse(400, 'FakeDataverse', `A PUT replaces the whole definition; it lacks ${missing.join(', ')}`);
+    if (current.ChangeTrackingEnabled && body?.ChangeTrackingEnabled === false)
+      refuse(400, '0x80040203', 'Once change tracking has been enabled for a table, it is not possible to disable it');
+    unpublished.set(facts.logicalName, body!);
+    return { status: 204 };
+  };
+
+  /** POST PublishXml: applies what was PUT for the tables its ParameterXml names. */
+  const publishXml = (body: Row | undefined) => {
+    const xml = typeof body?.ParameterXml === 'string' ? body.ParameterXml : '';
+    const match = /^<importexportxml><entities>((?:<entity>[a-z_0-9]+<\/entity>)+)<\/entities><\/importexportxml>$/.exec(xml);
+    if (!match) return refuse(400, '0x80040203', `PublishXml: unexpected ParameterXml ${JSON.stringify(xml.slice(0, 200))}`);
+    for (const [, name] of match[1]!.matchAll(/<entity>([a-z_0-9]+)<\/entity>/g)) {
+      const definition = unpublished.get(name!);
+      if (definition?.ChangeTrackingEnabled === true) changeTracking.enable(name!);
+      unpublished.delete(name!);
+    }
+    return { status: 204 };
+  };
+
   const handle = (
     method: string,
     path: string,
@@ -514,6 +561,26 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     if (definition) {
       if (method !== 'GET') refuse(405, '0x80060888', 'EntityDefinitions are read here');
       return { status: 200, body: tableDefinition(definition[1]!, path.split('/').slice(1), query) };
+    }
+    const byId = first.match(/^EntityDefinitions\(([0-9a-f-]{36})\)$/);
+    if (byId && method === 'PUT' && navigation === undefined) return putDefinition(byId[1]!, body, headers);
+    if (first === 'PublishXml' && method === 'POST') return publishXml(body);
+    if (first === 'WhoAmI' && method === 'GET') {
+      const whoAmI = { BusinessUnitId: randomUUID(), UserId: changeTracking.userId, OrganizationId: changeTracking.organizationId };
+      return {
+        status: 200,
+        body: { '@odata.context': `${origin}${SERVICE_ROOT}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`, ...whoAmI },
+      };
+    }
+    if (method === 'GET' && navigation === undefined && changeTracking.servesSet(first)) {
+      try {
+        const answer = changeTracking.answer(first, query, String(headers.prefer ?? ''), `${origin}${SERVICE_ROOT}`);
+        return { status: 200, body: answer.body, headers: answer.headers };
+      } catch (error) {
+        if (!(error instanceof ChangeTrackingError)) throw error;
+        if (error.violation) violations.push(error.message);
+        throw new ODataError(error.status, error.code, error.message);
+      }
     }
     const keyed = first.match(/^([a-z_]+)\(([^)]*)\)$/);
     const set = keyed ? keyed[1]! : first;
@@ -676,6 +743,7 @@ export async function startFakeDataverse(options: { tables?: Readonly<Record<str
     requests,
     violations,
     pageSize: 5000,
+    changeTracking,
     writes: () => requests.filter((request) => request.method !== 'GET'),
     rows: (set) => [...table(set).values()],
     row: (set, id) => table(set).get(id),

@@ -30,7 +30,7 @@ const IDLE_MS = 300;
  * The account of the test's queues, with the same credentials and retry options: the listener
  * reaches a queue's poison queue through its account, as the host does.
  */
-function accountOf(queue: StorageClients['eventsQueue']): QueueServiceClient {
+export function accountOf(queue: StorageClients['eventsQueue']): QueueServiceClient {
   const url = new URL(queue.url);
   url.pathname = url.pathname.replace(/\/[^/]+\/?$/, '');
   return new QueueServiceClient(url.toString(), (queue as unknown as { pipeline: Pipeline }).pipeline);

@@ -21,6 +21,8 @@ export async function isolatedStorage(
       rejectedContainer: `rejected-${suffix}`,
       ledgerTable: `Ledger${suffix}`,
       failuresTable: `Failures${suffix}`,
+      reconcileTable: `Reconcile${suffix}`,
+      reconcileQueue: `reconcile-${suffix}`,
     },
   });
   return clients;

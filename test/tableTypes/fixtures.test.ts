@@ -23,6 +23,7 @@ function context(event: DataverseEvent, record: Entity | null): HandlerContext {
   return {
     eventId: 'fixture',
     deliveryCount: 1,
+    reconciled: false,
     signal: new AbortController().signal,
     idempotencyKey: '00000000-0000-0000-0000-000000000001',
     log: silentLog,

@@ -100,6 +100,15 @@ registry.on(
   { name: 'typo-image', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } },
   () => undefined,
 );
+registry.on(
+  { name: 'reconciled-columns', entity: 'account', message: 'Update', reconcile: { columns: ['name', 'accountnumber'] } },
+  () => undefined,
+);
+registry.on(
+  // @ts-expect-error naem is not a column of account: the columns a reconciled Target holds are the table's
+  { name: 'typo-reconcile', entity: 'account', message: 'Update', reconcile: { columns: ['naem'] } },
+  () => undefined,
+);
 
 // Create, per record: the record is an Entity of the table; Money, base currency, multi-select choices.
 registry.on({ name: 'all-fields', entity: 'shko_allfields', message: 'Create', perRecord: true }, (_event, ctx) => {
