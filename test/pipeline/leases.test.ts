@@ -63,20 +63,27 @@ describe('a unit lease its holder renews', () => {
       aborted = ctx.signal.aborted;
     });
     const envelope = await oneEnvelope(storage);
-    const first = processEnvelope(envelope, deps(storage, registry, settings));
+    let firstDone = false;
+    const first = processEnvelope(envelope, deps(storage, registry, settings)).finally(() => {
+      firstDone = true;
+    });
     const copies: string[] = [];
     const leases: number[] = [];
-    for (let i = 0; i < 8; i++) {
+    // Copies come every ~½ s while the first runs (on a loaded machine fewer fit in its 5 s: a copy
+    // that starts after the first settled would rightly find the unit done, which is not the point here).
+    for (let i = 0; i < 8 && !firstDone; i++) {
       await sleep(550);
+      if (firstDone) break;
       copies.push((await processEnvelope(envelope, deps(storage, registry, settings, { deliveryCount: 2 }))).status);
       leases.push((await unitRow(storage, envelope, 'slow')).leaseUntil);
     }
     expect((await first).status).toBe('processed');
     expect(runs).toBe(1);
     expect(aborted).toBe(false);
+    expect(copies.length).toBeGreaterThanOrEqual(4);
     expect(new Set(copies)).toEqual(new Set(['deferred']));
     // 5 s of handler under a 2 s lease: renewed while it ran, and always ahead of now.
-    expect(new Set(leases).size).toBeGreaterThanOrEqual(4);
+    expect(new Set(leases).size).toBeGreaterThanOrEqual(3);
     expect((await unitRow(storage, envelope, 'slow')).state).toBe('done');
   });
 
