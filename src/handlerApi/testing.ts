@@ -147,9 +147,17 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
     if (!decider) return result;
     result.matched = true;
     const idempotencyKey = unitIdempotencyKey(key, decider.name);
-    const context = handlerContext(event, eventId, targetEntity(event), null, eventLog, options.deliveryCount ?? 1);
+    const context = handlerContext({
+      event,
+      eventId,
+      record: targetEntity(event),
+      log: eventLog,
+      deliveryCount: options.deliveryCount ?? 1,
+      signal,
+      idempotencyKey,
+    });
     try {
-      const decision = await decider.decide(event, { ...context, signal, idempotencyKey });
+      const decision = await decider.decide(event, context);
       if (!isDecision(decision))
         throw new TypeError(`inline handler ${decider.name} returned no decision: return allow() or reject(reason)`);
       result.decision = decision;
@@ -186,17 +194,19 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
       warn: (message: string, properties: LogProperties = {}) => eventLog.warn(message, { ...extra, ...properties }),
       error: (message: string, properties: LogProperties = {}) => eventLog.error(message, { ...extra, ...properties }),
     };
-    const context = handlerContext(
+    const context = handlerContext({
       event,
       eventId,
       record,
       rereadRecord,
-      recordLog,
-      options.deliveryCount ?? 1,
-      options.reconciled === true,
-    );
+      log: recordLog,
+      deliveryCount: options.deliveryCount ?? 1,
+      reconciled: options.reconciled === true,
+      signal,
+      idempotencyKey,
+    });
     try {
-      await handler.handle(event, { ...context, signal, idempotencyKey });
+      await handler.handle(event, context);
       done.add(ledgerKey);
       result.calls.push({ recordId: record?.id ?? null, idempotencyKey, error: null });
     } catch (error) {

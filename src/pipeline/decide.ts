@@ -1,13 +1,14 @@
 import type { TableClient } from '@azure/data-tables';
 import type { DataverseEvent } from '../dataverse';
 import { targetEntity } from '../dataverse/accessors';
+import { type Decision, isDecision } from '../handlerApi';
 import { describeError, type EventLog, logWith } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry, type TelemetryProperties } from '../observability/telemetry';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { type EventSummary, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
-import { type Decision, type HandlerRegistry, isDecision, type RegisteredDecider } from './handlerRegistry';
+import type { HandlerRegistry, RegisteredDecider } from './handlerRegistry';
 import { Ledger, type RecordedDecision } from './ledger/ledger';
 
 /**
@@ -109,7 +110,7 @@ export async function runDecisions(
     for (let attempt = 1; ; attempt++) {
       const handlerStarted = now();
       const limitMs = Math.max(0, Math.min(limits.decisionTimeoutMs, end - now()));
-      const outcome = await runDecider(event, eventId, decider, attempt, limitMs, idempotencyKey, log);
+      const outcome = await runDecider({ event, eventId, decider, attempt, limitMs, idempotencyKey, log });
       const decisionMs = now() - handlerStarted;
       if (outcome.kind === 'decided') {
         const { decision } = outcome;
@@ -179,25 +180,36 @@ function ledgerRecord(ledger: Ledger, key: string, eventId: string, runs: UnitRe
 
 type RunOutcome = { kind: 'decided'; decision: Decision } | { kind: 'timeout' } | { kind: 'error'; error: unknown };
 
+/** One run of one inline handler. */
+interface DeciderRun {
+  event: DataverseEvent;
+  eventId: string;
+  decider: RegisteredDecider;
+  /** 1, or 2 for the run at once after a throw: its `ctx.deliveryCount`. */
+  attempt: number;
+  limitMs: number;
+  idempotencyKey: string;
+  log: EventLog;
+}
+
 /**
  * Runs one inline handler within its limit. Its `ctx.signal` aborts at the limit; a handler that
  * ignores it is no longer waited for (its late effect may still happen: pass the signal on).
  */
-async function runDecider(
-  event: DataverseEvent,
-  eventId: string,
-  decider: RegisteredDecider,
-  attempt: number,
-  limitMs: number,
-  idempotencyKey: string,
-  log: EventLog,
-): Promise<RunOutcome> {
-  const deadline = new Deadline(limitMs);
+async function runDecider(run: DeciderRun): Promise<RunOutcome> {
+  const { event, decider } = run;
+  const deadline = new Deadline(run.limitMs);
   try {
-    const context = handlerContext(event, eventId, targetEntity(event), null, log, attempt);
-    const returned = await deadline.bound(
-      Promise.resolve().then(() => decider.decide(event, { ...context, signal: deadline.signal, idempotencyKey })),
-    );
+    const context = handlerContext({
+      event,
+      eventId: run.eventId,
+      record: targetEntity(event),
+      log: run.log,
+      deliveryCount: run.attempt,
+      signal: deadline.signal,
+      idempotencyKey: run.idempotencyKey,
+    });
+    const returned = await deadline.bound(Promise.resolve().then(() => decider.decide(event, context)));
     return { kind: 'decided', decision: asDecision(decider.name, returned) };
   } catch (error) {
     if (error instanceof DeadlineExceededError) return { kind: 'timeout' };

@@ -1,5 +1,4 @@
 import { type DataverseEvent, isEntity, isEntityCollection } from '../dataverse';
-import { changedAttributes } from '../dataverse/accessors';
 import { type ReconcileDeclaration, reconcileDeclaration, reconcileProblems } from '../dataverse/reconcileRules';
 import { type DerivedStep, declarationProblems, deriveSteps, type HandlerDeclaration, StepDeclarationError } from '../dataverse/steps';
 import type { Context, Decider, Decision, DecisionOptions, Handler, HandlerContext, HandlerOptions } from '../handlerApi';
@@ -122,7 +121,7 @@ export class HandlerRegistry {
             ? [...(options.rereadTruncated as readonly string[])]
             : null,
       reconcile: reconcileDeclaration(options.reconcile),
-      handle: typedHandler(name, declaration, options.perRecord === true, handle as Handler),
+      handle: routedHandler(name, declaration, options.perRecord === true, handle as Handler),
     };
     this.derived = this.stepsWith(registered.declaration);
     this.registered.push(registered);
@@ -158,7 +157,7 @@ export class HandlerRegistry {
     const registered: RegisteredDecider = {
       name,
       declaration,
-      decide: typedHandler(
+      decide: routedHandler(
         name,
         declaration,
         false,
@@ -244,11 +243,12 @@ function declare(name: string, options: HandlerOptions): HandlerDeclaration {
 }
 
 /**
- * Wraps the typed handler in what the processor calls: it adds `truncated`, keeps a per-record
- * handler's promise that `record` is set, and calls a per-record handler with filtering attributes
- * only for the records that carry one of them (an UpdateMultiple step runs when any record does).
+ * What the processor calls for a handler: it keeps a per-record handler's promise that `record` is
+ * set, and calls a per-record handler with filtering attributes only for the records that carry one
+ * of them (an UpdateMultiple step runs when any record does). The context is the one
+ * src/pipeline/handlerContext.ts builds, passed on as it is.
  */
-function typedHandler<R>(
+function routedHandler<R>(
   name: string,
   declaration: HandlerDeclaration,
   perRecord: boolean,
@@ -269,14 +269,7 @@ function typedHandler<R>(
       !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))
     )
       return undefined;
-    // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
-    const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
-    // Built on the processor's context (its prototype), so every field it has reaches the handler as it is.
-    const typed: HandlerContext & { truncated: boolean } = Object.assign(Object.create(ctx) as HandlerContext, {
-      changes,
-      truncated: event.truncated,
-    });
-    return handle(event, typed as unknown as Context);
+    return handle(event, ctx as unknown as Context);
   };
 }
 

@@ -381,17 +381,19 @@ async function runUnit(
         deadline.bound(
           (async () => {
             const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
-            // The truth about attempts: the ledger counts this unit's runs whichever message carried them.
-            const context = handlerContext(
+            const context = handlerContext({
               event,
-              envelope.eventId,
+              eventId: envelope.eventId,
               record,
               rereadRecord,
               log,
-              Math.max(deps.deliveryCount, claim.attempts),
+              // The truth about attempts: the ledger counts this unit's runs whichever message carried them.
+              deliveryCount: Math.max(deps.deliveryCount, claim.attempts),
               reconciled,
-            );
-            await handler.handle(event, { ...context, signal, idempotencyKey: unit.idempotencyKey });
+              signal,
+              idempotencyKey: unit.idempotencyKey,
+            });
+            await handler.handle(event, context);
           })(),
         ),
         lease.lost,

@@ -11,6 +11,7 @@ import {
   withoutTruncatedProperties,
 } from '../../src/dataverse/samplePayloads';
 import { silentLog } from '../../src/observability/log';
+import { handlerContext } from '../../src/pipeline/handlerContext';
 import { allow, type HandlerContext, HandlerRegistry, MAX_REASON_LENGTH, reject } from '../../src/pipeline/handlerRegistry';
 
 function event(options: ContextOptions, truncated = false): DataverseEvent {
@@ -300,22 +301,19 @@ describe('matching an event to handlers', () => {
 });
 
 describe('the context a handler receives', () => {
-  const runtimeContext = (record: HandlerContext['record']): HandlerContext => ({
-    eventId: 'e',
-    deliveryCount: 1,
-    reconciled: false,
-    log: silentLog,
-    signal: new AbortController().signal,
-    idempotencyKey: '00000000-0000-8000-8000-000000000000',
-    record,
-    rereadRecord: null,
-    changes: () => [],
-    attribute: () => undefined,
-    preImage: () => null,
-    postImage: () => null,
-  });
+  // As the processor builds it (src/pipeline/handlerContext.ts).
+  const runtimeContext = (on: DataverseEvent, record: HandlerContext['record']) =>
+    handlerContext({
+      event: on,
+      eventId: 'e',
+      record,
+      log: silentLog,
+      deliveryCount: 1,
+      signal: new AbortController().signal,
+      idempotencyKey: '00000000-0000-8000-8000-000000000000',
+    });
 
-  it('adds truncated, and calls a per-record handler with filtering attributes only for the records that carry one', async () => {
+  it('says truncated, and calls a per-record handler with filtering attributes only for the records that carry one', async () => {
     const seen: Array<{ id: string; truncated: boolean }> = [];
     const registry = new HandlerRegistry().on(
       { name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true, filteringAttributes: ['name'] },
@@ -327,8 +325,8 @@ describe('the context a handler receives', () => {
     const [first, second] = targetRecords(bulk);
     delete first!.attributes['name'];
     const [handler] = registry.match(bulk);
-    await handler!.handle(bulk, runtimeContext(first!));
-    await handler!.handle(bulk, runtimeContext(second!));
+    await handler!.handle(bulk, runtimeContext(bulk, first!));
+    await handler!.handle(bulk, runtimeContext(bulk, second!));
     expect(seen).toEqual([{ id: second!.id, truncated: false }]);
   });
 
@@ -347,15 +345,14 @@ describe('the context a handler receives', () => {
       { name: 'undeclared', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous' },
       (_event, ctx) => void seen.push(ctx.changes().map((change) => change.attribute)),
     );
-    const runtime = { ...runtimeContext(null), changes: () => [{ attribute: 'from the first image', from: undefined, to: null }] };
-    await registry.all[0]!.handle(update, runtime);
+    await registry.all[0]!.handle(update, runtimeContext(update, null));
     expect(seen).toEqual([['firstname', 'lastname']]);
   });
 
   it('fails a per-record call that names no record, instead of calling the handler with none', () => {
     const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true }, noop);
     const bulk = event({ messageName: 'UpdateMultiple', entityName: 'account', entityId: '00000000-0000-0000-0000-000000000000' }, true);
-    expect(() => registry.all[0]!.handle(bulk, runtimeContext(null))).toThrow(
+    expect(() => registry.all[0]!.handle(bulk, runtimeContext(bulk, null))).toThrow(
       'handler bulk runs per record, and this UpdateMultiple names no record',
     );
   });

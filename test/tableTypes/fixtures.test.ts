@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type DataverseEvent, type Entity, parseDataverseWebhookOrThrow } from '../../src/dataverse';
-import { changedAttributes } from '../../src/dataverse/accessors';
 import { type ColumnSpec, columnValueProblem, entityProblems, type TableSpec } from '../../src/dataverse/tables';
 import { silentLog } from '../../src/observability/log';
+import { handlerContext } from '../../src/pipeline/handlerContext';
 import { type HandlerContext, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { fixture } from '../support/fixtures';
 import { tables } from './generated/tables.generated';
@@ -18,22 +18,17 @@ function event(name: string): DataverseEvent {
   return parseDataverseWebhookOrThrow({ body: fixture(name).body, headers: {} });
 }
 
-/** What the processor gives a handler (src/pipeline/process.ts), for one event and record. */
+/** What the processor gives a handler (src/pipeline/handlerContext.ts), for one event and record. */
 function context(event: DataverseEvent, record: Entity | null): HandlerContext {
-  return {
+  return handlerContext({
+    event,
     eventId: 'fixture',
+    record,
+    log: silentLog,
     deliveryCount: 1,
-    reconciled: false,
     signal: new AbortController().signal,
     idempotencyKey: '00000000-0000-0000-0000-000000000001',
-    log: silentLog,
-    record,
-    rereadRecord: null,
-    changes: (alias) => changedAttributes(event, alias),
-    attribute: (name) => (record ? record.attributes[name] : undefined),
-    preImage: (alias) => (alias === undefined ? null : (event.preEntityImages[alias] ?? null)),
-    postImage: (alias) => (alias === undefined ? null : (event.postEntityImages[alias] ?? null)),
-  };
+  });
 }
 
 async function deliver(registry: HandlerRegistry, parsed: DataverseEvent): Promise<number> {
