@@ -8,10 +8,11 @@ import { startAzurite } from '../devhost/azurite';
 import { readHostJson } from '../devhost/hostJson';
 import { asFunctionInput, type QueueFunction, QueueListener } from '../devhost/queueListener';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { on } from '../src/handlerApi';
+import { registryOf } from '../src/handlerApi/load';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook } from '../src/pipeline/accept';
 import { parseEnvelope } from '../src/pipeline/envelope';
-import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../src/pipeline/process';
 import { readIngestSettings, readProcessSettings } from '../src/settings';
 import { deletePayload, getPayload } from '../src/storage/claimCheck';
@@ -180,7 +181,7 @@ export async function benchProcess(): Promise<ProcessFigure[]> {
     const storage = createStorageClients(azurite.connectionString);
     const queueService = QueueServiceClient.fromConnectionString(azurite.connectionString);
     await ensureStorageResources(storage);
-    const handlers = new HandlerRegistry().on({ name: 'no-op', entity: '*', message: '*' }, () => undefined);
+    const handlers = registryOf([on({ name: 'no-op', entity: '*', message: '*' }, () => undefined)]);
     const settings = readProcessSettings({});
     const processed: QueueFunction = async ({ body, message }) => {
       await processEnvelope(parseEnvelope(asFunctionInput(body)), {

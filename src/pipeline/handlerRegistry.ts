@@ -1,9 +1,8 @@
 import { type DataverseEvent, isEntity, isEntityCollection } from '../dataverse';
 import { type ReconcileDeclaration, reconcileDeclaration, reconcileProblems } from '../dataverse/reconcileRules';
 import { type DerivedStep, declarationProblems, deriveSteps, type HandlerDeclaration, StepDeclarationError } from '../dataverse/steps';
-import type { Context, Decider, Decision, DecisionOptions, Handler, HandlerContext, HandlerOptions } from '../handlerApi';
-import type { KnownDecisionOptions, KnownOptions } from '../handlerApi/declarations';
-import type { DeclaredColumns } from './typedContext';
+import type { Context, Decision, DecisionOptions, HandlerContext, HandlerOptions } from '../handlerApi';
+import type { HandlerDefinition, InlineHandler, ReactingHandler } from '../handlerApi/declarations';
 
 export type {
   Context,
@@ -17,15 +16,16 @@ export type {
   PostImageAlias,
   PreImageAlias,
 } from '../handlerApi';
-// The handler API (what a handler file imports) is src/handlerApi/index.ts; these names stay
-// importable from here for the engine.
-export { allow, isDecision, MAX_REASON_LENGTH, reject } from '../handlerApi';
 
 /**
  * The handler registry: each handler declares, once, the Dataverse step it needs (table, message,
  * stage, mode, filtering attributes, images) and what the processor should do for it. The
  * processor routes events with `match`, `register` registers `steps`, and the handler's context is
  * typed from the same declaration: an image alias it did not declare does not compile.
+ *
+ * It is built from declarations only (what `on(…)` and `decide(…)` of src/handlerApi return), by
+ * src/handlerApi/load.ts `registryOf`: the app, the CLI, the test kit and the engine's tests all
+ * declare handlers the one way a user does.
  */
 
 /** What the processor calls, with the context it builds. */
@@ -79,40 +79,58 @@ export class HandlerRegistryError extends Error {
   override readonly name = 'HandlerRegistryError';
 }
 
+/** A declaration the registry refuses: the reason, and the declaration (which knows its file). */
+export class DeclarationRefusedError extends HandlerRegistryError {
+  constructor(
+    message: string,
+    readonly definition: HandlerDefinition,
+  ) {
+    super(message);
+  }
+}
+
 export class HandlerRegistry {
   private readonly registered: RegisteredHandler[] = [];
   private readonly deciders: RegisteredDecider[] = [];
   /** Every declaration, reacting and inline, in registration order: the steps' handler lists keep it. */
   private readonly declarations: HandlerDeclaration[] = [];
   private derived: DerivedStep[] = [];
-  /** Tables known besides Dataverse's own: the generated module's (src/handlerApi/load.ts). */
-  private readonly knownTables: readonly string[];
-
-  constructor(options: { knownTables?: readonly string[] } = {}) {
-    this.knownTables = options.knownTables ?? [];
-  }
 
   /**
-   * Registers a handler for the events its options declare. Throws, as the app loads, on a
-   * declaration Dataverse would refuse or that cannot share a step with the handlers before it.
+   * The registry of these declarations, in their order. Throws, as the app loads, a
+   * DeclarationRefusedError for the first declaration Dataverse would refuse or that cannot share a
+   * step with the handlers before it. `knownTables`: tables known besides Dataverse's own (the
+   * generated module's, src/handlerApi/load.ts).
    */
-  on<const O extends HandlerOptions>(options: O & KnownOptions<O> & DeclaredColumns<O>, handle: Handler<O>): this {
-    const name = options.name ?? handle.name;
-    const label = name || `a handler for ${String(options.entity)} ${String(options.message)}`;
-    if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(
-        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`,
-      );
+  static of(definitions: Iterable<HandlerDefinition>, options: { knownTables?: readonly string[] } = {}): HandlerRegistry {
+    const registry = new HandlerRegistry(options.knownTables ?? []);
+    for (const definition of definitions) {
+      try {
+        if (definition.kind === 'on') registry.on(definition);
+        else registry.decide(definition);
+      } catch (error) {
+        if (error instanceof HandlerRegistryError) throw new DeclarationRefusedError(error.message, definition);
+        throw error;
+      }
     }
+    return registry;
+  }
+
+  private constructor(private readonly knownTables: readonly string[]) {}
+
+  /** A reacting handler, for the events its options declare. */
+  private on({ options, handle }: ReactingHandler): void {
+    const name = handlerName(options, handle, 'a handler');
     this.checkName(name);
     const declaration = declare(name, options);
     const problems = [...declarationProblems(declaration, this.knownTables), ...reconcileProblems(options.reconcile, declaration)];
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
-
-    const registered: RegisteredHandler = {
+    const perRecord = options.perRecord === true;
+    this.derived = this.stepsWith(declaration);
+    this.registered.push({
       name,
       declaration,
-      perRecord: options.perRecord === true,
+      perRecord,
       skipStale: options.skipStale === true,
       rereadColumns:
         options.rereadTruncated === true
@@ -121,28 +139,18 @@ export class HandlerRegistry {
             ? [...(options.rereadTruncated as readonly string[])]
             : null,
       reconcile: reconcileDeclaration(options.reconcile),
-      handle: routedHandler(name, declaration, options.perRecord === true, handle as Handler),
-    };
-    this.derived = this.stepsWith(registered.declaration);
-    this.registered.push(registered);
-    this.declarations.push(registered.declaration);
-    return this;
+      handle: routedHandler(name, declaration, perRecord, handle as unknown as (event: DataverseEvent, ctx: Context) => void),
+    });
+    this.declarations.push(declaration);
   }
 
   /**
-   * Registers an inline handler: it runs inside the webhook's HTTP request, before Dataverse gets
-   * its answer, and its decision is the answer (allow: the event goes on to the reacting handlers
-   * and Dataverse gets 202; reject: the operation fails). Its step is registered as synchronous.
-   * Throws, as the app loads, on a step Dataverse does not wait for.
+   * An inline handler: it runs inside the webhook's HTTP request, before Dataverse gets its answer,
+   * and its decision is the answer (allow: the event goes on to the reacting handlers and Dataverse
+   * gets 202; reject: the operation fails). Its step is registered as synchronous.
    */
-  decide<const O extends DecisionOptions>(options: O & KnownDecisionOptions<O> & DeclaredColumns<O>, handle: Decider<O>): this {
-    const name = options.name ?? handle.name;
-    const label = name || `an inline handler for ${String(options.entity)} ${String(options.message)}`;
-    if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(
-        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`,
-      );
-    }
+  private decide({ options, handle }: InlineHandler): void {
+    const name = handlerName(options, handle, 'an inline handler');
     this.checkName(name);
     const reactingOnly = Object.keys(options).filter((key) => REACTING_ONLY_OPTIONS.has(key));
     if (reactingOnly.length > 0) {
@@ -154,7 +162,8 @@ export class HandlerRegistry {
     const declaration: HandlerDeclaration = { ...declare(name, { mode: 'Synchronous', ...options } as HandlerOptions), inline: true };
     const problems = declarationProblems(declaration, this.knownTables);
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
-    const registered: RegisteredDecider = {
+    this.derived = this.stepsWith(declaration);
+    this.deciders.push({
       name,
       declaration,
       decide: routedHandler(
@@ -163,11 +172,8 @@ export class HandlerRegistry {
         false,
         handle as unknown as (event: DataverseEvent, ctx: Context) => Promise<Decision> | Decision,
       ),
-    };
-    this.derived = this.stepsWith(declaration);
-    this.deciders.push(registered);
+    });
     this.declarations.push(declaration);
-    return this;
   }
 
   private checkName(name: string): void {
@@ -209,6 +215,17 @@ export class HandlerRegistry {
   get steps(): readonly DerivedStep[] {
     return this.derived;
   }
+}
+
+/** The handler's name (options.name, else the function's own), checked: it keys ledger rows. */
+function handlerName(options: HandlerOptions | DecisionOptions, handle: { name: string }, kind: string): string {
+  const name = options.name ?? handle.name;
+  if (HANDLER_NAME.test(name)) return name;
+  throw new HandlerRegistryError(
+    name
+      ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"`
+      : `${kind} for ${String(options.entity)} ${String(options.message)} needs a name (options.name)`,
+  );
 }
 
 function declare(name: string, options: HandlerOptions): HandlerDeclaration {

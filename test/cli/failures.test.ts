@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
 import { main } from '../../src/cli/main';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
 import { fixture } from '../support/fixtures';
@@ -48,9 +49,11 @@ describe('dataverse-webhooks failures and replay, with poisoned messages nobody 
     const recorded = await ingest(storage, fixture('08-').body);
     await processor(
       storage,
-      new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-        throw new Error('down');
-      }),
+      registryOf([
+        on({ name: 'fails', entity: '*', message: '*' }, () => {
+          throw new Error('down');
+        }),
+      ]),
     ).drain();
     const unrecorded = await ingest(storage, fixture('01-').body);
     const [message] = (await storage.eventsQueue.receiveMessages()).receivedMessageItems;
@@ -87,9 +90,11 @@ describe('dataverse-webhooks failures and replay', () => {
   beforeAll(async () => {
     azurite = await startAzurite();
     storage = createStorageClients(azurite.connectionString);
-    const failing = new HandlerRegistry().on({ name: 'always-fails', entity: '*', message: '*' }, () => {
-      throw new Error('CRM sync API answered 500');
-    });
+    const failing = registryOf([
+      on({ name: 'always-fails', entity: '*', message: '*' }, () => {
+        throw new Error('CRM sync API answered 500');
+      }),
+    ]);
     eventIds.push(await ingest(storage, fixture('08-').body));
     eventIds.push(await ingest(storage, fixture('01-').body));
     await processor(storage, failing).drain();
@@ -169,9 +174,11 @@ describe('dataverse-webhooks failures resolve', () => {
   it('takes the named events off the list for good, refuses unknown and settled ones with exit 1, and --all still shows them', async () => {
     const storage = createStorageClients(azurite.connectionString);
     const env = { AzureWebJobsStorage: azurite.connectionString };
-    const failing = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-      throw new Error('down');
-    });
+    const failing = registryOf([
+      on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('down');
+      }),
+    ]);
     const [resolved, kept] = [await ingest(storage, fixture('08-').body), await ingest(storage, fixture('01-').body)];
     await processor(storage, failing).drain();
 

@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
-import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { allow, decide, on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { captureIO } from '../support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { freePorts } from '../support/ports';
@@ -13,8 +14,8 @@ import { scopedTokens } from '../support/tokens';
 
 /** Handlers declared like the examples, here: the engine's tests never depend on which handlers src/handlers holds. */
 const followed = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
-const shippedHandlers = new HandlerRegistry()
-  .on(
+const shippedHandlers = registryOf([
+  on(
     {
       name: 'contact-changes',
       entity: 'contact',
@@ -25,13 +26,14 @@ const shippedHandlers = new HandlerRegistry()
       images: { pre: { type: 'PreImage', columns: followed } },
     },
     () => undefined,
-  )
-  .on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true }, () => undefined)
-  .decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow())
-  .decide(
+  ),
+  on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true }, () => undefined),
+  decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow()),
+  decide(
     { name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
     () => allow(),
-  );
+  ),
+]);
 
 let dataverse: FakeDataverse;
 const tempDir = useTempDirs();

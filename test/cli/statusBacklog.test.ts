@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
 import { main } from '../../src/cli/main';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { recordingTelemetry } from '../../src/observability/telemetry';
 import { emitBacklog, readBacklog } from '../../src/pipeline/backlog';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { createStorageClients } from '../../src/storage/clients';
 import { EVENTS_QUEUE, POISON_QUEUE } from '../../src/storage/names';
 import { encodeQueueMessage } from '../../src/storage/queueMessages';
@@ -23,9 +24,11 @@ describe('the backlog (status, and the monitorBacklog metrics)', () => {
       failures: 0,
     });
 
-    const failing = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-      throw new Error('down');
-    });
+    const failing = registryOf([
+      on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('down');
+      }),
+    ]);
     await ingest(storage, fixture('08-').body);
     await processor(storage, failing).drain();
     const before = new Date();
