@@ -2,7 +2,14 @@ import { type DataverseEvent, isEntity, isEntityCollection } from '../dataverse'
 import { type ReconcileDeclaration, reconcileDeclaration, reconcileProblems } from '../dataverse/reconcileRules';
 import { type DerivedStep, declarationProblems, deriveSteps, type HandlerDeclaration, StepDeclarationError } from '../dataverse/steps';
 import type { Context, Decision, DecisionOptions, HandlerContext, HandlerOptions } from '../handlerApi';
-import type { HandlerDefinition, InlineHandler, ReactingHandler } from '../handlerApi/declarations';
+import {
+  type HandlerDefinition,
+  IMAGE_OPTION_NAMES,
+  type InlineHandler,
+  OPTION_NAMES,
+  REACTING_ONLY_OPTIONS,
+  type ReactingHandler,
+} from '../handlerApi/declarations';
 
 export type {
   Context,
@@ -58,22 +65,6 @@ export interface RegisteredDecider {
 
 /** Ledger row keys may not hold / \ # ? or control characters; names stay readable too. */
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-const OPTION_NAMES = new Set([
-  'name',
-  'entity',
-  'message',
-  'stage',
-  'mode',
-  'filteringAttributes',
-  'images',
-  'perRecord',
-  'skipStale',
-  'rereadTruncated',
-  'reconcile',
-]);
-/** What `on(…)` takes and `decide(…)` does not: an inline handler decides once per event, now. */
-const REACTING_ONLY_OPTIONS = new Set(['perRecord', 'skipStale', 'rereadTruncated', 'reconcile']);
-const IMAGE_OPTION_NAMES = new Set(['type', 'columns']);
 
 export class HandlerRegistryError extends Error {
   override readonly name = 'HandlerRegistryError';
