@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { startAzurite } from '../devhost/azurite';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { webhookUrl } from '../src/functionNames';
 import { allow, decide } from '../src/handlerApi';
 import { registryOf } from '../src/handlerApi/load';
 import { silentLog } from '../src/observability/log';
@@ -79,7 +80,7 @@ export async function benchAck(): Promise<AckFigure[]> {
     ];
     const figures: AckFigure[] = [];
     for (const { payload, body, rounds } of payloads) {
-      const request: IncomingWebhook = { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => body };
+      const request: IncomingWebhook = { method: 'POST', url: webhookUrl('http://localhost'), headers, body: async () => body };
       const ack = async () => {
         const result = await acceptWebhook(request, { settings, storage, log: silentLog });
         if (result.response.status !== 202) throw new Error(`ack path answered ${result.response.status}`);
@@ -145,7 +146,7 @@ export async function benchDecisionAck(rounds = 300): Promise<DecisionAckFigure>
       );
     const registry = registryOf([decide({ name: 'no-op', entity: 'contact', message: 'Update', stage: 'PreOperation' }, () => allow())]);
     const post = async (body: Buffer, inline: boolean) => {
-      const request: IncomingWebhook = { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => body };
+      const request: IncomingWebhook = { method: 'POST', url: webhookUrl('http://localhost'), headers, body: async () => body };
       const result = await acceptWebhook(request, {
         settings,
         storage,

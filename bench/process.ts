@@ -8,6 +8,7 @@ import { startAzurite } from '../devhost/azurite';
 import { readHostJson } from '../devhost/hostJson';
 import { asFunctionInput, type QueueFunction, QueueListener } from '../devhost/queueListener';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { webhookUrl } from '../src/functionNames';
 import { on } from '../src/handlerApi';
 import { registryOf } from '../src/handlerApi/load';
 import { silentLog } from '../src/observability/log';
@@ -73,7 +74,7 @@ async function prefill(storage: StorageClients, body: Buffer, count: number): Pr
         // A busy machine can make a write miss the ack's deadline: post again, as Dataverse would.
         for (let attempt = 1; ; attempt++) {
           const result = await acceptWebhook(
-            { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => copy },
+            { method: 'POST', url: webhookUrl('http://localhost'), headers, body: async () => copy },
             { settings, storage, log: silentLog },
           );
           if (result.response.status === 202) break;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTypesCommand } from '../src/cli/types';
+import { webhookUrl } from '../src/functionNames';
 import { registryOf } from '../src/handlerApi/load';
 import { captureIO } from './support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from './support/fakeDataverse';
@@ -197,7 +198,7 @@ it('logs a rename', async () => {
       'send',
       'samples/06-account-create-sync-postop-webhooksite-unicode.json',
       '--url',
-      'http://127.0.0.1:9/api/dataverse/webhook',
+      webhookUrl('http://127.0.0.1:9'),
     );
     expect(send.code).toBe(1);
     expect(send.stderr).not.toContain('handler');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { startDevLoopProcess } from '../devhost/test/devLoop';
+import { webhookUrl } from '../src/functionNames';
 import { freeAzuritePorts, freePorts } from './support/ports';
 import { useTempDirs } from './support/tempDirs';
 
@@ -103,7 +104,7 @@ describe('the documented commands, from a fresh clone', () => {
       { PATH: tempDir('no-func-'), APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
     );
     await loop.waitFor(/Host started: (\S+)/, 'the local host');
-    const url = `http://localhost:${httpPort}/api/dataverse/webhook`;
+    const url = webhookUrl(`http://localhost:${httpPort}`);
     try {
       const bin = JSON.parse(readFileSync(path.join(clone, 'package.json'), 'utf8')).bin['dataverse-webhooks'];
       for (const [index, { command, exitCode }] of commands.entries()) {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { webhookUrl } from '../../src/functionNames';
 import { SAMPLES_DIR } from '../../test/support/fixtures';
 import { freeAzuritePorts, freePorts } from '../../test/support/ports';
 import { useTempDirs } from '../../test/support/tempDirs';
@@ -89,7 +90,7 @@ describe('npm start on a machine without func, end to end over HTTP', () => {
     expect(loop.output()).toContain(FUNC_MISSING_NOTICE);
     const workerPid = Number(readFileSync(workerPidFile, 'utf8'));
 
-    const url = `http://localhost:${httpPort}/api/dataverse/webhook`;
+    const url = webhookUrl(`http://localhost:${httpPort}`);
     const env = { PATH: process.env['PATH'], AzureWebJobsStorage: connectionStringFor(ports), APPLICATIONINSIGHTS_CONNECTION_STRING: '' };
 
     // A real captured payload, as Dataverse sends it.

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DerivedStep } from '../dataverse/steps';
 import { stepName } from '../dataverse/steps';
+import { FUNCTION_NAMES } from '../functionNames';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { settingsAuthValue } from '../registration/authValue';
 import { checkColumnsAgainstCatalog, checkColumnsAgainstOrganization } from '../registration/columns';
@@ -22,8 +23,6 @@ import { type GeneratedTables, loadGeneratedTables } from './generatedTables';
 import { type CommandIO, UsageError } from './io';
 
 export const DEFAULT_REGISTRATION_FILE = path.join('registration', 'webhook.json');
-/** The HTTP function that receives webhooks (src/functions/dataverseWebhook.ts). */
-const WEBHOOK_FUNCTION = 'dataverseWebhook';
 
 export const REGISTER_USAGE = `Usage: dataverse-webhooks register [--plan] [--file FILE] [--org URL] [--url URL] [key options] [--rotate-key] [--prune] [--enable-change-tracking] [--dry-run] [--json]
 
@@ -57,7 +56,7 @@ Key options (a WebhookKey endpoint needs its function key when it is created or 
     --subscription ID       (default: AZURE_SUBSCRIPTION_ID)
     --resource-group NAME   (default: AZURE_RESOURCE_GROUP)
     --app NAME              the function app (default: AZURE_FUNCTION_APP_NAME)
-    --function NAME         whose keys to read (default: ${WEBHOOK_FUNCTION}); --host-key reads the host's keys
+    --function NAME         whose keys to read (default: ${FUNCTION_NAMES.webhook}); --host-key reads the host's keys
     --key-name NAME         which key (default: default)
 HttpHeader and HttpQueryString values come from the environment variables the file names.
 
@@ -219,7 +218,7 @@ function functionKeyLocation(values: Record<string, string | boolean | undefined
     subscriptionId: required('--subscription', 'AZURE_SUBSCRIPTION_ID'),
     resourceGroup: required('--resource-group', 'AZURE_RESOURCE_GROUP'),
     app: required('--app', 'AZURE_FUNCTION_APP_NAME'),
-    functionName: values['host-key'] ? undefined : typeof values.function === 'string' ? values.function : WEBHOOK_FUNCTION,
+    functionName: values['host-key'] ? undefined : typeof values.function === 'string' ? values.function : FUNCTION_NAMES.webhook,
     keyName: typeof values['key-name'] === 'string' ? values['key-name'] : 'default',
   };
 }

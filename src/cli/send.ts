@@ -3,12 +3,13 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { type DataverseEvent, parseDataverseWebhook } from '../dataverse';
 import { closestName } from '../dataverse/knownNames';
+import { LOCAL_WEBHOOK_URL } from '../functionNames';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
 import { type CommandIO, parseHeaderOption, readInput, UsageError } from './io';
 import { fileWebhookRequest, generatedWebhookRequest, type StepMode, truncated, type WebhookRequestToSend } from './webhookRequest';
 
-export const DEFAULT_WEBHOOK_URL = 'http://localhost:7071/api/dataverse/webhook';
+export const DEFAULT_WEBHOOK_URL = LOCAL_WEBHOOK_URL;
 
 export const SEND_USAGE = `Usage: dataverse-webhooks send [FILE|-] [--url URL] [--code KEY] [options]
 
@@ -239,7 +240,7 @@ function targetUrl(text: string, code: string | undefined, query: string[]): URL
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError('--url is not a URL (e.g. http://localhost:7071/api/dataverse/webhook)');
+    throw new UsageError(`--url is not a URL (e.g. ${LOCAL_WEBHOOK_URL})`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be http or https');
   if (url.username || url.password)

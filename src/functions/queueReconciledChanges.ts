@@ -1,4 +1,5 @@
 import { app, type InvocationContext } from '@azure/functions';
+import { FUNCTION_NAMES } from '../functionNames';
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
 import { invocationLog } from '../observability/log';
@@ -16,7 +17,7 @@ export async function queueReconciledChangesNow(message: unknown, context: Invoc
 // A throw makes the host retry the page; a page is idempotent (its events' delivery keys are derived
 // from the changes), and a page that fails every attempt goes to dataverse-reconcile-poison, which
 // `reconcile` (the CLI, and each run) puts back.
-app.storageQueue('queueReconciledChanges', {
+app.storageQueue(FUNCTION_NAMES.queueReconciledChanges, {
   queueName: RECONCILE_QUEUE,
   connection: 'AzureWebJobsStorage',
   handler: queueReconciledChangesNow,

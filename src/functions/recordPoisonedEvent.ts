@@ -1,4 +1,5 @@
 import { app, type InvocationContext } from '@azure/functions';
+import { FUNCTION_NAMES } from '../functionNames';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { recordPoisonedMessage } from '../pipeline/failures';
@@ -17,7 +18,7 @@ export async function recordPoisonedEvent(message: unknown, context: InvocationC
 
 // The host gives this queue no poison queue of its own: see recordPoisonedMessage for what
 // happens to a message that cannot be recorded.
-app.storageQueue('recordPoisonedEvent', {
+app.storageQueue(FUNCTION_NAMES.recordPoisonedEvent, {
   queueName: POISON_QUEUE,
   connection: 'AzureWebJobsStorage',
   handler: recordPoisonedEvent,

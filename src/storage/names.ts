@@ -4,7 +4,7 @@
  * `<queue>-poison`, which the poison trigger reads.
  */
 export const EVENTS_QUEUE = 'dataverse-events';
-export const POISON_QUEUE = `${EVENTS_QUEUE}-poison`;
+export const POISON_QUEUE = poisonQueueName(EVENTS_QUEUE);
 /** Bodies too large for a queue message (claim checks). */
 export const PAYLOAD_CONTAINER = 'dataverse-payloads';
 /** Bodies answered 400, kept (bounded) so a schema bug never silently loses real events. */

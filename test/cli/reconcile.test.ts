@@ -6,6 +6,7 @@ import { main } from '../../src/cli/main';
 import { createReconcileCommand } from '../../src/cli/reconcile';
 import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
+import { webhookUrl } from '../../src/functionNames';
 import { on } from '../../src/handlerApi';
 import { registryOf } from '../../src/handlerApi/load';
 import { createStorageClients } from '../../src/storage/clients';
@@ -113,7 +114,7 @@ describe('register and status about change tracking', () => {
     writeFileSync(
       path.join(dir, 'registration.json'),
       JSON.stringify({
-        endpoint: { name: 'dataverse-webhooks', url: 'https://func.azurewebsites.net/api/dataverse/webhook', auth: { type: 'WebhookKey' } },
+        endpoint: { name: 'dataverse-webhooks', url: webhookUrl('https://func.azurewebsites.net'), auth: { type: 'WebhookKey' } },
       }),
     );
   }

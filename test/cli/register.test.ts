@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeFailure, main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
+import { webhookUrl } from '../../src/functionNames';
 import type { HandlerDefinition, HandlerOptions } from '../../src/handlerApi';
 import { allow, decide, on } from '../../src/handlerApi';
 import { registryOf } from '../../src/handlerApi/load';
@@ -15,7 +16,7 @@ import { scopedTokens } from '../support/tokens';
 
 const KEY = 'function-key-from-the-command-line==';
 const SITE = '/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Web/sites/func-test';
-const WEBHOOK_URL = 'https://func-test.azurewebsites.net/api/dataverse/webhook';
+const WEBHOOK_URL = webhookUrl('https://func-test.azurewebsites.net');
 const CREATE_STEP = 'dataverse-webhooks: Create of account (PostOperation, Asynchronous)';
 const UPDATE_STEP = 'dataverse-webhooks: Update of account (PostOperation, Asynchronous)';
 const DELETE_STEP = 'dataverse-webhooks: Delete of contact (PreOperation, Synchronous)';

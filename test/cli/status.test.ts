@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
+import { webhookUrl } from '../../src/functionNames';
 import { allow, decide, on } from '../../src/handlerApi';
 import { registryOf } from '../../src/handlerApi/load';
 import { captureIO } from '../support/cliIO';
@@ -63,7 +64,7 @@ function seed() {
   const hook = dataverse.insert('serviceendpoints', {
     name: 'dataverse-webhooks',
     contract: 8,
-    url: 'https://func.azurewebsites.net/api/dataverse/webhook',
+    url: webhookUrl('https://func.azurewebsites.net'),
     authtype: 4,
     authvalue: 'never-shown',
   });
@@ -146,7 +147,7 @@ describe('dataverse-webhooks status', () => {
         '      2026-11-25T09:30:00Z  error ?',
         '',
         `dataverse-webhooks  (WebhookKey, id ${hook})`,
-        '  url: https://func.azurewebsites.net/api/dataverse/webhook',
+        `  url: ${webhookUrl('https://func.azurewebsites.net')}`,
         '  step "dataverse-webhooks: Update of account": PostOperation, Asynchronous, rank 1, deletes succeeded jobs',
         `    id ${step}; filtering attributes: name,accountnumber`,
         '    image "pre": PreImage, attributes name',
@@ -198,7 +199,7 @@ describe('dataverse-webhooks status', () => {
     );
 
     const register = await createRegisterCommand(connection(), shippedHandlers)(
-      ['--url', 'https://func.example/api/dataverse/webhook', '--key', 'k'],
+      ['--url', webhookUrl('https://func.example'), '--key', 'k'],
       captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd: app }),
     );
     expect(register).toBe(0);

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { webhookUrl } from '../../src/functionNames';
 import { parseRegistration, webhookUrlProblem } from '../../src/registration/definition';
 
-const valid = { endpoint: { name: 'hook', url: 'https://func.azurewebsites.net/api/dataverse/webhook', auth: { type: 'WebhookKey' } } };
+const valid = { endpoint: { name: 'hook', url: webhookUrl('https://func.azurewebsites.net'), auth: { type: 'WebhookKey' } } };
 
 function problems(registration: unknown): string {
   try {
