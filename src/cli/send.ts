@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { type DataverseEvent, parseDataverseWebhook } from '../dataverse';
+import { formatIssue, issueList } from '../dataverse/issues';
 import { closestName } from '../dataverse/knownNames';
 import { LOCAL_WEBHOOK_URL } from '../functionNames';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
@@ -173,11 +174,11 @@ async function send(args: string[], io: CommandIO, handlers: HandlersSource): Pr
   // The app's message ends with its issues ("The body is not valid JSON: $: the body is not valid
   // JSON"): each is printed once, on its own line, and not at all when it only repeats the headline.
   const issues = answer.issues ?? [];
-  const suffix = issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+  const suffix = issueList(issues);
   const headline =
     answer.message && suffix && answer.message.endsWith(`: ${suffix}`) ? answer.message.slice(0, -suffix.length - 2) : answer.message;
   if (answer.error || headline) io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, headline].filter(Boolean).join(': ')}\n`);
-  for (const issue of issues) if (issue.message.toLowerCase() !== headline?.toLowerCase()) io.stderr(`  ${issue.path}: ${issue.message}\n`);
+  for (const issue of issues) if (issue.message.toLowerCase() !== headline?.toLowerCase()) io.stderr(`  ${formatIssue(issue)}\n`);
   return 1;
 }
 

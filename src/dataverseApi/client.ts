@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issueList, zodIssues } from '../dataverse/issues';
 import { ApiError, createHttpClient, type HttpMethod, type HttpOptions, readJson } from './http';
 import { identifier, idFromEntityIdHeader, rowPath } from './odata';
 
@@ -104,12 +105,12 @@ export function createDataverseClient(organization: string | URL, options: HttpO
         for (const [index, row] of page.value.entries()) {
           const parsed = rowSchema.safeParse(row);
           if (!parsed.success) {
-            const where = parsed.error.issues[0]?.path.join('.') ?? '';
+            const issue = issueList(zodIssues(parsed.error, { at: ['value', index], limit: 1 }));
             throw new ApiError(
               describe('GET', path),
               200,
               'UnexpectedResponse',
-              `row ${index} does not have the expected shape (${where}: ${parsed.error.issues[0]?.message ?? ''})`,
+              `row ${index} does not have the expected shape (${issue})`,
             );
           }
           rows.push(parsed.data);

@@ -3,6 +3,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { QueueClient } from '@azure/storage-queue';
 import { DATAVERSE_HEADER_NAMES, type DataverseEvent, parseDataverseWebhook, type WebhookParseError } from '../dataverse';
+import { formatIssue } from '../dataverse/issues';
 import { describeError, type EventLog } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
 import { decisionsBudgetMs, type ExpectedCredential, type IngestSettings, SettingsError } from '../settings';
@@ -406,7 +407,7 @@ async function keepRejectedBody(
         {
           eventId,
           reason: error.kind,
-          errors: error.issues.map((issue) => `${issue.path}: ${issue.message}`),
+          errors: error.issues.map(formatIssue),
           body,
           headers,
           maxBytes: settings.rejectedMaxBytes,

@@ -50,7 +50,7 @@ describe('the registration file', () => {
   it('refuses a secret written into the file instead of an environment variable name', () => {
     const auth = { type: 'HttpHeader', settings: [{ name: 'x-key', value: 'secret' }] };
     const message = problems({ endpoint: { ...valid.endpoint, auth } });
-    expect(message).toContain('$.endpoint.auth.settings.0');
+    expect(message).toContain('$.endpoint.auth.settings[0]');
     expect(message).not.toContain('secret');
   });
 
