@@ -1,5 +1,6 @@
-// The layers of the app, as rules `npm run lint` checks on every import (docs/architecture.md
-// draws them). A rule broken here fails CI; the message says which rule and why it exists.
+// The layers of the app, as rules `npm run lint` checks on every import: the one owner of the layer
+// rules (docs/architecture.md lists them, and test/architecture.test.ts fails when the list and these
+// differ). A rule broken here fails CI; the message says which rule and why it exists.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -21,9 +22,9 @@ module.exports = {
     {
       name: 'app-does-not-use-development-tools',
       severity: 'error',
-      comment: 'What deploys (src/) never depends on the development host, the tests or the bench.',
+      comment: 'What deploys (src/) never depends on the development host, the tests, the bench or the packager.',
       from: { path: '^src/' },
-      to: { path: '^(devhost|test|bench)/' },
+      to: { path: '^(devhost|test|bench|deploy|hostRules)/' },
     },
     {
       name: 'functions-are-wiring-only',
@@ -76,6 +77,22 @@ module.exports = {
         "The development host runs the app as the Functions host does: through package.json's entry points, never by importing functions or handlers.",
       from: { path: '^devhost/', pathNot: '^devhost/test/' },
       to: { path: '^src/(functions|handlers|pipeline)/' },
+    },
+    {
+      name: 'deploy-does-not-use-the-dev-host',
+      severity: 'error',
+      comment:
+        "The packager ships what the Functions host's Node worker loads: it follows the worker's rules in hostRules/, as the dev host does, and never imports the dev host.",
+      from: { path: '^deploy/' },
+      to: { path: '^devhost/' },
+    },
+    {
+      name: 'host-rules-stand-alone',
+      severity: 'error',
+      comment:
+        'hostRules/ states rules of the Functions host and its Node worker that the dev host and the packager both follow: it imports nothing but Node.',
+      from: { path: '^hostRules/' },
+      to: { dependencyTypesNot: ['core'] },
     },
     {
       name: 'accept-is-not-process',

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type FSWatcher, readdirSync, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
-import { expandBraces } from './functionsCore';
+import { expandBraces } from '../hostRules/entryPoints';
 
 /**
  * Tells `npm start` when the app the local host runs has changed: a file under a folder the
