@@ -10,7 +10,7 @@ import { parseEnvelope } from '../pipeline/envelope';
 import { processEnvelope } from '../pipeline/process';
 import { processSettings, SettingsError, settingsOrError } from '../settings';
 import { getStorageClients } from '../storage/clients';
-import { EVENTS_QUEUE } from '../storage/names';
+import { EVENTS_QUEUE, STORAGE_CONNECTION } from '../storage/names';
 
 let recordReader: RecordReader | null | undefined;
 
@@ -42,6 +42,6 @@ export async function processDataverseEvent(message: unknown, context: Invocatio
 // to the poison queue, which recordPoisonedEvent reads.
 app.storageQueue(FUNCTION_NAMES.processEvent, {
   queueName: EVENTS_QUEUE,
-  connection: 'AzureWebJobsStorage',
+  connection: STORAGE_CONNECTION,
   handler: processDataverseEvent,
 });

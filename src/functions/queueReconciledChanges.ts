@@ -6,7 +6,7 @@ import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { queueReconciledChanges } from '../pipeline/reconcile/fanOut';
 import { getStorageClients } from '../storage/clients';
-import { RECONCILE_QUEUE } from '../storage/names';
+import { RECONCILE_QUEUE, STORAGE_CONNECTION } from '../storage/names';
 
 export async function queueReconciledChangesNow(message: unknown, context: InvocationContext): Promise<void> {
   const handlers = appHandlers(handlerFiles);
@@ -19,6 +19,6 @@ export async function queueReconciledChangesNow(message: unknown, context: Invoc
 // `reconcile` (the CLI, and each run) puts back.
 app.storageQueue(FUNCTION_NAMES.queueReconciledChanges, {
   queueName: RECONCILE_QUEUE,
-  connection: 'AzureWebJobsStorage',
+  connection: STORAGE_CONNECTION,
   handler: queueReconciledChangesNow,
 });

@@ -4,7 +4,7 @@ import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { recordPoisonedMessage } from '../pipeline/failures';
 import { getStorageClients } from '../storage/clients';
-import { POISON_QUEUE } from '../storage/names';
+import { POISON_QUEUE, STORAGE_CONNECTION } from '../storage/names';
 
 export async function recordPoisonedEvent(message: unknown, context: InvocationContext): Promise<void> {
   const storage = getStorageClients();
@@ -20,6 +20,6 @@ export async function recordPoisonedEvent(message: unknown, context: InvocationC
 // happens to a message that cannot be recorded.
 app.storageQueue(FUNCTION_NAMES.recordPoisonedEvent, {
   queueName: POISON_QUEUE,
-  connection: 'AzureWebJobsStorage',
+  connection: STORAGE_CONNECTION,
   handler: recordPoisonedEvent,
 });

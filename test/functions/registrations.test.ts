@@ -72,7 +72,7 @@ describe('function registrations', () => {
     expect(host.trigger(FUNCTION_NAMES.queueReconciledChanges)).toMatchObject({
       type: 'queueTrigger',
       queueName: names.RECONCILE_QUEUE,
-      connection: 'AzureWebJobsStorage',
+      connection: names.STORAGE_CONNECTION,
     });
     expect(names.DEFAULT_STORAGE_NAMES.reconcileQueue).toBe(names.RECONCILE_QUEUE);
   });
@@ -131,16 +131,18 @@ describe('function registrations', () => {
     expect(host.trigger(FUNCTION_NAMES.processEvent)).toMatchObject({
       type: 'queueTrigger',
       queueName: names.EVENTS_QUEUE,
-      connection: 'AzureWebJobsStorage',
+      connection: names.STORAGE_CONNECTION,
     });
     expect(names.DEFAULT_STORAGE_NAMES.eventsQueue).toBe(names.EVENTS_QUEUE);
+    // The host's own storage setting: what it keeps its leases and keys in, and what the Bicep writes.
+    expect(names.STORAGE_CONNECTION).toBe('AzureWebJobsStorage');
   });
 
   it('the poison recorder reads the queue the host moves failed messages to', () => {
     expect(host.trigger(FUNCTION_NAMES.recordPoisonedEvent)).toMatchObject({
       type: 'queueTrigger',
       queueName: `${names.EVENTS_QUEUE}-poison`,
-      connection: 'AzureWebJobsStorage',
+      connection: names.STORAGE_CONNECTION,
     });
     expect(names.POISON_QUEUE).toBe(`${names.EVENTS_QUEUE}-poison`);
   });
