@@ -98,15 +98,15 @@ module.exports = {
       name: 'accept-is-not-process',
       severity: 'error',
       comment:
-        'The HTTP path (accept, decide) and the queue path (process, loadEvent, failures, retention, the unit lease) share only what both need (envelope, delivery key, handler context, the ledger).',
+        'The HTTP path (accept, decide) and the queue path (process, runUnit, loadEvent, failures, retention, the unit lease) share only what both need (envelope, delivery key, handler context, the ledger).',
       from: { path: '^src/pipeline/(accept|decide)\\.ts$' },
-      to: { path: '^src/pipeline/(process|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
+      to: { path: '^src/pipeline/(process|runUnit|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
     },
     {
       name: 'process-is-not-accept',
       severity: 'error',
       comment: 'The queue path never calls into the HTTP path.',
-      from: { path: '^src/pipeline/(process|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
+      from: { path: '^src/pipeline/(process|runUnit|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
       to: { path: '^src/pipeline/(accept|decide)\\.ts$' },
     },
     {

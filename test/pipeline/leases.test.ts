@@ -9,7 +9,8 @@ import { failureStore, recordPoisonedMessage, replayFailures } from '../../src/p
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { DIED_ERROR, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../src/pipeline/ledger/ledger';
 import { LeaseLostError } from '../../src/pipeline/ledger/unitLease';
-import { HandlerFailedError, type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
+import { type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
+import { HandlerFailedError } from '../../src/pipeline/runUnit';
 import { type ProcessSettings, readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
