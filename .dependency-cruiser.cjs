@@ -99,7 +99,7 @@ module.exports = {
       severity: 'error',
       comment:
         'The HTTP path (accept, decide) and the queue path (process, runUnit, loadEvent, failures, retention, the unit lease) share only what both need (envelope, delivery key, handler context, the ledger).',
-      from: { path: '^src/pipeline/(accept|decide)\\.ts$' },
+      from: { path: '^src/pipeline/(accept/|decide\\.ts$)' },
       to: { path: '^src/pipeline/(process|runUnit|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
     },
     {
@@ -107,7 +107,7 @@ module.exports = {
       severity: 'error',
       comment: 'The queue path never calls into the HTTP path.',
       from: { path: '^src/pipeline/(process|runUnit|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
-      to: { path: '^src/pipeline/(accept|decide)\\.ts$' },
+      to: { path: '^src/pipeline/(accept/|decide\\.ts$)' },
     },
     {
       name: 'not-to-unresolvable',
