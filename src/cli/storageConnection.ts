@@ -41,12 +41,6 @@ interface UsedConnection {
 /** Where each command's storage connection came from, for explaining its errors (src/cli/main.ts). */
 const sources = new WeakMap<CommandIO, UsedConnection>();
 
-/** Whether the command's storage connection was named in the environment (not local.settings.json); undefined before cliStorage. */
-export function storageFromEnvironment(io: CommandIO): boolean | undefined {
-  const used = sources.get(io);
-  return used ? !used.local : undefined;
-}
-
 export async function cliStorage(io: CommandIO): Promise<StorageClients> {
   const { connection, source, local } = await storageConnection(io);
   sources.set(io, {
