@@ -1,15 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { on } from '../../src/handlerApi';
-import { registryOf } from '../../src/handlerApi/load';
-import type { EventLog, LogProperties } from '../../src/observability/log';
-import { recordingTelemetry } from '../../src/observability/telemetry';
-import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import type { StorageClients } from '../../src/storage/clients';
-import { encodeQueueMessage } from '../../src/storage/queueMessages';
-import { ReconcileState } from '../../src/storage/reconcileState';
-import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
-import { ReconcileWorld } from '../support/reconcileWorld';
-import { drainQueue, isolatedStorage } from '../support/storage';
+import { on } from '../../../src/handlerApi';
+import { registryOf } from '../../../src/handlerApi/load';
+import type { EventLog, LogProperties } from '../../../src/observability/log';
+import { recordingTelemetry } from '../../../src/observability/telemetry';
+import type { HandlerRegistry } from '../../../src/pipeline/handlerRegistry';
+import type { StorageClients } from '../../../src/storage/clients';
+import { encodeQueueMessage } from '../../../src/storage/queueMessages';
+import { ReconcileState } from '../../../src/storage/reconcileState';
+import { type FakeDataverse, startFakeDataverse } from '../../support/fakeDataverse';
+import { ReconcileWorld } from '../../support/reconcileWorld';
+import { drainQueue, isolatedStorage } from '../../support/storage';
 
 /** The run's own rules: the token, the lease, the pages, the tables it cannot read. */
 

@@ -1,22 +1,22 @@
 import { TableClient } from '@azure/data-tables';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { on } from '../../src/handlerApi';
-import { registryOf } from '../../src/handlerApi/load';
-import { silentLog } from '../../src/observability/log';
-import { deliveryKey } from '../../src/pipeline/deliveryKey';
-import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
-import { failureStore, recordPoisonedMessage, replayFailures } from '../../src/pipeline/failures';
-import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { DIED_ERROR, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../src/pipeline/ledger/ledger';
-import { LeaseLostError } from '../../src/pipeline/ledger/unitLease';
-import { type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
-import { HandlerFailedError } from '../../src/pipeline/runUnit';
-import { type ProcessSettings, readProcessSettings } from '../../src/settings';
-import type { StorageClients } from '../../src/storage/clients';
-import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
-import { fixture } from '../support/fixtures';
-import { ingest } from '../support/processing';
-import { drainQueue, isolatedStorage } from '../support/storage';
+import { on } from '../../../src/handlerApi';
+import { registryOf } from '../../../src/handlerApi/load';
+import { silentLog } from '../../../src/observability/log';
+import { deliveryKey } from '../../../src/pipeline/deliveryKey';
+import { type EventEnvelope, parseEnvelope } from '../../../src/pipeline/envelope';
+import { failureStore, recordPoisonedMessage, replayFailures } from '../../../src/pipeline/failures';
+import type { HandlerRegistry } from '../../../src/pipeline/handlerRegistry';
+import { DIED_ERROR, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
+import { LeaseLostError } from '../../../src/pipeline/ledger/unitLease';
+import { type ProcessDependencies, processEnvelope } from '../../../src/pipeline/process';
+import { HandlerFailedError } from '../../../src/pipeline/runUnit';
+import { type ProcessSettings, readProcessSettings } from '../../../src/settings';
+import type { StorageClients } from '../../../src/storage/clients';
+import { type FaultyStorage, faultyStorage } from '../../support/faultyProxy';
+import { fixture } from '../../support/fixtures';
+import { ingest } from '../../support/processing';
+import { drainQueue, isolatedStorage } from '../../support/storage';
 
 /**
  * The unit lease, renewed by its holder, and the attempts the ledger counts whichever message

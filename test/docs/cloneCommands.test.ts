@@ -3,10 +3,10 @@ import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { startDevLoopProcess } from '../devhost/test/devLoop';
-import { webhookUrl } from '../src/functionNames';
-import { freeAzuritePorts, freePorts } from './support/ports';
-import { useTempDirs } from './support/tempDirs';
+import { startDevLoopProcess } from '../../devhost/test/devLoop';
+import { webhookUrl } from '../../src/functionNames';
+import { freeAzuritePorts, freePorts } from '../support/ports';
+import { useTempDirs } from '../support/tempDirs';
 
 /**
  * The documented commands that need no Azure, run as a new user runs them: from a fresh clone of
@@ -22,7 +22,7 @@ import { useTempDirs } from './support/tempDirs';
  * has none, and a command must exit 0, or the code a comment line just above it names ("… exit 1").
  */
 const COMMANDS_FILE = 'docs/local-development.md';
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const tempDir = useTempDirs();
 
 export interface DocumentedCommand {

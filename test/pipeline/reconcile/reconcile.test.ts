@@ -1,15 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DataverseEvent } from '../../src/dataverse';
-import { type Context, on } from '../../src/handlerApi';
-import { registryOf } from '../../src/handlerApi/load';
-import { recordingTelemetry } from '../../src/observability/telemetry';
-import { failureStore, replayFailures } from '../../src/pipeline/failures';
-import type { StorageClients } from '../../src/storage/clients';
-import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
-import { docsSample, fixture } from '../support/fixtures';
-import { ingest } from '../support/processing';
-import { ReconcileWorld, type TableName } from '../support/reconcileWorld';
-import { drainQueue, isolatedStorage } from '../support/storage';
+import type { DataverseEvent } from '../../../src/dataverse';
+import { type Context, on } from '../../../src/handlerApi';
+import { registryOf } from '../../../src/handlerApi/load';
+import { recordingTelemetry } from '../../../src/observability/telemetry';
+import { failureStore, replayFailures } from '../../../src/pipeline/failures';
+import type { StorageClients } from '../../../src/storage/clients';
+import { type FakeDataverse, startFakeDataverse } from '../../support/fakeDataverse';
+import { docsSample, fixture } from '../../support/fixtures';
+import { ingest } from '../../support/processing';
+import { ReconcileWorld, type TableName } from '../../support/reconcileWorld';
+import { drainQueue, isolatedStorage } from '../../support/storage';
 
 /**
  * Reconciliation end to end, on Azurite and the Dataverse stand-in: the app's webhook is taken
