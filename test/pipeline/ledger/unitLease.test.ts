@@ -14,7 +14,7 @@ import { HandlerFailedError } from '../../../src/pipeline/runUnit';
 import { type ProcessSettings, readProcessSettings } from '../../../src/settings';
 import type { StorageClients } from '../../../src/storage/clients';
 import { type FaultyStorage, faultyStorage } from '../../support/faultyProxy';
-import { fixture } from '../../support/fixtures';
+import { fixture, fixtureContext } from '../../support/fixtures';
 import { ingest } from '../../support/processing';
 import { drainQueue, isolatedStorage } from '../../support/storage';
 
@@ -196,17 +196,7 @@ describe('attempts the ledger counts, whichever message carries them', () => {
     const ledger = new Ledger(storage.ledger);
     const envelopes: EventEnvelope[] = [];
     for (let i = 0; i < 2; i++) {
-      await ingest(
-        storage,
-        JSON.stringify({
-          ...JSON.parse(
-            fixture('06-')
-              .body.toString('utf8')
-              .replace(/^\uFEFF/, ''),
-          ),
-          CorrelationId: crypto.randomUUID(),
-        }),
-      );
+      await ingest(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: crypto.randomUUID() }));
     }
     for (const message of await drainQueue(storage.eventsQueue)) envelopes.push(parseEnvelope(message));
     for (const envelope of envelopes) await ledger.claimUnit(deliveryKey(envelope.summary), 'effect', envelope.eventId, settings.leaseMs);
