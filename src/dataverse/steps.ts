@@ -106,8 +106,19 @@ export const isWildcard = (declaration: Pick<HandlerDeclaration, 'entity' | 'mes
  * generated module (src/dataverse/tables.ts), known besides Dataverse's own (knownNames.ts).
  */
 export function declarationProblems(declaration: HandlerDeclaration, knownTables: readonly string[] = []): string[] {
+  const names = nameProblems(declaration, knownTables);
+  if (names.length > 0) return names;
+  return [
+    ...messageAndStageProblems(declaration),
+    ...(declaration.inline ? inlineProblems(declaration) : []),
+    ...filteringProblems(declaration),
+    ...imageProblems(declaration),
+  ];
+}
+
+/** The table's and the messages' names: logical names, and Dataverse's own, the generated module's or prefixed. */
+function nameProblems({ entity, messages }: HandlerDeclaration, knownTables: readonly string[]): string[] {
   const problems: string[] = [];
-  const { entity, messages, stage, mode, filteringAttributes, images } = declaration;
   if (entity !== '*' && !LOGICAL_NAME.test(entity))
     problems.push(`entity "${entity}" is not a table logical name (lowercase letters, digits, underscores)`);
   else problems.push(...[tableNameProblem(entity, knownTables)].filter((problem) => problem !== null));
@@ -116,7 +127,12 @@ export function declarationProblems(declaration: HandlerDeclaration, knownTables
     if (message !== '*' && !MESSAGE_NAME.test(message)) problems.push(`"${message}" is not an SDK message name such as Create or Update`);
     else problems.push(...[messageNameProblem(message)].filter((problem) => problem !== null));
   }
-  if (problems.length > 0) return problems;
+  return problems;
+}
+
+/** A message listed twice or with its bulk twin, a stage or mode Dataverse does not have, or not together. */
+function messageAndStageProblems({ messages, stage, mode }: HandlerDeclaration): string[] {
+  const problems: string[] = [];
   if (new Set(messages.map((message) => message.toLowerCase())).size !== messages.length) problems.push('it lists a message twice');
   for (const [single, bulk] of Object.entries(BULK_MESSAGE_OF)) {
     if (messages.some((message) => same(message, single)) && messages.some((message) => same(message, bulk))) {
@@ -132,21 +148,30 @@ export function declarationProblems(declaration: HandlerDeclaration, knownTables
   // https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#asynchronous-plug-in-steps
   if (mode === 'Asynchronous' && stage !== null && stage !== 'PostOperation')
     problems.push('Dataverse runs asynchronous steps only in PostOperation');
-  if (declaration.inline) problems.push(...inlineProblems(declaration));
+  return problems;
+}
 
-  const wildcard = isWildcard(declaration);
-  if (wildcard && (filteringAttributes !== null || images.length > 0)) {
+/** Filtering attributes: a step's, so not for "*", and Update's only. */
+function filteringProblems(declaration: HandlerDeclaration): string[] {
+  const { messages, filteringAttributes, images } = declaration;
+  const problems: string[] = [];
+  if (isWildcard(declaration) && (filteringAttributes !== null || images.length > 0)) {
     problems.push('a handler for "*" registers no step, so it cannot declare filteringAttributes or images: name the table and message');
   }
-  if (filteringAttributes !== null) {
-    if (filteringAttributes.length === 0) problems.push('filteringAttributes is empty: leave it out to receive every Update');
-    if (!messages.every((message) => same(message, 'Update') || same(message, 'UpdateMultiple')))
-      problems.push('filteringAttributes apply to Update and UpdateMultiple only');
-    for (const column of filteringAttributes)
-      if (!LOGICAL_NAME.test(column)) problems.push(`filtering attribute "${column}" is not a column logical name`);
-  }
+  if (filteringAttributes === null) return problems;
+  if (filteringAttributes.length === 0) problems.push('filteringAttributes is empty: leave it out to receive every Update');
+  if (!messages.every((message) => same(message, 'Update') || same(message, 'UpdateMultiple')))
+    problems.push('filteringAttributes apply to Update and UpdateMultiple only');
+  for (const column of filteringAttributes)
+    if (!LOGICAL_NAME.test(column)) problems.push(`filtering attribute "${column}" is not a column logical name`);
+  return problems;
+}
+
+/** Each image: its alias, type and columns, and whether its messages and stage have it. */
+function imageProblems(declaration: HandlerDeclaration): string[] {
+  const problems: string[] = [];
   const aliases = new Set<string>();
-  for (const image of images) {
+  for (const image of declaration.images) {
     const where = `image "${image.alias}"`;
     if (!IMAGE_ALIAS.test(image.alias)) problems.push(`${where}: an alias is a letter then letters, digits or underscores`);
     if (aliases.has(image.alias.toLowerCase())) problems.push(`two images use the alias "${image.alias}"`);
@@ -159,7 +184,7 @@ export function declarationProblems(declaration: HandlerDeclaration, knownTables
     }
     const pre = image.type !== 'PostImage';
     const post = image.type !== 'PreImage';
-    for (const message of messages) {
+    for (const message of declaration.messages) {
       if (isBulkMessage(message)) {
         // Plug-ins read a bulk step's images, one set per record, from IPluginExecutionContext4's
         // PreEntityImagesCollection (https://learn.microsoft.com/power-apps/developer/data-platform/write-plugin-multiple-operation#entity-images);
