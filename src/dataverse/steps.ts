@@ -270,64 +270,75 @@ function union(a: readonly string[], b: readonly string[]): string[] {
  * handler that left its stage or mode out and so would also receive another step's events.
  */
 export function deriveSteps(declarations: readonly HandlerDeclaration[]): DerivedStep[] {
-  const steps = new Map<string, { step: DerivedStep; images: Map<string, ImageDeclaration>; everyColumn: boolean }>();
+  const steps = new Map<string, StepInProgress>();
   const concrete = declarations.filter((declaration) => !isWildcard(declaration));
-  for (const declaration of concrete) {
-    const stage = effectiveStage(declaration);
-    const mode = effectiveMode(declaration);
-    for (const message of declaration.messages) {
-      const key = stepKey({ entity: declaration.entity, message, stage, mode });
-      let entry = steps.get(key);
-      if (!entry) {
-        entry = {
-          step: { entity: declaration.entity, message, stage, mode, filteringAttributes: [], images: [], handlers: [] },
-          images: new Map(),
-          everyColumn: false,
-        };
-        steps.set(key, entry);
-      }
-      const updates = same(message, 'Update') || same(message, 'UpdateMultiple');
-      if (!updates || declaration.filteringAttributes === null) entry.everyColumn = true;
-      else
-        entry.step = { ...entry.step, filteringAttributes: union(entry.step.filteringAttributes ?? [], declaration.filteringAttributes) };
-      for (const image of declaration.images) {
-        const existing = entry.images.get(image.alias);
-        if (!existing) {
-          entry.images.set(image.alias, { ...image, columns: image.columns === null ? null : union([], image.columns) });
-          continue;
-        }
-        if (existing.type !== image.type) {
-          throw new StepDeclarationError(
-            `handlers ${entry.step.handlers.join(', ')} and ${declaration.handler} declare the image "${image.alias}" of ${message} of ${declaration.entity} as ${existing.type} and ${image.type}: one step has one image per alias, so use one type or another alias`,
-          );
-        }
-        entry.images.set(image.alias, {
-          ...existing,
-          columns: existing.columns === null || image.columns === null ? null : union(existing.columns, image.columns),
-        });
-      }
-      entry.step = { ...entry.step, handlers: [...entry.step.handlers, declaration.handler] };
-    }
-  }
-  // A handler that left its stage or mode out receives every stage or mode of its table and message
-  // (the registry matches what was declared), so another step there would feed it twice.
-  for (const declaration of concrete) {
-    if (declaration.stage !== null && declaration.mode !== null) continue;
-    for (const { step } of steps.values()) {
-      if (!same(step.entity, declaration.entity) || !declaration.messages.some((message) => same(message, step.message))) continue;
-      const receives =
-        (declaration.stage === null || declaration.stage === step.stage) && (declaration.mode === null || declaration.mode === step.mode);
-      const own = step.stage === effectiveStage(declaration) && step.mode === effectiveMode(declaration);
-      if (receives && !own) {
-        throw new StepDeclarationError(
-          `handler ${declaration.handler} leaves its ${declaration.stage === null ? 'stage' : 'mode'} out, so it would also receive the ${step.stage} ${step.mode} ${step.message} of ${step.entity} declared by ${step.handlers.join(', ')}: declare its stage and mode`,
-        );
-      }
-    }
-  }
+  for (const declaration of concrete) for (const message of declaration.messages) shareStep(steps, declaration, message);
+  for (const declaration of concrete) checkNoOtherStepFeeds(declaration, steps);
   return [...steps.values()].map(({ step, images, everyColumn }) => ({
     ...step,
     filteringAttributes: everyColumn ? null : step.filteringAttributes,
     images: [...images.values()],
   }));
+}
+
+/** A step as its handlers are added to it: its images by alias, and whether one wants every Update. */
+interface StepInProgress {
+  step: DerivedStep;
+  images: Map<string, ImageDeclaration>;
+  everyColumn: boolean;
+}
+
+/** Adds a handler to the step of its table, this message, its stage and mode: the union of columns, one type per image alias. */
+function shareStep(steps: Map<string, StepInProgress>, declaration: HandlerDeclaration, message: string): void {
+  const stage = effectiveStage(declaration);
+  const mode = effectiveMode(declaration);
+  const key = stepKey({ entity: declaration.entity, message, stage, mode });
+  let entry = steps.get(key);
+  if (!entry) {
+    entry = {
+      step: { entity: declaration.entity, message, stage, mode, filteringAttributes: [], images: [], handlers: [] },
+      images: new Map(),
+      everyColumn: false,
+    };
+    steps.set(key, entry);
+  }
+  const updates = same(message, 'Update') || same(message, 'UpdateMultiple');
+  if (!updates || declaration.filteringAttributes === null) entry.everyColumn = true;
+  else entry.step = { ...entry.step, filteringAttributes: union(entry.step.filteringAttributes ?? [], declaration.filteringAttributes) };
+  for (const image of declaration.images) {
+    const existing = entry.images.get(image.alias);
+    if (!existing) {
+      entry.images.set(image.alias, { ...image, columns: image.columns === null ? null : union([], image.columns) });
+      continue;
+    }
+    if (existing.type !== image.type) {
+      throw new StepDeclarationError(
+        `handlers ${entry.step.handlers.join(', ')} and ${declaration.handler} declare the image "${image.alias}" of ${message} of ${declaration.entity} as ${existing.type} and ${image.type}: one step has one image per alias, so use one type or another alias`,
+      );
+    }
+    entry.images.set(image.alias, {
+      ...existing,
+      columns: existing.columns === null || image.columns === null ? null : union(existing.columns, image.columns),
+    });
+  }
+  entry.step = { ...entry.step, handlers: [...entry.step.handlers, declaration.handler] };
+}
+
+/**
+ * A handler that left its stage or mode out receives every stage or mode of its table and message
+ * (the registry matches what was declared), so another step there would feed it twice.
+ */
+function checkNoOtherStepFeeds(declaration: HandlerDeclaration, steps: Map<string, StepInProgress>): void {
+  if (declaration.stage !== null && declaration.mode !== null) return;
+  for (const { step } of steps.values()) {
+    if (!same(step.entity, declaration.entity) || !declaration.messages.some((message) => same(message, step.message))) continue;
+    const receives =
+      (declaration.stage === null || declaration.stage === step.stage) && (declaration.mode === null || declaration.mode === step.mode);
+    const own = step.stage === effectiveStage(declaration) && step.mode === effectiveMode(declaration);
+    if (receives && !own) {
+      throw new StepDeclarationError(
+        `handler ${declaration.handler} leaves its ${declaration.stage === null ? 'stage' : 'mode'} out, so it would also receive the ${step.stage} ${step.mode} ${step.message} of ${step.entity} declared by ${step.handlers.join(', ')}: declare its stage and mode`,
+      );
+    }
+  }
 }
