@@ -1,5 +1,6 @@
-// The layers of the app, as rules `npm run lint` checks on every import (docs/architecture.md
-// draws them). A rule broken here fails CI; the message says which rule and why it exists.
+// The layers of the app, as rules `npm run lint` checks on every import: the one owner of the layer
+// rules (docs/architecture.md lists them, and test/architecture.test.ts fails when the list and these
+// differ). A rule broken here fails CI; the message says which rule and why it exists.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -21,9 +22,9 @@ module.exports = {
     {
       name: 'app-does-not-use-development-tools',
       severity: 'error',
-      comment: 'What deploys (src/) never depends on the development host, the tests or the bench.',
+      comment: 'What deploys (src/) never depends on the development host, the tests, the bench or the packager.',
       from: { path: '^src/' },
-      to: { path: '^(devhost|test|bench)/' },
+      to: { path: '^(devhost|test|bench|deploy|hostRules)/' },
     },
     {
       name: 'functions-are-wiring-only',
@@ -78,19 +79,35 @@ module.exports = {
       to: { path: '^src/(functions|handlers|pipeline)/' },
     },
     {
+      name: 'deploy-does-not-use-the-dev-host',
+      severity: 'error',
+      comment:
+        "The packager ships what the Functions host's Node worker loads: it follows the worker's rules in hostRules/, as the dev host does, and never imports the dev host.",
+      from: { path: '^deploy/' },
+      to: { path: '^devhost/' },
+    },
+    {
+      name: 'host-rules-stand-alone',
+      severity: 'error',
+      comment:
+        'hostRules/ states rules of the Functions host and its Node worker that the dev host and the packager both follow: it imports nothing but Node.',
+      from: { path: '^hostRules/' },
+      to: { dependencyTypesNot: ['core'] },
+    },
+    {
       name: 'accept-is-not-process',
       severity: 'error',
       comment:
-        'The HTTP path (accept, decide) and the queue path (process, loadEvent, failures, retention, the unit lease) share only what both need (envelope, delivery key, handler context, the ledger).',
-      from: { path: '^src/pipeline/(accept|decide)\\.ts$' },
-      to: { path: '^src/pipeline/(process|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
+        'The HTTP path (accept, decide) and the queue path (process, runUnit, loadEvent, failures, retention, the unit lease) share only what both need (envelope, delivery key, handler context, the ledger).',
+      from: { path: '^src/pipeline/(accept/|decide\\.ts$)' },
+      to: { path: '^src/pipeline/(process|runUnit|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
     },
     {
       name: 'process-is-not-accept',
       severity: 'error',
       comment: 'The queue path never calls into the HTTP path.',
-      from: { path: '^src/pipeline/(process|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
-      to: { path: '^src/pipeline/(accept|decide)\\.ts$' },
+      from: { path: '^src/pipeline/(process|runUnit|loadEvent|failures|retention|ledger/unitLease)\\.ts$' },
+      to: { path: '^src/pipeline/(accept/|decide\\.ts$)' },
     },
     {
       name: 'not-to-unresolvable',

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { startAzurite } from '../devhost/azurite';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { webhookUrl } from '../src/functionNames';
+import { allow, decide } from '../src/handlerApi';
+import { registryOf } from '../src/handlerApi/load';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook, type IncomingWebhook, MAX_INLINE_BODY_BYTES } from '../src/pipeline/accept';
-import { allow, HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { readIngestSettings } from '../src/settings';
 import { putPayload } from '../src/storage/claimCheck';
 import { createStorageClients, ensureStorageResources, type StorageClients } from '../src/storage/clients';
@@ -78,7 +80,7 @@ export async function benchAck(): Promise<AckFigure[]> {
     ];
     const figures: AckFigure[] = [];
     for (const { payload, body, rounds } of payloads) {
-      const request: IncomingWebhook = { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => body };
+      const request: IncomingWebhook = { method: 'POST', url: webhookUrl('http://localhost'), headers, body: async () => body };
       const ack = async () => {
         const result = await acceptWebhook(request, { settings, storage, log: silentLog });
         if (result.response.status !== 202) throw new Error(`ack path answered ${result.response.status}`);
@@ -142,11 +144,9 @@ export async function benchDecisionAck(rounds = 300): Promise<DecisionAckFigure>
       Buffer.from(
         JSON.stringify({ ...sample, Stage: 20, Mode: 0, OperationId: randomUUID(), RequestId: randomUUID(), CorrelationId: randomUUID() }),
       );
-    const registry = new HandlerRegistry().decide({ name: 'no-op', entity: 'contact', message: 'Update', stage: 'PreOperation' }, () =>
-      allow(),
-    );
+    const registry = registryOf([decide({ name: 'no-op', entity: 'contact', message: 'Update', stage: 'PreOperation' }, () => allow())]);
     const post = async (body: Buffer, inline: boolean) => {
-      const request: IncomingWebhook = { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => body };
+      const request: IncomingWebhook = { method: 'POST', url: webhookUrl('http://localhost'), headers, body: async () => body };
       const result = await acceptWebhook(request, {
         settings,
         storage,

@@ -8,10 +8,12 @@ import { startAzurite } from '../devhost/azurite';
 import { readHostJson } from '../devhost/hostJson';
 import { asFunctionInput, type QueueFunction, QueueListener } from '../devhost/queueListener';
 import { largeCreateMultiple } from '../src/dataverse/samplePayloads';
+import { webhookUrl } from '../src/functionNames';
+import { on } from '../src/handlerApi';
+import { registryOf } from '../src/handlerApi/load';
 import { silentLog } from '../src/observability/log';
 import { acceptWebhook } from '../src/pipeline/accept';
 import { parseEnvelope } from '../src/pipeline/envelope';
-import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../src/pipeline/process';
 import { readIngestSettings, readProcessSettings } from '../src/settings';
 import { deletePayload, getPayload } from '../src/storage/claimCheck';
@@ -72,7 +74,7 @@ async function prefill(storage: StorageClients, body: Buffer, count: number): Pr
         // A busy machine can make a write miss the ack's deadline: post again, as Dataverse would.
         for (let attempt = 1; ; attempt++) {
           const result = await acceptWebhook(
-            { method: 'POST', url: 'http://localhost/api/dataverse/webhook', headers, body: async () => copy },
+            { method: 'POST', url: webhookUrl('http://localhost'), headers, body: async () => copy },
             { settings, storage, log: silentLog },
           );
           if (result.response.status === 202) break;
@@ -180,7 +182,7 @@ export async function benchProcess(): Promise<ProcessFigure[]> {
     const storage = createStorageClients(azurite.connectionString);
     const queueService = QueueServiceClient.fromConnectionString(azurite.connectionString);
     await ensureStorageResources(storage);
-    const handlers = new HandlerRegistry().on({ name: 'no-op', entity: '*', message: '*' }, () => undefined);
+    const handlers = registryOf([on({ name: 'no-op', entity: '*', message: '*' }, () => undefined)]);
     const settings = readProcessSettings({});
     const processed: QueueFunction = async ({ body, message }) => {
       await processEnvelope(parseEnvelope(asFunctionInput(body)), {

@@ -1,7 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
-import { entryPointFiles } from '../devhost/functionsCore';
+import { entryPointFiles } from '../hostRules/entryPoints';
 
 /**
  * Deploy exactly what runs. `npm run package` (which azure.yaml's `prepackage` hook runs for

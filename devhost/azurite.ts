@@ -50,39 +50,51 @@ function azuriteEntryPoint(): string {
  * the real ports are read back from Azurite's own start-up lines.
  */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<AzuriteInstance> {
-  const want = options.ports ?? { blob: 0, queue: 0, table: 0 };
-  const persistence = options.location ? ['--location', options.location] : ['--inMemoryPersistence'];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      azuriteEntryPoint(),
-      '--disableTelemetry',
-      ...persistence,
-      '--skipApiVersionCheck',
-      // No access log: one line per request is noise in tests and in `npm start` alike.
-      '--silent',
-      '--blobHost',
-      '127.0.0.1',
-      '--blobPort',
-      String(want.blob),
-      '--queueHost',
-      '127.0.0.1',
-      '--queuePort',
-      String(want.queue),
-      '--tableHost',
-      '127.0.0.1',
-      '--tablePort',
-      String(want.table),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-
+  const child = spawn(process.execPath, [azuriteEntryPoint(), ...azuriteArguments(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Drained for as long as Azurite runs: an unread pipe fills up and blocks it.
   const forward = (chunk: Buffer) => options.onOutput?.(chunk.toString());
   child.stdout?.on('data', forward);
   child.stderr?.on('data', forward);
+  const ports = await listeningPorts(child);
+  return {
+    connectionString: connectionStringFor(ports),
+    ports,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        // Azurite closes its servers on SIGTERM but its timers keep the process alive; in-memory
+        // data has nothing to flush, so it is killed at once, and a persistent one after a grace.
+        if (!options.location) {
+          child.kill('SIGKILL');
+          return;
+        }
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3_000).unref();
+      }),
+  };
+}
 
-  const ports = await new Promise<AzuritePorts>((resolve, reject) => {
+function azuriteArguments(options: AzuriteOptions): string[] {
+  const want = options.ports ?? { blob: 0, queue: 0, table: 0 };
+  return [
+    '--disableTelemetry',
+    ...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']),
+    '--skipApiVersionCheck',
+    // No access log: one line per request is noise in tests and in `npm start` alike.
+    '--silent',
+    ...(['blob', 'queue', 'table'] as const).flatMap((service) => [
+      `--${service}Host`,
+      '127.0.0.1',
+      `--${service}Port`,
+      String(want[service]),
+    ]),
+  ];
+}
+
+/** The ports Azurite listens on, read from its start-up lines; it fails if Azurite exits first or takes more than 30 s. */
+function listeningPorts(child: ChildProcess): Promise<AzuritePorts> {
+  return new Promise<AzuritePorts>((resolve, reject) => {
     const found: Partial<Record<'blob' | 'queue' | 'table', number>> = {};
     let output = '';
     const settle = () => {
@@ -114,22 +126,4 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     child.stderr?.on('data', onStartupOutput);
     child.on('exit', onEarlyExit);
   });
-
-  return {
-    connectionString: connectionStringFor(ports),
-    ports,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        // Azurite closes its servers on SIGTERM but its timers keep the process alive; in-memory
-        // data has nothing to flush, so it is killed at once, and a persistent one after a grace.
-        if (!options.location) {
-          child.kill('SIGKILL');
-          return;
-        }
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 3_000).unref();
-      }),
-  };
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { issueList, zodIssues } from '../src/dataverse/issues';
 
 /**
  * The host settings the local host and the queue listener follow, read from the project's
@@ -148,9 +149,7 @@ export function parseHostJson(text: string, options: ReadHostJsonOptions = {}): 
 
   const queues = queuesSchema.safeParse(objectAt(json, 'extensions', 'queues'));
   if (!queues.success) {
-    throw new HostJsonError(
-      `host.json extensions.queues: ${queues.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
-    );
+    throw new HostJsonError(`host.json ${issueList(zodIssues(queues.error, { root: 'extensions.queues' }))}`);
   }
   const batchSize = queues.data.batchsize ?? 16;
   const processorCount = options.processorCount ?? availableParallelism();
@@ -159,7 +158,7 @@ export function parseHostJson(text: string, options: ReadHostJsonOptions = {}): 
   const timeout = json['functiontimeout'];
   if (timeout !== undefined && timeout !== null) {
     const parsed = timeSpan.safeParse(timeout);
-    if (!parsed.success) throw new HostJsonError(`host.json functionTimeout: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    if (!parsed.success) throw new HostJsonError(`host.json ${issueList(zodIssues(parsed.error, { root: 'functionTimeout', limit: 1 }))}`);
     functionTimeoutMs = parsed.data < 0 ? null : parsed.data;
   }
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { LOCAL_HTTP_PORT } from '../src/functionNames';
 import { readLocalSettings } from '../src/localSettings';
 import { type LocalHost, startLocalHost } from './localHost';
 
@@ -16,7 +17,7 @@ import { type LocalHost, startLocalHost } from './localHost';
  * --entry-point <file> (loaded after the app's own entry points; repeatable).
  */
 
-export const DEFAULT_PORT = 7071;
+export const DEFAULT_PORT = LOCAL_HTTP_PORT;
 
 /** The environment wins; a local setting fills only what it leaves unset (or empty). */
 export function appSettings(env: NodeJS.ProcessEnv, local: Record<string, string>): NodeJS.ProcessEnv {

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { STORAGE_CONNECTION } from '../src/storage/names';
 import { type AzuritePorts, connectionStringFor, startAzurite } from './azurite';
 import { LOCAL_HOST_LIMITS } from './localHost';
 import { type AppWatcher, watchApp } from './watchApp';
@@ -109,106 +110,143 @@ export async function startDevLoop(options: DevLoopOptions): Promise<DevLoop> {
   const ports = options.ports ?? LOCAL_AZURITE_PORTS;
   const location = options.azuriteLocation === undefined ? path.join(options.projectRoot, '.azurite') : options.azuriteLocation;
   const stopAzurite = await azuriteFor(ports, location, out);
-  const connectionString = connectionStringFor(ports);
-  const children = new Set<ChildProcess>();
-  let watcher: AppWatcher | undefined;
-  let stopping: Promise<number> | undefined;
-  let resolveFinished: (code: number) => void = () => undefined;
-  const finished = new Promise<number>((resolve) => (resolveFinished = resolve));
-
-  const stop = (code = 0): Promise<number> => {
-    stopping ??= (async () => {
-      watcher?.close();
-      await Promise.all([...children].map((child) => stopChild(child)));
-      await stopAzurite();
-      resolveFinished(code);
-      return code;
-    })();
-    return stopping;
-  };
-
   // Nothing is created here: the app creates the queues, containers and tables it uses on first
   // use, as it must under func start and in Azure, where nothing else does.
+  const env = { ...options.env, [STORAGE_CONNECTION]: connectionStringFor(ports) };
+  const children = new DevLoopChildren(options.projectRoot, env, err, stopAzurite);
+  children.start('TypeScript watch', options.watch ?? typescriptWatch());
+  const portArgs = options.port === undefined ? [] : ['--port', String(options.port)];
+  if (func) {
+    children.start('func start', { command: func, args: ['start', ...portArgs] });
+    out(`Running: TypeScript in watch mode and "func start" (${func}). Ctrl-C stops everything.\n`);
+    return children.loop;
+  }
+  const host = new ReloadedHost(
+    children,
+    { command: process.execPath, args: [HOST_SCRIPT, ...portArgs, ...(options.localHostArgs ?? [])] },
+    out,
+    err,
+  );
+  host.start();
+  children.watcher = watchApp(options.projectRoot, (files) => void host.reload(files));
+  out('Running: TypeScript in watch mode and the local host, which restarts when the app changes. Ctrl-C stops everything.\n');
+  return children.loop;
+}
 
-  const env = { ...options.env, AzureWebJobsStorage: connectionString };
-  /**
-   * Runs a child. When it ends by itself, everything stops, unless `onOwnExit` says otherwise
-   * (returns true).
-   */
-  const start = (name: string, command: Command, onOwnExit: (description: string) => boolean = () => false): ChildProcess => {
-    // A process group of its own: stopping it stops what it started too (tsc's native compiler,
-    // the host's Node worker).
+/**
+ * The processes of the dev loop, each in a process group of its own (stopping it stops what it
+ * started too: tsc's native compiler, the host's Node worker). When one ends by itself, everything
+ * stops, unless its `onOwnExit` says otherwise; stopping stops the watcher, the children, then
+ * Azurite.
+ */
+class DevLoopChildren {
+  private readonly children = new Set<ChildProcess>();
+  private stopping: Promise<number> | undefined;
+  private resolveFinished: (code: number) => void = () => undefined;
+  private readonly finished = new Promise<number>((resolve) => (this.resolveFinished = resolve));
+  watcher: AppWatcher | undefined;
+
+  constructor(
+    private readonly cwd: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly err: (text: string) => void,
+    private readonly stopAzurite: () => Promise<void>,
+  ) {}
+
+  get loop(): DevLoop {
+    return { finished: this.finished, stop: () => this.stop(0) };
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  stop(code = 0): Promise<number> {
+    this.stopping ??= (async () => {
+      this.watcher?.close();
+      await Promise.all([...this.children].map((child) => stopChild(child)));
+      await this.stopAzurite();
+      this.resolveFinished(code);
+      return code;
+    })();
+    return this.stopping;
+  }
+
+  start(name: string, command: Command, onOwnExit: (description: string) => boolean = () => false): ChildProcess {
     const child = spawn(command.command, command.args, {
-      cwd: options.projectRoot,
-      env,
+      cwd: this.cwd,
+      env: this.env,
       stdio: 'inherit',
       detached: process.platform !== 'win32',
     });
-    children.add(child);
+    this.children.add(child);
     child.once('error', (error) => {
-      err(`${name} could not start: ${error.message}\n`);
-      void stop(1);
+      this.err(`${name} could not start: ${error.message}\n`);
+      void this.stop(1);
     });
     child.once('exit', (code, signal) => {
-      children.delete(child);
+      this.children.delete(child);
       const description = signal ?? `code ${code}`;
-      if (stopping || onOwnExit(description)) return;
-      err(`${name} exited (${description}); stopping the rest.\n`);
-      void stop(code === 0 ? 0 : 1);
+      if (this.stopping || onOwnExit(description)) return;
+      this.err(`${name} exited (${description}); stopping the rest.\n`);
+      void this.stop(code === 0 ? 0 : 1);
     });
     return child;
-  };
-  start('TypeScript watch', options.watch ?? typescriptWatch());
-  const portArgs = options.port === undefined ? [] : ['--port', String(options.port)];
-  if (func) {
-    start('func start', { command: func, args: ['start', ...portArgs] });
-    out(`Running: TypeScript in watch mode and "func start" (${func}). Ctrl-C stops everything.\n`);
-    return { finished, stop: () => stop(0) };
   }
+}
 
-  // The local host, restarted when the compiled app changes: a reload is a clean stop (listeners
-  // finish what they run, appTerminate hooks run) and a fresh start, like func's host restart.
-  const hostCommand = { command: process.execPath, args: [HOST_SCRIPT, ...portArgs, ...(options.localHostArgs ?? [])] };
-  let host: ChildProcess | undefined;
-  let restarts = 0;
-  let reloading = false;
-  let reloadQueued = false;
-  const startHost = () => {
-    const generation = ++restarts;
-    const child = start('The local host', hostCommand, (description) => {
+/**
+ * The local host, restarted when the compiled app changes: a reload is a clean stop (listeners
+ * finish what they run, appTerminate hooks run) and a fresh start, like func's host restart.
+ */
+class ReloadedHost {
+  private host: ChildProcess | undefined;
+  private restarts = 0;
+  private reloading = false;
+  private reloadQueued = false;
+
+  constructor(
+    private readonly children: DevLoopChildren,
+    private readonly command: Command,
+    private readonly out: (text: string) => void,
+    private readonly err: (text: string) => void,
+  ) {}
+
+  start(): void {
+    const generation = ++this.restarts;
+    const child = this.children.start('The local host', this.command, (description) => {
       // Stopped for a reload: expected.
-      if (child !== host) return true;
+      if (child !== this.host) return true;
       // A host started by a reload that cannot run (say, host.json was saved half-edited) waits
       // for the next change; only the first start's failure stops npm start.
       if (generation === 1) return false;
-      host = undefined;
-      err(`The local host exited (${description}); fix what it said and save to start it again.\n`);
+      this.host = undefined;
+      this.err(`The local host exited (${description}); fix what it said and save to start it again.\n`);
       return true;
     });
-    host = child;
-  };
-  const reload = async (files: string[]) => {
-    if (stopping) return;
-    if (reloading) {
-      reloadQueued = true;
+    this.host = child;
+  }
+
+  async reload(files: string[]): Promise<void> {
+    if (this.children.isStopping) return;
+    if (this.reloading) {
+      this.reloadQueued = true;
       return;
     }
-    reloading = true;
-    out(`Changed: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` and ${files.length - 5} more` : ''}. Restarting the local host.\n`);
-    const previous = host;
-    host = undefined;
+    this.reloading = true;
+    this.out(
+      `Changed: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` and ${files.length - 5} more` : ''}. Restarting the local host.\n`,
+    );
+    const previous = this.host;
+    this.host = undefined;
     if (previous) await stopChild(previous);
-    if (!stopping) startHost();
-    reloading = false;
-    if (reloadQueued) {
-      reloadQueued = false;
-      void reload(['(changes during the restart)']);
+    if (!this.children.isStopping) this.start();
+    this.reloading = false;
+    if (this.reloadQueued) {
+      this.reloadQueued = false;
+      void this.reload(['(changes during the restart)']);
     }
-  };
-  startHost();
-  watcher = watchApp(options.projectRoot, (files) => void reload(files));
-  out('Running: TypeScript in watch mode and the local host, which restarts when the app changes. Ctrl-C stops everything.\n');
-  return { finished, stop: () => stop(0) };
+  }
 }
 
 /** Starts Azurite with its data kept on disk, or reuses one already listening on the ports. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type FSWatcher, readdirSync, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
-import { expandBraces } from './functionsCore';
+import { expandBraces } from '../hostRules/entryPoints';
 
 /**
  * Tells `npm start` when the app the local host runs has changed: a file under a folder the
@@ -65,43 +65,16 @@ export interface AppWatcher {
 
 /** Calls `onChange` with the changed files (relative to the project), once they settle for 300 ms. */
 export function watchApp(projectRoot: string, onChange: (files: string[]) => void): AppWatcher {
-  let main: string | undefined;
-  try {
-    const json = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { main?: unknown };
-    if (typeof json.main === 'string') main = json.main;
-  } catch {
-    // No package.json: only the root files are watched.
-  }
-  const directories = entryPointDirectories(main);
+  const directories = entryPointDirectories(packageMain(projectRoot));
   const rootScripts = directories.includes('.');
   const watched = directories.filter((directory) => directory !== '.').map((directory) => path.join(projectRoot, directory));
   const isRootFile = (name: string) => ROOT_FILES.includes(name) || (rootScripts && /\.(c|m)?js$/.test(name));
-  const known = new Map<string, string>();
   const rootFiles = readdirSync(projectRoot).filter(isRootFile);
-  for (const file of [...watched.flatMap(filesUnder), ...rootFiles.map((name) => path.join(projectRoot, name))])
-    known.set(file, digest(file));
-
-  // Files seen to move are only compared when the writes have settled: a file read half-written
-  // (the compiler truncates, then writes) must not count as a change, nor its completion as a
-  // second one.
-  const touched = new Set<string>();
-  let timer: NodeJS.Timeout | undefined;
-  const settle = () => {
-    const changed: string[] = [];
-    for (const file of touched) {
-      const now = digest(file);
-      if (known.get(file) === now || (now === 'missing' && !known.has(file))) continue;
-      known.set(file, now);
-      changed.push(path.relative(projectRoot, file));
-    }
-    touched.clear();
-    if (changed.length > 0) onChange(changed.sort());
-  };
-  const check = (file: string) => {
-    touched.add(file);
-    clearTimeout(timer);
-    timer = setTimeout(settle, DEBOUNCE_MS);
-  };
+  const changes = new SettledChanges(
+    projectRoot,
+    [...watched.flatMap(filesUnder), ...rootFiles.map((name) => path.join(projectRoot, name))],
+    onChange,
+  );
 
   const watchers: FSWatcher[] = [];
   const tryWatch = (target: string, recursive: boolean, listener: (filename: string) => void) => {
@@ -116,14 +89,64 @@ export function watchApp(projectRoot: string, onChange: (files: string[]) => voi
     }
   };
   tryWatch(projectRoot, false, (name) => {
-    if (isRootFile(name)) check(path.join(projectRoot, name));
+    if (isRootFile(name)) changes.touched(path.join(projectRoot, name));
   });
-  for (const directory of watched) tryWatch(directory, true, (name) => check(path.join(directory, name)));
+  for (const directory of watched) tryWatch(directory, true, (name) => changes.touched(path.join(directory, name)));
 
   return {
     close() {
-      clearTimeout(timer);
+      changes.close();
       for (const watcher of watchers) watcher.close();
     },
   };
+}
+
+/** package.json `main`, or undefined without one: then only the root files are watched. */
+function packageMain(projectRoot: string): string | undefined {
+  try {
+    const json = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { main?: unknown };
+    return typeof json.main === 'string' ? json.main : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Files seen to move are only compared when the writes have settled: a file read half-written (the
+ * compiler truncates, then writes) must not count as a change, nor its completion as a second one.
+ */
+class SettledChanges {
+  private readonly known = new Map<string, string>();
+  private readonly pending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly projectRoot: string,
+    files: string[],
+    private readonly onChange: (files: string[]) => void,
+  ) {
+    for (const file of files) this.known.set(file, digest(file));
+  }
+
+  touched(file: string): void {
+    this.pending.add(file);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.settle(), DEBOUNCE_MS);
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+
+  private settle(): void {
+    const changed: string[] = [];
+    for (const file of this.pending) {
+      const now = digest(file);
+      if (this.known.get(file) === now || (now === 'missing' && !this.known.has(file))) continue;
+      this.known.set(file, now);
+      changed.push(path.relative(this.projectRoot, file));
+    }
+    this.pending.clear();
+    if (changed.length > 0) this.onChange(changed.sort());
+  }
 }

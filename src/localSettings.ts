@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { issueList, zodIssues } from './dataverse/issues';
 
 /**
  * `local.settings.json`, read once way for everything that reads it: the CLI (for the storage
@@ -39,9 +40,6 @@ export function readLocalSettings(folder: string): LocalSettings | null {
     throw new LocalSettingsError(`${file} is not valid JSON: ${(error as Error).message}`);
   }
   const parsed = localSettingsSchema.safeParse(json);
-  if (!parsed.success)
-    throw new LocalSettingsError(
-      `${file} is not a local.settings.json (${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')})`,
-    );
+  if (!parsed.success) throw new LocalSettingsError(`${file} is not a local.settings.json (${issueList(zodIssues(parsed.error))})`);
   return { file, values: parsed.data.Values ?? {}, port: parsed.data.Host?.LocalHttpPort };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssue, zodIssues } from './dataverse/issues';
 import { FUNCTION_TIMEOUT_MS, INVOCATION_BUDGET_MS } from './hostConfig';
 
 /**
@@ -128,7 +129,7 @@ function parseSettings<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
   const parsed = schema.safeParse(definedSettings(env));
   if (parsed.success) return parsed.data;
   // Name the setting and the problem; the value itself may be a secret.
-  throw new SettingsError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  throw new SettingsError(zodIssues(parsed.error, { root: '', limit: Number.POSITIVE_INFINITY }).map(formatIssue));
 }
 
 export function readIngestSettings(env: NodeJS.ProcessEnv = process.env): IngestSettings {

@@ -3,11 +3,19 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The layers, as rules a change cannot break unnoticed (the CAMS backend keeps the same kind with
- * dependency-cruiser; plain imports are enough to read here). Each file's imports are read from
- * its text: `from '…'` and `require('…')`.
+ * The layer rules have one owner, .dependency-cruiser.cjs, which `npm run lint` (the first phase of
+ * `npm test`) runs on every import of every folder. This file does not check them again: it checks
+ * that the documentation states exactly those rules, that no folder of code escapes them, and the
+ * few rules of the code that are not about imports.
  */
 const root = path.resolve(__dirname, '..');
+const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
+
+interface ForbiddenRule {
+  name: string;
+  comment?: string;
+}
+const { forbidden } = require(path.join(root, '.dependency-cruiser.cjs')) as { forbidden: ForbiddenRule[] };
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(root, dir), { withFileTypes: true, recursive: true })
@@ -15,71 +23,40 @@ function sourceFiles(dir: string): string[] {
     .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)));
 }
 
-interface Import {
-  file: string;
-  /** A repository path (src/pipeline/ledger/ledger) for relative imports, the package name otherwise. */
-  target: string;
-}
-
-function importsOf(file: string): Import[] {
-  const text = readFileSync(path.join(root, file), 'utf8');
-  // Not a word inside a string: src/dataverse/knownNames.ts lists a table named 'import'.
-  const specifiers = [...text.matchAll(/(?<!['\w])(?:from|import|require\()\s*'([^']+)'/g)].map((match) => match[1]!);
-  return specifiers.map((specifier) => ({
-    file,
-    target: specifier.startsWith('.') ? path.relative(root, path.resolve(path.dirname(path.join(root, file)), specifier)) : specifier,
-  }));
-}
-
-const src = sourceFiles('src');
-const imports = src.flatMap(importsOf);
-const layerOf = (target: string) => /^src\/([^/.]+)/.exec(target)?.[1] ?? null;
-const violations = (fromLayer: string, allowed: (target: string) => boolean) =>
-  imports.filter((edge) => layerOf(edge.file) === fromLayer && !allowed(edge.target)).map((edge) => `${edge.file} → ${edge.target}`);
-
 describe('the layers', () => {
-  it('read the import graph (a rule that sees nothing would pass anything)', () => {
-    expect(src.length).toBeGreaterThan(50);
-    expect(imports.some((edge) => edge.file === 'src/pipeline/process.ts' && edge.target === 'src/pipeline/ledger/ledger')).toBe(true);
-  });
-
-  it('the Dataverse model is usable alone: no Azure, no other layer of the app', () => {
-    expect(
-      violations('dataverse', (target) => target.startsWith('src/dataverse') || target === 'zod' || target.startsWith('node:')),
-    ).toEqual([]);
-  });
-
-  it('@azure/functions is used only by the function registrations, the app entry point and the invocation log', () => {
-    const users = imports.filter((edge) => edge.target === '@azure/functions').map((edge) => edge.file);
-    expect(users.filter((file) => !/^src\/(functions\/|index\.ts$|observability\/log\.ts$)/.test(file))).toEqual([]);
-  });
-
-  it('nothing in the app depends on the function registrations, or on the development host (tests, the bench and npm start do)', () => {
-    const inbound = (layer: string) =>
-      imports
-        .filter((edge) => layerOf(edge.target) === layer && layerOf(edge.file) !== layer)
-        .map((edge) => `${edge.file} → ${edge.target}`);
-    expect(inbound('functions')).toEqual([]);
-    expect(imports.filter((edge) => edge.target.startsWith('devhost')).map((edge) => `${edge.file} → ${edge.target}`)).toEqual([]);
-  });
-
-  it('storage knows nothing of the pipeline, and the pipeline nothing of Azure Functions, handlers or the CLI', () => {
-    expect(violations('storage', (target) => !/^src\/(pipeline|functions|handlers|cli)\//.test(target))).toEqual([]);
-    expect(violations('pipeline', (target) => !/^src\/(functions|handlers|cli)\//.test(target) && target !== '@azure/functions')).toEqual(
-      [],
+  it('docs/architecture.md lists every rule dependency-cruiser keeps, and no other', () => {
+    const section = read('docs/architecture.md').split('## The layers, and what keeps them')[1] ?? '';
+    const documented = [...section.matchAll(/^\| (`[a-z-]+`(?:, `[a-z-]+`)*) \|/gm)].flatMap((row) =>
+      [...row[1]!.matchAll(/`([a-z-]+)`/g)].map((name) => name[1]!),
     );
+    expect(documented.sort()).toEqual(forbidden.map((rule) => rule.name).sort());
   });
 
-  it('the HTTP path (accept, decide) does not depend on the queue path (process): what both need is shared', () => {
-    const httpPath = ['src/pipeline/accept.ts', 'src/pipeline/decide.ts'];
-    expect(
-      imports.filter((edge) => httpPath.includes(edge.file) && edge.target === 'src/pipeline/process').map((edge) => edge.file),
-    ).toEqual([]);
-    expect(imports.some((edge) => edge.file === 'src/pipeline/decide.ts' && edge.target === 'src/pipeline/handlerContext')).toBe(true);
+  it('every rule says why it exists: its comment is the message a broken import gets', () => {
+    expect(forbidden.filter((rule) => !rule.comment?.trim()).map((rule) => rule.name)).toEqual([]);
   });
+
+  it('npm run lint cruises every top-level folder that holds TypeScript', () => {
+    const lint = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts['lint'] ?? '';
+    const cruised = /depcruise ([\w ]+?) --config/.exec(lint)?.[1]?.split(' ') ?? [];
+    const folders = readdirSync(root, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && !['node_modules', 'dist'].includes(entry.name) && !entry.name.startsWith('.'))
+      .map((entry) => entry.name)
+      .filter((folder) => sourceFiles(folder).length > 0);
+    expect(cruised.sort()).toEqual(folders.sort());
+  });
+});
+
+describe('one way to do each thing', () => {
+  const app = [...sourceFiles('src'), ...sourceFiles('devhost')].filter((file) => !file.endsWith('.test.ts'));
 
   it('every queue message the app writes goes through storage/queueMessages.ts (encoding, no expiry, a queue that exists)', () => {
-    const writers = src.filter((file) => /\.sendMessage\(/.test(readFileSync(path.join(root, file), 'utf8')));
+    const writers = sourceFiles('src').filter((file) => /\.sendMessage\(/.test(read(file)));
     expect(writers).toEqual(['src/storage/queueMessages.ts']);
+  });
+
+  it('every zod error is put into words by src/dataverse/issues.ts (paths as JSON paths, payload members by position)', () => {
+    const formatters = app.filter((file) => /\.error\.issues|issue\.path\.join|\$\{issue\.path\}/.test(read(file)));
+    expect(formatters).toEqual(['src/dataverse/issues.ts']);
   });
 });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTypesCommand } from '../src/cli/types';
-import { HandlerRegistry } from '../src/pipeline/handlerRegistry';
+import { webhookUrl } from '../src/functionNames';
+import { registryOf } from '../src/handlerApi/load';
 import { captureIO } from './support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from './support/fakeDataverse';
 import { copyOfProject as copyOfProjectIn } from './support/projectCopy';
@@ -101,7 +102,7 @@ describe.concurrent('the app made its user’s own', () => {
     const io = captureIO({ cwd: copy, env: { DATAVERSE_URL: dataverse.url } });
     const types = createTypesCommand(
       { tokens: () => scopedTokens({ [`${dataverse.url}/.default`]: dataverse.token }), sleep: async () => {} },
-      new HandlerRegistry(),
+      registryOf([]),
     );
     expect(await types(['--tables', 'account,contact,opportunity,cdsify_integrationtest'], io), io.err()).toBe(0);
     expect(io.out()).toMatch(
@@ -197,7 +198,7 @@ it('logs a rename', async () => {
       'send',
       'samples/06-account-create-sync-postop-webhooksite-unicode.json',
       '--url',
-      'http://127.0.0.1:9/api/dataverse/webhook',
+      webhookUrl('http://127.0.0.1:9'),
     );
     expect(send.code).toBe(1);
     expect(send.stderr).not.toContain('handler');

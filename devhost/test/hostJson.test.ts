@@ -64,7 +64,7 @@ describe('host.json as the host reads it', () => {
   });
 
   it('refuses the values the host refuses, naming the setting', () => {
-    expect(() => parseHostJson('{"extensions":{"queues":{"batchSize":33}}}')).toThrow(/extensions\.queues: batchsize/);
+    expect(() => parseHostJson('{"extensions":{"queues":{"batchSize":33}}}')).toThrow(/extensions\.queues\.batchsize: /);
     expect(() => parseHostJson('{"extensions":{"queues":{"maxPollingInterval":"00:00:00.05"}}}')).toThrow(
       /maxpollinginterval: must not be less than 100 ms/,
     );

@@ -1,17 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { useTempDirs } from '../../test/support/tempDirs';
+import { eventually, startHostProcess } from './devHost';
 
 /**
  * The local host as npm start runs it (dist/devhost/hostProcess.js, a process of its own with
  * its worker), on a small app of its own (devhost/test/apps/basic) and the test Azurite.
  */
 
-const HOST_SCRIPT = path.resolve(__dirname, '..', '..', 'dist', 'devhost', 'hostProcess.js');
 const APP = path.join(__dirname, 'apps', 'basic');
 const tempDir = useTempDirs();
 
@@ -25,32 +25,13 @@ interface RunningHost {
   stop(): Promise<number | null>;
 }
 
-const running = new Set<RunningHost>();
-afterEach(async () => {
-  for (const host of running) {
-    try {
-      process.kill(-host.child.pid!, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-    await host.exited;
-  }
-  running.clear();
-});
-
 async function waitFor<T>(
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,
   output?: () => string,
   timeoutMs = 45_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${output ? `:\n${output()}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  return eventually(probe, what, { timeoutMs, intervalMs: 25, ...(output ? { output } : {}) });
 }
 
 function jsonLines<T>(file: string): T[] {
@@ -67,10 +48,10 @@ async function startHost(options: { args?: string[]; after?: RunningHost; env?: 
   const dir = tempDir('local-host-');
   const files = options.after?.files ?? { hooks: path.join(dir, 'hooks.jsonl'), results: path.join(dir, 'results.jsonl') };
   const queueName = options.after?.queueName ?? `work-${randomBytes(4).toString('hex')}`;
-  const child = spawn(process.execPath, [HOST_SCRIPT, '--port', '0', ...args], {
+  const started = await startHostProcess({
     cwd: APP,
+    args,
     env: {
-      PATH: process.env['PATH'],
       AzureWebJobsStorage: inject('azuriteConnectionString'),
       WORK_QUEUE: queueName,
       HOOKS_FILE: files.hooks,
@@ -80,32 +61,19 @@ async function startHost(options: { args?: string[]; after?: RunningHost; env?: 
       TICKS_FILE: path.join(dir, 'ticks.jsonl'),
       ...options.env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
   });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const host: RunningHost = {
-    child,
-    baseUrl: '',
-    output: () => output,
+  return {
+    child: started.child,
+    baseUrl: started.baseUrl,
+    output: started.output,
     files,
     queueName,
-    exited,
+    exited: started.exited,
     async stop() {
-      child.kill('SIGTERM');
-      return exited;
+      started.child.kill('SIGTERM');
+      return started.exited;
     },
   };
-  running.add(host);
-  host.baseUrl = await waitFor(
-    () => /Host started: (\S+)/.exec(output)?.[1],
-    'the host to start',
-    () => output,
-  );
-  return host;
 }
 
 async function queueOf(host: RunningHost) {

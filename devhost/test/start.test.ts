@@ -4,13 +4,13 @@ import path from 'node:path';
 import { TableServiceClient } from '@azure/data-tables';
 import { describe, expect, inject, it } from 'vitest';
 import { createStorageClients } from '../../src/storage/clients';
-import { freeAzuritePorts, freePorts } from '../../test/support/ports';
+import { freeAzuritePorts } from '../../test/support/ports';
 import { useTempDirs } from '../../test/support/tempDirs';
 import { type AzuritePorts, connectionStringFor } from '../azurite';
 import { LOCAL_HOST_LIMITS } from '../localHost';
 import { FUNC_MISSING_NOTICE, findFunc, isListening, parseStartArgs } from '../start';
 import { entryPointDirectories, watchApp } from '../watchApp';
-import { isRunning, startDevLoopProcess } from './devLoop';
+import { eventually, isRunning, startDevLoopProcess, startLocalDevLoop } from './devHost';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const START_SCRIPT = path.join(REPO, 'dist', 'devhost', 'start.js');
@@ -47,13 +47,16 @@ setInterval(() => {}, 1000);
 }
 
 async function waitForFile(file: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(file)) {
-    if (child.exitCode !== null)
-      throw new Error(`the dev loop exited (${child.exitCode}) before ${path.basename(file)} appeared:\n${output()}`);
-    if (Date.now() > deadline) throw new Error(`${path.basename(file)} did not appear:\n${output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await eventually(
+    () => {
+      if (existsSync(file)) return true;
+      if (child.exitCode !== null)
+        throw new Error(`the dev loop exited (${child.exitCode}) before ${path.basename(file)} appeared:\n${output()}`);
+      return false;
+    },
+    `${path.basename(file)} to appear`,
+    { timeoutMs: 20_000, output },
+  );
 }
 
 interface Scenario {
@@ -182,19 +185,13 @@ describe('npm start without func: the local host', () => {
     cpSync(TEST_APP, root, { recursive: true });
     symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'), 'dir');
     const files = tempDir('local-dev-loop-files-');
-    const ports = await freeAzuritePorts();
-    const [httpPort] = await freePorts(1);
     const watch = fakeProgram(path.join(files, 'fake-watch.cjs'), path.join(files, 'watch.json'));
-    const loop = startDevLoopProcess(
-      { projectRoot: root, ports, azuriteLocation: null, port: httpPort!, watch: { command: process.execPath, args: [watch] } },
-      {
-        PATH: tempDir('empty-path-'),
-        HOOKS_FILE: path.join(files, 'hooks.jsonl'),
-        RESULTS_FILE: path.join(files, 'results.jsonl'),
-        WORK_QUEUE: 'work',
-      },
-    );
-    const [, url, hostPid] = await loop.waitFor(/Host started: (\S+) \(process (\d+)\)/, 'the local host');
+    const { loop, ports, httpPort, hostPid } = await startLocalDevLoop({
+      projectRoot: root,
+      watch: { command: process.execPath, args: [watch] },
+      env: { HOOKS_FILE: path.join(files, 'hooks.jsonl'), RESULTS_FILE: path.join(files, 'results.jsonl'), WORK_QUEUE: 'work' },
+    });
+    const [, url] = await loop.waitFor(/Host started: (\S+) \(process (\d+)\)/, 'the local host');
     expect(loop.output().split('\n')).toContain(FUNC_MISSING_NOTICE);
     expect(loop.output()).toContain(LOCAL_HOST_LIMITS);
     expect(url).toBe(`http://localhost:${httpPort}`);
@@ -211,10 +208,10 @@ describe('npm start without func: the local host', () => {
       /Changed: functions\/http\.js\. Restarting the local host\.\n[\s\S]*Host started: \S+ \(process (\d+)\)/,
       'the restart',
     );
-    expect(changedPid).not.toBe(hostPid);
+    expect(Number(changedPid)).not.toBe(hostPid);
     expect(loop.output().match(/Restarting the local host/g)).toHaveLength(1);
     expect(await read()).toBe('readItemChanged');
-    expect(isRunning(Number(hostPid))).toBe(false);
+    expect(isRunning(hostPid)).toBe(false);
     // The first worker ran its appTerminate hook at the restart.
     expect(readFileSync(path.join(files, 'hooks.jsonl'), 'utf8')).toContain('"appTerminate"');
 
@@ -232,7 +229,7 @@ describe('npm start without func: the local host', () => {
 
     loop.child.kill('SIGINT');
     expect(await loop.exited).toBe(0);
-    expect(await Promise.all([httpPort!, ports.blob, ports.queue, ports.table].map(isListening))).toEqual([false, false, false, false]);
+    expect(await Promise.all([httpPort, ports.blob, ports.queue, ports.table].map(isListening))).toEqual([false, false, false, false]);
     const workerPids = readFileSync(path.join(files, 'hooks.jsonl'), 'utf8')
       .split('\n')
       .filter(Boolean)

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { createStorageClients } from '../../src/storage/clients';
 import { dataverseHeaders, FUNCTION_URL } from '../../test/support/requests';
 import { useTempDirs } from '../../test/support/tempDirs';
 import { type AzuriteInstance, startAzurite } from '../azurite';
+import { cliProcess, eventually, startHostProcess } from './devHost';
 
 /**
  * Worker deaths, for real: the app in the local host (dist/devhost/hostProcess.js, the Node worker a
@@ -23,8 +23,6 @@ import { type AzuriteInstance, startAzurite } from '../azurite';
  */
 
 const REPO = path.resolve(__dirname, '..', '..');
-const HOST_SCRIPT = path.join(REPO, 'dist', 'devhost', 'hostProcess.js');
-const BIN = path.join(REPO, 'bin', 'dataverse-webhooks.js');
 const HANDLERS = path.join(__dirname, 'apps', 'workerDeathHandlers.cjs');
 const tempDir = useTempDirs();
 
@@ -37,15 +35,8 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function until<T>(probe: () => T | false | Promise<T | false>, what: string, timeoutMs: number, output: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${output().slice(-4000)}`);
-    await sleep(100);
-  }
-}
+const until = <T>(probe: () => T | false | Promise<T | false>, what: string, timeoutMs: number, output: () => string): Promise<T> =>
+  eventually(probe, what, { timeoutMs, intervalMs: 100, output });
 
 function leadUpdate(id: string): string {
   return JSON.stringify(
@@ -91,30 +82,10 @@ async function scene(records: string[], env: Record<string, string>): Promise<Sc
     eventIds.set(id, accepted.eventId);
   }
   const log = path.join(tempDir('worker-death-'), 'lines.jsonl');
-  const child: ChildProcess = spawn(process.execPath, [HOST_SCRIPT, '--port', '0', '--entry-point', HANDLERS], {
+  const host = await startHostProcess({
     cwd: REPO,
-    env: {
-      PATH: process.env['PATH'],
-      AzureWebJobsStorage: azurite.connectionString,
-      APPLICATIONINSIGHTS_CONNECTION_STRING: '',
-      WORKER_DEATH_LOG: log,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  cleanups.push(async () => {
-    try {
-      // The host and its worker: the whole process group.
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-    await exited;
+    args: ['--entry-point', HANDLERS],
+    env: { AzureWebJobsStorage: azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '', WORKER_DEATH_LOG: log, ...env },
   });
   const lines = () =>
     existsSync(log)
@@ -123,18 +94,7 @@ async function scene(records: string[], env: Record<string, string>): Promise<Sc
           .filter(Boolean)
           .map((line) => JSON.parse(line) as Line)
       : [];
-  return { azurite, log, lines, output: () => output, eventIds };
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return { azurite, log, lines, output: host.output, eventIds };
 }
 
 const countBy = (items: string[]) =>
@@ -208,7 +168,7 @@ describe('a handler that kills its worker every time for one record (a pill)', (
             .map((line) => line.recordId),
         );
         if (!bystanders.every((id) => effects.has(id))) return false;
-        const failures = await cli(['failures'], env);
+        const failures = await cliProcess(['failures'], env);
         return failures.stdout.includes(pillEventId) && failures.stdout;
       },
       'the pill to be listed by failures and every bystander to have its effect',

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DerivedStep } from '../dataverse/steps';
 import { stepName } from '../dataverse/steps';
+import { FUNCTION_NAMES } from '../functionNames';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { settingsAuthValue } from '../registration/authValue';
 import { checkColumnsAgainstCatalog, checkColumnsAgainstOrganization } from '../registration/columns';
@@ -22,8 +23,6 @@ import { type GeneratedTables, loadGeneratedTables } from './generatedTables';
 import { type CommandIO, UsageError } from './io';
 
 export const DEFAULT_REGISTRATION_FILE = path.join('registration', 'webhook.json');
-/** The HTTP function that receives webhooks (src/functions/dataverseWebhook.ts). */
-const WEBHOOK_FUNCTION = 'dataverseWebhook';
 
 export const REGISTER_USAGE = `Usage: dataverse-webhooks register [--plan] [--file FILE] [--org URL] [--url URL] [key options] [--rotate-key] [--prune] [--enable-change-tracking] [--dry-run] [--json]
 
@@ -57,11 +56,33 @@ Key options (a WebhookKey endpoint needs its function key when it is created or 
     --subscription ID       (default: AZURE_SUBSCRIPTION_ID)
     --resource-group NAME   (default: AZURE_RESOURCE_GROUP)
     --app NAME              the function app (default: AZURE_FUNCTION_APP_NAME)
-    --function NAME         whose keys to read (default: ${WEBHOOK_FUNCTION}); --host-key reads the host's keys
+    --function NAME         whose keys to read (default: ${FUNCTION_NAMES.webhook}); --host-key reads the host's keys
     --key-name NAME         which key (default: default)
 HttpHeader and HttpQueryString values come from the environment variables the file names.
 
 ${AUTHENTICATION_HELP}`;
+
+const REGISTER_OPTIONS = {
+  plan: { type: 'boolean', default: false },
+  file: { type: 'string' },
+  org: { type: 'string' },
+  url: { type: 'string' },
+  key: { type: 'string' },
+  'key-from-azure': { type: 'boolean', default: false },
+  subscription: { type: 'string' },
+  'resource-group': { type: 'string' },
+  app: { type: 'string' },
+  function: { type: 'string' },
+  'host-key': { type: 'boolean', default: false },
+  'key-name': { type: 'string', default: 'default' },
+  'rotate-key': { type: 'boolean', default: false },
+  prune: { type: 'boolean', default: false },
+  'enable-change-tracking': { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+} as const;
+
+type RegisterArguments = ReturnType<typeof parseArgs<{ options: typeof REGISTER_OPTIONS; allowPositionals: false }>>['values'];
 
 export function createRegisterCommand(
   dependencies: ConnectionDependencies,
@@ -69,38 +90,9 @@ export function createRegisterCommand(
   generatedTables: () => GeneratedTables | null = loadGeneratedTables,
 ) {
   return async function registerCommand(args: string[], io: CommandIO): Promise<number> {
-    const { values } = parseArgs({
-      args,
-      allowPositionals: false,
-      options: {
-        plan: { type: 'boolean', default: false },
-        file: { type: 'string' },
-        org: { type: 'string' },
-        url: { type: 'string' },
-        key: { type: 'string' },
-        'key-from-azure': { type: 'boolean', default: false },
-        subscription: { type: 'string' },
-        'resource-group': { type: 'string' },
-        app: { type: 'string' },
-        function: { type: 'string' },
-        'host-key': { type: 'boolean', default: false },
-        'key-name': { type: 'string', default: 'default' },
-        'rotate-key': { type: 'boolean', default: false },
-        prune: { type: 'boolean', default: false },
-        'enable-change-tracking': { type: 'boolean', default: false },
-        'dry-run': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
-    });
+    const { values } = parseArgs({ args, allowPositionals: false, options: REGISTER_OPTIONS });
     // Everything that can be checked is checked here, before any sign-in or request.
-    if (values.key !== undefined && values['key-from-azure']) throw new UsageError('Pass --key or --key-from-azure, not both');
-    if (values['host-key'] && values.function !== undefined) throw new UsageError('Pass --function or --host-key, not both');
-    if (values.plan && values['dry-run'])
-      throw new UsageError('Pass --plan (the code alone) or --dry-run (compared with Dataverse), not both');
-    if (values.url !== undefined) {
-      const problem = webhookUrlProblem(values.url);
-      if (problem) throw new UsageError(`--url ${problem}`);
-    }
+    checkArguments(values);
     const file = path.resolve(io.cwd, values.file ?? DEFAULT_REGISTRATION_FILE);
     const registration = await loadRegistration(file);
     const url = values.url ?? registration.endpoint.url;
@@ -108,24 +100,9 @@ export function createRegisterCommand(
     if (auth.type !== 'WebhookKey' && (values.key !== undefined || values['key-from-azure'])) {
       throw new UsageError(`--key and --key-from-azure are for WebhookKey endpoints; this one is ${auth.type}`);
     }
-
     // Loaded here, not as the CLI starts: a declaration the registry refuses fails this command in one line.
     const handlers = await resolveHandlers(handlerSource);
-    const declarations = handlers.all.map((handler) => handler.declaration);
-    if (values.plan) {
-      // The code alone: the columns are checked against the generated table types, when there are some.
-      const generated = generatedTables();
-      if (generated) checkColumnsAgainstCatalog(declarations, generated.tables, generated.source);
-      const columnsChecked = generated
-        ? `Columns checked against ${generated.source}.`
-        : 'Columns not checked: there are no generated table types ("dataverse-webhooks types" writes them); "register" checks them against the organization.';
-      io.stdout(
-        values.json
-          ? `${JSON.stringify({ ...codePlan(registration, url, handlers), columnsCheckedAgainst: generated?.source ?? null }, null, 2)}\n`
-          : `${formatCodePlan(registration, url, handlers)}${columnsChecked}\n`,
-      );
-      return 0;
-    }
+    if (values.plan) return printCodePlan(io, values.json, registration, url, handlers, generatedTables());
 
     if (!url) throw new UsageError(`The webhook URL is neither in ${file} (endpoint.url) nor given with --url`);
     const keyLocation = values['key-from-azure'] ? functionKeyLocation(values, io.env) : undefined;
@@ -136,62 +113,138 @@ export function createRegisterCommand(
     if (values['rotate-key'] && auth.type !== 'WebhookKey') settingsAuthValue(auth, io.env);
     organizationUrl(values.org, io);
 
-    // A dry run still reads (it must know what exists); it lists those reads, so nothing it sent is hidden.
-    const reads: string[] = [];
-    const sendFetch = dependencies.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
-    const recordingFetch = (input: string, init: RequestInit) => {
-      reads.push(`${init.method ?? 'GET'} ${readable(input)}`);
-      return sendFetch(input, init);
-    };
-    const { client, http } = connectToDataverse(
-      values.org,
-      io,
-      values['dry-run'] ? { ...dependencies, fetch: recordingFetch } : dependencies,
-    );
-
-    const authValue = async (): Promise<string> => {
-      if (auth.type !== 'WebhookKey') return settingsAuthValue(auth, io.env);
-      if (values.key !== undefined) return values.key;
-      if (!keyLocation)
-        throw new UsageError(
-          'The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key',
-        );
-      // A dry run prints the key masked anyway, so it does not call Azure for it.
-      if (values['dry-run']) return MASKED;
-      return fetchFunctionKey(keyLocation, { ...http, armUrl: dependencies.armUrl });
-    };
-
+    const { client, http, reads } = connectRecordingReads(values, io, dependencies);
     const plan = await planRegistration(client, {
       registration,
       steps: handlers.steps,
       url,
-      authValue,
+      authValue: authValueOf({
+        auth,
+        values,
+        io,
+        keyLocation,
+        fetchKey: (location) => fetchFunctionKey(location, { ...http, armUrl: dependencies.armUrl }),
+      }),
       rotateKey: values['rotate-key'],
       prune: values.prune,
     });
     // Before any write: the columns the handlers name must be columns of the organization's tables.
-    await checkColumnsAgainstOrganization(client, declarations);
-    const enableTracking = values['enable-change-tracking'];
-    let tracking = await trackingOfReconciledTables(client, handlers);
-    if (values['dry-run']) {
-      io.stdout(
-        values.json
-          ? `${JSON.stringify({ ...planJson(plan), changeTracking: tracking, reads }, null, 2)}\n`
-          : `${formatDryRun(plan, client.organizationUrl, reads)}${trackingLines(tracking, enableTracking, true)}`,
-      );
-      return 0;
-    }
-    // The difference is shown before anything is written.
-    if (!values.json) io.stdout(formatDifference(plan, client.organizationUrl));
-    await plan.apply();
-    if (enableTracking) tracking = await enableTrackingWhereOff(client, tracking);
-    if (values.json) io.stdout(`${JSON.stringify({ ...planJson(plan), changeTracking: tracking }, null, 2)}\n`);
-    else
-      io.stdout(
-        `${plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`}${trackingLines(tracking, enableTracking, false)}`,
-      );
-    return 0;
+    await checkColumnsAgainstOrganization(
+      client,
+      handlers.all.map((handler) => handler.declaration),
+    );
+    const tracking = await trackingOfReconciledTables(client, handlers);
+    if (values['dry-run']) return printDryRun(io, values, plan, client.organizationUrl, tracking, reads);
+    return applyPlan(io, values, plan, client, tracking);
   };
+}
+
+/** The combinations of options that cannot work, refused before anything is read. */
+function checkArguments(values: RegisterArguments): void {
+  if (values.key !== undefined && values['key-from-azure']) throw new UsageError('Pass --key or --key-from-azure, not both');
+  if (values['host-key'] && values.function !== undefined) throw new UsageError('Pass --function or --host-key, not both');
+  if (values.plan && values['dry-run'])
+    throw new UsageError('Pass --plan (the code alone) or --dry-run (compared with Dataverse), not both');
+  if (values.url !== undefined) {
+    const problem = webhookUrlProblem(values.url);
+    if (problem) throw new UsageError(`--url ${problem}`);
+  }
+}
+
+/** `--plan`: the code alone; the columns are checked against the generated table types, when there are some. */
+function printCodePlan(
+  io: CommandIO,
+  json: boolean,
+  registration: Registration,
+  url: string | undefined,
+  handlers: HandlerRegistry,
+  generated: GeneratedTables | null,
+): number {
+  if (generated)
+    checkColumnsAgainstCatalog(
+      handlers.all.map((handler) => handler.declaration),
+      generated.tables,
+      generated.source,
+    );
+  const columnsChecked = generated
+    ? `Columns checked against ${generated.source}.`
+    : 'Columns not checked: there are no generated table types ("dataverse-webhooks types" writes them); "register" checks them against the organization.';
+  io.stdout(
+    json
+      ? `${JSON.stringify({ ...codePlan(registration, url, handlers), columnsCheckedAgainst: generated?.source ?? null }, null, 2)}\n`
+      : `${formatCodePlan(registration, url, handlers)}${columnsChecked}\n`,
+  );
+  return 0;
+}
+
+/** The Dataverse connection; a dry run still reads (it must know what exists) and lists those reads, so nothing it sent is hidden. */
+function connectRecordingReads(values: RegisterArguments, io: CommandIO, dependencies: ConnectionDependencies) {
+  const reads: string[] = [];
+  const sendFetch = dependencies.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
+  const recordingFetch = (input: string, init: RequestInit) => {
+    reads.push(`${init.method ?? 'GET'} ${readable(input)}`);
+    return sendFetch(input, init);
+  };
+  const connected = connectToDataverse(values.org, io, values['dry-run'] ? { ...dependencies, fetch: recordingFetch } : dependencies);
+  return { ...connected, reads };
+}
+
+/** The endpoint's secret, read only when a write needs it: the settings' value, --key, or the function key from Azure. */
+function authValueOf(source: {
+  auth: Registration['endpoint']['auth'];
+  values: RegisterArguments;
+  io: CommandIO;
+  keyLocation: FunctionKeyLocation | undefined;
+  fetchKey: (location: FunctionKeyLocation) => Promise<string>;
+}): () => Promise<string> {
+  const { auth, values, io, keyLocation } = source;
+  return async () => {
+    if (auth.type !== 'WebhookKey') return settingsAuthValue(auth, io.env);
+    if (values.key !== undefined) return values.key;
+    if (!keyLocation)
+      throw new UsageError(
+        'The endpoint needs its function key (new endpoint, new auth type, or --rotate-key): pass --key-from-azure, or --key',
+      );
+    // A dry run prints the key masked anyway, so it does not call Azure for it.
+    if (values['dry-run']) return MASKED;
+    return source.fetchKey(keyLocation);
+  };
+}
+
+function printDryRun(
+  io: CommandIO,
+  values: RegisterArguments,
+  plan: RegistrationPlan,
+  organization: string,
+  tracking: TableTracking[],
+  reads: string[],
+): number {
+  io.stdout(
+    values.json
+      ? `${JSON.stringify({ ...planJson(plan), changeTracking: tracking, reads }, null, 2)}\n`
+      : `${formatDryRun(plan, organization, reads)}${trackingLines(tracking, values['enable-change-tracking'], true)}`,
+  );
+  return 0;
+}
+
+/** The difference, shown before anything is written; then the writes, and change tracking turned on where asked. */
+async function applyPlan(
+  io: CommandIO,
+  values: RegisterArguments,
+  plan: RegistrationPlan,
+  client: Parameters<typeof enableTrackingWhereOff>[0],
+  tracking: TableTracking[],
+): Promise<number> {
+  const enableTracking = values['enable-change-tracking'];
+  if (!values.json) io.stdout(formatDifference(plan, client.organizationUrl));
+  await plan.apply();
+  const tracked = enableTracking ? await enableTrackingWhereOff(client, tracking) : tracking;
+  if (values.json) io.stdout(`${JSON.stringify({ ...planJson(plan), changeTracking: tracked }, null, 2)}\n`);
+  else
+    io.stdout(
+      `${plan.writes.length === 0 ? 'Nothing to write: Dataverse already matches the handlers.\n' : `${plan.writes.length} write(s) sent.\n`}${trackingLines(tracked, enableTracking, false)}`,
+    );
+  return 0;
 }
 
 export const registerCommand = createRegisterCommand(AZURE_DEPENDENCIES);
@@ -219,7 +272,7 @@ function functionKeyLocation(values: Record<string, string | boolean | undefined
     subscriptionId: required('--subscription', 'AZURE_SUBSCRIPTION_ID'),
     resourceGroup: required('--resource-group', 'AZURE_RESOURCE_GROUP'),
     app: required('--app', 'AZURE_FUNCTION_APP_NAME'),
-    functionName: values['host-key'] ? undefined : typeof values.function === 'string' ? values.function : WEBHOOK_FUNCTION,
+    functionName: values['host-key'] ? undefined : typeof values.function === 'string' ? values.function : FUNCTION_NAMES.webhook,
     keyName: typeof values['key-name'] === 'string' ? values['key-name'] : 'default',
   };
 }

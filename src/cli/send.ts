@@ -2,13 +2,15 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { type DataverseEvent, parseDataverseWebhook } from '../dataverse';
+import { formatIssue, issueList } from '../dataverse/issues';
 import { closestName } from '../dataverse/knownNames';
+import { LOCAL_WEBHOOK_URL } from '../functionNames';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
 import { type CommandIO, parseHeaderOption, readInput, UsageError } from './io';
 import { fileWebhookRequest, generatedWebhookRequest, type StepMode, truncated, type WebhookRequestToSend } from './webhookRequest';
 
-export const DEFAULT_WEBHOOK_URL = 'http://localhost:7071/api/dataverse/webhook';
+export const DEFAULT_WEBHOOK_URL = LOCAL_WEBHOOK_URL;
 
 export const SEND_USAGE = `Usage: dataverse-webhooks send [FILE|-] [--url URL] [--code KEY] [options]
 
@@ -74,31 +76,62 @@ export function createSendCommand(handlers: HandlersSource = loadAppHandlers): (
 
 export const sendCommand = createSendCommand();
 
+const SEND_OPTIONS = {
+  url: { type: 'string' },
+  code: { type: 'string' },
+  header: { type: 'string', multiple: true, short: 'H' },
+  query: { type: 'string', multiple: true },
+  organization: { type: 'string' },
+  truncated: { type: 'boolean' },
+  timeout: { type: 'string' },
+  entity: { type: 'string' },
+  message: { type: 'string' },
+  id: { type: 'string', multiple: true },
+  records: { type: 'string' },
+  attribute: { type: 'string', multiple: true },
+  'pre-image': { type: 'string', multiple: true },
+  'post-image': { type: 'string', multiple: true },
+  stage: { type: 'string' },
+  mode: { type: 'string' },
+} as const;
+
+type SendArguments = ReturnType<typeof parseArgs<{ options: typeof SEND_OPTIONS; allowPositionals: true }>>['values'];
+
+/** What the app answered, and how long it took. */
+interface Answered {
+  response: Response;
+  answer: z.infer<typeof answerSchema>;
+  latencyMs: number;
+}
+
 async function send(args: string[], io: CommandIO, handlers: HandlersSource): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      url: { type: 'string' },
-      code: { type: 'string' },
-      header: { type: 'string', multiple: true, short: 'H' },
-      query: { type: 'string', multiple: true },
-      organization: { type: 'string' },
-      truncated: { type: 'boolean' },
-      timeout: { type: 'string' },
-      entity: { type: 'string' },
-      message: { type: 'string' },
-      id: { type: 'string', multiple: true },
-      records: { type: 'string' },
-      attribute: { type: 'string', multiple: true },
-      'pre-image': { type: 'string', multiple: true },
-      'post-image': { type: 'string', multiple: true },
-      stage: { type: 'string' },
-      mode: { type: 'string' },
-    },
-  });
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: SEND_OPTIONS });
   if (positionals.length > 1) throw new UsageError('send takes at most one file (or - for stdin)');
   const file = positionals[0];
+  const timeoutSeconds = checkArguments(values, file);
+  const url = targetUrl(values.url ?? DEFAULT_WEBHOOK_URL, values.code, values.query ?? []);
+  const request = await requestToSend(values, file, io);
+  const headers = new Headers(request.headers);
+  for (const header of values.header ?? []) headers.set(...parseHeaderOption(header));
+  const answered = await post(url, headers, request.body, timeoutSeconds, io);
+  if (!answered) return 1;
+  const { response, answer, latencyMs } = answered;
+  const line = [
+    `${response.status} ${response.statusText}`.trim(),
+    `eventId ${answer.eventId ?? '-'}`,
+    `latency ${latencyMs.toFixed(0)} ms`,
+  ];
+  if (!response.ok) return reportFailure(io, line, answered, handlers);
+  const allowedBy = (answer.decisions ?? []).filter((decision) => decision.outcome === 'allow').map((decision) => decision.handler);
+  if (allowedBy.length > 0) line.push(`allowed by ${allowedBy.join(', ')}`);
+  io.stdout(`${line.join('  ')}\n`);
+  const unhandled = await unhandledLine(request, handlers);
+  if (unhandled) io.stdout(`${unhandled}\n`);
+  return 0;
+}
+
+/** The combinations that cannot work, refused before anything is sent; the timeout, in seconds. */
+function checkArguments(values: SendArguments, file: string | undefined): number {
   if (file !== undefined) {
     const generation = GENERATION_OPTIONS.filter((name) => values[name] !== undefined);
     if (generation.length > 0) throw new UsageError(`--${generation.join(', --')} describe a generated body; they do not apply to a file`);
@@ -106,58 +139,49 @@ async function send(args: string[], io: CommandIO, handlers: HandlersSource): Pr
   if (values.mode !== undefined && values.mode !== 'sync' && values.mode !== 'async') throw new UsageError('--mode is sync or async');
   const timeoutSeconds = Number(values.timeout ?? '60');
   if (!(timeoutSeconds > 0)) throw new UsageError('--timeout must be a positive number of seconds');
-
   if (values.records !== undefined && !/^\d+$/.test(values.records)) throw new UsageError('--records takes a whole number from 1 to 1000');
-  const records = values.records === undefined ? undefined : Number(values.records);
-  const url = targetUrl(values.url ?? DEFAULT_WEBHOOK_URL, values.code, values.query ?? []);
-  let request: WebhookRequestToSend =
+  return timeoutSeconds;
+}
+
+/** The body and headers to send: a file's (or stdin's), or one generated from the options; truncated as Dataverse truncates, when asked. */
+async function requestToSend(values: SendArguments, file: string | undefined, io: CommandIO): Promise<WebhookRequestToSend> {
+  const organization = values.organization !== undefined ? { organization: values.organization } : {};
+  const request =
     file === undefined
       ? generatedWebhookRequest({
           entity: values.entity ?? 'account',
           message: values.message ?? 'Update',
           ...(values.id !== undefined ? { ids: values.id } : {}),
-          ...(records !== undefined ? { records } : {}),
+          ...(values.records !== undefined ? { records: Number(values.records) } : {}),
           attributes: values.attribute ?? [],
           preImages: values['pre-image'] ?? [],
           postImages: values['post-image'] ?? [],
           ...(values.stage !== undefined ? { stage: values.stage } : {}),
           ...(values.mode !== undefined ? { mode: values.mode as StepMode } : {}),
-          ...(values.organization !== undefined ? { organization: values.organization } : {}),
+          ...organization,
         })
-      : fileWebhookRequest(await readInput(file, io), values.organization !== undefined ? { organization: values.organization } : {});
-  if (values.truncated) request = truncated(request);
-  const headers = new Headers(request.headers);
-  for (const header of values.header ?? []) headers.set(...parseHeaderOption(header));
+      : fileWebhookRequest(await readInput(file, io), organization);
+  return values.truncated ? truncated(request) : request;
+}
 
+/** POSTs the body; null (after one line saying why) when the app could not be reached. */
+async function post(url: URL, headers: Headers, body: string | Buffer, timeoutSeconds: number, io: CommandIO): Promise<Answered | null> {
   // The URL may carry a key: only its origin and path are ever printed.
   const shownUrl = `${url.origin}${url.pathname}`;
   const started = performance.now();
-  let response: Response;
-  let answerText: string;
   try {
-    response = await fetch(url, { method: 'POST', headers, body: request.body, signal: AbortSignal.timeout(timeoutSeconds * 1000) });
-    answerText = await response.text();
+    const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutSeconds * 1000) });
+    const answer = parseAnswer(await response.text());
+    return { response, answer, latencyMs: performance.now() - started };
   } catch (error) {
     io.stderr(`Could not reach ${shownUrl}: ${unreachableReason(error, timeoutSeconds)}\n`);
     if (url.hostname === 'localhost' || url.hostname === '127.0.0.1') io.stderr('Is the app running? Start it with "npm start".\n');
-    return 1;
+    return null;
   }
-  const latencyMs = performance.now() - started;
+}
 
-  const answer = parseAnswer(answerText);
-  const line = [
-    `${response.status} ${response.statusText}`.trim(),
-    `eventId ${answer.eventId ?? '-'}`,
-    `latency ${latencyMs.toFixed(0)} ms`,
-  ];
-  const allowedBy = (answer.decisions ?? []).filter((decision) => decision.outcome === 'allow').map((decision) => decision.handler);
-  if (response.ok) {
-    if (allowedBy.length > 0) line.push(`allowed by ${allowedBy.join(', ')}`);
-    io.stdout(`${line.join('  ')}\n`);
-    const unhandled = await unhandledLine(request, handlers);
-    if (unhandled) io.stdout(`${unhandled}\n`);
-    return 0;
-  }
+/** A non-2xx answer, on stderr: its status line, who refused it and why, and the app's issues, each once. */
+async function reportFailure(io: CommandIO, line: string[], { response, answer }: Answered, handlers: HandlersSource): Promise<number> {
   io.stderr(`${line.join('  ')}\n`);
   if (response.status === 503 && answer.error === 'handlers-invalid') {
     // The app says only that it is misconfigured; the handlers here say which one, and why.
@@ -172,11 +196,11 @@ async function send(args: string[], io: CommandIO, handlers: HandlersSource): Pr
   // The app's message ends with its issues ("The body is not valid JSON: $: the body is not valid
   // JSON"): each is printed once, on its own line, and not at all when it only repeats the headline.
   const issues = answer.issues ?? [];
-  const suffix = issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+  const suffix = issueList(issues);
   const headline =
     answer.message && suffix && answer.message.endsWith(`: ${suffix}`) ? answer.message.slice(0, -suffix.length - 2) : answer.message;
   if (answer.error || headline) io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, headline].filter(Boolean).join(': ')}\n`);
-  for (const issue of issues) if (issue.message.toLowerCase() !== headline?.toLowerCase()) io.stderr(`  ${issue.path}: ${issue.message}\n`);
+  for (const issue of issues) if (issue.message.toLowerCase() !== headline?.toLowerCase()) io.stderr(`  ${formatIssue(issue)}\n`);
   return 1;
 }
 
@@ -239,7 +263,7 @@ function targetUrl(text: string, code: string | undefined, query: string[]): URL
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError('--url is not a URL (e.g. http://localhost:7071/api/dataverse/webhook)');
+    throw new UsageError(`--url is not a URL (e.g. ${LOCAL_WEBHOOK_URL})`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be http or https');
   if (url.username || url.password)

@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Backlog, formatBacklog, readBacklog } from '../pipeline/backlog';
-import { loadRegistration } from '../registration/definition';
+import { loadRegistration, type Registration } from '../registration/definition';
 import { formatWebhookStatus, readWebhookStatus } from '../registration/status';
 import { StorageConfigurationError } from '../storage/clients';
 import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHandlers';
@@ -17,7 +17,7 @@ import {
 } from './dataverseConnection';
 import { type CommandIO, UsageError } from './io';
 import { DEFAULT_REGISTRATION_FILE } from './register';
-import { cliStorage, explainStorageError, StorageConnectionError, storageFromEnvironment } from './storageConnection';
+import { cliStorage, explainStorageError, StorageConnectionError } from './storageConnection';
 
 const DEFAULT_FAILED_JOBS = 5;
 
@@ -45,6 +45,8 @@ who made the change, and is not recorded here.
 
 ${AUTHENTICATION_HELP}`;
 
+type BacklogRead = { backlog: Backlog } | { notRead: string };
+
 export function createStatusCommand(dependencies: ConnectionDependencies, handlerSource: HandlersSource = loadAppHandlers) {
   return async function statusCommand(args: string[], io: CommandIO): Promise<number> {
     const { values } = parseArgs({
@@ -63,37 +65,11 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
       throw new UsageError('--failed takes a whole number from 0 to 5000');
     // The backlog needs only storage; the rest needs the organization.
     const backlog = await readBacklogOf(io);
-    const hasOrganization = values.org !== undefined || Boolean(io.env.DATAVERSE_URL);
-    if (!hasOrganization) {
-      // The backlog alone: when it cannot be read (Azurite stopped, no connection), say why, not
-      // ask for an organization the user did not mean to query.
-      if ('backlog' in backlog) {
-        if (values.json) io.stdout(`${JSON.stringify({ backlog: backlog.backlog }, null, 2)}\n`);
-        else io.stdout(formatBacklog(backlog.backlog));
-        return 0;
-      }
-      if (values.json) io.stdout(`${JSON.stringify({ backlog: null, backlogNotRead: backlog.notRead }, null, 2)}\n`);
-      io.stderr(`Backlog not read: ${backlog.notRead}\n`);
-      return 1;
-    }
-    // The backlog alone was asked for (a storage account named in the environment, no organization)
-    // and could not be read: that is the answer, not a missing --org.
-    if (!hasOrganization && 'notRead' in backlog && backlog.fromEnvironment) {
-      io.stderr(`Backlog not read: ${backlog.notRead}\n`);
-      return 1;
-    }
+    if (values.org === undefined && !io.env.DATAVERSE_URL) return printBacklogAlone(io, values.json, backlog);
     organizationUrl(values.org, io);
 
     // The app's endpoint comes from the registration file; without one here, drift is not checked.
-    const file = path.resolve(io.cwd, values.file ?? DEFAULT_REGISTRATION_FILE);
-    const hasFile =
-      values.file !== undefined ||
-      (await access(file).then(
-        () => true,
-        () => false,
-      ));
-    const registration = hasFile ? await loadRegistration(file) : null;
-
+    const registration = await registrationHere(io, values.file);
     const { client } = connectToDataverse(values.org, io, dependencies);
     const handlers = registration ? await resolveHandlers(handlerSource) : null;
     const status = await readWebhookStatus(client, {
@@ -117,20 +93,45 @@ export function createStatusCommand(dependencies: ConnectionDependencies, handle
   };
 }
 
+/**
+ * No organization: the backlog alone. When it cannot be read (Azurite stopped, no connection), say
+ * why, rather than ask for an organization the user did not mean to query.
+ */
+function printBacklogAlone(io: CommandIO, json: boolean, backlog: BacklogRead): number {
+  if ('backlog' in backlog) {
+    io.stdout(json ? `${JSON.stringify({ backlog: backlog.backlog }, null, 2)}\n` : formatBacklog(backlog.backlog));
+    return 0;
+  }
+  if (json) io.stdout(`${JSON.stringify({ backlog: null, backlogNotRead: backlog.notRead }, null, 2)}\n`);
+  io.stderr(`Backlog not read: ${backlog.notRead}\n`);
+  return 1;
+}
+
+/** The registration file given, or the default one when it is here; null when there is none. */
+async function registrationHere(io: CommandIO, given: string | undefined): Promise<Registration | null> {
+  const file = path.resolve(io.cwd, given ?? DEFAULT_REGISTRATION_FILE);
+  const exists =
+    given !== undefined ||
+    (await access(file).then(
+      () => true,
+      () => false,
+    ));
+  return exists ? loadRegistration(file) : null;
+}
+
 export const statusCommand = createStatusCommand(AZURE_DEPENDENCIES);
 
 /**
  * The backlog, or why it could not be read (no storage connection here, storage unreachable): the
  * Dataverse part of status must not fail because of it.
  */
-async function readBacklogOf(io: CommandIO): Promise<{ backlog: Backlog } | { notRead: string; fromEnvironment: boolean }> {
+async function readBacklogOf(io: CommandIO): Promise<BacklogRead> {
   try {
     return { backlog: await readBacklog(await cliStorage(io)) };
   } catch (error) {
-    if (error instanceof StorageConnectionError || error instanceof StorageConfigurationError)
-      return { notRead: error.message, fromEnvironment: false };
+    if (error instanceof StorageConnectionError || error instanceof StorageConfigurationError) return { notRead: error.message };
     const explained = explainStorageError(error, io);
-    if (explained) return { notRead: explained, fromEnvironment: storageFromEnvironment(io) === true };
+    if (explained) return { notRead: explained };
     throw error;
   }
 }

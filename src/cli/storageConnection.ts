@@ -1,6 +1,7 @@
 import { type LocalSettings, LocalSettingsError, readLocalSettings } from '../localSettings';
 import { createStorageClients, type StorageClients, type StorageConnection, storageConnectionFrom } from '../storage/clients';
 import { storageErrorCode, storageStatus } from '../storage/errors';
+import { STORAGE_CONNECTION } from '../storage/names';
 import type { CommandIO } from './io';
 
 export class StorageConnectionError extends Error {
@@ -14,8 +15,8 @@ export class StorageConnectionError extends Error {
  * says which, for error messages.
  */
 export async function storageConnection(io: CommandIO): Promise<{ connection: StorageConnection; source: string; local: boolean }> {
-  if (Object.keys(io.env).some((name) => name === 'AzureWebJobsStorage' || name.startsWith('AzureWebJobsStorage__'))) {
-    return { connection: storageConnectionFrom(io.env), source: 'AzureWebJobsStorage from the environment', local: false };
+  if (Object.keys(io.env).some((name) => name === STORAGE_CONNECTION || name.startsWith(`${STORAGE_CONNECTION}__`))) {
+    return { connection: storageConnectionFrom(io.env), source: `${STORAGE_CONNECTION} from the environment`, local: false };
   }
   let local: LocalSettings | null;
   try {
@@ -39,12 +40,6 @@ interface UsedConnection {
 
 /** Where each command's storage connection came from, for explaining its errors (src/cli/main.ts). */
 const sources = new WeakMap<CommandIO, UsedConnection>();
-
-/** Whether the command's storage connection was named in the environment (not local.settings.json); undefined before cliStorage. */
-export function storageFromEnvironment(io: CommandIO): boolean | undefined {
-  const used = sources.get(io);
-  return used ? !used.local : undefined;
-}
 
 export async function cliStorage(io: CommandIO): Promise<StorageClients> {
   const { connection, source, local } = await storageConnection(io);

@@ -138,67 +138,23 @@ export function generatedWebhookRequest(options: GeneratedEventOptions): Webhook
   const mode = options.mode ?? (stage === STAGES.PostOperation ? 'async' : 'sync');
   if (mode === 'async' && stage !== STAGES.PostOperation)
     throw new UsageError('Dataverse runs asynchronous steps only in PostOperation (--stage 40)');
-  const message = options.message;
-  const bulk = isBulkMessage(message);
-  const is = (name: string) => message.toLowerCase() === name.toLowerCase();
-  for (const id of options.ids ?? []) if (!isGuid(id)) throw new UsageError('--id must be a GUID');
-  if (!bulk && (options.ids?.length ?? 0) > 1)
-    throw new UsageError(`${message} is about one record: give --id once (several are for CreateMultiple and UpdateMultiple)`);
-  if (!bulk && options.records !== undefined) throw new UsageError('--records is for CreateMultiple and UpdateMultiple');
-  const count = options.ids?.length || options.records || (bulk ? 2 : 1);
-  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError('--records takes a whole number from 1 to 1000');
-  const ids = options.ids?.length ? options.ids : Array.from({ length: count }, () => randomUUID());
-
+  const { entity, message } = options;
+  const ids = recordIds(options);
   const attributes = Object.fromEntries((options.attributes ?? []).map((text) => parseAttribute(text)));
   const preImages = parseImages(options.preImages ?? [], '--pre-image');
   const postImages = parseImages(options.postImages ?? [], '--post-image');
-  if (is('Delete') && Object.keys(attributes).length > 0)
-    throw new UsageError('a Delete carries no attributes, only a reference to the record');
-  if (bulk && preImages.size + postImages.size > 0)
-    throw new UsageError(
-      `images of a ${message} are kept per record, which a webhook payload does not document: send the ${message.replace(/Multiple$/, '')} of each record instead`,
-    );
-  if (preImages.size > 0 && is('Create')) throw new UsageError('a Create has no pre-image: the row does not exist yet');
-  if (postImages.size > 0 && is('Delete')) throw new UsageError('a Delete has no post-image: the row no longer exists');
-  if (postImages.size > 0 && stage !== STAGES.PostOperation) throw new UsageError('a post-image exists only in PostOperation (--stage 40)');
-
-  const entity = options.entity;
+  checkWhatTheMessageCarries(message, stage, Object.keys(attributes).length, preImages.size, postImages.size);
   const id = ids[0]!;
-  const record = (recordId: string) => rawEntity(entity, recordId, { [`${entity}id`]: recordId, ...attributes });
   const images = (columns: Map<string, Record<string, RawJson>>) =>
     Object.fromEntries([...columns].map(([alias, image]) => [alias, rawEntity(entity, id, image)]));
-  let inputParameters: Record<string, RawJson>;
-  let outputParameters: Record<string, RawJson> = {};
-  if (bulk) {
-    inputParameters = {
-      Targets: {
-        __type: `EntityCollection:${CONTRACTS}`,
-        Entities: ids.map(record),
-        EntityName: entity,
-        MinActiveRowVersion: null,
-        MoreRecords: false,
-        PagingCookie: null,
-        TotalRecordCount: -1,
-        TotalRecordCountLimitExceeded: false,
-      },
-    };
-    // A Guid[] in a DataContract JSON parameter is a bare array, as multi-select choices are.
-    // "The OutputParameters are not populated until after the database transaction, so they are only
-    // available … in the PostOperation stage" (https://learn.microsoft.com/power-apps/developer/data-platform/understand-the-data-context#output-parameters).
-    if (is('CreateMultiple') && stage === STAGES.PostOperation) outputParameters = { Ids: ids };
-  } else {
-    inputParameters = { Target: is('Delete') ? rawEntityReference(entity, id) : record(id) };
-    if (is('Create') && stage === STAGES.PostOperation) outputParameters = { id };
-  }
   const context = rawExecutionContext({
     messageName: message,
     entityName: entity,
     // Which id a bulk operation's context names is not documented; the empty GUID says "several".
-    entityId: bulk ? EMPTY_GUID : id,
+    entityId: isBulkMessage(message) ? EMPTY_GUID : id,
     stage,
     mode: mode === 'sync' ? 0 : 1,
-    inputParameters,
-    outputParameters,
+    ...parametersOf(entity, message, stage, ids, attributes),
     preEntityImages: images(preImages),
     postEntityImages: images(postImages),
     organizationName: organizationNameOf(options.organization ?? DEFAULT_ORGANIZATION),
@@ -206,6 +162,69 @@ export function generatedWebhookRequest(options: GeneratedEventOptions): Webhook
   return {
     body: JSON.stringify(context),
     headers: dataverseHeaders({ organization: options.organization ?? DEFAULT_ORGANIZATION, entity, message }),
+  };
+}
+
+const sameMessage = (message: string, name: string) => message.toLowerCase() === name.toLowerCase();
+
+/** The records' ids: those given, or new ones (two for a bulk message unless --records says). */
+function recordIds(options: GeneratedEventOptions): string[] {
+  const { message } = options;
+  const bulk = isBulkMessage(message);
+  for (const id of options.ids ?? []) if (!isGuid(id)) throw new UsageError('--id must be a GUID');
+  if (!bulk && (options.ids?.length ?? 0) > 1)
+    throw new UsageError(`${message} is about one record: give --id once (several are for CreateMultiple and UpdateMultiple)`);
+  if (!bulk && options.records !== undefined) throw new UsageError('--records is for CreateMultiple and UpdateMultiple');
+  const count = options.ids?.length || options.records || (bulk ? 2 : 1);
+  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError('--records takes a whole number from 1 to 1000');
+  return options.ids?.length ? options.ids : Array.from({ length: count }, () => randomUUID());
+}
+
+/** What Dataverse never sends for this message and stage (attributes of a Delete, images it has not). */
+function checkWhatTheMessageCarries(message: string, stage: number, attributes: number, preImages: number, postImages: number): void {
+  if (sameMessage(message, 'Delete') && attributes > 0)
+    throw new UsageError('a Delete carries no attributes, only a reference to the record');
+  if (isBulkMessage(message) && preImages + postImages > 0)
+    throw new UsageError(
+      `images of a ${message} are kept per record, which a webhook payload does not document: send the ${message.replace(/Multiple$/, '')} of each record instead`,
+    );
+  if (preImages > 0 && sameMessage(message, 'Create')) throw new UsageError('a Create has no pre-image: the row does not exist yet');
+  if (postImages > 0 && sameMessage(message, 'Delete')) throw new UsageError('a Delete has no post-image: the row no longer exists');
+  if (postImages > 0 && stage !== STAGES.PostOperation) throw new UsageError('a post-image exists only in PostOperation (--stage 40)');
+}
+
+/** The Target (or the Targets of a bulk message), and the ids a create returns in PostOperation. */
+function parametersOf(
+  entity: string,
+  message: string,
+  stage: number,
+  ids: string[],
+  attributes: Record<string, RawJson>,
+): { inputParameters: Record<string, RawJson>; outputParameters: Record<string, RawJson> } {
+  const record = (recordId: string) => rawEntity(entity, recordId, { [`${entity}id`]: recordId, ...attributes });
+  const id = ids[0]!;
+  if (!isBulkMessage(message)) {
+    const inputParameters = { Target: sameMessage(message, 'Delete') ? rawEntityReference(entity, id) : record(id) };
+    return { inputParameters, outputParameters: sameMessage(message, 'Create') && stage === STAGES.PostOperation ? { id } : {} };
+  }
+  const inputParameters = {
+    Targets: {
+      __type: `EntityCollection:${CONTRACTS}`,
+      Entities: ids.map(record),
+      EntityName: entity,
+      MinActiveRowVersion: null,
+      MoreRecords: false,
+      PagingCookie: null,
+      TotalRecordCount: -1,
+      TotalRecordCountLimitExceeded: false,
+    },
+  };
+  // A Guid[] in a DataContract JSON parameter is a bare array, as multi-select choices are.
+  // "The OutputParameters are not populated until after the database transaction, so they are only
+  // available … in the PostOperation stage" (https://learn.microsoft.com/power-apps/developer/data-platform/understand-the-data-context#output-parameters).
+  return {
+    inputParameters,
+    outputParameters: sameMessage(message, 'CreateMultiple') && stage === STAGES.PostOperation ? { Ids: ids } : {},
   };
 }
 

@@ -1,5 +1,6 @@
 import { parseDataContractDate } from './dates';
-import { formatPath, IssueFound, MAX_REPORTED_ISSUES, memberAt } from './errors';
+import { IssueFound } from './errors';
+import { formatPath, memberAt, zodIssues } from './issues';
 import {
   type DataverseRecord,
   type DataverseValue,
@@ -81,13 +82,7 @@ export function normalizeExecutionContext(raw: unknown, path: Array<string | num
 function checkedContext(raw: unknown, path: Array<string | number>): RawExecutionContext {
   const parsed = rawExecutionContext.safeParse(raw);
   if (parsed.success) return parsed.data;
-  throw new IssueFound(
-    'invalid-context',
-    parsed.error.issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => ({
-      path: formatPath([...path, ...issue.path]),
-      message: issue.message,
-    })),
-  );
+  throw new IssueFound('invalid-context', zodIssues(parsed.error, { at: path }));
 }
 
 /** Named by position in an issue's path: an undeclared property's name is the payload's. */

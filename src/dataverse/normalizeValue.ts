@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { looksLikeDataContractDate, parseDataContractDate } from './dates';
-import { formatPath, IssueFound, MAX_REPORTED_ISSUES, memberAt, type ParseIssue } from './errors';
+import { IssueFound } from './errors';
+import { formatPath, memberAt, zodIssues } from './issues';
 import type {
   DataverseRecord,
   DataverseValue,
@@ -328,11 +329,7 @@ export class ValueNormalizer {
   private check<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
     const result = schema.safeParse(raw);
     if (result.success) return result.data;
-    const issues: ParseIssue[] = result.error.issues.slice(0, MAX_REPORTED_ISSUES).map((issue) => ({
-      path: formatPath([...this.path, ...issue.path]),
-      message: issue.message,
-    }));
-    throw new IssueFound('invalid-context', issues);
+    throw new IssueFound('invalid-context', zodIssues(result.error, { at: this.path }));
   }
 }
 

@@ -106,8 +106,19 @@ export const isWildcard = (declaration: Pick<HandlerDeclaration, 'entity' | 'mes
  * generated module (src/dataverse/tables.ts), known besides Dataverse's own (knownNames.ts).
  */
 export function declarationProblems(declaration: HandlerDeclaration, knownTables: readonly string[] = []): string[] {
+  const names = nameProblems(declaration, knownTables);
+  if (names.length > 0) return names;
+  return [
+    ...messageAndStageProblems(declaration),
+    ...(declaration.inline ? inlineProblems(declaration) : []),
+    ...filteringProblems(declaration),
+    ...imageProblems(declaration),
+  ];
+}
+
+/** The table's and the messages' names: logical names, and Dataverse's own, the generated module's or prefixed. */
+function nameProblems({ entity, messages }: HandlerDeclaration, knownTables: readonly string[]): string[] {
   const problems: string[] = [];
-  const { entity, messages, stage, mode, filteringAttributes, images } = declaration;
   if (entity !== '*' && !LOGICAL_NAME.test(entity))
     problems.push(`entity "${entity}" is not a table logical name (lowercase letters, digits, underscores)`);
   else problems.push(...[tableNameProblem(entity, knownTables)].filter((problem) => problem !== null));
@@ -116,7 +127,12 @@ export function declarationProblems(declaration: HandlerDeclaration, knownTables
     if (message !== '*' && !MESSAGE_NAME.test(message)) problems.push(`"${message}" is not an SDK message name such as Create or Update`);
     else problems.push(...[messageNameProblem(message)].filter((problem) => problem !== null));
   }
-  if (problems.length > 0) return problems;
+  return problems;
+}
+
+/** A message listed twice or with its bulk twin, a stage or mode Dataverse does not have, or not together. */
+function messageAndStageProblems({ messages, stage, mode }: HandlerDeclaration): string[] {
+  const problems: string[] = [];
   if (new Set(messages.map((message) => message.toLowerCase())).size !== messages.length) problems.push('it lists a message twice');
   for (const [single, bulk] of Object.entries(BULK_MESSAGE_OF)) {
     if (messages.some((message) => same(message, single)) && messages.some((message) => same(message, bulk))) {
@@ -132,21 +148,30 @@ export function declarationProblems(declaration: HandlerDeclaration, knownTables
   // https://learn.microsoft.com/power-apps/developer/data-platform/event-framework#asynchronous-plug-in-steps
   if (mode === 'Asynchronous' && stage !== null && stage !== 'PostOperation')
     problems.push('Dataverse runs asynchronous steps only in PostOperation');
-  if (declaration.inline) problems.push(...inlineProblems(declaration));
+  return problems;
+}
 
-  const wildcard = isWildcard(declaration);
-  if (wildcard && (filteringAttributes !== null || images.length > 0)) {
+/** Filtering attributes: a step's, so not for "*", and Update's only. */
+function filteringProblems(declaration: HandlerDeclaration): string[] {
+  const { messages, filteringAttributes, images } = declaration;
+  const problems: string[] = [];
+  if (isWildcard(declaration) && (filteringAttributes !== null || images.length > 0)) {
     problems.push('a handler for "*" registers no step, so it cannot declare filteringAttributes or images: name the table and message');
   }
-  if (filteringAttributes !== null) {
-    if (filteringAttributes.length === 0) problems.push('filteringAttributes is empty: leave it out to receive every Update');
-    if (!messages.every((message) => same(message, 'Update') || same(message, 'UpdateMultiple')))
-      problems.push('filteringAttributes apply to Update and UpdateMultiple only');
-    for (const column of filteringAttributes)
-      if (!LOGICAL_NAME.test(column)) problems.push(`filtering attribute "${column}" is not a column logical name`);
-  }
+  if (filteringAttributes === null) return problems;
+  if (filteringAttributes.length === 0) problems.push('filteringAttributes is empty: leave it out to receive every Update');
+  if (!messages.every((message) => same(message, 'Update') || same(message, 'UpdateMultiple')))
+    problems.push('filteringAttributes apply to Update and UpdateMultiple only');
+  for (const column of filteringAttributes)
+    if (!LOGICAL_NAME.test(column)) problems.push(`filtering attribute "${column}" is not a column logical name`);
+  return problems;
+}
+
+/** Each image: its alias, type and columns, and whether its messages and stage have it. */
+function imageProblems(declaration: HandlerDeclaration): string[] {
+  const problems: string[] = [];
   const aliases = new Set<string>();
-  for (const image of images) {
+  for (const image of declaration.images) {
     const where = `image "${image.alias}"`;
     if (!IMAGE_ALIAS.test(image.alias)) problems.push(`${where}: an alias is a letter then letters, digits or underscores`);
     if (aliases.has(image.alias.toLowerCase())) problems.push(`two images use the alias "${image.alias}"`);
@@ -159,7 +184,7 @@ export function declarationProblems(declaration: HandlerDeclaration, knownTables
     }
     const pre = image.type !== 'PostImage';
     const post = image.type !== 'PreImage';
-    for (const message of messages) {
+    for (const message of declaration.messages) {
       if (isBulkMessage(message)) {
         // Plug-ins read a bulk step's images, one set per record, from IPluginExecutionContext4's
         // PreEntityImagesCollection (https://learn.microsoft.com/power-apps/developer/data-platform/write-plugin-multiple-operation#entity-images);
@@ -245,64 +270,75 @@ function union(a: readonly string[], b: readonly string[]): string[] {
  * handler that left its stage or mode out and so would also receive another step's events.
  */
 export function deriveSteps(declarations: readonly HandlerDeclaration[]): DerivedStep[] {
-  const steps = new Map<string, { step: DerivedStep; images: Map<string, ImageDeclaration>; everyColumn: boolean }>();
+  const steps = new Map<string, StepInProgress>();
   const concrete = declarations.filter((declaration) => !isWildcard(declaration));
-  for (const declaration of concrete) {
-    const stage = effectiveStage(declaration);
-    const mode = effectiveMode(declaration);
-    for (const message of declaration.messages) {
-      const key = stepKey({ entity: declaration.entity, message, stage, mode });
-      let entry = steps.get(key);
-      if (!entry) {
-        entry = {
-          step: { entity: declaration.entity, message, stage, mode, filteringAttributes: [], images: [], handlers: [] },
-          images: new Map(),
-          everyColumn: false,
-        };
-        steps.set(key, entry);
-      }
-      const updates = same(message, 'Update') || same(message, 'UpdateMultiple');
-      if (!updates || declaration.filteringAttributes === null) entry.everyColumn = true;
-      else
-        entry.step = { ...entry.step, filteringAttributes: union(entry.step.filteringAttributes ?? [], declaration.filteringAttributes) };
-      for (const image of declaration.images) {
-        const existing = entry.images.get(image.alias);
-        if (!existing) {
-          entry.images.set(image.alias, { ...image, columns: image.columns === null ? null : union([], image.columns) });
-          continue;
-        }
-        if (existing.type !== image.type) {
-          throw new StepDeclarationError(
-            `handlers ${entry.step.handlers.join(', ')} and ${declaration.handler} declare the image "${image.alias}" of ${message} of ${declaration.entity} as ${existing.type} and ${image.type}: one step has one image per alias, so use one type or another alias`,
-          );
-        }
-        entry.images.set(image.alias, {
-          ...existing,
-          columns: existing.columns === null || image.columns === null ? null : union(existing.columns, image.columns),
-        });
-      }
-      entry.step = { ...entry.step, handlers: [...entry.step.handlers, declaration.handler] };
-    }
-  }
-  // A handler that left its stage or mode out receives every stage or mode of its table and message
-  // (the registry matches what was declared), so another step there would feed it twice.
-  for (const declaration of concrete) {
-    if (declaration.stage !== null && declaration.mode !== null) continue;
-    for (const { step } of steps.values()) {
-      if (!same(step.entity, declaration.entity) || !declaration.messages.some((message) => same(message, step.message))) continue;
-      const receives =
-        (declaration.stage === null || declaration.stage === step.stage) && (declaration.mode === null || declaration.mode === step.mode);
-      const own = step.stage === effectiveStage(declaration) && step.mode === effectiveMode(declaration);
-      if (receives && !own) {
-        throw new StepDeclarationError(
-          `handler ${declaration.handler} leaves its ${declaration.stage === null ? 'stage' : 'mode'} out, so it would also receive the ${step.stage} ${step.mode} ${step.message} of ${step.entity} declared by ${step.handlers.join(', ')}: declare its stage and mode`,
-        );
-      }
-    }
-  }
+  for (const declaration of concrete) for (const message of declaration.messages) shareStep(steps, declaration, message);
+  for (const declaration of concrete) checkNoOtherStepFeeds(declaration, steps);
   return [...steps.values()].map(({ step, images, everyColumn }) => ({
     ...step,
     filteringAttributes: everyColumn ? null : step.filteringAttributes,
     images: [...images.values()],
   }));
+}
+
+/** A step as its handlers are added to it: its images by alias, and whether one wants every Update. */
+interface StepInProgress {
+  step: DerivedStep;
+  images: Map<string, ImageDeclaration>;
+  everyColumn: boolean;
+}
+
+/** Adds a handler to the step of its table, this message, its stage and mode: the union of columns, one type per image alias. */
+function shareStep(steps: Map<string, StepInProgress>, declaration: HandlerDeclaration, message: string): void {
+  const stage = effectiveStage(declaration);
+  const mode = effectiveMode(declaration);
+  const key = stepKey({ entity: declaration.entity, message, stage, mode });
+  let entry = steps.get(key);
+  if (!entry) {
+    entry = {
+      step: { entity: declaration.entity, message, stage, mode, filteringAttributes: [], images: [], handlers: [] },
+      images: new Map(),
+      everyColumn: false,
+    };
+    steps.set(key, entry);
+  }
+  const updates = same(message, 'Update') || same(message, 'UpdateMultiple');
+  if (!updates || declaration.filteringAttributes === null) entry.everyColumn = true;
+  else entry.step = { ...entry.step, filteringAttributes: union(entry.step.filteringAttributes ?? [], declaration.filteringAttributes) };
+  for (const image of declaration.images) {
+    const existing = entry.images.get(image.alias);
+    if (!existing) {
+      entry.images.set(image.alias, { ...image, columns: image.columns === null ? null : union([], image.columns) });
+      continue;
+    }
+    if (existing.type !== image.type) {
+      throw new StepDeclarationError(
+        `handlers ${entry.step.handlers.join(', ')} and ${declaration.handler} declare the image "${image.alias}" of ${message} of ${declaration.entity} as ${existing.type} and ${image.type}: one step has one image per alias, so use one type or another alias`,
+      );
+    }
+    entry.images.set(image.alias, {
+      ...existing,
+      columns: existing.columns === null || image.columns === null ? null : union(existing.columns, image.columns),
+    });
+  }
+  entry.step = { ...entry.step, handlers: [...entry.step.handlers, declaration.handler] };
+}
+
+/**
+ * A handler that left its stage or mode out receives every stage or mode of its table and message
+ * (the registry matches what was declared), so another step there would feed it twice.
+ */
+function checkNoOtherStepFeeds(declaration: HandlerDeclaration, steps: Map<string, StepInProgress>): void {
+  if (declaration.stage !== null && declaration.mode !== null) return;
+  for (const { step } of steps.values()) {
+    if (!same(step.entity, declaration.entity) || !declaration.messages.some((message) => same(message, step.message))) continue;
+    const receives =
+      (declaration.stage === null || declaration.stage === step.stage) && (declaration.mode === null || declaration.mode === step.mode);
+    const own = step.stage === effectiveStage(declaration) && step.mode === effectiveMode(declaration);
+    if (receives && !own) {
+      throw new StepDeclarationError(
+        `handler ${declaration.handler} leaves its ${declaration.stage === null ? 'stage' : 'mode'} out, so it would also receive the ${step.stage} ${step.mode} ${step.message} of ${step.entity} declared by ${step.handlers.join(', ')}: declare its stage and mode`,
+      );
+    }
+  }
 }

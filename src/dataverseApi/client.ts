@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issueList, zodIssues } from '../dataverse/issues';
 import { ApiError, createHttpClient, type HttpMethod, type HttpOptions, readJson } from './http';
 import { identifier, idFromEntityIdHeader, rowPath } from './odata';
 
@@ -66,64 +67,43 @@ export function dataverseScope(organizationUrl: URL): string {
 
 const collectionPage = z.object({ value: z.array(z.unknown()), '@odata.nextLink': z.string().optional() });
 
+/** A request as errors name it: its method and its decoded path. */
+function describe(method: HttpMethod, path: string): string {
+  let readable = path;
+  try {
+    readable = decodeURIComponent(path);
+  } catch {
+    // keep the encoded form
+  }
+  return `${method} ${readable}`;
+}
+
+/** A request relative to the service root, with the organization's token and the OData headers. */
+type Send = (method: HttpMethod, path: string, extra?: { headers?: Record<string, string>; body?: unknown }) => Promise<Response>;
+
 export function createDataverseClient(organization: string | URL, options: HttpOptions): DataverseClient {
   const organizationUrl = typeof organization === 'string' ? parseOrganizationUrl(organization) : parseOrganizationUrl(organization.href);
   const serviceRoot = `${organizationUrl.origin}/api/data/${WEB_API_VERSION}/`;
   const scope = dataverseScope(organizationUrl);
   const http = createHttpClient(options);
-
-  const describe = (method: HttpMethod, path: string) => {
-    let readable = path;
-    try {
-      readable = decodeURIComponent(path);
-    } catch {
-      // keep the encoded form
-    }
-    return `${method} ${readable}`;
-  };
-  const send = (method: HttpMethod, path: string, extra: { headers?: Record<string, string>; body?: unknown } = {}) =>
+  const send: Send = (method, path, extra = {}) =>
     http.send(
       { method, url: new URL(path, serviceRoot), scope, headers: { ...ODATA_HEADERS, ...extra.headers }, body: extra.body },
       describe(method, path),
     );
+  /** The token goes only where the first request went: a link Dataverse returned must be under the service root. */
+  const relativeLink = (method: HttpMethod, link: string, what: string) => {
+    if (!/^https?:\/\//.test(link)) return link;
+    if (!link.startsWith(serviceRoot))
+      throw new ApiError(describe(method, link), 0, 'UnexpectedResponse', `${what} points outside the organization`);
+    return link.slice(serviceRoot.length);
+  };
 
   return {
     organizationUrl: organizationUrl.origin,
     serviceRoot,
-
-    async get(path, schema) {
-      const response = await send('GET', path);
-      return readJson(response, schema, describe('GET', path));
-    },
-
-    async list(path, rowSchema) {
-      const rows: z.infer<typeof rowSchema>[] = [];
-      let next: string | undefined = path;
-      while (next !== undefined) {
-        const page: z.infer<typeof collectionPage> = await readJson(await send('GET', next), collectionPage, describe('GET', next));
-        for (const [index, row] of page.value.entries()) {
-          const parsed = rowSchema.safeParse(row);
-          if (!parsed.success) {
-            const where = parsed.error.issues[0]?.path.join('.') ?? '';
-            throw new ApiError(
-              describe('GET', path),
-              200,
-              'UnexpectedResponse',
-              `row ${index} does not have the expected shape (${where}: ${parsed.error.issues[0]?.message ?? ''})`,
-            );
-          }
-          rows.push(parsed.data);
-        }
-        const nextLink: string | undefined = page['@odata.nextLink'];
-        // The token goes only where the first request went.
-        if (nextLink !== undefined && !nextLink.startsWith(serviceRoot)) {
-          throw new ApiError(describe('GET', path), 200, 'UnexpectedResponse', 'the next page link points outside the organization');
-        }
-        next = nextLink?.slice(serviceRoot.length);
-      }
-      return rows;
-    },
-
+    get: async (path, schema) => readJson(await send('GET', path), schema, describe('GET', path)),
+    list: (path, rowSchema) => listRows(send, serviceRoot, path, rowSchema),
     async create(entitySet, body) {
       const path = identifier(entitySet);
       const response = await send('POST', path, { body });
@@ -133,26 +113,38 @@ export function createDataverseClient(organization: string | URL, options: HttpO
         throw new ApiError(describe('POST', path), response.status, 'UnexpectedResponse', 'no OData-EntityId header with the new row id');
       return id;
     },
-
     async update(entitySet, id, body) {
       const response = await send('PATCH', rowPath(entitySet, id), { body, headers: { 'If-Match': '*' } });
       await response.body?.cancel();
     },
-
     async delete(entitySet, id) {
       const response = await send('DELETE', rowPath(entitySet, id));
       await response.body?.cancel();
     },
-
-    send(method, path, options = {}) {
-      let relative = path;
-      if (/^https?:\/\//.test(path)) {
-        // The token goes only where the first request went.
-        if (!path.startsWith(serviceRoot))
-          throw new ApiError(describe(method, path), 0, 'UnexpectedResponse', 'the link points outside the organization');
-        relative = path.slice(serviceRoot.length);
-      }
-      return send(method, relative, options);
-    },
+    send: (method, path, extra = {}) => send(method, relativeLink(method, path, 'the link'), extra),
   };
+}
+
+/** A collection's rows, page after page (`@odata.nextLink`), each checked against its schema. */
+async function listRows<T>(send: Send, serviceRoot: string, path: string, rowSchema: z.ZodType<T>): Promise<T[]> {
+  const rows: T[] = [];
+  let next: string | undefined = path;
+  while (next !== undefined) {
+    const page: z.infer<typeof collectionPage> = await readJson(await send('GET', next), collectionPage, describe('GET', next));
+    for (const [index, row] of page.value.entries()) {
+      const parsed = rowSchema.safeParse(row);
+      if (!parsed.success) {
+        const issue = issueList(zodIssues(parsed.error, { at: ['value', index], limit: 1 }));
+        throw new ApiError(describe('GET', path), 200, 'UnexpectedResponse', `row ${index} does not have the expected shape (${issue})`);
+      }
+      rows.push(parsed.data);
+    }
+    const nextLink: string | undefined = page['@odata.nextLink'];
+    // The token goes only where the first request went.
+    if (nextLink !== undefined && !nextLink.startsWith(serviceRoot)) {
+      throw new ApiError(describe('GET', path), 200, 'UnexpectedResponse', 'the next page link points outside the organization');
+    }
+    next = nextLink?.slice(serviceRoot.length);
+  }
+  return rows;
 }

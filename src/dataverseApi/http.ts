@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issueList, zodIssues } from '../dataverse/issues';
 import type { TokenProvider } from './tokens';
 
 /**
@@ -136,11 +137,8 @@ export async function readJson<T>(response: Response, schema: z.ZodType<T>, desc
   const json: unknown = await response.json().catch(() => undefined);
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
-    const paths = parsed.error.issues
-      .slice(0, 5)
-      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
-      .join('; ');
-    throw new ApiError(describe, response.status, 'UnexpectedResponse', `the answer does not have the expected shape (${paths})`);
+    const issues = issueList(zodIssues(parsed.error));
+    throw new ApiError(describe, response.status, 'UnexpectedResponse', `the answer does not have the expected shape (${issues})`);
   }
   return parsed.data;
 }

@@ -1,4 +1,5 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { FUNCTION_NAMES } from '../functionNames';
 import { INVOCATION_BUDGET_MS } from '../hostConfig';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
@@ -27,7 +28,7 @@ export async function applyRetentionNow(_timer: Timer, context: InvocationContex
 // `[Singleton(Mode = SingletonMode.Listener)]`, a lock the host holds in storage) and one invocation
 // after another; a run that is cut short, or overlaps another all the same (a lock lost, the local
 // host, the CLI), is harmless (see storage/retention.ts).
-app.timer('applyRetention', {
+app.timer(FUNCTION_NAMES.applyRetention, {
   schedule: RETENTION_SCHEDULE,
   runOnStartup: false,
   useMonitor: true,

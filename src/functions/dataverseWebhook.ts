@@ -1,4 +1,5 @@
 import { app, type HttpMethod, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { FUNCTION_NAMES, WEBHOOK_ROUTE } from '../functionNames';
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
 import { invocationLog } from '../observability/log';
@@ -7,9 +8,6 @@ import { acceptWebhook, refuseMethod } from '../pipeline/accept';
 import type { HandlerRegistry } from '../pipeline/handlerRegistry';
 import { type IngestSettings, ingestSettings, type SettingsError, settingsOrError } from '../settings';
 import { getStorageClients, type StorageClients } from '../storage/clients';
-
-/** `https://<app>.azurewebsites.net/api/dataverse/webhook?code=<function key>` */
-export const WEBHOOK_ROUTE = 'dataverse/webhook';
 
 /**
  * Every method of @azure/functions' `HttpMethod` but POST, and but TRACE and CONNECT: the Fetch
@@ -82,7 +80,7 @@ export async function refuseOtherMethods(request: HttpRequest, context: Invocati
 }
 
 // authLevel 'function': the host itself checks the key a WebhookKey registration sends as ?code=.
-app.http('dataverseWebhook', {
+app.http(FUNCTION_NAMES.webhook, {
   route: WEBHOOK_ROUTE,
   methods: ['POST'],
   authLevel: 'function',
@@ -92,7 +90,7 @@ app.http('dataverseWebhook', {
 // The host answers a method no function registered on a route with 404. This answers every other
 // method with 405 and `Allow: POST`, so a misconfigured sender learns what is wrong. It is
 // anonymous (behind the key, the host would answer its own empty 401 first) and stores nothing.
-app.http('dataverseWebhookOtherMethods', {
+app.http(FUNCTION_NAMES.webhookOtherMethods, {
   route: WEBHOOK_ROUTE,
   methods: OTHER_METHODS,
   authLevel: 'anonymous',

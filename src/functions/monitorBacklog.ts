@@ -1,4 +1,5 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { FUNCTION_NAMES } from '../functionNames';
 import { invocationLog } from '../observability/log';
 import { telemetry } from '../observability/telemetry';
 import { emitBacklog, readBacklog } from '../pipeline/backlog';
@@ -20,7 +21,7 @@ export async function monitorBacklogNow(_timer: Timer, context: InvocationContex
   }
 }
 
-app.timer('monitorBacklog', {
+app.timer(FUNCTION_NAMES.monitorBacklog, {
   schedule: BACKLOG_SCHEDULE,
   runOnStartup: false,
   useMonitor: true,

@@ -1,5 +1,6 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { createAzureTokenProvider, createDataverseClient, createRecordReader, type RecordReader } from '../dataverseApi';
+import { FUNCTION_NAMES } from '../functionNames';
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
 import { maxDequeueCount } from '../hostConfig';
@@ -9,7 +10,7 @@ import { parseEnvelope } from '../pipeline/envelope';
 import { processEnvelope } from '../pipeline/process';
 import { processSettings, SettingsError, settingsOrError } from '../settings';
 import { getStorageClients } from '../storage/clients';
-import { EVENTS_QUEUE } from '../storage/names';
+import { EVENTS_QUEUE, STORAGE_CONNECTION } from '../storage/names';
 
 let recordReader: RecordReader | null | undefined;
 
@@ -39,8 +40,8 @@ export async function processDataverseEvent(message: unknown, context: Invocatio
 
 // A throw here makes the host retry the message (host.json extensions.queues) and finally move it
 // to the poison queue, which recordPoisonedEvent reads.
-app.storageQueue('processDataverseEvent', {
+app.storageQueue(FUNCTION_NAMES.processEvent, {
   queueName: EVENTS_QUEUE,
-  connection: 'AzureWebJobsStorage',
+  connection: STORAGE_CONNECTION,
   handler: processDataverseEvent,
 });

@@ -1,5 +1,6 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { createAzureTokenProvider, createDataverseClient, type DataverseClient } from '../dataverseApi';
+import { FUNCTION_NAMES } from '../functionNames';
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
 import { INVOCATION_BUDGET_MS } from '../hostConfig';
@@ -51,7 +52,7 @@ export async function reconcileDataverseNow(_timer: Timer, context: InvocationCo
 
 // The host runs a timer function on one instance at a time (a storage lock it holds); the run's
 // own lease (storage/reconcileState.ts) also keeps the CLI's `reconcile` and a lost lock from overlapping.
-app.timer('reconcileDataverse', {
+app.timer(FUNCTION_NAMES.reconcile, {
   schedule: RECONCILE_SCHEDULE,
   runOnStartup: false,
   useMonitor: true,

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { DataverseMessageName, DataverseTableName, PrefixedName } from '../dataverse/knownNames';
 import type { TableName } from '../dataverse/tables';
-import type { Decider, DecisionOptions, Handler, HandlerOptions } from './index';
+import type { Decider, DecisionOptions, Handler, HandlerOptions, ImageOption } from './index';
 
 /**
  * What `on(…)` and `decide(…)` return: a handler's declaration as a value, which its file exports
@@ -72,6 +72,39 @@ function declaringFile(): string | null {
   }
   return null;
 }
+
+/**
+ * Every option of `on(…)`, and whether `decide(…)` takes it too: the run-time side of
+ * HandlerOptions and DecisionOptions, for declarations the compiler did not check (JavaScript,
+ * casts). Derived from the types: an option added to, or removed from, either interface and not
+ * here (or here with the wrong kind) does not compile.
+ */
+const OPTIONS = {
+  name: 'both',
+  entity: 'both',
+  message: 'both',
+  stage: 'both',
+  mode: 'both',
+  filteringAttributes: 'both',
+  images: 'both',
+  perRecord: 'on',
+  skipStale: 'on',
+  rereadTruncated: 'on',
+  reconcile: 'on',
+} as const satisfies { readonly [Key in keyof HandlerOptions]-?: Key extends keyof DecisionOptions ? 'both' : 'on' };
+
+/** The options a declaration may have (`on(…)`'s). */
+export const OPTION_NAMES: ReadonlySet<string> = new Set(Object.keys(OPTIONS));
+/** What `on(…)` takes and `decide(…)` does not: an inline handler decides once per event, now. */
+export const REACTING_ONLY_OPTIONS: ReadonlySet<string> = new Set(
+  Object.entries(OPTIONS)
+    .filter(([, kind]) => kind === 'on')
+    .map(([name]) => name),
+);
+/** An image's options (ImageOption), checked by the compiler the same way. */
+export const IMAGE_OPTION_NAMES: ReadonlySet<string> = new Set(
+  Object.keys({ type: true, columns: true } as const satisfies { readonly [Key in keyof ImageOption]-?: true }),
+);
 
 /** Options the declaration does not know are a compile error, not a silently ignored typo. */
 export type KnownOptions<O> = { [Key in Exclude<keyof O, keyof HandlerOptions>]: never };

@@ -123,7 +123,7 @@ export interface HandlerOptions {
 }
 
 /**
- * The context the processor builds for every call (src/pipeline/process.ts). Handlers see it
+ * The context built for every call (src/pipeline/handlerContext.ts). Handlers see it
  * through `Context<Options>`, which narrows it by their declaration; a field added here (the
  * handler's AbortSignal, its idempotency key) reaches every handler's context as it is.
  */
@@ -154,6 +154,8 @@ export interface HandlerContext {
    * change set (docs/reconcile.md).
    */
   reconciled: boolean;
+  /** Dataverse removed the Target and images (the payload was above 256 KB); see `Context`, which ties it to `rereadRecord`. */
+  truncated: boolean;
   /** Writes lines that carry the event's identifiers. Never log attribute values. */
   log: EventLog;
   /** The record this call is about: the Target, or one entity of Targets for `perRecord` handlers. */
@@ -202,7 +204,7 @@ type Reconciled<O> = O extends { reconcile: true | { readonly columns: readonly 
  */
 export type Context<O extends HandlerOptions = HandlerOptions> = Omit<
   HandlerContext,
-  'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute' | 'reconciled'
+  'record' | 'rereadRecord' | 'changes' | 'preImage' | 'postImage' | 'attribute' | 'reconciled' | 'truncated'
 > & {
   /** Typed by the table's columns when the generated table types know it (src/pipeline/typedContext.ts). */
   record: O extends { perRecord: true } ? RecordOf<O> : RecordOf<O> | null;

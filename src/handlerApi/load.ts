@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { GENERATED_MODULE_NAME } from '../dataverse/tables';
-import { HandlerRegistry, HandlerRegistryError } from '../pipeline/handlerRegistry';
+import { DeclarationRefusedError, HandlerRegistry } from '../pipeline/handlerRegistry';
 import { type HandlerDefinition, isHandlerDefinition } from './declarations';
 
 /**
@@ -42,7 +42,17 @@ export function generatedTableNames(compiled = path.join(__dirname, '..', 'handl
 export function registryOf(listed: readonly unknown[], knownTables: readonly string[] = generatedTableNames()): HandlerRegistry {
   if (!Array.isArray(listed))
     throw new HandlerLoadError('src/handlers/index.ts must export handlerFiles, the list of the files that declare handlers');
-  const registry = new HandlerRegistry({ knownTables });
+  try {
+    return HandlerRegistry.of(declarationsOf(listed), { knownTables });
+  } catch (error) {
+    if (error instanceof DeclarationRefusedError)
+      throw new HandlerLoadError(`${error.definition.file ?? 'src/handlers'}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** The declarations of the list, in its order, each once: an entry is a declaration, or a file's module. */
+function* declarationsOf(listed: readonly unknown[]): Generator<HandlerDefinition> {
   const seen = new Set<HandlerDefinition>();
   for (const [index, entry] of listed.entries()) {
     const definitions = isHandlerDefinition(entry) ? [entry] : typeof entry === 'object' && entry !== null ? definitionsOf(entry) : [];
@@ -54,16 +64,9 @@ export function registryOf(listed: readonly unknown[], knownTables: readonly str
     for (const definition of definitions) {
       if (seen.has(definition)) continue;
       seen.add(definition);
-      try {
-        if (definition.kind === 'on') registry.on(definition.options as never, definition.handle as never);
-        else registry.decide(definition.options as never, definition.handle as never);
-      } catch (error) {
-        if (error instanceof HandlerRegistryError) throw new HandlerLoadError(`${definition.file ?? 'src/handlers'}: ${error.message}`);
-        throw error;
-      }
+      yield definition;
     }
   }
-  return registry;
 }
 
 const built = new WeakMap<readonly unknown[], HandlerRegistry | HandlerLoadError>();

@@ -11,10 +11,11 @@ import {
 import { type DataverseEvent, type Entity, parseDataverseWebhookOrThrow } from '../dataverse';
 import { targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseRow } from '../dataverseApi/recordReader';
-import type { LogProperties } from '../observability/log';
+import type { EventLog, LogProperties } from '../observability/log';
 import { deliveryKey, unitIdempotencyKey } from '../pipeline/deliveryKey';
 import { summarize } from '../pipeline/envelope';
 import { handlerContext } from '../pipeline/handlerContext';
+import type { HandlerRegistry, RegisteredHandler } from '../pipeline/handlerRegistry';
 import { reconciledHandlers } from '../pipeline/reconcile/claimChange';
 import type { HandlerDefinition } from './declarations';
 import { type Decision, isDecision } from './index';
@@ -128,38 +129,76 @@ function parsed(request: WebhookRequestToSend): DataverseEvent {
   return parseDataverseWebhookOrThrow({ body: request.body, headers: new Headers(request.headers) });
 }
 
+/** One run of the kit: what every call shares. */
+interface KitRun {
+  registry: HandlerRegistry;
+  event: DataverseEvent;
+  eventId: string;
+  key: string;
+  log: LogLine[];
+  eventLog: EventLog;
+  signal: AbortSignal;
+  options: RunOptions;
+  result: HandlerRun;
+}
+
 async function run(definition: HandlerDefinition, event: DataverseEvent, options: RunOptions, done: Set<string>): Promise<HandlerRun> {
-  const registry = registryOf([definition]);
   const log: LogLine[] = [];
   const eventId = randomUUID();
-  const key = deliveryKey(summarize(event));
   const ids: LogProperties = { eventId, table: event.primaryEntityName, message: event.messageName };
+  const kit: KitRun = {
+    registry: registryOf([definition]),
+    event,
+    eventId,
+    key: deliveryKey(summarize(event)),
+    log,
+    eventLog: recordingLog(log, ids),
+    signal: options.signal ?? new AbortController().signal,
+    options,
+    result: { matched: false, calls: [], duplicates: 0, decision: null, log },
+  };
+  return definition.kind === 'decide' ? runInline(kit) : runReacting(kit, done);
+}
+
+/** A log that records each line with the properties it carries, `extra` first. */
+function recordingLog(log: LogLine[], extra: LogProperties): EventLog {
   const recorder =
     (level: LogLine['level']) =>
     (message: string, properties: LogProperties = {}) =>
-      void log.push({ level, message, properties: { ...ids, ...properties } });
-  const eventLog = { info: recorder('info'), warn: recorder('warn'), error: recorder('error') };
-  const signal = options.signal ?? new AbortController().signal;
-  const result: HandlerRun = { matched: false, calls: [], duplicates: 0, decision: null, log };
+      void log.push({ level, message, properties: { ...extra, ...properties } });
+  return { info: recorder('info'), warn: recorder('warn'), error: recorder('error') };
+}
 
-  if (definition.kind === 'decide') {
-    const [decider] = registry.decisionsFor(event);
-    if (!decider) return result;
-    result.matched = true;
-    const idempotencyKey = unitIdempotencyKey(key, decider.name);
-    const context = handlerContext(event, eventId, targetEntity(event), null, eventLog, options.deliveryCount ?? 1);
-    try {
-      const decision = await decider.decide(event, { ...context, signal, idempotencyKey });
-      if (!isDecision(decision))
-        throw new TypeError(`inline handler ${decider.name} returned no decision: return allow() or reject(reason)`);
-      result.decision = decision;
-      result.calls.push({ recordId: targetEntity(event)?.id ?? null, idempotencyKey, error: null });
-    } catch (error) {
-      result.calls.push({ recordId: targetEntity(event)?.id ?? null, idempotencyKey, error });
-    }
-    return result;
+/** An inline handler: called once, its decision kept. */
+async function runInline({ registry, event, eventId, key, eventLog, signal, options, result }: KitRun): Promise<HandlerRun> {
+  const [decider] = registry.decisionsFor(event);
+  if (!decider) return result;
+  result.matched = true;
+  const idempotencyKey = unitIdempotencyKey(key, decider.name);
+  const context = handlerContext({
+    event,
+    eventId,
+    record: targetEntity(event),
+    log: eventLog,
+    deliveryCount: options.deliveryCount ?? 1,
+    signal,
+    idempotencyKey,
+  });
+  const recordId = targetEntity(event)?.id ?? null;
+  try {
+    const decision = await decider.decide(event, context);
+    if (!isDecision(decision)) throw new TypeError(`inline handler ${decider.name} returned no decision: return allow() or reject(reason)`);
+    result.decision = decision;
+    result.calls.push({ recordId, idempotencyKey, error: null });
+  } catch (error) {
+    result.calls.push({ recordId, idempotencyKey, error });
   }
+  return result;
+}
 
+/** A reacting handler: called once per unit (per record for `perRecord`), each unit at most once across the kit's runs. */
+async function runReacting(kit: KitRun, done: Set<string>): Promise<HandlerRun> {
+  const { registry, event, options, result } = kit;
   const [handler] = options.reconciled ? reconciledHandlers(registry, [registry.all[0]?.name ?? ''], event) : registry.match(event);
   if (!handler) return result;
   result.matched = true;
@@ -168,35 +207,31 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
   for (const record of records) {
     // The unit the processor claims in the ledger: the handler, and the record for perRecord.
     const unit = handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name;
-    const ledgerKey = `${key}/${unit}`;
+    const ledgerKey = `${kit.key}/${unit}`;
     if (done.has(ledgerKey)) {
       result.duplicates += 1;
       continue;
     }
-    const idempotencyKey = unitIdempotencyKey(key, unit);
-    const rereadRecord = event.truncated && handler.rereadColumns !== null ? (options.rereadRecord ?? null) : null;
-    if (event.truncated && handler.rereadColumns !== null && !rereadRecord) {
-      throw new TypeError(
-        `handler ${handler.name} re-reads truncated events: pass the row the Web API would return as options.rereadRecord`,
-      );
-    }
-    const extra: LogProperties = { handler: handler.name, recordId: record?.id ?? null };
-    const recordLog = {
-      info: (message: string, properties: LogProperties = {}) => eventLog.info(message, { ...extra, ...properties }),
-      warn: (message: string, properties: LogProperties = {}) => eventLog.warn(message, { ...extra, ...properties }),
-      error: (message: string, properties: LogProperties = {}) => eventLog.error(message, { ...extra, ...properties }),
-    };
-    const context = handlerContext(
+    const idempotencyKey = unitIdempotencyKey(kit.key, unit);
+    const context = handlerContext({
       event,
-      eventId,
+      eventId: kit.eventId,
       record,
-      rereadRecord,
-      recordLog,
-      options.deliveryCount ?? 1,
-      options.reconciled === true,
-    );
+      rereadRecord: rereadRecordFor(handler, event, options),
+      log: recordingLog(kit.log, {
+        eventId: kit.eventId,
+        table: event.primaryEntityName,
+        message: event.messageName,
+        handler: handler.name,
+        recordId: record?.id ?? null,
+      }),
+      deliveryCount: options.deliveryCount ?? 1,
+      reconciled: options.reconciled === true,
+      signal: kit.signal,
+      idempotencyKey,
+    });
     try {
-      await handler.handle(event, { ...context, signal, idempotencyKey });
+      await handler.handle(event, context);
       done.add(ledgerKey);
       result.calls.push({ recordId: record?.id ?? null, idempotencyKey, error: null });
     } catch (error) {
@@ -204,4 +239,12 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
     }
   }
   return result;
+}
+
+/** `ctx.rereadRecord`: the row the test gives, for a truncated event and a handler that re-reads. */
+function rereadRecordFor(handler: RegisteredHandler, event: DataverseEvent, options: RunOptions): DataverseRow | null {
+  if (!event.truncated || handler.rereadColumns === null) return null;
+  if (!options.rereadRecord)
+    throw new TypeError(`handler ${handler.name} re-reads truncated events: pass the row the Web API would return as options.rereadRecord`);
+  return options.rereadRecord;
 }

@@ -1,13 +1,14 @@
 import type { TableClient } from '@azure/data-tables';
 import type { DataverseEvent } from '../dataverse';
 import { targetEntity } from '../dataverse/accessors';
+import { type Decision, isDecision } from '../handlerApi';
 import { describeError, type EventLog, logWith } from '../observability/log';
 import { NO_TELEMETRY, type Telemetry, type TelemetryProperties } from '../observability/telemetry';
 import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { type EventSummary, telemetryIdentifiers } from './envelope';
 import { handlerContext } from './handlerContext';
-import { type Decision, type HandlerRegistry, isDecision, type RegisteredDecider } from './handlerRegistry';
+import type { HandlerRegistry, RegisteredDecider } from './handlerRegistry';
 import { Ledger, type RecordedDecision } from './ledger/ledger';
 
 /**
@@ -82,84 +83,120 @@ export async function runDecisions(
   deps: DecisionDependencies,
 ): Promise<DecisionsResult> {
   const now = deps.now ?? Date.now;
-  const telemetry = deps.telemetry ?? NO_TELEMETRY;
   const started = now();
-  const end = started + limits.totalMs;
-  const key = deliveryKey(ids.summary);
-  const { eventId } = ids;
-  const units: DecidedUnit[] = [];
-  const runs: UnitRecord[] = [];
-  const record = (): LedgerRecord => ledgerRecord(new Ledger(deps.ledger, now), key, eventId, runs);
-  const elapsed = () => now() - started;
-  const identifiers = telemetryIdentifiers(eventId, ids.summary);
-  const told = (handler: string, status: string, decisionMs: number, reason?: string) => {
-    const properties: TelemetryProperties = { ...identifiers, handler, status, reason };
-    telemetry.event('decided', properties, { decisionMs });
+  const telemetry = deps.telemetry ?? NO_TELEMETRY;
+  const identifiers = telemetryIdentifiers(ids.eventId, ids.summary);
+  const request: DecisionRequest = {
+    event,
+    eventId: ids.eventId,
+    key: deliveryKey(ids.summary),
+    end: started + limits.totalMs,
+    decisionTimeoutMs: limits.decisionTimeoutMs,
+    deps,
+    now,
+    units: [],
+    runs: [],
+    told: (handler, status, decisionMs, reason) =>
+      telemetry.event('decided', { ...identifiers, handler, status, reason } satisfies TelemetryProperties, { decisionMs }),
   };
-
   for (const decider of deps.handlers.decisionsFor(event)) {
-    const log = logWith(deps.log, {
-      eventId,
-      handler: decider.name,
-      table: event.primaryEntityName,
-      message: event.messageName,
-      recordId: event.primaryEntityId,
-    });
-    const idempotencyKey = unitIdempotencyKey(key, decider.name);
-    for (let attempt = 1; ; attempt++) {
-      const handlerStarted = now();
-      const limitMs = Math.max(0, Math.min(limits.decisionTimeoutMs, end - now()));
-      const outcome = await runDecider(event, eventId, decider, attempt, limitMs, idempotencyKey, log);
-      const decisionMs = now() - handlerStarted;
-      if (outcome.kind === 'decided') {
-        const { decision } = outcome;
-        runs.push({
-          handler: decider.name,
-          attempts: attempt,
-          decision:
-            decision.outcome === 'reject' ? { outcome: 'reject', reason: decision.reason, code: decision.code } : { outcome: 'allow' },
-        });
-        units.push({ handler: decider.name, outcome: decision.outcome });
-        if (decision.outcome === 'reject') {
-          // The code only: the reason may hold the record's values.
-          log.warn('Inline handler rejected the operation', { code: decision.code, decisionMs: Math.round(decisionMs) });
-          told(decider.name, 'reject', decisionMs, decision.code);
-          return {
-            kind: 'rejected',
-            units,
-            handler: decider.name,
-            reason: decision.reason,
-            code: decision.code,
-            decisionMs: elapsed(),
-            record: record(),
-          };
-        }
-        told(decider.name, 'allow', decisionMs);
-        break;
-      }
-      if (outcome.kind === 'timeout') {
-        runs.push({
-          handler: decider.name,
-          attempts: attempt,
-          error: `did not decide within its time limit of ${limitMs} ms (its ctx.signal was aborted)`,
-        });
-        log.error('Inline handler ran past its time limit; the operation fails', { limitMs });
-        told(decider.name, 'timeout', decisionMs);
-        return { kind: 'timeout', handler: decider.name, limitMs, decisionMs: elapsed(), record: record() };
-      }
-      const why = describeError(outcome.error);
-      told(decider.name, 'error', decisionMs);
-      // A missing decision is a bug, not a blip: running it again would return nothing again.
-      if (attempt === 1 && !(outcome.error instanceof NoDecisionError) && end - now() > 0) {
-        log.warn('Inline handler failed; running it once more at once, as attempt 2 (what Dataverse’s retry would do)', { error: why });
-        continue;
-      }
-      runs.push({ handler: decider.name, attempts: attempt, error: why });
-      log.error('Inline handler failed; the operation fails (answered 500, which Dataverse does not retry)', { attempt, error: why });
-      return { kind: 'error', handler: decider.name, decisionMs: elapsed(), record: record() };
+    const failed = await decideWith(request, decider);
+    if (failed) {
+      const record = ledgerRecord(new Ledger(deps.ledger, now), request.key, request.eventId, request.runs);
+      return { ...failed, decisionMs: now() - started, record };
     }
   }
-  return { kind: 'allowed', units, decisionMs: elapsed() };
+  return { kind: 'allowed', units: request.units, decisionMs: now() - started };
+}
+
+/** What the inline handlers of one request share as they run, one after the other. */
+interface DecisionRequest {
+  event: DataverseEvent;
+  eventId: string;
+  key: string;
+  /** When all the request's inline handlers must have decided. */
+  end: number;
+  decisionTimeoutMs: number;
+  deps: DecisionDependencies;
+  now: () => number;
+  /** The decisions so far, for the answer. */
+  units: DecidedUnit[];
+  /** Each handler's run so far, for the ledger. */
+  runs: UnitRecord[];
+  told: (handler: string, status: string, decisionMs: number, reason?: string) => void;
+}
+
+/** How a request's decisions end short of `allowed`, before its time and its ledger record are added. */
+type Failed = DistributiveOmit<Exclude<DecisionsResult, { kind: 'allowed' }>, 'decisionMs' | 'record'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * One inline handler's decision, run once more at once after a throw: null when it allows, else
+ * how the request fails (its rejection, its error, its time limit).
+ */
+async function decideWith(request: DecisionRequest, decider: RegisteredDecider): Promise<Failed | null> {
+  const { event, eventId, now, runs, told } = request;
+  const handler = decider.name;
+  const log = logWith(request.deps.log, {
+    eventId,
+    handler,
+    table: event.primaryEntityName,
+    message: event.messageName,
+    recordId: event.primaryEntityId,
+  });
+  const idempotencyKey = unitIdempotencyKey(request.key, handler);
+  for (let attempt = 1; ; attempt++) {
+    const handlerStarted = now();
+    const limitMs = Math.max(0, Math.min(request.decisionTimeoutMs, request.end - now()));
+    const outcome = await runDecider({ event, eventId, decider, attempt, limitMs, idempotencyKey, log });
+    const decisionMs = now() - handlerStarted;
+    if (outcome.kind === 'decided') return decided(request, handler, attempt, outcome.decision, decisionMs, log);
+    if (outcome.kind === 'timeout') {
+      runs.push({
+        handler,
+        attempts: attempt,
+        error: `did not decide within its time limit of ${limitMs} ms (its ctx.signal was aborted)`,
+      });
+      log.error('Inline handler ran past its time limit; the operation fails', { limitMs });
+      told(handler, 'timeout', decisionMs);
+      return { kind: 'timeout', handler, limitMs };
+    }
+    const why = describeError(outcome.error);
+    told(handler, 'error', decisionMs);
+    // A missing decision is a bug, not a blip: running it again would return nothing again.
+    if (attempt === 1 && !(outcome.error instanceof NoDecisionError) && request.end - now() > 0) {
+      log.warn('Inline handler failed; running it once more at once, as attempt 2 (what Dataverse’s retry would do)', { error: why });
+      continue;
+    }
+    runs.push({ handler, attempts: attempt, error: why });
+    log.error('Inline handler failed; the operation fails (answered 500, which Dataverse does not retry)', { attempt, error: why });
+    return { kind: 'error', handler };
+  }
+}
+
+/** A decision made: kept for the answer and the ledger; a rejection ends the request. */
+function decided(
+  request: DecisionRequest,
+  handler: string,
+  attempt: number,
+  decision: Decision,
+  decisionMs: number,
+  log: EventLog,
+): Failed | null {
+  request.runs.push({
+    handler,
+    attempts: attempt,
+    decision: decision.outcome === 'reject' ? { outcome: 'reject', reason: decision.reason, code: decision.code } : { outcome: 'allow' },
+  });
+  request.units.push({ handler, outcome: decision.outcome });
+  if (decision.outcome === 'allow') {
+    request.told(handler, 'allow', decisionMs);
+    return null;
+  }
+  // The code only: the reason may hold the record's values.
+  log.warn('Inline handler rejected the operation', { code: decision.code, decisionMs: Math.round(decisionMs) });
+  request.told(handler, 'reject', decisionMs, decision.code);
+  return { kind: 'rejected', units: request.units, handler, reason: decision.reason, code: decision.code };
 }
 
 function ledgerRecord(ledger: Ledger, key: string, eventId: string, runs: UnitRecord[]): LedgerRecord {
@@ -179,25 +216,36 @@ function ledgerRecord(ledger: Ledger, key: string, eventId: string, runs: UnitRe
 
 type RunOutcome = { kind: 'decided'; decision: Decision } | { kind: 'timeout' } | { kind: 'error'; error: unknown };
 
+/** One run of one inline handler. */
+interface DeciderRun {
+  event: DataverseEvent;
+  eventId: string;
+  decider: RegisteredDecider;
+  /** 1, or 2 for the run at once after a throw: its `ctx.deliveryCount`. */
+  attempt: number;
+  limitMs: number;
+  idempotencyKey: string;
+  log: EventLog;
+}
+
 /**
  * Runs one inline handler within its limit. Its `ctx.signal` aborts at the limit; a handler that
  * ignores it is no longer waited for (its late effect may still happen: pass the signal on).
  */
-async function runDecider(
-  event: DataverseEvent,
-  eventId: string,
-  decider: RegisteredDecider,
-  attempt: number,
-  limitMs: number,
-  idempotencyKey: string,
-  log: EventLog,
-): Promise<RunOutcome> {
-  const deadline = new Deadline(limitMs);
+async function runDecider(run: DeciderRun): Promise<RunOutcome> {
+  const { event, decider } = run;
+  const deadline = new Deadline(run.limitMs);
   try {
-    const context = handlerContext(event, eventId, targetEntity(event), null, log, attempt);
-    const returned = await deadline.bound(
-      Promise.resolve().then(() => decider.decide(event, { ...context, signal: deadline.signal, idempotencyKey })),
-    );
+    const context = handlerContext({
+      event,
+      eventId: run.eventId,
+      record: targetEntity(event),
+      log: run.log,
+      deliveryCount: run.attempt,
+      signal: deadline.signal,
+      idempotencyKey: run.idempotencyKey,
+    });
+    const returned = await deadline.bound(Promise.resolve().then(() => decider.decide(event, context)));
     return { kind: 'decided', decision: asDecision(decider.name, returned) };
   } catch (error) {
     if (error instanceof DeadlineExceededError) return { kind: 'timeout' };

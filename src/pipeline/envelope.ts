@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { DataverseEvent } from '../dataverse';
+import { issueList, zodIssues } from '../dataverse/issues';
 import { isGuid } from '../dataverse/rawSchemas';
 import type { TelemetryProperties } from '../observability/telemetry';
 
@@ -73,8 +74,7 @@ export function parseEnvelope(message: unknown): EventEnvelope {
   }
   const parsed = envelopeSchema.safeParse(json);
   if (!parsed.success) {
-    const paths = parsed.error.issues.slice(0, 5).map((issue) => `$.${issue.path.join('.')}: ${issue.message}`);
-    throw new InvalidEnvelopeError(`the queue message is not an event envelope (${paths.join('; ')})`);
+    throw new InvalidEnvelopeError(`the queue message is not an event envelope (${issueList(zodIssues(parsed.error))})`);
   }
   return parsed.data;
 }

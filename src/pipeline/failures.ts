@@ -62,8 +62,36 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
 
   const key = deliveryKey(envelope.summary);
   const failed = await new Ledger(deps.storage.ledger).failures(key);
+  const failure = failureOf(envelope, key, failed, now);
+  await store.record(failure, JSON.stringify(envelope));
+  if ('blob' in envelope.body) await store.keepBody(envelope.eventId, envelope.body.blob.name);
+  deps.log.error('Event poisoned: recorded for replay', {
+    eventId: failure.eventId,
+    table: failure.table,
+    message: failure.message,
+    attempts: failure.attempts,
+  });
+  // The failed handlers' names: their errors may quote customer data, so they stay in the table.
+  deps.telemetry?.event(
+    'poisoned',
+    {
+      ...telemetryIdentifiers(envelope.eventId, envelope.summary),
+      reason: failed.map((unit) => unit.unit).join(',') || 'before-any-handler',
+    },
+    { attempts: failure.attempts },
+  );
+  return failure;
+}
+
+/** A poisoned event's record: what it is about, and each failed unit's attempts and error, from the ledger. */
+function failureOf(
+  envelope: EventEnvelope,
+  key: string,
+  failed: Array<{ unit: string; attempts: number; error: string }>,
+  now: Date,
+): FailureRecord {
   const { summary } = envelope;
-  const failure: FailureRecord = {
+  return {
     eventId: envelope.eventId,
     poisonedAt: now.toISOString(),
     table: summary.primaryEntityName,
@@ -84,21 +112,6 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
     state: 'poisoned',
     deliveryKey: key,
   };
-  await store.record(failure, JSON.stringify(envelope));
-  if ('blob' in envelope.body) await store.keepBody(envelope.eventId, envelope.body.blob.name);
-  deps.log.error('Event poisoned: recorded for replay', {
-    eventId: failure.eventId,
-    table: failure.table,
-    message: failure.message,
-    attempts: failure.attempts,
-  });
-  // The failed handlers' names: their errors may quote customer data, so they stay in the table.
-  deps.telemetry?.event(
-    'poisoned',
-    { ...telemetryIdentifiers(envelope.eventId, summary), reason: failed.map((unit) => unit.unit).join(',') || 'before-any-handler' },
-    { attempts: failure.attempts },
-  );
-  return failure;
 }
 
 /** The prefix of an unreadable message's id in `failures`. */

@@ -1,10 +1,15 @@
 import { type DataverseEvent, isEntity, isEntityCollection } from '../dataverse';
-import { changedAttributes } from '../dataverse/accessors';
 import { type ReconcileDeclaration, reconcileDeclaration, reconcileProblems } from '../dataverse/reconcileRules';
 import { type DerivedStep, declarationProblems, deriveSteps, type HandlerDeclaration, StepDeclarationError } from '../dataverse/steps';
-import type { Context, Decider, Decision, DecisionOptions, Handler, HandlerContext, HandlerOptions } from '../handlerApi';
-import type { KnownDecisionOptions, KnownOptions } from '../handlerApi/declarations';
-import type { DeclaredColumns } from './typedContext';
+import type { Context, Decision, DecisionOptions, HandlerContext, HandlerOptions } from '../handlerApi';
+import {
+  type HandlerDefinition,
+  IMAGE_OPTION_NAMES,
+  type InlineHandler,
+  OPTION_NAMES,
+  REACTING_ONLY_OPTIONS,
+  type ReactingHandler,
+} from '../handlerApi/declarations';
 
 export type {
   Context,
@@ -18,15 +23,16 @@ export type {
   PostImageAlias,
   PreImageAlias,
 } from '../handlerApi';
-// The handler API (what a handler file imports) is src/handlerApi/index.ts; these names stay
-// importable from here for the engine.
-export { allow, isDecision, MAX_REASON_LENGTH, reject } from '../handlerApi';
 
 /**
  * The handler registry: each handler declares, once, the Dataverse step it needs (table, message,
  * stage, mode, filtering attributes, images) and what the processor should do for it. The
  * processor routes events with `match`, `register` registers `steps`, and the handler's context is
  * typed from the same declaration: an image alias it did not declare does not compile.
+ *
+ * It is built from declarations only (what `on(…)` and `decide(…)` of src/handlerApi return), by
+ * src/handlerApi/load.ts `registryOf`: the app, the CLI, the test kit and the engine's tests all
+ * declare handlers the one way a user does.
  */
 
 /** What the processor calls, with the context it builds. */
@@ -59,25 +65,19 @@ export interface RegisteredDecider {
 
 /** Ledger row keys may not hold / \ # ? or control characters; names stay readable too. */
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-const OPTION_NAMES = new Set([
-  'name',
-  'entity',
-  'message',
-  'stage',
-  'mode',
-  'filteringAttributes',
-  'images',
-  'perRecord',
-  'skipStale',
-  'rereadTruncated',
-  'reconcile',
-]);
-/** What `on(…)` takes and `decide(…)` does not: an inline handler decides once per event, now. */
-const REACTING_ONLY_OPTIONS = new Set(['perRecord', 'skipStale', 'rereadTruncated', 'reconcile']);
-const IMAGE_OPTION_NAMES = new Set(['type', 'columns']);
 
 export class HandlerRegistryError extends Error {
   override readonly name = 'HandlerRegistryError';
+}
+
+/** A declaration the registry refuses: the reason, and the declaration (which knows its file). */
+export class DeclarationRefusedError extends HandlerRegistryError {
+  constructor(
+    message: string,
+    readonly definition: HandlerDefinition,
+  ) {
+    super(message);
+  }
 }
 
 export class HandlerRegistry {
@@ -86,34 +86,42 @@ export class HandlerRegistry {
   /** Every declaration, reacting and inline, in registration order: the steps' handler lists keep it. */
   private readonly declarations: HandlerDeclaration[] = [];
   private derived: DerivedStep[] = [];
-  /** Tables known besides Dataverse's own: the generated module's (src/handlerApi/load.ts). */
-  private readonly knownTables: readonly string[];
-
-  constructor(options: { knownTables?: readonly string[] } = {}) {
-    this.knownTables = options.knownTables ?? [];
-  }
 
   /**
-   * Registers a handler for the events its options declare. Throws, as the app loads, on a
-   * declaration Dataverse would refuse or that cannot share a step with the handlers before it.
+   * The registry of these declarations, in their order. Throws, as the app loads, a
+   * DeclarationRefusedError for the first declaration Dataverse would refuse or that cannot share a
+   * step with the handlers before it. `knownTables`: tables known besides Dataverse's own (the
+   * generated module's, src/handlerApi/load.ts).
    */
-  on<const O extends HandlerOptions>(options: O & KnownOptions<O> & DeclaredColumns<O>, handle: Handler<O>): this {
-    const name = options.name ?? handle.name;
-    const label = name || `a handler for ${String(options.entity)} ${String(options.message)}`;
-    if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(
-        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`,
-      );
+  static of(definitions: Iterable<HandlerDefinition>, options: { knownTables?: readonly string[] } = {}): HandlerRegistry {
+    const registry = new HandlerRegistry(options.knownTables ?? []);
+    for (const definition of definitions) {
+      try {
+        if (definition.kind === 'on') registry.on(definition);
+        else registry.decide(definition);
+      } catch (error) {
+        if (error instanceof HandlerRegistryError) throw new DeclarationRefusedError(error.message, definition);
+        throw error;
+      }
     }
+    return registry;
+  }
+
+  private constructor(private readonly knownTables: readonly string[]) {}
+
+  /** A reacting handler, for the events its options declare. */
+  private on({ options, handle }: ReactingHandler): void {
+    const name = handlerName(options, handle, 'a handler');
     this.checkName(name);
     const declaration = declare(name, options);
     const problems = [...declarationProblems(declaration, this.knownTables), ...reconcileProblems(options.reconcile, declaration)];
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
-
-    const registered: RegisteredHandler = {
+    const perRecord = options.perRecord === true;
+    this.derived = this.stepsWith(declaration);
+    this.registered.push({
       name,
       declaration,
-      perRecord: options.perRecord === true,
+      perRecord,
       skipStale: options.skipStale === true,
       rereadColumns:
         options.rereadTruncated === true
@@ -122,28 +130,18 @@ export class HandlerRegistry {
             ? [...(options.rereadTruncated as readonly string[])]
             : null,
       reconcile: reconcileDeclaration(options.reconcile),
-      handle: typedHandler(name, declaration, options.perRecord === true, handle as Handler),
-    };
-    this.derived = this.stepsWith(registered.declaration);
-    this.registered.push(registered);
-    this.declarations.push(registered.declaration);
-    return this;
+      handle: routedHandler(name, declaration, perRecord, handle as unknown as (event: DataverseEvent, ctx: Context) => void),
+    });
+    this.declarations.push(declaration);
   }
 
   /**
-   * Registers an inline handler: it runs inside the webhook's HTTP request, before Dataverse gets
-   * its answer, and its decision is the answer (allow: the event goes on to the reacting handlers
-   * and Dataverse gets 202; reject: the operation fails). Its step is registered as synchronous.
-   * Throws, as the app loads, on a step Dataverse does not wait for.
+   * An inline handler: it runs inside the webhook's HTTP request, before Dataverse gets its answer,
+   * and its decision is the answer (allow: the event goes on to the reacting handlers and Dataverse
+   * gets 202; reject: the operation fails). Its step is registered as synchronous.
    */
-  decide<const O extends DecisionOptions>(options: O & KnownDecisionOptions<O> & DeclaredColumns<O>, handle: Decider<O>): this {
-    const name = options.name ?? handle.name;
-    const label = name || `an inline handler for ${String(options.entity)} ${String(options.message)}`;
-    if (!HANDLER_NAME.test(name)) {
-      throw new HandlerRegistryError(
-        name ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"` : `${label} needs a name (options.name)`,
-      );
-    }
+  private decide({ options, handle }: InlineHandler): void {
+    const name = handlerName(options, handle, 'an inline handler');
     this.checkName(name);
     const reactingOnly = Object.keys(options).filter((key) => REACTING_ONLY_OPTIONS.has(key));
     if (reactingOnly.length > 0) {
@@ -155,20 +153,18 @@ export class HandlerRegistry {
     const declaration: HandlerDeclaration = { ...declare(name, { mode: 'Synchronous', ...options } as HandlerOptions), inline: true };
     const problems = declarationProblems(declaration, this.knownTables);
     if (problems.length > 0) throw new HandlerRegistryError(`handler ${name}: ${problems.join('; ')}`);
-    const registered: RegisteredDecider = {
+    this.derived = this.stepsWith(declaration);
+    this.deciders.push({
       name,
       declaration,
-      decide: typedHandler(
+      decide: routedHandler(
         name,
         declaration,
         false,
         handle as unknown as (event: DataverseEvent, ctx: Context) => Promise<Decision> | Decision,
       ),
-    };
-    this.derived = this.stepsWith(declaration);
-    this.deciders.push(registered);
+    });
     this.declarations.push(declaration);
-    return this;
   }
 
   private checkName(name: string): void {
@@ -212,6 +208,17 @@ export class HandlerRegistry {
   }
 }
 
+/** The handler's name (options.name, else the function's own), checked: it keys ledger rows. */
+function handlerName(options: HandlerOptions | DecisionOptions, handle: { name: string }, kind: string): string {
+  const name = options.name ?? handle.name;
+  if (HANDLER_NAME.test(name)) return name;
+  throw new HandlerRegistryError(
+    name
+      ? `handler name "${name}" may use only letters, digits, ".", "_" and "-"`
+      : `${kind} for ${String(options.entity)} ${String(options.message)} needs a name (options.name)`,
+  );
+}
+
 function declare(name: string, options: HandlerOptions): HandlerDeclaration {
   const unknown = Object.keys(options).filter((key) => !OPTION_NAMES.has(key));
   if (unknown.length > 0) throw new HandlerRegistryError(`handler ${name}: unknown option ${unknown.map((key) => `"${key}"`).join(', ')}`);
@@ -244,11 +251,12 @@ function declare(name: string, options: HandlerOptions): HandlerDeclaration {
 }
 
 /**
- * Wraps the typed handler in what the processor calls: it adds `truncated`, keeps a per-record
- * handler's promise that `record` is set, and calls a per-record handler with filtering attributes
- * only for the records that carry one of them (an UpdateMultiple step runs when any record does).
+ * What the processor calls for a handler: it keeps a per-record handler's promise that `record` is
+ * set, and calls a per-record handler with filtering attributes only for the records that carry one
+ * of them (an UpdateMultiple step runs when any record does). The context is the one
+ * src/pipeline/handlerContext.ts builds, passed on as it is.
  */
-function typedHandler<R>(
+function routedHandler<R>(
   name: string,
   declaration: HandlerDeclaration,
   perRecord: boolean,
@@ -269,14 +277,7 @@ function typedHandler<R>(
       !filtering.some((column) => Object.hasOwn(ctx.record!.attributes, column))
     )
       return undefined;
-    // Without an alias, changes compare with no image: the typed context takes none unless one was declared.
-    const changes = (alias?: string) => (alias === undefined ? changedAttributes(event, null) : ctx.changes(alias));
-    // Built on the processor's context (its prototype), so every field it has reaches the handler as it is.
-    const typed: HandlerContext & { truncated: boolean } = Object.assign(Object.create(ctx) as HandlerContext, {
-      changes,
-      truncated: event.truncated,
-    });
-    return handle(event, typed as unknown as Context);
+    return handle(event, ctx as unknown as Context);
   };
 }
 

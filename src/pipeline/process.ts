@@ -1,23 +1,22 @@
 import type { DataverseEvent, Entity } from '../dataverse';
-import { recordVersion, targetEntity, targetRecords } from '../dataverse/accessors';
-import type { DataverseRow, RecordReader } from '../dataverseApi/recordReader';
+import { targetEntity, targetRecords } from '../dataverse/accessors';
+import type { RecordReader } from '../dataverseApi/recordReader';
 import { INVOCATION_BUDGET_MS, MAX_DEQUEUE_COUNT } from '../hostConfig';
 import { describeError, type EventLog, type LogProperties, logWith } from '../observability/log';
-import { NO_TELEMETRY, type Telemetry } from '../observability/telemetry';
+import { NO_TELEMETRY, type Telemetry, type TelemetryProperties } from '../observability/telemetry';
 import { type ProcessSettings, SettingsError } from '../settings';
 import { deletePayload } from '../storage/claimCheck';
 import type { StorageClients } from '../storage/clients';
 import { storageErrorCode, storageStatus, wasRefused } from '../storage/errors';
 import { sendQueueMessage } from '../storage/queueMessages';
-import { Deadline, DeadlineExceededError } from './deadline';
 import { deliveryKey, unitIdempotencyKey } from './deliveryKey';
 import { type EventEnvelope, logIdentifiers, telemetryIdentifiers } from './envelope';
-import { handlerContext } from './handlerContext';
 import type { HandlerRegistry, RegisteredHandler } from './handlerRegistry';
-import { type Completion, type EventSettlement, type HeldClaim, type HolderWrite, Ledger, SERVICE_CLOCK_MARGIN_MS } from './ledger/ledger';
-import { UnitLease } from './ledger/unitLease';
+import { type Completion, type EventSettlement, type HolderWrite, Ledger, SERVICE_CLOCK_MARGIN_MS } from './ledger/ledger';
+import type { UnitLease } from './ledger/unitLease';
 import { loadEvent } from './loadEvent';
-import { claimChange, reconciledHandlers } from './reconcile/claimChange';
+import { reconciledHandlers } from './reconcile/claimChange';
+import { runUnit } from './runUnit';
 
 /**
  * Processing one queued event: at least once in, effects once out.
@@ -75,115 +74,267 @@ export interface ProcessOutcome {
   truncated: boolean | null;
 }
 
-export class HandlerFailedError extends Error {
-  override readonly name = 'HandlerFailedError';
-  constructor(
-    readonly handler: string,
-    readonly eventId: string,
-    cause: unknown,
-  ) {
-    super(`handler ${handler} failed for event ${eventId}: ${describeError(cause)}`, { cause });
-    // What the host logs for a failed invocation: the message names the handler's own line
-    // (describeError); the engine's frames would only hide it, once per attempt.
-    this.stack = `${this.name}: ${this.message}`;
-  }
+/** One handler on one record (or the event): what the ledger claims and marks done, as one. */
+interface WorkItem {
+  handler: RegisteredHandler;
+  record: Entity | null;
+  /** The unit's key in the ledger: the handler, and the record for a per-record handler. */
+  unit: string;
 }
 
-export class HandlerTimeoutError extends Error {
-  override readonly name = 'HandlerTimeoutError';
-  constructor(readonly limitMs: number) {
-    super(`did not finish within its time limit of ${limitMs} ms (its ctx.signal was aborted)`);
-  }
+/** The last unit's completion, written with the event's settlement in one transaction. */
+interface LastCompletion {
+  completion: Completion;
+  lease: UnitLease;
+  handler: string;
 }
 
 export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDependencies): Promise<ProcessOutcome> {
-  const now = deps.now ?? Date.now;
-  const budgetEnd = now() + (deps.invocationBudgetMs ?? INVOCATION_BUDGET_MS);
-  const ledger = new Ledger(deps.storage.ledger, now);
-  const key = deliveryKey(envelope.summary);
-  const ids: LogProperties = { ...logIdentifiers(envelope), deliveryCount: deps.deliveryCount, replays: envelope.replays };
-  const telemetry = deps.telemetry ?? NO_TELEMETRY;
-  const telemetryIds = telemetryIdentifiers(envelope.eventId, envelope.summary);
-  const queueWaitMs = Math.max(0, now() - Date.parse(envelope.receivedAt));
-  telemetry.metric('queueWaitMs', queueWaitMs, { table: envelope.summary.primaryEntityName, message: envelope.summary.messageName });
-  const outcome = (
-    status: ProcessOutcome['status'],
-    units: ProcessOutcome['units'] = [],
-    truncated: boolean | null = null,
-  ): ProcessOutcome => {
-    if (status === 'duplicate') telemetry.event('duplicate', telemetryIds);
-    else if (status !== 'deferred' && status !== 'poisoned')
-      telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs, units: units.length });
-    for (const unit of units) if (unit.result === 'stale') telemetry.event('stale', { ...telemetryIds, reason: unit.handler });
-    return { eventId: envelope.eventId, status, units, truncated };
-  };
+  return new EventProcessing(envelope, deps).run();
+}
 
-  /** An event that fails outside any handler says why in the ledger, for its poison record (best effort). */
-  const failEvent = async (error: unknown): Promise<never> => {
-    try {
-      await ledger.failEvent(key, envelope.eventId, deps.deliveryCount, describeError(error));
-    } catch (ledgerError) {
-      deps.log.warn('Could not note why the event failed', { ...ids, error: describeError(ledgerError) });
+/** One event's processing, phase by phase: check, load, route, run each unit, settle. */
+class EventProcessing {
+  private readonly now: () => number;
+  private readonly budgetEnd: number;
+  private readonly ledger: Ledger;
+  private readonly key: string;
+  private readonly ids: LogProperties;
+  private readonly telemetry: Telemetry;
+  private readonly telemetryIds: TelemetryProperties;
+  private readonly queueWaitMs: number;
+  private readonly units: ProcessOutcome['units'] = [];
+  private lastCompletion: LastCompletion | undefined;
+
+  constructor(
+    private readonly envelope: EventEnvelope,
+    private readonly deps: ProcessDependencies,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.budgetEnd = this.now() + (deps.invocationBudgetMs ?? INVOCATION_BUDGET_MS);
+    this.ledger = new Ledger(deps.storage.ledger, this.now);
+    this.key = deliveryKey(envelope.summary);
+    this.ids = { ...logIdentifiers(envelope), deliveryCount: deps.deliveryCount, replays: envelope.replays };
+    this.telemetry = deps.telemetry ?? NO_TELEMETRY;
+    this.telemetryIds = telemetryIdentifiers(envelope.eventId, envelope.summary);
+    this.queueWaitMs = Math.max(0, this.now() - Date.parse(envelope.receivedAt));
+    const { primaryEntityName: table, messageName: message } = envelope.summary;
+    this.telemetry.metric('queueWaitMs', this.queueWaitMs, { table, message });
+  }
+
+  async run(): Promise<ProcessOutcome> {
+    const { deps, envelope, ids } = this;
+    if (deps.settings instanceof SettingsError) return this.failEvent(deps.settings);
+    const settings = deps.settings;
+    if (envelope.summary.depth > settings.maxDepth) {
+      deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', {
+        ...ids,
+        depth: envelope.summary.depth,
+        maxDepth: settings.maxDepth,
+      });
+      return this.settle(settings, 'depth-exceeded', null);
     }
-    deps.log.error('Event failed before its handlers ran; the message will be retried', { ...ids, error: describeError(error) });
-    throw error;
-  };
+    const event = await this.load();
+    if (!event) return this.outcome('duplicate');
+    // A reconciled event runs only the reconciling handlers it was found for (reconcile/fanOut.ts).
+    const matched = envelope.reconciled
+      ? reconciledHandlers(deps.handlers, envelope.reconciled.handlers, event)
+      : deps.handlers.match(event);
+    if (matched.length === 0) {
+      deps.log.info('No handler for this event', ids);
+      return this.settle(settings, 'unhandled', event.truncated);
+    }
+    const stopped = await this.runWork(settings, event, workOf(matched, event));
+    if (stopped) return stopped;
+    if (this.units.every((unit) => unit.result === 'duplicate')) {
+      deps.log.info('Every handler had already run; this copy is a duplicate', ids);
+      return this.settle(settings, 'processed', event.truncated, 'duplicate');
+    }
+    deps.log.info('Event processed', { ...ids, units: this.units.length, truncated: event.truncated });
+    return this.settle(settings, 'processed', event.truncated);
+  }
 
-  if (deps.settings instanceof SettingsError) return failEvent(deps.settings);
-  const settings = deps.settings;
-  // Once a unit's effect happened, marking it done is worth waiting for: given up, the message
-  // would be retried and the effect repeated. It is conditioned on holding the unit, whose lease is
-  // renewed meanwhile, so it is tried for as long as the invocation's budget allows.
-  const persist = <T>(what: string, write: () => Promise<T>) => persistWrite(what, write, budgetEnd, { ...deps, now }, ids);
+  /** The event the webhook accepted, or null for a copy of one already settled (its claim-check blob is gone). */
+  private async load(): Promise<DataverseEvent | null> {
+    try {
+      return await loadEvent(this.envelope, this.deps.storage.payloads);
+    } catch (error) {
+      // A copy of a settled claim-check event finds its blob deleted: that is a duplicate, not a fault.
+      if (isBlobNotFound(error) && (await this.ledger.eventSettlement(this.key))) {
+        this.deps.log.info('Event already settled; this copy is a duplicate', this.ids);
+        return null;
+      }
+      return this.failEvent(error);
+    }
+  }
 
-  // The last unit's completion is written with the event's settlement, in one transaction.
-  let lastCompletion: { completion: Completion; lease: UnitLease; handler: string } | undefined;
+  /**
+   * Each unit in turn: claimed, run, marked done (the last one with the settlement). Returns the
+   * outcome when the event stops short of settling (deferred, poisoned, a unit lost).
+   */
+  private async runWork(settings: ProcessSettings, event: DataverseEvent, work: WorkItem[]): Promise<ProcessOutcome | null> {
+    for (const [index, item] of work.entries()) {
+      const claim = await this.claim(settings, item);
+      if (claim.kind === 'busy') return this.deferBusy(settings, item, claim, event);
+      if (claim.kind === 'exhausted') return this.poison(item, claim, event);
+      const recordId = item.record?.id ?? null;
+      if (claim.kind === 'already-done') {
+        this.units.push({ handler: item.handler.name, recordId, result: 'duplicate' });
+        continue;
+      }
+      const ran = await runUnit({
+        event,
+        envelope: this.envelope,
+        handler: item.handler,
+        record: item.record,
+        log: logWith(this.deps.log, { ...this.ids, handler: item.handler.name, recordId }),
+        ledger: this.ledger,
+        claim,
+        limitMs: Math.min(settings.handlerTimeoutMs, this.budgetEnd - this.now()),
+        idempotencyKey: unitIdempotencyKey(this.key, item.unit),
+        deliveryCount: this.deps.deliveryCount,
+        recordReader: this.deps.recordReader ?? null,
+        appliedChanges: this.deps.storage.ledger,
+      });
+      if (ran.result === 'lost') return this.lostUnit(settings, item.handler.name, 'stopped');
+      this.units.push({ handler: item.handler.name, recordId, result: ran.result });
+      const completion: Completion = { claim, state: ran.result === 'done' ? 'done' : 'stale', eventId: this.envelope.eventId };
+      if (index === work.length - 1) this.lastCompletion = { completion, lease: ran.lease, handler: item.handler.name };
+      else if ((await this.markDone(completion, ran.lease)) === 'lost') return this.lostUnit(settings, item.handler.name, 'happened');
+    }
+    return null;
+  }
+
+  private claim(settings: ProcessSettings, item: WorkItem) {
+    return this.ledger.claimUnit(this.key, item.unit, this.envelope.eventId, settings.leaseMs, {
+      maxAttempts: this.deps.maxDequeueCount ?? MAX_DEQUEUE_COUNT,
+      replays: this.envelope.replays,
+      deadJitterMs: settings.deferJitterMs,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+    });
+  }
+
+  /** A unit's done-mark, with its lease renewed until it lands. */
+  private async markDone(completion: Completion, lease: UnitLease): Promise<HolderWrite> {
+    try {
+      return await this.persist('a unit done', () => this.ledger.complete(completion));
+    } finally {
+      lease.stop();
+    }
+  }
+
+  /** Another processor holds the unit, or its last run died: a copy of the message looks again later. */
+  private async deferBusy(
+    settings: ProcessSettings,
+    item: WorkItem,
+    claim: { retryAfterMs: number; jittered?: boolean },
+    event: DataverseEvent,
+  ): Promise<ProcessOutcome> {
+    const retryAfterMs = claim.retryAfterMs + (claim.jittered ? 0 : this.jitter(settings));
+    await defer(this.envelope, retryAfterMs, this.deps);
+    this.deps.log.info('Event is being processed elsewhere, or its last run died; a copy will look again later', {
+      ...this.ids,
+      handler: item.handler.name,
+      retryAfterMs,
+    });
+    return this.outcome('deferred', this.units, event.truncated);
+  }
+
+  /**
+   * A unit failed or died on every attempt. As the host does after the last failed attempt
+   * (QueueProcessor.HandlePoisonMessageAsync): the message goes to the poison queue, which
+   * recordPoisonedEvent reads; this one is acknowledged.
+   */
+  private async poison(item: WorkItem, claim: { attempts: number; error: string | null }, event: DataverseEvent): Promise<ProcessOutcome> {
+    await sendQueueMessage(this.deps.storage.poisonQueue, this.envelope);
+    this.deps.log.error('A handler failed or died on every attempt; the event was moved to the poison queue', {
+      ...this.ids,
+      handler: item.handler.name,
+      attempts: claim.attempts,
+      error: claim.error,
+    });
+    return this.outcome('poisoned', this.units, event.truncated);
+  }
 
   /**
    * This processor no longer holds a unit: another one took it over after its lease ran out here
    * (the worker stalled, or lost storage for longer than the lease). Nothing more is written there;
    * a copy of the message comes back after a lease, to find the unit done or its new run dead.
    */
-  const lostUnit = async (handler: string, effect: 'stopped' | 'happened'): Promise<ProcessOutcome> => {
-    const retryAfterMs = settings.leaseMs + SERVICE_CLOCK_MARGIN_MS + Math.floor((deps.random ?? Math.random)() * settings.deferJitterMs);
+  private async lostUnit(settings: ProcessSettings, handler: string, effect: 'stopped' | 'happened'): Promise<ProcessOutcome> {
+    const retryAfterMs = settings.leaseMs + SERVICE_CLOCK_MARGIN_MS + this.jitter(settings);
     const message =
       effect === 'happened'
         ? "A unit's effect happened, and another processor took the unit over before it was marked done: the effect may run again"
         : 'Another processor took the unit over while its handler ran here (its lease ran out); nothing more is written for it here';
-    deps.log[effect === 'happened' ? 'error' : 'warn'](message, { ...ids, handler, retryAfterMs });
-    telemetry.event('leaseLost', { ...telemetryIds, handler, reason: effect === 'happened' ? 'effect-happened' : 'handler-stopped' });
-    await defer(envelope, retryAfterMs, deps);
-    return outcome('deferred', [], null);
-  };
-
-  if (envelope.summary.depth > settings.maxDepth) {
-    deps.log.warn('Event deeper than PROCESSOR_MAX_DEPTH: recorded, not handled', {
-      ...ids,
-      depth: envelope.summary.depth,
-      maxDepth: settings.maxDepth,
-    });
-    return settle('depth-exceeded', [], null);
+    this.deps.log[effect === 'happened' ? 'error' : 'warn'](message, { ...this.ids, handler, retryAfterMs });
+    const reason = effect === 'happened' ? 'effect-happened' : 'handler-stopped';
+    this.telemetry.event('leaseLost', { ...this.telemetryIds, handler, reason });
+    await defer(this.envelope, retryAfterMs, this.deps);
+    return this.outcome('deferred', [], null);
   }
 
-  let event: DataverseEvent;
-  try {
-    event = await loadEvent(envelope, deps.storage.payloads);
-  } catch (error) {
-    // A copy of a settled claim-check event finds its blob deleted: that is a duplicate, not a fault.
-    if (isBlobNotFound(error) && (await ledger.eventSettlement(key))) {
-      deps.log.info('Event already settled; this copy is a duplicate', ids);
-      return outcome('duplicate');
+  /** The settlement, with the last unit's done-mark in the same transaction; then the claim-check blob goes. */
+  private async settle(
+    settings: ProcessSettings,
+    settlement: EventSettlement,
+    truncated: boolean | null,
+    status: ProcessOutcome['status'] = settlement,
+  ): Promise<ProcessOutcome> {
+    const claimCheck = 'blob' in this.envelope.body;
+    const last = this.lastCompletion;
+    let settled: HolderWrite;
+    try {
+      settled = await this.persist(last ? 'the last unit done and the event settled' : 'the event settled', () =>
+        this.ledger.settleEvent(this.key, this.envelope.eventId, settlement, last?.completion, { claimCheck }),
+      );
+    } finally {
+      last?.lease.stop();
     }
-    return failEvent(error);
-  }
-  // A reconciled event runs only the reconciling handlers it was found for (reconcile/fanOut.ts).
-  const matched = envelope.reconciled ? reconciledHandlers(deps.handlers, envelope.reconciled.handlers, event) : deps.handlers.match(event);
-  if (matched.length === 0) {
-    deps.log.info('No handler for this event', ids);
-    return settle('unhandled', [], event.truncated);
+    // The unit's new holder settles the event, and needs its claim-check blob.
+    if (settled === 'lost' && last) return this.lostUnit(settings, last.handler, 'happened');
+    await releaseClaimCheck(this.envelope, this.deps);
+    return this.outcome(status, this.units, truncated);
   }
 
-  const work = matched.flatMap((handler) => {
+  /** An event that fails outside any handler says why in the ledger, for its poison record (best effort). */
+  private async failEvent(error: unknown): Promise<never> {
+    try {
+      await this.ledger.failEvent(this.key, this.envelope.eventId, this.deps.deliveryCount, describeError(error));
+    } catch (ledgerError) {
+      this.deps.log.warn('Could not note why the event failed', { ...this.ids, error: describeError(ledgerError) });
+    }
+    this.deps.log.error('Event failed before its handlers ran; the message will be retried', { ...this.ids, error: describeError(error) });
+    throw error;
+  }
+
+  /** The outcome, told to telemetry. */
+  private outcome(status: ProcessOutcome['status'], units: ProcessOutcome['units'] = [], truncated: boolean | null = null): ProcessOutcome {
+    const { telemetry, telemetryIds } = this;
+    if (status === 'duplicate') telemetry.event('duplicate', telemetryIds);
+    else if (status !== 'deferred' && status !== 'poisoned')
+      telemetry.event('processed', { ...telemetryIds, status }, { queueWaitMs: this.queueWaitMs, units: units.length });
+    for (const unit of units) if (unit.result === 'stale') telemetry.event('stale', { ...telemetryIds, reason: unit.handler });
+    return { eventId: this.envelope.eventId, status, units, truncated };
+  }
+
+  /**
+   * Once a unit's effect happened, marking it done is worth waiting for: given up, the message
+   * would be retried and the effect repeated. It is conditioned on holding the unit, whose lease is
+   * renewed meanwhile, so it is tried for as long as the invocation's budget allows.
+   */
+  private persist<T>(what: string, write: () => Promise<T>): Promise<T> {
+    return persistWrite(what, write, this.budgetEnd, { ...this.deps, now: this.now }, this.ids);
+  }
+
+  private jitter(settings: ProcessSettings): number {
+    return Math.floor((this.deps.random ?? Math.random)() * settings.deferJitterMs);
+  }
+}
+
+/** The units of the matched handlers: one per handler, or one per record for a per-record handler. */
+function workOf(matched: RegisteredHandler[], event: DataverseEvent): WorkItem[] {
+  return matched.flatMap((handler) => {
     const perRecord = handler.perRecord ? targetRecords(event) : [];
     const records: Array<Entity | null> = perRecord.length > 0 ? perRecord : [targetEntity(event)];
     return records.map((record) => ({
@@ -192,100 +343,6 @@ export async function processEnvelope(envelope: EventEnvelope, deps: ProcessDepe
       unit: handler.perRecord && record ? `${handler.name}~${record.id.toLowerCase()}` : handler.name,
     }));
   });
-  const units: ProcessOutcome['units'] = [];
-  for (const [index, { handler, record, unit }] of work.entries()) {
-    const claim = await ledger.claimUnit(key, unit, envelope.eventId, settings.leaseMs, {
-      maxAttempts: deps.maxDequeueCount ?? MAX_DEQUEUE_COUNT,
-      replays: envelope.replays,
-      deadJitterMs: settings.deferJitterMs,
-      ...(deps.random ? { random: deps.random } : {}),
-    });
-    if (claim.kind === 'busy') {
-      const retryAfterMs = claim.retryAfterMs + (claim.jittered ? 0 : Math.floor((deps.random ?? Math.random)() * settings.deferJitterMs));
-      await defer(envelope, retryAfterMs, deps);
-      deps.log.info('Event is being processed elsewhere, or its last run died; a copy will look again later', {
-        ...ids,
-        handler: handler.name,
-        retryAfterMs,
-      });
-      return outcome('deferred', units, event.truncated);
-    }
-    if (claim.kind === 'exhausted') {
-      // As the host does after the last failed attempt (QueueProcessor.HandlePoisonMessageAsync):
-      // the message goes to the poison queue, which recordPoisonedEvent reads; this one is acknowledged.
-      await sendQueueMessage(deps.storage.poisonQueue, envelope);
-      deps.log.error('A handler failed or died on every attempt; the event was moved to the poison queue', {
-        ...ids,
-        handler: handler.name,
-        attempts: claim.attempts,
-        error: claim.error,
-      });
-      return outcome('poisoned', units, event.truncated);
-    }
-    const recordId = record?.id ?? null;
-    if (claim.kind === 'already-done') {
-      units.push({ handler: handler.name, recordId, result: 'duplicate' });
-      continue;
-    }
-    const log = logWith(deps.log, { ...ids, handler: handler.name, recordId });
-    const limitMs = Math.min(settings.handlerTimeoutMs, budgetEnd - now());
-    const ran = await runUnit(
-      {
-        event,
-        envelope,
-        handler,
-        record,
-        log,
-        ledger,
-        claim,
-        limitMs,
-        idempotencyKey: unitIdempotencyKey(key, unit),
-      },
-      { ...deps, now },
-    );
-    if (ran.result === 'lost') return lostUnit(handler.name, 'stopped');
-    units.push({ handler: handler.name, recordId, result: ran.result });
-    const completion: Completion = { claim, state: ran.result === 'done' ? 'done' : 'stale', eventId: envelope.eventId };
-    if (index === work.length - 1) {
-      lastCompletion = { completion, lease: ran.lease, handler: handler.name };
-      continue;
-    }
-    let marked: HolderWrite;
-    try {
-      marked = await persist('a unit done', () => ledger.complete(completion));
-    } finally {
-      ran.lease.stop();
-    }
-    if (marked === 'lost') return lostUnit(handler.name, 'happened');
-  }
-  if (units.every((unit) => unit.result === 'duplicate')) {
-    deps.log.info('Every handler had already run; this copy is a duplicate', ids);
-    return settle('processed', units, event.truncated, 'duplicate');
-  }
-  deps.log.info('Event processed', { ...ids, units: units.length, truncated: event.truncated });
-  return settle('processed', units, event.truncated);
-
-  async function settle(
-    settlement: EventSettlement,
-    settledUnits: ProcessOutcome['units'],
-    truncated: boolean | null,
-    status: ProcessOutcome['status'] = settlement,
-  ): Promise<ProcessOutcome> {
-    const claimCheck = 'blob' in envelope.body;
-    const last = lastCompletion;
-    let settled: HolderWrite;
-    try {
-      settled = await persist(last ? 'the last unit done and the event settled' : 'the event settled', () =>
-        ledger.settleEvent(key, envelope.eventId, settlement, last?.completion, { claimCheck }),
-      );
-    } finally {
-      last?.lease.stop();
-    }
-    // The unit's new holder settles the event, and needs its claim-check blob.
-    if (settled === 'lost' && last) return lostUnit(last.handler, 'happened');
-    await releaseClaimCheck(envelope, deps);
-    return outcome(status, settledUnits, truncated);
-  }
 }
 
 /**
@@ -315,133 +372,9 @@ async function persistWrite<T>(
   }
 }
 
-interface UnitWork {
-  event: DataverseEvent;
-  envelope: EventEnvelope;
-  handler: RegisteredHandler;
-  record: Entity | null;
-  log: EventLog;
-  ledger: Ledger;
-  claim: HeldClaim;
-  /** How long the handler (with its re-read) may take. */
-  limitMs: number;
-  idempotencyKey: string;
-}
-
-/** A unit run: its result, with the lease that still holds it until its done-mark; or `lost` to another processor. */
-type UnitRun = { result: 'done' | 'stale' | 'duplicate'; lease: UnitLease } | { result: 'lost' };
-
-/**
- * Runs one handler on one record (or the event), unless a newer version was already applied. The
- * handler's `ctx.signal` aborts at its time limit, or when its unit's lease could not be renewed;
- * a handler that ignores it is no longer waited for: its unit fails then, and the message is
- * retried like after any failure. A unit taken over meanwhile by another processor (this one's
- * lease ran out: the worker stalled) is `lost`: nothing is written for it, and nothing is thrown.
- * Otherwise the lease is returned still running: the caller stops it once the done-mark landed.
- */
-async function runUnit(
-  unit: UnitWork,
-  deps: Pick<ProcessDependencies, 'deliveryCount' | 'recordReader' | 'storage'> & { now: () => number },
-): Promise<UnitRun> {
-  const { event, envelope, handler, record, log, ledger, claim } = unit;
-  const lease = new UnitLease(claim, ledger, {
-    onRenewalFailed: (error) => log.warn("Could not renew the unit's lease; trying again", { error: describeError(error) }),
-  });
-  const deadline = new Deadline(Math.max(0, unit.limitMs));
-  let ran = false;
-  try {
-    const version = handler.skipStale ? recordVersion(event, record) : null;
-    const address = { table: record?.logicalName ?? event.primaryEntityName, id: record?.id ?? event.primaryEntityId };
-    if (version && (await ledger.isStale(address, handler.name, version))) {
-      log.info('Skipped: a newer version of the record was already applied', { versionKind: version.kind });
-      lease.handlerReturned();
-      ran = true;
-      return { result: 'stale', lease };
-    }
-    // A reconciling handler's delivered and reconciled copies of one change run it once (reconcile/claimChange.ts).
-    const reconciled = envelope.reconciled !== undefined;
-    const change = await claimChange({
-      handler,
-      event,
-      record,
-      reconciled,
-      owner: unit.idempotencyKey,
-      eventId: envelope.eventId,
-      ledger: deps.storage.ledger,
-    });
-    if (change !== 'run') {
-      log.info('Skipped: the handler has taken this change on already (delivered and reconciled), or a newer one', { change });
-      lease.handlerReturned();
-      ran = true;
-      return { result: change, lease };
-    }
-    const signal = AbortSignal.any([deadline.signal, lease.signal]);
-    try {
-      await Promise.race([
-        deadline.bound(
-          (async () => {
-            const rereadRecord = await reread(event, handler, record, deps.recordReader ?? null);
-            // The truth about attempts: the ledger counts this unit's runs whichever message carried them.
-            const context = handlerContext(
-              event,
-              envelope.eventId,
-              record,
-              rereadRecord,
-              log,
-              Math.max(deps.deliveryCount, claim.attempts),
-              reconciled,
-            );
-            await handler.handle(event, { ...context, signal, idempotencyKey: unit.idempotencyKey });
-          })(),
-        ),
-        lease.lost,
-      ]);
-    } catch (thrown) {
-      lease.stop();
-      const error = thrown instanceof DeadlineExceededError ? new HandlerTimeoutError(unit.limitMs) : thrown;
-      let recorded: HolderWrite | 'unknown' = lease.takenOver ? 'lost' : 'unknown';
-      if (recorded !== 'lost') {
-        try {
-          recorded = await ledger.fail(claim, envelope.eventId, describeError(error));
-        } catch (ledgerError) {
-          // The unit stays held until its lease ends; the retry then takes it over.
-          log.warn('Could not record the handler failure', { error: describeError(ledgerError) });
-        }
-      }
-      if (recorded === 'lost') return { result: 'lost' };
-      log.error('Handler failed; the message will be retried', { attempt: claim.attempts, error: describeError(error) });
-      throw new HandlerFailedError(handler.name, envelope.eventId, error);
-    }
-    // Its effect happened: the done-mark comes next (and finds out if the unit was taken over meanwhile).
-    lease.handlerReturned();
-    if (version) await ledger.advanceWatermark(address, handler.name, version, envelope.eventId);
-    ran = true;
-    return { result: 'done', lease };
-  } finally {
-    if (!ran) lease.stop();
-    deadline.clear();
-  }
-}
-
 /** The claim-check blob is gone (not its container: that would be a misconfiguration). */
 function isBlobNotFound(error: unknown): boolean {
   return storageStatus(error) === 404 && storageErrorCode(error) === 'BlobNotFound';
-}
-
-export class RereadUnavailableError extends Error {
-  override readonly name = 'RereadUnavailableError';
-}
-
-/** The record read again from Dataverse, for a truncated event and a handler that asked. */
-async function reread(
-  event: DataverseEvent,
-  handler: RegisteredHandler,
-  record: Entity | null,
-  reader: RecordReader | null,
-): Promise<DataverseRow | null> {
-  if (!event.truncated || handler.rereadColumns === null) return null;
-  if (!reader) throw new RereadUnavailableError(`handler ${handler.name} re-reads truncated events, and DATAVERSE_URL is not set`);
-  return reader.retrieve(record?.logicalName ?? event.primaryEntityName, record?.id ?? event.primaryEntityId, handler.rereadColumns);
 }
 
 /** Once an event is settled its claim-check blob has served; a failure to delete is left to the lifecycle rule. */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { issueList, zodIssues } from '../dataverse/issues';
 
 /**
  * The registration file (`registration/webhook.json`) holds what the code cannot know: which
@@ -92,8 +93,7 @@ export function parseRegistration(text: string, source: string): Registration {
   }
   const parsed = registrationSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${['$', ...issue.path].join('.')}: ${issue.message}`).join('; ');
-    throw new RegistrationFileError(`${source} is not a valid registration: ${problems}`);
+    throw new RegistrationFileError(`${source} is not a valid registration: ${issueList(zodIssues(parsed.error))}`);
   }
   return parsed.data;
 }

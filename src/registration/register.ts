@@ -358,61 +358,17 @@ async function findEndpoint(client: DataverseClient, endpointName: string): Prom
 
 /** Reads Dataverse and plans every write; nothing is written until `apply`. */
 export async function planRegistration(client: DataverseClient, options: RegisterOptions): Promise<RegistrationPlan> {
-  const { registration } = options;
-  const endpointName = registration.endpoint.name;
-  const desiredAuthType = AUTH_TYPES[registration.endpoint.auth.type];
+  const endpointName = options.registration.endpoint.name;
   const existing = await findEndpoint(client, endpointName);
   const endpointRef: RowRef = { id: existing?.serviceendpointid, placeholder: `<id of the new serviceendpoint "${endpointName}">` };
   const stepPlan = await planSteps(client, endpointName, endpointRef, options.steps, { prune: options.prune, onMissingMessage: 'throw' });
-
-  const needsAuthValue = !existing || existing.authtype !== desiredAuthType || existing.isauthvalueset !== true || options.rotateKey;
-  const authValue = needsAuthValue ? await options.authValue() : undefined;
-  const endpointDifference = new Difference()
-    .compare('url', existing?.url, options.url)
-    .compare('authtype', existing?.authtype, desiredAuthType)
-    .compare('messageformat', existing?.messageformat, JSON_MESSAGE_FORMAT);
-  if (registration.endpoint.description !== undefined)
-    endpointDifference.compare('description', existing?.description ?? '', registration.endpoint.description);
-  if (authValue !== undefined) {
-    endpointDifference.body.authvalue = authValue;
-    endpointDifference.changes.push(existing ? 'authvalue (rewritten)' : 'authvalue');
-  }
-  const writes: PlannedWrite[] = [];
-  let endpointAction: Action = 'unchanged';
-  if (!existing) {
-    endpointAction = 'create';
-    writes.push({
-      method: 'POST',
-      entitySet: ENTITY_SETS.serviceEndpoints,
-      row: endpointRef,
-      body: () => ({ name: endpointName, contract: WEBHOOK_CONTRACT, ...endpointDifference.body }),
-    });
-  } else if (!endpointDifference.empty) {
-    endpointAction = 'update';
-    writes.push({ method: 'PATCH', entitySet: ENTITY_SETS.serviceEndpoints, row: endpointRef, body: () => endpointDifference.body });
-  }
-  writes.push(...stepPlan.writes);
-
-  const preview = (write: PlannedWrite): WriteRequest => {
-    const body = write.body?.();
-    const target =
-      write.method === 'POST'
-        ? write.entitySet
-        : write.row.id
-          ? rowPath(write.entitySet, write.row.id)
-          : `${write.entitySet}(${write.row.placeholder})`;
-    return { method: write.method, url: `${client.serviceRoot}${target}`, ...(body ? { body: maskSecrets(body) } : {}) };
-  };
+  const endpoint = await planEndpoint(options, existing, endpointRef);
+  const writes = [...endpoint.writes, ...stepPlan.writes];
   const plan: RegistrationPlan = {
     // A new endpoint's columns are all "changes"; the request shows them.
-    endpoint: {
-      name: endpointName,
-      id: endpointRef.id ?? null,
-      action: endpointAction,
-      changes: existing ? endpointDifference.changes : [],
-    },
+    endpoint: { name: endpointName, id: endpointRef.id ?? null, action: endpoint.action, changes: existing ? endpoint.changes : [] },
     steps: stepPlan.outcomes,
-    writes: writes.map(preview),
+    writes: writes.map((write) => previewOf(client, write)),
     async apply() {
       for (const write of writes) {
         const body = write.body?.();
@@ -424,6 +380,54 @@ export async function planRegistration(client: DataverseClient, options: Registe
     },
   };
   return plan;
+}
+
+/**
+ * The endpoint's write, if it needs one: created, or updated where it differs from the file. Its
+ * secret is read (authValue) only when it must be written: a new endpoint, a new auth type, one
+ * Dataverse says has none, or --rotate-key.
+ */
+async function planEndpoint(
+  options: RegisterOptions,
+  existing: Awaited<ReturnType<typeof findEndpoint>>,
+  endpointRef: RowRef,
+): Promise<{ action: Action; changes: string[]; writes: PlannedWrite[] }> {
+  const { endpoint: wanted } = options.registration;
+  const desiredAuthType = AUTH_TYPES[wanted.auth.type];
+  const needsAuthValue = !existing || existing.authtype !== desiredAuthType || existing.isauthvalueset !== true || options.rotateKey;
+  const authValue = needsAuthValue ? await options.authValue() : undefined;
+  const difference = new Difference()
+    .compare('url', existing?.url, options.url)
+    .compare('authtype', existing?.authtype, desiredAuthType)
+    .compare('messageformat', existing?.messageformat, JSON_MESSAGE_FORMAT);
+  if (wanted.description !== undefined) difference.compare('description', existing?.description ?? '', wanted.description);
+  if (authValue !== undefined) {
+    difference.body.authvalue = authValue;
+    difference.changes.push(existing ? 'authvalue (rewritten)' : 'authvalue');
+  }
+  const entitySet = ENTITY_SETS.serviceEndpoints;
+  if (!existing) {
+    const body = () => ({ name: wanted.name, contract: WEBHOOK_CONTRACT, ...difference.body });
+    return { action: 'create', changes: difference.changes, writes: [{ method: 'POST', entitySet, row: endpointRef, body }] };
+  }
+  if (difference.empty) return { action: 'unchanged', changes: difference.changes, writes: [] };
+  return {
+    action: 'update',
+    changes: difference.changes,
+    writes: [{ method: 'PATCH', entitySet, row: endpointRef, body: () => difference.body }],
+  };
+}
+
+/** A planned write as the plan shows it: its request, the secret masked. */
+function previewOf(client: DataverseClient, write: PlannedWrite): WriteRequest {
+  const body = write.body?.();
+  const target =
+    write.method === 'POST'
+      ? write.entitySet
+      : write.row.id
+        ? rowPath(write.entitySet, write.row.id)
+        : `${write.entitySet}(${write.row.placeholder})`;
+  return { method: write.method, url: `${client.serviceRoot}${target}`, ...(body ? { body: maskSecrets(body) } : {}) };
 }
 
 /**

@@ -3,7 +3,7 @@ import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { type QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { definedSettings } from '../settings';
-import { DEFAULT_STORAGE_NAMES, poisonQueueName, type StorageNames } from './names';
+import { DEFAULT_STORAGE_NAMES, poisonQueueName, STORAGE_CONNECTION, type StorageNames } from './names';
 
 export interface StorageClients {
   names: StorageNames;
@@ -52,10 +52,7 @@ export class StorageConfigurationError extends Error {
  * (`__credential: managedidentity`, `__clientId` for a user-assigned one) or, elsewhere, the
  * developer's Azure login.
  */
-export function storageConnectionFrom(
-  given: Readonly<Record<string, string | undefined>>,
-  name = 'AzureWebJobsStorage',
-): StorageConnection {
+export function storageConnectionFrom(given: Readonly<Record<string, string | undefined>>, name = STORAGE_CONNECTION): StorageConnection {
   // An empty setting is an unset one (the Bicep writes '' for a parameter nobody gave).
   const settings = definedSettings(given);
   const connectionString = settings[name];

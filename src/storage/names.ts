@@ -4,7 +4,12 @@
  * `<queue>-poison`, which the poison trigger reads.
  */
 export const EVENTS_QUEUE = 'dataverse-events';
-export const POISON_QUEUE = `${EVENTS_QUEUE}-poison`;
+/**
+ * The app setting (and the prefix of the identity-based settings) naming the storage account: the
+ * Functions host's own, which the queue triggers and the app's clients share.
+ */
+export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
+export const POISON_QUEUE = poisonQueueName(EVENTS_QUEUE);
 /** Bodies too large for a queue message (claim checks). */
 export const PAYLOAD_CONTAINER = 'dataverse-payloads';
 /** Bodies answered 400, kept (bounded) so a schema bug never silently loses real events. */

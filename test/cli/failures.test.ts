@@ -1,25 +1,22 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { createStorageClients, type StorageClients } from '../../src/storage/clients';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
+import type { StorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
 import { fixture } from '../support/fixtures';
+import { useOwnAzurite } from '../support/ownAzurite';
 import { ingest, processor } from '../support/processing';
 import { drainQueue } from '../support/storage';
 
 describe('dataverse-webhooks failures and replay on a fresh storage account', () => {
-  let azurite: AzuriteInstance;
-  beforeAll(async () => {
-    azurite = await startAzurite();
-  });
-  afterAll(() => azurite.stop());
+  const azurite = useOwnAzurite();
 
   it('failures says there are none and exits 0; replay says there is nothing to replay', async () => {
-    const env = { AzureWebJobsStorage: azurite.connectionString };
+    const env = azurite.env();
     const listed = captureIO({ env });
     expect(await main(['failures'], listed)).toBe(0);
     expect(listed.err()).toBe('No poisoned events.\n');
@@ -34,23 +31,21 @@ describe('dataverse-webhooks failures and replay on a fresh storage account', ()
 });
 
 describe('dataverse-webhooks failures and replay, with poisoned messages nobody recorded', () => {
-  let azurite: AzuriteInstance;
-  beforeAll(async () => {
-    azurite = await startAzurite();
-  });
-  afterAll(() => azurite.stop());
+  const azurite = useOwnAzurite();
 
   it('lists an event still sitting in the poison queue once, with one that was recorded, and replays it', async () => {
-    const storage = createStorageClients(azurite.connectionString);
-    const env = { AzureWebJobsStorage: azurite.connectionString };
+    const storage = azurite.storage();
+    const env = azurite.env();
     // One event poisoned and recorded as usual; a second one the host moved to the poison queue
     // while the recording function was not running (the host writes the message as it was).
     const recorded = await ingest(storage, fixture('08-').body);
     await processor(
       storage,
-      new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-        throw new Error('down');
-      }),
+      registryOf([
+        on({ name: 'fails', entity: '*', message: '*' }, () => {
+          throw new Error('down');
+        }),
+      ]),
     ).drain();
     const unrecorded = await ingest(storage, fixture('01-').body);
     const [message] = (await storage.eventsQueue.receiveMessages()).receivedMessageItems;
@@ -80,23 +75,23 @@ describe('dataverse-webhooks failures and replay, with poisoned messages nobody 
 
 /** The commands use the app's real names, so this file has an Azurite of its own. */
 describe('dataverse-webhooks failures and replay', () => {
-  let azurite: AzuriteInstance;
+  const azurite = useOwnAzurite();
   let storage: StorageClients;
   const eventIds: string[] = [];
 
   beforeAll(async () => {
-    azurite = await startAzurite();
-    storage = createStorageClients(azurite.connectionString);
-    const failing = new HandlerRegistry().on({ name: 'always-fails', entity: '*', message: '*' }, () => {
-      throw new Error('CRM sync API answered 500');
-    });
+    storage = azurite.storage();
+    const failing = registryOf([
+      on({ name: 'always-fails', entity: '*', message: '*' }, () => {
+        throw new Error('CRM sync API answered 500');
+      }),
+    ]);
     eventIds.push(await ingest(storage, fixture('08-').body));
     eventIds.push(await ingest(storage, fixture('01-').body));
     await processor(storage, failing).drain();
   });
-  afterAll(() => azurite.stop());
 
-  const env = () => ({ AzureWebJobsStorage: azurite.connectionString });
+  const env = () => azurite.env();
 
   it('lists each poisoned event on a line that starts with its eventId', async () => {
     const io = captureIO({ env: env() });
@@ -160,18 +155,16 @@ describe('dataverse-webhooks failures and replay', () => {
 });
 
 describe('dataverse-webhooks failures resolve', () => {
-  let azurite: AzuriteInstance;
-  beforeAll(async () => {
-    azurite = await startAzurite();
-  });
-  afterAll(() => azurite.stop());
+  const azurite = useOwnAzurite();
 
   it('takes the named events off the list for good, refuses unknown and settled ones with exit 1, and --all still shows them', async () => {
-    const storage = createStorageClients(azurite.connectionString);
-    const env = { AzureWebJobsStorage: azurite.connectionString };
-    const failing = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-      throw new Error('down');
-    });
+    const storage = azurite.storage();
+    const env = azurite.env();
+    const failing = registryOf([
+      on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('down');
+      }),
+    ]);
     const [resolved, kept] = [await ingest(storage, fixture('08-').body), await ingest(storage, fixture('01-').body)];
     await processor(storage, failing).drain();
 

@@ -1,16 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { createReconcileCommand } from '../../src/cli/reconcile';
 import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
+import { webhookUrl } from '../../src/functionNames';
 import { on } from '../../src/handlerApi';
 import { registryOf } from '../../src/handlerApi/load';
-import { createStorageClients } from '../../src/storage/clients';
 import { captureIO } from '../support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
+import { useOwnAzurite } from '../support/ownAzurite';
 import { ReconcileWorld } from '../support/reconcileWorld';
 import { useTempDirs } from '../support/tempDirs';
 import { scopedTokens } from '../support/tokens';
@@ -23,14 +23,10 @@ const handlers = registryOf([
 ]);
 
 let fake: FakeDataverse;
-let azurite: AzuriteInstance;
+const azurite = useOwnAzurite();
 const tempDir = useTempDirs();
 let dir: string;
 
-beforeAll(async () => {
-  azurite = await startAzurite();
-});
-afterAll(() => azurite.stop());
 beforeEach(async () => {
   fake = await startFakeDataverse();
   fake.changeTracking.clock = () => Date.UTC(2026, 4, 1, 9, 0, 0);
@@ -46,7 +42,7 @@ const connection = () => {
 };
 
 async function reconcile(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const io = captureIO({ cwd: dir, env: { AzureWebJobsStorage: azurite.connectionString, DATAVERSE_URL: fake.url, ...env } });
+  const io = captureIO({ cwd: dir, env: { ...azurite.env(), DATAVERSE_URL: fake.url, ...env } });
   const code = await createReconcileCommand(connection(), handlers)(args, io);
   return { code, out: io.out(), err: io.err() };
 }
@@ -83,7 +79,7 @@ describe('dataverse-webhooks reconcile', () => {
       ],
     });
     // The page waits on the reconcile queue for the app's queueReconciledChanges.
-    const storage = createStorageClients(azurite.connectionString);
+    const storage = azurite.storage();
     expect((await storage.reconcileQueue.getProperties()).approximateMessagesCount).toBe(1);
     const world = new ReconcileWorld(fake, storage);
     expect(await world.fanOut(handlers)).toEqual([expect.objectContaining({ queued: { Create: 1, Update: 0, Delete: 0 } })]);
@@ -95,10 +91,10 @@ describe('dataverse-webhooks reconcile', () => {
   });
 
   it('--since replays from a time; a time it cannot read is a usage mistake', async () => {
-    const bad = captureIO({ cwd: dir, env: { AzureWebJobsStorage: azurite.connectionString, DATAVERSE_URL: fake.url } });
+    const bad = captureIO({ cwd: dir, env: { ...azurite.env(), DATAVERSE_URL: fake.url } });
     expect(await main(['reconcile', '--since', 'yesterday'], bad)).toBe(2);
     expect(bad.err()).toContain('--since takes an ISO 8601 time such as 2026-05-01T14:00:00Z, not "yesterday"');
-    const io = captureIO({ cwd: dir, env: { AzureWebJobsStorage: azurite.connectionString, DATAVERSE_URL: fake.url } });
+    const io = captureIO({ cwd: dir, env: { ...azurite.env(), DATAVERSE_URL: fake.url } });
     expect(await main(['reconcile', '--plan', '--since', '2026-05-01T00:00:00Z'], io)).toBe(2);
     expect(io.err()).toContain('Pass --plan (what the next run asks) or --since (run one now), not both');
     fake.changeTracking.enable('contact');
@@ -113,7 +109,7 @@ describe('register and status about change tracking', () => {
     writeFileSync(
       path.join(dir, 'registration.json'),
       JSON.stringify({
-        endpoint: { name: 'dataverse-webhooks', url: 'https://func.azurewebsites.net/api/dataverse/webhook', auth: { type: 'WebhookKey' } },
+        endpoint: { name: 'dataverse-webhooks', url: webhookUrl('https://func.azurewebsites.net'), auth: { type: 'WebhookKey' } },
       }),
     );
   }

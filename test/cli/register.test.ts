@@ -4,7 +4,11 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeFailure, main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
-import { allow, type HandlerOptions, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { webhookUrl } from '../../src/functionNames';
+import type { HandlerDefinition, HandlerOptions } from '../../src/handlerApi';
+import { allow, decide, on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
+import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { captureIO } from '../support/cliIO';
 import { type FakeArm, startFakeArm } from '../support/fakeArm';
 import { type FakeDataverse, type Row, startFakeDataverse } from '../support/fakeDataverse';
@@ -12,7 +16,7 @@ import { scopedTokens } from '../support/tokens';
 
 const KEY = 'function-key-from-the-command-line==';
 const SITE = '/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Web/sites/func-test';
-const WEBHOOK_URL = 'https://func-test.azurewebsites.net/api/dataverse/webhook';
+const WEBHOOK_URL = webhookUrl('https://func-test.azurewebsites.net');
 const CREATE_STEP = 'dataverse-webhooks: Create of account (PostOperation, Asynchronous)';
 const UPDATE_STEP = 'dataverse-webhooks: Update of account (PostOperation, Asynchronous)';
 const DELETE_STEP = 'dataverse-webhooks: Delete of contact (PreOperation, Synchronous)';
@@ -38,11 +42,11 @@ afterEach(async () => {
 
 const noop = () => undefined;
 
-/** Four handlers, three steps: two of them share the account Update step. */
-function appHandlers(changes: { numbers?: string[]; namesImages?: boolean } = {}) {
-  return new HandlerRegistry()
-    .on({ name: 'new-accounts', entity: 'account', message: 'Create', images: { post: { type: 'PostImage', columns: ['name'] } } }, noop)
-    .on(
+/** Four handlers, three steps: two of them share the account Update step; and any declared after them. */
+function appHandlers(changes: { numbers?: string[]; namesImages?: boolean } = {}, ...more: HandlerDefinition[]) {
+  return registryOf([
+    on({ name: 'new-accounts', entity: 'account', message: 'Create', images: { post: { type: 'PostImage', columns: ['name'] } } }, noop),
+    on(
       {
         name: 'account-names',
         entity: 'account',
@@ -54,8 +58,8 @@ function appHandlers(changes: { numbers?: string[]; namesImages?: boolean } = {}
             : { pre: { type: 'PreImage', columns: ['name'] }, post: { type: 'PostImage' } },
       },
       noop,
-    )
-    .on(
+    ),
+    on(
       {
         name: 'account-numbers',
         entity: 'account',
@@ -63,12 +67,14 @@ function appHandlers(changes: { numbers?: string[]; namesImages?: boolean } = {}
         filteringAttributes: changes.numbers ?? ['accountnumber'],
       } as HandlerOptions,
       noop,
-    )
-    .on(
+    ),
+    on(
       { name: 'contact-deletes', entity: 'contact', message: 'Delete', stage: 'PreOperation', images: { pre: { type: 'PreImage' } } },
       noop,
-    )
-    .on({ name: 'audit', entity: '*', message: '*' }, noop);
+    ),
+    on({ name: 'audit', entity: '*', message: '*' }, noop),
+    ...more,
+  ]);
 }
 
 function writeRegistration(endpoint: Record<string, unknown> = {}): void {
@@ -408,12 +414,13 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
   it('with --plan marks inline handlers, says what waits for the app, and warns about reacting handlers on a synchronous step', async () => {
     writeRegistration({ url: undefined });
-    const registry = new HandlerRegistry()
-      .decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['creditlimit'] }, () =>
+    const registry = registryOf([
+      decide({ name: 'gate', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['creditlimit'] }, () =>
         allow(),
-      )
-      .on({ name: 'erp-sync', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['name'] }, noop)
-      .decide({ name: 'early-gate', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow());
+      ),
+      on({ name: 'erp-sync', entity: 'account', message: 'Update', stage: 'PreOperation', filteringAttributes: ['name'] }, noop),
+      decide({ name: 'early-gate', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow()),
+    ]);
     const command = createRegisterCommand(
       {
         tokens: () => {
@@ -462,10 +469,11 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
         },
       },
       () =>
-        new HandlerRegistry().decide(
-          { name: 'async-gate', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' } as never,
-          () => allow(),
-        ),
+        registryOf([
+          decide({ name: 'async-gate', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' } as never, () =>
+            allow(),
+          ),
+        ]),
     );
     const io = captureIO({ cwd: dir, env: {} });
     const failure = await command(['--file', 'registration.json', '--plan'], io).then(
@@ -474,16 +482,15 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
     );
     expect(io.out()).toBe('');
     expect(describeFailure(failure, 'register', io)).toEqual({
-      line: 'handler async-gate: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
+      // The declaring file first, as for the app's own handlers (src/handlers/…).
+      line: 'test/cli/register.test.ts: handler async-gate: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
       code: 1,
     });
   });
 
   it('registers an inline handler’s step as synchronous, which keeps its System Jobs setting off', async () => {
     writeRegistration();
-    const registry = new HandlerRegistry().decide({ name: 'gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, () =>
-      allow(),
-    );
+    const registry = registryOf([decide({ name: 'gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, () => allow())]);
     const result = await register(['--key', KEY], { handlers: registry });
     expect(result.code, result.err).toBe(0);
     expect(step('dataverse-webhooks: Create of account (PostOperation, Synchronous)')).toMatchObject({
@@ -596,11 +603,11 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
   it('fails before any write when a table or message does not exist, or the name belongs to another kind of endpoint', async () => {
     writeRegistration();
     // Names the app cannot know are wrong (prefixed: a custom table, a custom API) that this organization does not have.
-    const typo = appHandlers().on({ name: 'typo', entity: 'new_acount', message: 'Update' }, noop);
+    const typo = appHandlers({}, on({ name: 'typo', entity: 'new_acount', message: 'Update' }, noop));
     await expect(register(['--key', KEY], { handlers: typo })).rejects.toThrow(
       'Dataverse has no "Update" message for the table "new_acount": check the table\'s logical name',
     );
-    const unknown = appHandlers().on({ name: 'frobnicate', entity: 'account', message: 'new_Frobnicate' }, noop);
+    const unknown = appHandlers({}, on({ name: 'frobnicate', entity: 'account', message: 'new_Frobnicate' }, noop));
     await expect(register(['--key', KEY], { handlers: unknown })).rejects.toThrow('Dataverse has no SDK message named "new_Frobnicate"');
     expect(dataverse.writes()).toEqual([]);
 
@@ -703,11 +710,11 @@ describe('dataverse-webhooks register derives the steps from the handlers', () =
 
 describe('register refuses columns the tables do not have', () => {
   const misspelt = () =>
-    new HandlerRegistry()
+    registryOf([
       // Cast: with a generated module (src/handlers/tables.generated.ts) these would not compile, which
       // is the point of typed tables; here the columns are checked where Dataverse is asked.
-      .on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['acountnumber'] } as HandlerOptions, noop)
-      .on(
+      on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['acountnumber'] } as HandlerOptions, noop),
+      on(
         {
           name: 'names',
           entity: 'contact',
@@ -716,7 +723,8 @@ describe('register refuses columns the tables do not have', () => {
           images: { pre: { type: 'PreImage', columns: ['parentcustomeridname'] } },
         } as HandlerOptions,
         noop,
-      );
+      ),
+    ]);
 
   it('against the organization’s table definitions, after reading and before the first write', async () => {
     writeRegistration();
@@ -773,10 +781,9 @@ describe('register refuses columns the tables do not have', () => {
     await expect(withModule(['--file', 'registration.json', '--plan'], io)).rejects.toThrow(
       'handler numbers: filtering attribute "acountnumber" is not a column of account (did you mean "accountnumber"?); handler names: image "pre" column "parentcustomeridname" is not a column of contact (src/handlers/tables.generated.ts); nothing was written',
     );
-    const correct = new HandlerRegistry().on(
-      { name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['accountnumber'] },
-      noop,
-    );
+    const correct = registryOf([
+      on({ name: 'numbers', entity: 'account', message: 'Update', filteringAttributes: ['accountnumber'] }, noop),
+    ]);
     expect(
       await createRegisterCommand(noNetwork, correct, () => ({ tables: catalog, source: 'src/handlers/tables.generated.ts' }))(
         ['--file', 'registration.json', '--plan'],
@@ -793,8 +800,8 @@ describe('register refuses columns the tables do not have', () => {
  */
 function exampleLikeHandlers() {
   const followed = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
-  return new HandlerRegistry()
-    .on(
+  return registryOf([
+    on(
       {
         name: 'contact-changes',
         entity: 'contact',
@@ -805,8 +812,8 @@ function exampleLikeHandlers() {
         images: { pre: { type: 'PreImage', columns: followed } },
       },
       noop,
-    )
-    .on(
+    ),
+    on(
       {
         name: 'account-created',
         entity: 'account',
@@ -816,9 +823,9 @@ function exampleLikeHandlers() {
         rereadTruncated: ['_ownerid_value'],
       },
       noop,
-    )
-    .decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow())
-    .decide(
+    ),
+    decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow()),
+    decide(
       {
         name: 'credit-limit-on-update',
         entity: 'account',
@@ -827,7 +834,8 @@ function exampleLikeHandlers() {
         filteringAttributes: ['creditlimit'],
       },
       () => allow(),
-    );
+    ),
+  ]);
 }
 
 describe('handlers like the examples', () => {

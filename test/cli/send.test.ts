@@ -7,6 +7,7 @@ import { main } from '../../src/cli/main';
 import { createSendCommand } from '../../src/cli/send';
 import { fileWebhookRequest, generatedWebhookRequest, truncated } from '../../src/cli/webhookRequest';
 import { type Entity, parseDataverseWebhookOrThrow, TRUNCATED_PROPERTIES } from '../../src/dataverse';
+import { webhookUrl } from '../../src/functionNames';
 import { on } from '../../src/handlerApi';
 import { HandlerLoadError, registryOf } from '../../src/handlerApi/load';
 import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
@@ -184,7 +185,7 @@ describe('generated webhook requests parse exactly like real ones', () => {
   });
 
   it('refuses a URL with a user name or password, and never prints it', async () => {
-    for (const url of ['http://user:hunter2@localhost:7071/api/dataverse/webhook', 'not a url hunter2']) {
+    for (const url of [webhookUrl('http://user:hunter2@localhost:7071'), 'not a url hunter2']) {
       const io = captureIO();
       expect(await main(['send', '--url', url], io)).toBe(2);
       expect(io.err()).not.toContain('hunter2');
@@ -320,7 +321,7 @@ describe('dataverse-webhooks send', () => {
       response.end(JSON.stringify({ error: 'handlers-invalid', message: 'The receiver is misconfigured; try again later' }));
     });
     await new Promise<void>((resolve) => misconfigured.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(misconfigured.address() as AddressInfo).port}/api/dataverse/webhook`;
+    const url = webhookUrl(`http://127.0.0.1:${(misconfigured.address() as AddressInfo).port}`);
     const line =
       "The app's handlers do not load: src/handlers/early.ts: handler early-async: Dataverse runs asynchronous steps only in PostOperation";
     try {

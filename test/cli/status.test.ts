@@ -4,7 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
 import { createRegisterCommand } from '../../src/cli/register';
 import { createStatusCommand } from '../../src/cli/status';
-import { allow, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { webhookUrl } from '../../src/functionNames';
+import { allow, decide, on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { captureIO } from '../support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { freePorts } from '../support/ports';
@@ -13,8 +15,8 @@ import { scopedTokens } from '../support/tokens';
 
 /** Handlers declared like the examples, here: the engine's tests never depend on which handlers src/handlers holds. */
 const followed = ['firstname', 'lastname', 'emailaddress1', 'parentcustomerid'] as const;
-const shippedHandlers = new HandlerRegistry()
-  .on(
+const shippedHandlers = registryOf([
+  on(
     {
       name: 'contact-changes',
       entity: 'contact',
@@ -25,13 +27,14 @@ const shippedHandlers = new HandlerRegistry()
       images: { pre: { type: 'PreImage', columns: followed } },
     },
     () => undefined,
-  )
-  .on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true }, () => undefined)
-  .decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow())
-  .decide(
+  ),
+  on({ name: 'account-created', entity: 'account', message: 'Create', stage: 'PostOperation', perRecord: true }, () => undefined),
+  decide({ name: 'credit-limit-on-create', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => allow()),
+  decide(
     { name: 'credit-limit-on-update', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
     () => allow(),
-  );
+  ),
+]);
 
 let dataverse: FakeDataverse;
 const tempDir = useTempDirs();
@@ -61,7 +64,7 @@ function seed() {
   const hook = dataverse.insert('serviceendpoints', {
     name: 'dataverse-webhooks',
     contract: 8,
-    url: 'https://func.azurewebsites.net/api/dataverse/webhook',
+    url: webhookUrl('https://func.azurewebsites.net'),
     authtype: 4,
     authvalue: 'never-shown',
   });
@@ -144,7 +147,7 @@ describe('dataverse-webhooks status', () => {
         '      2026-11-25T09:30:00Z  error ?',
         '',
         `dataverse-webhooks  (WebhookKey, id ${hook})`,
-        '  url: https://func.azurewebsites.net/api/dataverse/webhook',
+        `  url: ${webhookUrl('https://func.azurewebsites.net')}`,
         '  step "dataverse-webhooks: Update of account": PostOperation, Asynchronous, rank 1, deletes succeeded jobs',
         `    id ${step}; filtering attributes: name,accountnumber`,
         '    image "pre": PreImage, attributes name',
@@ -196,7 +199,7 @@ describe('dataverse-webhooks status', () => {
     );
 
     const register = await createRegisterCommand(connection(), shippedHandlers)(
-      ['--url', 'https://func.example/api/dataverse/webhook', '--key', 'k'],
+      ['--url', webhookUrl('https://func.example'), '--key', 'k'],
       captureIO({ env: { DATAVERSE_URL: dataverse.url }, cwd: app }),
     );
     expect(register).toBe(0);

@@ -1,14 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AzuriteInstance, startAzurite } from '../../devhost/azurite';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { recordingTelemetry } from '../../src/observability/telemetry';
 import { emitBacklog, readBacklog } from '../../src/pipeline/backlog';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { createStorageClients } from '../../src/storage/clients';
 import { EVENTS_QUEUE, POISON_QUEUE } from '../../src/storage/names';
 import { encodeQueueMessage } from '../../src/storage/queueMessages';
 import { captureIO } from '../support/cliIO';
 import { fixture } from '../support/fixtures';
+import { useOwnAzurite } from '../support/ownAzurite';
 import { ingest, processor } from '../support/processing';
 import { isolatedStorage } from '../support/storage';
 
@@ -23,9 +23,11 @@ describe('the backlog (status, and the monitorBacklog metrics)', () => {
       failures: 0,
     });
 
-    const failing = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-      throw new Error('down');
-    });
+    const failing = registryOf([
+      on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('down');
+      }),
+    ]);
     await ingest(storage, fixture('08-').body);
     await processor(storage, failing).drain();
     const before = new Date();
@@ -54,14 +56,10 @@ describe('the backlog (status, and the monitorBacklog metrics)', () => {
 
 /** status uses the app's real queue names, so this file has an Azurite of its own. */
 describe('dataverse-webhooks status: the backlog', () => {
-  let azurite: AzuriteInstance;
-  beforeAll(async () => {
-    azurite = await startAzurite();
-  });
-  afterAll(() => azurite.stop());
+  const azurite = useOwnAzurite();
 
   it('on a fresh account (no queue, no table): nothing waits', async () => {
-    const io = captureIO({ env: { AzureWebJobsStorage: azurite.connectionString } });
+    const io = captureIO({ env: azurite.env() });
     expect(await main(['status'], io)).toBe(0);
     expect(io.out()).toBe(
       [
@@ -75,13 +73,13 @@ describe('dataverse-webhooks status: the backlog', () => {
   });
 
   it('shows what waits on a queue it filled, in text and --json, without Dataverse', async () => {
-    const storage = createStorageClients(azurite.connectionString);
+    const storage = azurite.storage();
     const before = Date.now();
     await storage.eventsQueue.createIfNotExists();
     for (let index = 0; index < 5; index++) await storage.eventsQueue.sendMessage(encodeQueueMessage({ index }));
     await storage.poisonQueue.createIfNotExists();
     await storage.poisonQueue.sendMessage(encodeQueueMessage({ poisoned: true }));
-    const env = { AzureWebJobsStorage: azurite.connectionString };
+    const env = azurite.env();
 
     const json = captureIO({ env });
     expect(await main(['status', '--json'], json)).toBe(0);

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadedFiles, productionPackages, STAGE_DIR } from '../../deploy/stage';
 import { FunctionsWorker } from '../../devhost/functionsCore';
-import { registeredFunctionNames } from '../support/functionNames';
+import { FUNCTION_NAMES } from '../../src/functionNames';
 import { extractZip, writeZip, type ZipEntry } from '../support/zip';
 import {
   type AzdService,
@@ -139,7 +139,7 @@ describe('azd up from a fresh clone', () => {
     worker.install();
     try {
       await worker.startApp(unpacked);
-      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(registeredFunctionNames(ROOT));
+      expect((await worker.indexFunctions()).functions.map((fn) => fn.name).sort()).toEqual(Object.values(FUNCTION_NAMES).sort());
     } finally {
       worker.uninstall();
     }

@@ -1,6 +1,7 @@
 // First: the worker's stand-in takes the function registrations (no test-mode warnings).
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { FUNCTION_NAMES } from '../../src/functionNames';
 import { OTHER_METHODS, receiveDataverseWebhook, refuseOtherMethods } from '../../src/functions/dataverseWebhook';
 import { processDataverseEvent } from '../../src/functions/processDataverseEvent';
 import { allow, decide, reject } from '../../src/handlerApi';
@@ -33,7 +34,7 @@ describe('the function adapters', () => {
   });
 
   it('the HTTP function answers 202 and the queue function rebuilds the event from what it wrote', async () => {
-    const http = invocationContext('dataverseWebhook');
+    const http = invocationContext(FUNCTION_NAMES.webhook);
     const response = await receiveDataverseWebhook(webhookRequest(fixture('01-').body), http.context);
     expect(response.status).toBe(202);
     const eventId = (response.jsonBody as { eventId: string }).eventId;
@@ -41,7 +42,7 @@ describe('the function adapters', () => {
 
     const messages = await drainQueue(storage.eventsQueue);
     expect(messages).toHaveLength(1);
-    const queue = invocationContext('processDataverseEvent');
+    const queue = invocationContext(FUNCTION_NAMES.processEvent);
     await processDataverseEvent(messages[0], queue.context);
     expect(queue.text()).toContain(`eventId=${eventId}`);
     expect(queue.text()).toContain('table=msdyn_agentstatus');
@@ -78,7 +79,7 @@ describe('the function adapters', () => {
         inputParameters: { Target: rawEntity('test_gate', id, { name: 'Contoso', amount: LIMIT + 1 }) },
       }),
     );
-    const http = invocationContext('dataverseWebhook');
+    const http = invocationContext(FUNCTION_NAMES.webhook);
     const response = await receiveDataverseWebhook(
       webhookRequest(body, {
         headers: dataverseHeaders({ 'x-ms-dynamics-entity-name': 'test_gate', 'x-ms-dynamics-request-name': 'Create' }),

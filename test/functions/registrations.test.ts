@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FunctionsWorker, type RpcBindingInfo } from '../../devhost/functionsCore';
 import { readHostJson } from '../../devhost/hostJson';
+import { FUNCTION_NAMES, HTTP_ROUTE_PREFIX, WEBHOOK_ROUTE } from '../../src/functionNames';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -22,7 +22,6 @@ describe('function registrations', () => {
   const worker = new FunctionsWorker({ log: () => undefined });
   let functions: RegisteredFunction[];
   let names: typeof import('../../src/storage/names');
-  let webhook: typeof import('../../src/functions/dataverseWebhook');
   const host = {
     byName(name: string): RegisteredFunction {
       const found = functions.find((candidate) => candidate.name === name);
@@ -55,48 +54,37 @@ describe('function registrations', () => {
       name: fn.name,
       bindings: fn.rawBindings.map((raw) => JSON.parse(raw) as RpcBindingInfo & { name: string; type: string }),
     }));
-    // The module the worker loaded (importing the source again would register its functions twice).
-    webhook = createRequire(__filename)(path.join(ROOT, 'dist', 'src', 'functions', 'dataverseWebhook.js')) as typeof webhook;
     names = await import('../../src/storage/names');
   });
   afterAll(() => worker.uninstall());
 
   it('package.json main loads every function file, and nothing else registers one', () => {
-    expect(functions.map((fn) => fn.name).sort()).toEqual([
-      'applyRetention',
-      'dataverseWebhook',
-      'dataverseWebhookOtherMethods',
-      'monitorBacklog',
-      'processDataverseEvent',
-      'queueReconciledChanges',
-      'reconcileDataverse',
-      'recordPoisonedEvent',
-    ]);
+    expect(functions.map((fn) => fn.name).sort()).toEqual(Object.values(FUNCTION_NAMES).sort());
   });
 
   it('reconciliation looks every minute (a run is due RECONCILE_INTERVAL after the last) and its pages are read from the queue the run writes', () => {
-    expect(host.trigger('reconcileDataverse')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.reconcile)).toMatchObject({
       type: 'timerTrigger',
       schedule: '0 * * * * *',
       runOnStartup: false,
       useMonitor: true,
     });
-    expect(host.trigger('queueReconciledChanges')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.queueReconciledChanges)).toMatchObject({
       type: 'queueTrigger',
       queueName: names.RECONCILE_QUEUE,
-      connection: 'AzureWebJobsStorage',
+      connection: names.STORAGE_CONNECTION,
     });
     expect(names.DEFAULT_STORAGE_NAMES.reconcileQueue).toBe(names.RECONCILE_QUEUE);
   });
 
   it('retention runs hourly and the backlog every minute, on timers the host schedules (NCRONTAB with seconds) and keeps a status for', async () => {
-    expect(host.trigger('applyRetention')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.applyRetention)).toMatchObject({
       type: 'timerTrigger',
       schedule: '0 17 * * * *',
       runOnStartup: false,
       useMonitor: true,
     });
-    expect(host.trigger('monitorBacklog')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.monitorBacklog)).toMatchObject({
       type: 'timerTrigger',
       schedule: '0 * * * * *',
       runOnStartup: false,
@@ -110,18 +98,19 @@ describe('function registrations', () => {
   });
 
   it('the webhook is POST-only behind a function key, on the documented route', () => {
-    expect(host.trigger('dataverseWebhook')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.webhook)).toMatchObject({
       type: 'httpTrigger',
       authLevel: 'function',
       methods: ['POST'],
-      route: 'dataverse/webhook',
+      route: WEBHOOK_ROUTE,
     });
-    expect(webhook.WEBHOOK_ROUTE).toBe('dataverse/webhook');
+    // The route prefix the app's URLs assume is the one the host applies to this host.json.
+    expect(readHostJson(ROOT).routePrefix).toBe(HTTP_ROUTE_PREFIX);
   });
 
   it('every other method on the route reaches the 405 answer without a key (the host would answer its own empty 401 first)', () => {
-    const other = host.trigger('dataverseWebhookOtherMethods');
-    expect(other).toMatchObject({ type: 'httpTrigger', authLevel: 'anonymous', route: 'dataverse/webhook' });
+    const other = host.trigger(FUNCTION_NAMES.webhookOtherMethods);
+    expect(other).toMatchObject({ type: 'httpTrigger', authLevel: 'anonymous', route: WEBHOOK_ROUTE });
     expect(other.methods).not.toContain('POST');
     // Every method @azure/functions lets a function register (its HttpMethod type), but POST, and
     // but TRACE and CONNECT, which its HttpRequest cannot represent (undici refuses them).
@@ -139,19 +128,21 @@ describe('function registrations', () => {
   });
 
   it('the processor reads the queue the webhook writes, on the host storage connection', () => {
-    expect(host.trigger('processDataverseEvent')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.processEvent)).toMatchObject({
       type: 'queueTrigger',
       queueName: names.EVENTS_QUEUE,
-      connection: 'AzureWebJobsStorage',
+      connection: names.STORAGE_CONNECTION,
     });
     expect(names.DEFAULT_STORAGE_NAMES.eventsQueue).toBe(names.EVENTS_QUEUE);
+    // The host's own storage setting: what it keeps its leases and keys in, and what the Bicep writes.
+    expect(names.STORAGE_CONNECTION).toBe('AzureWebJobsStorage');
   });
 
   it('the poison recorder reads the queue the host moves failed messages to', () => {
-    expect(host.trigger('recordPoisonedEvent')).toMatchObject({
+    expect(host.trigger(FUNCTION_NAMES.recordPoisonedEvent)).toMatchObject({
       type: 'queueTrigger',
       queueName: `${names.EVENTS_QUEUE}-poison`,
-      connection: 'AzureWebJobsStorage',
+      connection: names.STORAGE_CONNECTION,
     });
     expect(names.POISON_QUEUE).toBe(`${names.EVENTS_QUEUE}-poison`);
   });

@@ -10,12 +10,9 @@ import type { DataverseEvent, Entity } from '../../src/dataverse';
 import type { AttributeChange } from '../../src/dataverse/accessors';
 import type { DataverseRow } from '../../src/dataverseApi';
 import { allow, decide, on, reject } from '../../src/handlerApi';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-
-const registry = new HandlerRegistry();
 
 // Images: the accessors take the declared aliases of their kind, and nothing else.
-registry.on(
+on(
   {
     name: 'images',
     entity: 'x_cntct',
@@ -50,7 +47,7 @@ registry.on(
 );
 
 // No images declared: no alias compiles.
-registry.on({ name: 'no-images', entity: 'x_accnt', message: 'Delete' }, (_event, ctx) => {
+on({ name: 'no-images', entity: 'x_accnt', message: 'Delete' }, (_event, ctx) => {
   expectTypeOf<Parameters<typeof ctx.preImage>[0]>().toEqualTypeOf<never>();
   // @ts-expect-error no image was declared
   ctx.preImage('pre');
@@ -62,38 +59,38 @@ registry.on({ name: 'no-images', entity: 'x_accnt', message: 'Delete' }, (_event
 });
 
 // perRecord: the record is an Entity; otherwise it may be null.
-registry.on({ name: 'per-record', entity: 'x_accnt', message: 'Create', perRecord: true }, (_event, ctx) => {
+on({ name: 'per-record', entity: 'x_accnt', message: 'Create', perRecord: true }, (_event, ctx) => {
   expectTypeOf(ctx.record).toEqualTypeOf<Entity>();
   expectTypeOf(ctx.record.id).toEqualTypeOf<string>();
 });
-registry.on({ name: 'whole-event', entity: 'x_accnt', message: 'Create' }, (_event, ctx) => {
+on({ name: 'whole-event', entity: 'x_accnt', message: 'Create' }, (_event, ctx) => {
   expectTypeOf(ctx.record).toEqualTypeOf<Entity | null>();
   // @ts-expect-error without perRecord the record may be null
   void ctx.record.id;
 });
 
 // rereadTruncated: a row whenever the event was truncated; never without it.
-registry.on({ name: 'reread-columns', entity: 'x_accnt', message: 'Update', rereadTruncated: ['name'] }, (_event, ctx) => {
+on({ name: 'reread-columns', entity: 'x_accnt', message: 'Update', rereadTruncated: ['name'] }, (_event, ctx) => {
   expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow | null>();
   if (ctx.truncated) expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow>();
   else expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
   // @ts-expect-error only a truncated event was read again
   void ctx.rereadRecord.name;
 });
-registry.on({ name: 'reread-all', entity: 'x_accnt', message: 'Update', rereadTruncated: true }, (_event, ctx) => {
+on({ name: 'reread-all', entity: 'x_accnt', message: 'Update', rereadTruncated: true }, (_event, ctx) => {
   if (ctx.truncated) expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow>();
 });
-registry.on({ name: 'no-reread', entity: 'x_accnt', message: 'Update' }, (_event, ctx) => {
+on({ name: 'no-reread', entity: 'x_accnt', message: 'Update' }, (_event, ctx) => {
   expectTypeOf(ctx.rereadRecord).toEqualTypeOf<null>();
   expectTypeOf(ctx.truncated).toEqualTypeOf<boolean>();
 });
 const maybe: boolean = Math.random() > 0.5;
-registry.on({ name: 'reread-maybe', entity: 'x_accnt', message: 'Update', rereadTruncated: maybe }, (_event, ctx) => {
+on({ name: 'reread-maybe', entity: 'x_accnt', message: 'Update', rereadTruncated: maybe }, (_event, ctx) => {
   expectTypeOf(ctx.rereadRecord).toEqualTypeOf<DataverseRow | null>();
 });
 
 // The fields every handler gets.
-registry.on({ name: 'common', entity: '*', message: '*' }, (_event, ctx) => {
+on({ name: 'common', entity: '*', message: '*' }, (_event, ctx) => {
   expectTypeOf(ctx.eventId).toEqualTypeOf<string>();
   expectTypeOf(ctx.deliveryCount).toEqualTypeOf<number>();
   expectTypeOf(ctx.attribute).parameter(0).toEqualTypeOf<string>();
@@ -108,14 +105,14 @@ on({ name: 'app-on', entity: 'x_cntct', message: 'Update', images: { pre: { type
 
 // A misspelt option is a compile error, not an option silently ignored.
 // @ts-expect-error filteringAtributes is not an option
-registry.on({ name: 'typo', entity: 'x_accnt', message: 'Update', filteringAtributes: ['name'] }, () => undefined);
+on({ name: 'typo', entity: 'x_accnt', message: 'Update', filteringAtributes: ['name'] }, () => undefined);
 // @ts-expect-error MainOperation cannot be registered
-registry.on({ name: 'stage', entity: 'x_accnt', message: 'Update', stage: 'MainOperation' }, () => undefined);
+on({ name: 'stage', entity: 'x_accnt', message: 'Update', stage: 'MainOperation' }, () => undefined);
 // @ts-expect-error an image type Dataverse does not have
-registry.on({ name: 'image-type', entity: 'x_accnt', message: 'Update', images: { pre: { type: 'Before' } } }, () => undefined);
+on({ name: 'image-type', entity: 'x_accnt', message: 'Update', images: { pre: { type: 'Before' } } }, () => undefined);
 
 // Inline handlers: the same typed event and context, and a decision to return on every path.
-registry.decide(
+decide(
   {
     name: 'gate',
     entity: 'x_accnt',
@@ -142,7 +139,7 @@ registry.decide(
 decide({ name: 'app-decide', entity: 'x_accnt', message: 'Create', stage: 'PreOperation' }, (_event, ctx) =>
   ctx.attribute('name') === null ? reject('A name is required') : allow(),
 );
-registry.decide(
+decide(
   { name: 'forgets', entity: 'x_accnt', message: 'Create', stage: 'PreValidation' },
   // @ts-expect-error an inline handler returns a decision on every path: allow() is never implied
   (event) => {
@@ -150,11 +147,11 @@ registry.decide(
   },
 );
 // @ts-expect-error an inline handler declares its stage
-registry.decide({ name: 'no-stage', entity: 'x_accnt', message: 'Create' }, () => allow());
+decide({ name: 'no-stage', entity: 'x_accnt', message: 'Create' }, () => allow());
 // @ts-expect-error Dataverse does not wait for an asynchronous step
-registry.decide({ name: 'async', entity: 'x_accnt', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' }, () => allow());
+decide({ name: 'async', entity: 'x_accnt', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' }, () => allow());
 // @ts-expect-error perRecord, skipStale and rereadTruncated are for reacting handlers
-registry.decide({ name: 'per-record', entity: 'x_accnt', message: 'Create', stage: 'PreValidation', perRecord: true }, () => allow());
+decide({ name: 'per-record', entity: 'x_accnt', message: 'Create', stage: 'PreValidation', perRecord: true }, () => allow());
 
 // ctx.reconciled: only a handler that reconciles can be called for a reconciled change.
 on({ name: 'reconciles', entity: 'x_accnt', message: 'Update', reconcile: true }, (_event, ctx) => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { FunctionsWorker } from '../../devhost/functionsCore';
 import { main } from '../../src/cli/main';
+import { FUNCTION_NAMES } from '../../src/functionNames';
 import { on } from '../../src/handlerApi';
 import { HandlerLoadError, registryOf } from '../../src/handlerApi/load';
 import { handlerFiles } from '../../src/handlers';
@@ -90,7 +91,7 @@ describe('a refused declaration', () => {
       const webhook = createRequire(__filename)(
         path.join(ROOT, 'dist', 'src', 'functions', 'dataverseWebhook.js'),
       ) as typeof import('../../src/functions/dataverseWebhook');
-      const http = invocationContext('dataverseWebhook');
+      const http = invocationContext(FUNCTION_NAMES.webhook);
       const response = await webhook.receiveDataverseWebhook(webhookRequest('{}'), http.context);
       expect(response).toMatchObject({ status: 503, jsonBody: { error: 'handlers-invalid' } });
       expect(http.text()).toContain('the handlers do not load');

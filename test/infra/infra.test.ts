@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_DATA_ROLES } from '../../src/cli/storageConnection';
+import { webhookUrl } from '../../src/functionNames';
 import { DEFAULT_STORAGE_NAMES, POISON_QUEUE } from '../../src/storage/names';
 
 /**
@@ -113,8 +114,7 @@ describe('the infrastructure templates', () => {
     expect(service?.[1]).toBe('api');
     expect(service?.[0]).toContain('host: function');
     expect(functionApp).toContain(`'azd-service-name': '${service?.[1]}'`);
-    const route = read('src/functions/dataverseWebhook.ts').match(/WEBHOOK_ROUTE = '([^']+)'/)?.[1];
-    expect(read('infra/main.bicep')).toContain(`output WEBHOOK_URL string = '\${functionApp.outputs.uri}/api/${route}'`);
+    expect(read('infra/main.bicep')).toContain(`output WEBHOOK_URL string = '${webhookUrl(`\${functionApp.outputs.uri}`)}'`);
   });
 
   it('declare every parameter main.parameters.json passes', () => {

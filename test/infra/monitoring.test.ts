@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FUNCTION_NAMES as NAMES } from '../../src/functionNames';
 import {
   recordingTelemetry,
   TELEMETRY_EVENT_NAMES,
@@ -10,7 +11,6 @@ import {
 } from '../../src/observability/telemetry';
 import { emitBacklog } from '../../src/pipeline/backlog';
 import { EVENTS_QUEUE, POISON_QUEUE } from '../../src/storage/names';
-import { registeredFunctionNames } from '../support/functionNames';
 
 /**
  * The workbook panels and alert rules that deploy with the app (infra/modules/operations.bicep),
@@ -36,7 +36,7 @@ const METRIC_ITEMS = new Set(TELEMETRY_METRIC_NAMES.map(telemetryItemName));
 const PROPERTIES = new Set<string>(Object.values(TELEMETRY_PROPERTY_NAMES));
 
 /** The functions the app registers (app.http / app.storageQueue / app.timer), by name. */
-const FUNCTION_NAMES = new Set(registeredFunctionNames(root));
+const FUNCTION_NAMES = new Set<string>(Object.values(NAMES));
 
 interface Query {
   file: string;
@@ -95,7 +95,7 @@ describe('the workbook and alerts deployed with the app', () => {
     );
     expect(uses('ack-latency').measurements).toEqual(['ackLatencyMs']);
     expect(read('infra/monitoring/panels/ack-latency.kql')).toMatch(/percentile\(ackLatencyMs, 95\)/);
-    expect(uses('processing-latency').operations).toEqual(['processDataverseEvent']);
+    expect(uses('processing-latency').operations).toEqual([NAMES.processEvent]);
     expect(read('infra/monitoring/panels/processing-latency.kql')).toMatch(/percentile\(duration, 95\)/);
     expect(uses('unavailable-by-cause')).toMatchObject({ items: [telemetryItemName('rejected')], dimensions: ['status', 'reason'] });
     expect(uses('queue-age')).toMatchObject({ items: [telemetryItemName('queueAgeSeconds')], dimensions: ['queue'] });
@@ -195,8 +195,8 @@ describe('the workbook and alerts deployed with the app', () => {
   });
 
   it('the app emits the queue-age metric the alert reads, on its timer, and RETENTION_DAYS reaches the app as the Bicep writes it', () => {
-    expect(FUNCTION_NAMES).toContain('monitorBacklog');
-    expect(FUNCTION_NAMES).toContain('applyRetention');
+    expect(FUNCTION_NAMES).toContain(NAMES.monitorBacklog);
+    expect(FUNCTION_NAMES).toContain(NAMES.applyRetention);
     expect(main).toMatch(/^\s+RETENTION_DAYS: retentionDays$/m);
     expect(JSON.parse(read('infra/main.parameters.json')).parameters.retentionDays).toEqual({ value: `\${RETENTION_DAYS=}` });
   });

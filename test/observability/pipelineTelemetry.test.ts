@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { type RecordingTelemetry, recordingTelemetry } from '../../src/observability/telemetry';
 import { replayFailures } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import type { StorageClients } from '../../src/storage/clients';
 import { fixture } from '../support/fixtures';
 import { ingest, processor } from '../support/processing';
@@ -30,7 +31,7 @@ describe('telemetry along an event’s path', () => {
   };
 
   it('received, accepted and processed carry the same identifiers, with the ack latency and the queue wait', async () => {
-    const registry = new HandlerRegistry().on({ name: 'any', entity: '*', message: '*' }, () => undefined);
+    const registry = registryOf([on({ name: 'any', entity: '*', message: '*' }, () => undefined)]);
     const eventId = await ingest(storage, fixture('use-webhooks.md').body, dataverseHeaders(), telemetry);
     await processor(storage, registry, { telemetry }).drain();
 
@@ -66,11 +67,12 @@ describe('telemetry along an event’s path', () => {
 
   it('duplicate, stale, poisoned and replayed are told too', async () => {
     let failing = true;
-    const registry = new HandlerRegistry()
-      .on({ name: 'fussy', entity: 'account', message: 'Update' }, () => {
+    const registry = registryOf([
+      on({ name: 'fussy', entity: 'account', message: 'Update' }, () => {
         if (failing) throw new Error('no');
-      })
-      .on({ name: 'latest', entity: 'contact', message: 'Update', skipStale: true }, () => undefined);
+      }),
+      on({ name: 'latest', entity: 'contact', message: 'Update', skipStale: true }, () => undefined),
+    ]);
     const run = processor(storage, registry, { telemetry });
 
     await ingest(storage, fixture('08-').body, dataverseHeaders(), telemetry);

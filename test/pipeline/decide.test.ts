@@ -1,14 +1,17 @@
 // First: the worker's stand-in takes the function registrations (no test-mode warnings).
+
 import { randomUUID } from 'node:crypto';
 import type { HttpResponseInit } from '@azure/functions';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseDataverseWebhookOrThrow } from '../../src/dataverse';
 import { rawEntity, rawExecutionContext, rawMoney } from '../../src/dataverse/samplePayloads';
 import { createWebhookFunction } from '../../src/functions/dataverseWebhook';
+import { allow, decide, on, reject } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { type RecordingTelemetry, recordingTelemetry } from '../../src/observability/telemetry';
 import { deliveryKey } from '../../src/pipeline/deliveryKey';
 import { summarize } from '../../src/pipeline/envelope';
-import { allow, HandlerRegistry, reject } from '../../src/pipeline/handlerRegistry';
+import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { type IngestSettings, readIngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
@@ -99,18 +102,18 @@ describe('inline handlers answer Dataverse inside the request', () => {
   });
 
   it('a rejection is a 422 Dataverse does not retry, queues nothing, and is recorded with its reason and sent to telemetry by its code', async () => {
-    const registry = new HandlerRegistry().decide(
-      { name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' },
-      (_event, ctx) =>
+    const reacted: string[] = [];
+    const registry = registryOf([
+      decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) =>
         ctx.attribute('creditlimit') === null
           ? allow()
           : reject('Credit limits above 1,000 need approval from Finance.', { code: 'credit-limit-exceeded' }),
-    );
-    const reacted: string[] = [];
-    registry.on(
-      { name: 'react', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
-      (event) => void reacted.push(event.primaryEntityId),
-    );
+      ),
+      on(
+        { name: 'react', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
+        (event) => void reacted.push(event.primaryEntityId),
+      ),
+    ]);
     const body = accountCreate(5_000);
     const response = await webhook(storage, registry, telemetry).post(body);
 
@@ -150,15 +153,16 @@ describe('inline handlers answer Dataverse inside the request', () => {
   it('an allow is a 202 once the event is queued (the one write: nothing in the ledger), the reacting handlers run from the queue, and the inline one is not run again', async () => {
     let decisions = 0;
     const reacted: string[] = [];
-    const registry = new HandlerRegistry()
-      .decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+    const registry = registryOf([
+      decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
         decisions++;
         return allow();
-      })
-      .on(
+      }),
+      on(
         { name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
         (event) => void reacted.push(event.primaryEntityId),
-      );
+      ),
+    ]);
     const body = accountCreate(500);
     const response = await webhook(storage, registry, telemetry).post(body);
     expect(response.status).toBe(202);
@@ -179,10 +183,12 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('an asynchronous event of the same table and message is not decided: nothing waits for it', async () => {
     let decisions = 0;
-    const registry = new HandlerRegistry().decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PostOperation' }, () => {
-      decisions++;
-      return reject('never');
-    });
+    const registry = registryOf([
+      decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PostOperation' }, () => {
+        decisions++;
+        return reject('never');
+      }),
+    ]);
     const response = await webhook(storage, registry, telemetry).post(accountCreate(5_000, { stage: 40, mode: 1 }));
     expect(response.status).toBe(202);
     expect(decisions).toBe(0);
@@ -191,14 +197,13 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler past its time limit has its signal aborted and the request fails with a 500, which Dataverse does not retry; nothing is queued', async () => {
     let signal: AbortSignal | undefined;
-    const registry = new HandlerRegistry().decide(
-      { name: 'slow', entity: 'account', message: 'Create', stage: 'PreValidation' },
-      (_event, ctx) => {
+    const registry = registryOf([
+      decide({ name: 'slow', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
         signal = ctx.signal;
         // Ignores its signal: it is no longer waited for.
         return new Promise<never>(() => undefined);
-      },
-    );
+      }),
+    ]);
     const harness = webhook(storage, registry, telemetry, { decisionTimeoutMs: 300 });
     const body = accountCreate(5_000);
     const response = await harness.post(body);
@@ -220,14 +225,13 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler that throws is run once more at once, in the request, as attempt 2 with the same idempotency key: a blip costs no failed save', async () => {
     const calls: Array<{ deliveryCount: number; idempotencyKey: string }> = [];
-    const registry = new HandlerRegistry().decide(
-      { name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' },
-      (_event, ctx) => {
+    const registry = registryOf([
+      decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
         calls.push({ deliveryCount: ctx.deliveryCount, idempotencyKey: ctx.idempotencyKey });
         if (calls.length === 1) throw new Error('ERP answered 502');
         return allow();
-      },
-    );
+      }),
+    ]);
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(5_000, { stage: 20 });
     const response = await harness.post(body);
@@ -241,13 +245,12 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler that throws twice fails the save with a 500, which Dataverse does not retry: it never runs a third time; nothing is queued', async () => {
     const calls: number[] = [];
-    const registry = new HandlerRegistry().decide(
-      { name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' },
-      (_event, ctx) => {
+    const registry = registryOf([
+      decide({ name: 'erp', entity: 'account', message: 'Create', stage: 'PreOperation' }, (_event, ctx) => {
         calls.push(ctx.deliveryCount);
         throw new Error('ERP answered 502');
-      },
-    );
+      }),
+    ]);
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(5_000, { stage: 20 });
     const response = await harness.post(body);
@@ -266,15 +269,16 @@ describe('inline handlers answer Dataverse inside the request', () => {
   it('a second copy of a delivery (Dataverse sends one only after a 502/503/504) runs the inline handler again with the same idempotency key, and the event is processed once', async () => {
     const keys: string[] = [];
     const reacted: string[] = [];
-    const registry = new HandlerRegistry()
-      .decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
+    const registry = registryOf([
+      decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
         keys.push(ctx.idempotencyKey);
         return allow();
-      })
-      .on(
+      }),
+      on(
         { name: 'erp-sync', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
         (event) => void reacted.push(event.primaryEntityId),
-      );
+      ),
+    ]);
     const harness = webhook(storage, registry, telemetry);
     const body = accountCreate(500);
     expect((await harness.post(body)).status).toBe(202);
@@ -287,19 +291,20 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('inline handlers run in registration order and the first rejection ends the request: the ones after it do not run', async () => {
     const ran: string[] = [];
-    const registry = new HandlerRegistry()
-      .decide({ name: 'first', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+    const registry = registryOf([
+      decide({ name: 'first', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
         ran.push('first');
         return allow();
-      })
-      .decide({ name: 'second', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      }),
+      decide({ name: 'second', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
         ran.push('second');
         return reject('No');
-      })
-      .decide({ name: 'third', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
+      }),
+      decide({ name: 'third', entity: 'account', message: 'Create', stage: 'PreValidation' }, () => {
         ran.push('third');
         return allow();
-      });
+      }),
+    ]);
     const body = accountCreate(1);
     const response = await webhook(storage, registry, telemetry).post(body);
     expect(response.status).toBe(422);
@@ -318,10 +323,9 @@ describe('inline handlers answer Dataverse inside the request', () => {
 
   it('a handler that returns no decision (JavaScript, or a cast) fails closed: 500 at once (a bug, not a blip: not run again), never an implied allow', async () => {
     let runs = 0;
-    const registry = new HandlerRegistry().decide(
-      { name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' },
-      (() => void runs++) as never,
-    );
+    const registry = registryOf([
+      decide({ name: 'forgot', entity: 'account', message: 'Create', stage: 'PreValidation' }, (() => void runs++) as never),
+    ]);
     const harness = webhook(storage, registry, telemetry);
     const response = await harness.post(accountCreate(1));
     expect(response.status).toBe(500);
@@ -343,15 +347,16 @@ describe('inline handlers when storage fails', () => {
   it('Dataverse’s retry after a 503 (the enqueue failed after the allow) runs the inline handler again with the same idempotency key, and the event is processed once', async () => {
     const effects: string[] = [];
     const reacted: string[] = [];
-    const registry = new HandlerRegistry()
-      .decide({ name: 'erp-customer', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
+    const registry = registryOf([
+      decide({ name: 'erp-customer', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
         effects.push(ctx.idempotencyKey);
         return allow();
-      })
-      .on(
+      }),
+      on(
         { name: 'notify', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Synchronous' },
         (event) => void reacted.push(event.primaryEntityId),
-      );
+      ),
+    ]);
     const telemetry = recordingTelemetry();
     const harness = webhook(storage, registry, telemetry, { storageDeadlineMs: 2_000 });
     const body = accountCreate(500);
@@ -377,13 +382,12 @@ describe('inline handlers when storage fails', () => {
   });
 
   it('a ledger that cannot be reached is not on the way of a save: an allow is a 202 and a rejection a 422, its record given up', async () => {
-    const registry = new HandlerRegistry().decide(
-      { name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' },
-      (_event, ctx) => {
+    const registry = registryOf([
+      decide({ name: 'credit', entity: 'account', message: 'Create', stage: 'PreValidation' }, (_event, ctx) => {
         const limit = ctx.attribute('creditlimit') as { value: number } | undefined;
         return limit === undefined || limit.value <= 1_000 ? allow() : reject('Too high', { code: 'too-high' });
-      },
-    );
+      }),
+    ]);
     faulty.table.down('hang');
     const harness = webhook(storage, registry, recordingTelemetry(), { storageDeadlineMs: 500 });
     expect((await harness.post(accountCreate(1))).status).toBe(202);

@@ -10,8 +10,12 @@ import {
   rawExecutionContext,
   withoutTruncatedProperties,
 } from '../../src/dataverse/samplePayloads';
+import type { HandlerDefinition } from '../../src/handlerApi';
+import { allow, decide, MAX_REASON_LENGTH, on, reject } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
-import { allow, type HandlerContext, HandlerRegistry, MAX_REASON_LENGTH, reject } from '../../src/pipeline/handlerRegistry';
+import { handlerContext } from '../../src/pipeline/handlerContext';
+import type { HandlerContext } from '../../src/pipeline/handlerRegistry';
 
 function event(options: ContextOptions, truncated = false): DataverseEvent {
   const context = rawExecutionContext(options);
@@ -37,8 +41,8 @@ const noop = () => undefined;
 
 describe('handlers declare the steps they need', () => {
   it('handlers on one table, message, stage and mode share a step with the union of their columns', () => {
-    const registry = new HandlerRegistry()
-      .on(
+    const registry = registryOf([
+      on(
         {
           name: 'names',
           entity: 'contact',
@@ -49,8 +53,8 @@ describe('handlers declare the steps they need', () => {
           images: { pre: { type: 'PreImage', columns: ['lastname', 'firstname'] } },
         },
         noop,
-      )
-      .on(
+      ),
+      on(
         {
           name: 'email',
           entity: 'contact',
@@ -61,9 +65,10 @@ describe('handlers declare the steps they need', () => {
           images: { pre: { type: 'PreImage', columns: ['emailaddress1'] }, post: { type: 'PostImage' } },
         },
         noop,
-      )
-      .on({ name: 'gatekeeper', entity: 'contact', message: 'Update', stage: 'PreValidation' }, noop)
-      .on({ name: 'everything', entity: '*', message: '*' }, noop);
+      ),
+      on({ name: 'gatekeeper', entity: 'contact', message: 'Update', stage: 'PreValidation' }, noop),
+      on({ name: 'everything', entity: '*', message: '*' }, noop),
+    ]);
     expect(registry.steps).toEqual([
       {
         entity: 'contact',
@@ -90,9 +95,10 @@ describe('handlers declare the steps they need', () => {
   });
 
   it('a step has no filtering attributes when one of its handlers wants every Update, and one step per message', () => {
-    const registry = new HandlerRegistry()
-      .on({ name: 'some', entity: 'account', message: 'Update', filteringAttributes: ['name'] }, noop)
-      .on({ name: 'all', entity: 'account', message: ['Create', 'Update'] }, noop);
+    const registry = registryOf([
+      on({ name: 'some', entity: 'account', message: 'Update', filteringAttributes: ['name'] }, noop),
+      on({ name: 'all', entity: 'account', message: ['Create', 'Update'] }, noop),
+    ]);
     expect(registry.steps.map((step) => [step.message, step.filteringAttributes, step.handlers])).toEqual([
       ['Update', null, ['some', 'all']],
       ['Create', null, ['all']],
@@ -100,9 +106,10 @@ describe('handlers declare the steps they need', () => {
   });
 
   it('refuses, as the app loads, what Dataverse would refuse or what would run twice', () => {
-    const refused = (options: Parameters<HandlerRegistry['on']>[0], registry = new HandlerRegistry()) => {
+    // Declared as JavaScript (or a cast) would: the compiler refuses each of these first.
+    const refused = (options: object) => {
       try {
-        registry.on(options, noop);
+        registryOf([on(options as never, noop)]);
         return '';
       } catch (error) {
         return String(error);
@@ -137,31 +144,28 @@ describe('handlers declare the steps they need', () => {
     expect(refused({ name: 'x', entity: 'account', message: 'Update', images: { 'pre image': { type: 'PreImage' } } })).toContain(
       'an alias is a letter then letters',
     );
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', filteringAtributes: ['name'] } as never)).toContain(
+    expect(refused({ name: 'x', entity: 'account', message: 'Update', filteringAtributes: ['name'] })).toContain(
       'unknown option "filteringAtributes"',
     );
-    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'MainOperation' } as never)).toContain(
+    expect(refused({ name: 'x', entity: 'account', message: 'Update', stage: 'MainOperation' })).toContain(
       'stage "MainOperation" is not one of PreValidation, PreOperation, PostOperation',
     );
   });
 
   it('refuses two handlers that cannot share a step, naming both', () => {
-    const registry = new HandlerRegistry().on(
-      { name: 'first', entity: 'account', message: 'Update', images: { image: { type: 'PreImage' } } },
-      noop,
-    );
+    const first = on({ name: 'first', entity: 'account', message: 'Update', images: { image: { type: 'PreImage' } } }, noop);
     expect(() =>
-      registry.on({ name: 'second', entity: 'account', message: 'Update', images: { image: { type: 'PostImage' } } }, noop),
+      registryOf([first, on({ name: 'second', entity: 'account', message: 'Update', images: { image: { type: 'PostImage' } } }, noop)]),
     ).toThrow('handlers first and second declare the image "image" of Update of account as PreImage and PostImage');
-    const unsure = new HandlerRegistry().on({ name: 'no-mode', entity: 'account', message: 'Update' }, noop);
+    const unsure = on({ name: 'no-mode', entity: 'account', message: 'Update' }, noop);
     expect(() =>
-      unsure.on({ name: 'sync', entity: 'account', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop),
+      registryOf([unsure, on({ name: 'sync', entity: 'account', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop)]),
     ).toThrow(
       'handler no-mode leaves its stage out, so it would also receive the PostOperation Synchronous Update of account declared by sync: declare its stage and mode',
     );
-    // The refused handler is not registered; the registry is as it was.
-    expect(registry.all.map((handler) => handler.name)).toEqual(['first']);
-    expect(unsure.steps).toHaveLength(1);
+    // Each alone is a registry.
+    expect(registryOf([first]).all.map((handler) => handler.name)).toEqual(['first']);
+    expect(registryOf([unsure]).steps).toHaveLength(1);
   });
 });
 
@@ -169,16 +173,17 @@ describe('inline handlers (decide) declare a step Dataverse waits for', () => {
   const allowAll = () => allow();
 
   it('register a synchronous step, shared with reacting handlers of the same step, and default to Synchronous', () => {
-    const registry = new HandlerRegistry()
-      .decide(
+    const registry = registryOf([
+      decide(
         { name: 'gate', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
         allowAll,
-      )
-      .on(
+      ),
+      on(
         { name: 'audit', entity: 'account', message: 'Update', stage: 'PreValidation', mode: 'Synchronous', filteringAttributes: ['name'] },
         noop,
-      )
-      .decide({ name: 'late-gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, allowAll);
+      ),
+      decide({ name: 'late-gate', entity: 'account', message: 'Create', stage: 'PostOperation' }, allowAll),
+    ]);
     expect(registry.steps).toEqual([
       {
         entity: 'account',
@@ -205,16 +210,18 @@ describe('inline handlers (decide) declare a step Dataverse waits for', () => {
   });
 
   it('refuses, as the app loads, a step Dataverse does not wait for, and what does not apply to a decision', () => {
-    const refused = (options: Record<string, unknown>, registry = new HandlerRegistry()) => {
+    // Declared as JavaScript (or a cast) would: the compiler refuses each of these first.
+    const refused = (options: object, ...before: HandlerDefinition[]) => {
       try {
-        registry.decide(options as never, allowAll);
+        registryOf([...before, decide(options as never, allowAll)]);
         return '';
       } catch (error) {
         return String(error);
       }
     };
+    // The one line the app logs and the CLI prints: the declaring file, the handler, the reason.
     expect(refused({ name: 'async', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Asynchronous' })).toBe(
-      'HandlerRegistryError: handler async: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
+      'HandlerLoadError: test/pipeline/handlerRegistry.test.ts: handler async: an inline handler decides whether the operation goes on, and Dataverse runs an asynchronous step after the operation completed, where no answer can stop it: declare a synchronous step, or react with on(…) instead',
     );
     expect(refused({ name: 'early-async', entity: 'account', message: 'Create', stage: 'PreValidation', mode: 'Asynchronous' })).toContain(
       'Dataverse runs asynchronous steps only in PostOperation',
@@ -231,17 +238,20 @@ describe('inline handlers (decide) declare a step Dataverse waits for', () => {
     expect(
       refused({ name: 'post-image', entity: 'account', message: 'Update', stage: 'PreOperation', images: { post: { type: 'PostImage' } } }),
     ).toContain('a post-image needs the PostOperation stage');
-    const taken = new HandlerRegistry().on({ name: 'same', entity: 'account', message: 'Create' }, noop);
+    const taken = on({ name: 'same', entity: 'account', message: 'Create' }, noop);
     expect(refused({ name: 'same', entity: 'account', message: 'Create', stage: 'PreValidation' }, taken)).toContain(
       'two handlers are named "same"',
     );
-    expect(() => taken.on({ name: 'same', entity: 'contact', message: 'Create' }, noop)).toThrow('two handlers are named "same"');
+    expect(() => registryOf([taken, on({ name: 'same', entity: 'contact', message: 'Create' }, noop)])).toThrow(
+      'two handlers are named "same"',
+    );
   });
 
   it('decide only synchronous events of their step, and the queue never runs them', () => {
-    const registry = new HandlerRegistry()
-      .decide({ name: 'gate', entity: 'contact', message: 'Update', stage: 'PreOperation' }, allowAll)
-      .on({ name: 'react', entity: 'contact', message: 'Update', stage: 'PreOperation' }, noop);
+    const registry = registryOf([
+      decide({ name: 'gate', entity: 'contact', message: 'Update', stage: 'PreOperation' }, allowAll),
+      on({ name: 'react', entity: 'contact', message: 'Update', stage: 'PreOperation' }, noop),
+    ]);
     const at = (stage: number, mode: number) => contactUpdate({ firstname: 'x' }, { stage, mode });
     expect(registry.decisionsFor(at(20, 0)).map((decider) => decider.name)).toEqual(['gate']);
     expect(registry.decisionsFor(at(40, 1))).toEqual([]);
@@ -260,10 +270,12 @@ describe('inline handlers (decide) declare a step Dataverse waits for', () => {
 });
 
 describe('matching an event to handlers', () => {
-  const registry = new HandlerRegistry()
-    .on({ name: 'names', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'] }, noop)
-    .on({ name: 'email', entity: 'contact', message: 'Update', filteringAttributes: ['emailaddress1'] }, noop)
-    .on({ name: 'any-update', entity: 'contact', message: 'update' }, noop);
+  const registry = registryOf([
+    on({ name: 'names', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'] }, noop),
+    on({ name: 'email', entity: 'contact', message: 'Update', filteringAttributes: ['emailaddress1'] }, noop),
+    // Matched without regard to case, as Dataverse names messages; the types want the canonical case.
+    on({ name: 'any-update', entity: 'contact', message: 'update' } as never, noop),
+  ]);
   const names = (candidate: DataverseEvent) => registry.match(candidate).map((handler) => handler.name);
 
   it('each handler receives the Updates that carry one of its own filtering attributes, as if it had its own step', () => {
@@ -288,9 +300,10 @@ describe('matching an event to handlers', () => {
   });
 
   it('a declared stage or mode must match; one left out matches any', () => {
-    const staged = new HandlerRegistry()
-      .on({ name: 'pre', entity: 'contact', message: 'Update', stage: 'PreOperation' }, noop)
-      .on({ name: 'post-sync', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop);
+    const staged = registryOf([
+      on({ name: 'pre', entity: 'contact', message: 'Update', stage: 'PreOperation' }, noop),
+      on({ name: 'post-sync', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Synchronous' }, noop),
+    ]);
     const match = (stage: number, mode: number) =>
       staged.match(contactUpdate({ firstname: 'x' }, { stage, mode })).map((handler) => handler.name);
     expect(match(20, 0)).toEqual(['pre']);
@@ -300,35 +313,31 @@ describe('matching an event to handlers', () => {
 });
 
 describe('the context a handler receives', () => {
-  const runtimeContext = (record: HandlerContext['record']): HandlerContext => ({
-    eventId: 'e',
-    deliveryCount: 1,
-    reconciled: false,
-    log: silentLog,
-    signal: new AbortController().signal,
-    idempotencyKey: '00000000-0000-8000-8000-000000000000',
-    record,
-    rereadRecord: null,
-    changes: () => [],
-    attribute: () => undefined,
-    preImage: () => null,
-    postImage: () => null,
-  });
+  // As the processor builds it (src/pipeline/handlerContext.ts).
+  const runtimeContext = (on: DataverseEvent, record: HandlerContext['record']) =>
+    handlerContext({
+      event: on,
+      eventId: 'e',
+      record,
+      log: silentLog,
+      deliveryCount: 1,
+      signal: new AbortController().signal,
+      idempotencyKey: '00000000-0000-8000-8000-000000000000',
+    });
 
-  it('adds truncated, and calls a per-record handler with filtering attributes only for the records that carry one', async () => {
+  it('says truncated, and calls a per-record handler with filtering attributes only for the records that carry one', async () => {
     const seen: Array<{ id: string; truncated: boolean }> = [];
-    const registry = new HandlerRegistry().on(
-      { name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true, filteringAttributes: ['name'] },
-      (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true, filteringAttributes: ['name'] }, (_event, ctx) => {
         seen.push({ id: ctx.record.id, truncated: ctx.truncated });
-      },
-    );
+      }),
+    ]);
     const bulk = event({ ...rawContextOf(createMultipleOfAccounts(2)), messageName: 'UpdateMultiple' });
     const [first, second] = targetRecords(bulk);
     delete first!.attributes['name'];
     const [handler] = registry.match(bulk);
-    await handler!.handle(bulk, runtimeContext(first!));
-    await handler!.handle(bulk, runtimeContext(second!));
+    await handler!.handle(bulk, runtimeContext(bulk, first!));
+    await handler!.handle(bulk, runtimeContext(bulk, second!));
     expect(seen).toEqual([{ id: second!.id, truncated: false }]);
   });
 
@@ -343,19 +352,20 @@ describe('the context a handler receives', () => {
       preEntityImages: { byHand: rawEntity('contact', id, { firstname: 'Ann', lastname: 'Li' }) },
     });
     const seen: unknown[] = [];
-    const registry = new HandlerRegistry().on(
-      { name: 'undeclared', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous' },
-      (_event, ctx) => void seen.push(ctx.changes().map((change) => change.attribute)),
-    );
-    const runtime = { ...runtimeContext(null), changes: () => [{ attribute: 'from the first image', from: undefined, to: null }] };
-    await registry.all[0]!.handle(update, runtime);
+    const registry = registryOf([
+      on(
+        { name: 'undeclared', entity: 'contact', message: 'Update', stage: 'PostOperation', mode: 'Asynchronous' },
+        (_event, ctx) => void seen.push(ctx.changes().map((change) => change.attribute)),
+      ),
+    ]);
+    await registry.all[0]!.handle(update, runtimeContext(update, null));
     expect(seen).toEqual([['firstname', 'lastname']]);
   });
 
   it('fails a per-record call that names no record, instead of calling the handler with none', () => {
-    const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true }, noop);
+    const registry = registryOf([on({ name: 'bulk', entity: 'account', message: 'UpdateMultiple', perRecord: true }, noop)]);
     const bulk = event({ messageName: 'UpdateMultiple', entityName: 'account', entityId: '00000000-0000-0000-0000-000000000000' }, true);
-    expect(() => registry.all[0]!.handle(bulk, runtimeContext(null))).toThrow(
+    expect(() => registry.all[0]!.handle(bulk, runtimeContext(bulk, null))).toThrow(
       'handler bulk runs per record, and this UpdateMultiple names no record',
     );
   });
@@ -424,13 +434,14 @@ describe('reconcile: what change tracking can serve', () => {
   const noop = () => undefined;
   // As a declaration written in JavaScript (or cast) reaches the registry: the compiler's rules do not apply.
   const register = (options: Record<string, unknown>) => () =>
-    new HandlerRegistry().on({ name: 'h', entity: 'account', message: 'Update', ...options } as never, noop);
+    registryOf([on({ name: 'h', entity: 'account', message: 'Update', ...options } as never, noop)]);
 
   it('takes reconcile: true or { columns }, and keeps what a reconciled Target holds', () => {
-    const registry = new HandlerRegistry()
-      .on({ name: 'all', entity: 'account', message: ['Create', 'Update', 'Delete'], reconcile: true }, noop)
-      .on({ name: 'some', entity: 'contact', message: 'Update', stage: 'PostOperation', reconcile: { columns: ['lastname'] } }, noop)
-      .on({ name: 'none', entity: 'contact', message: 'Create' }, noop);
+    const registry = registryOf([
+      on({ name: 'all', entity: 'account', message: ['Create', 'Update', 'Delete'], reconcile: true }, noop),
+      on({ name: 'some', entity: 'contact', message: 'Update', stage: 'PostOperation', reconcile: { columns: ['lastname'] } }, noop),
+      on({ name: 'none', entity: 'contact', message: 'Create' }, noop),
+    ]);
     expect(registry.all.map((handler) => handler.reconcile)).toEqual([{ columns: null }, { columns: ['lastname'] }, null]);
   });
 
@@ -444,10 +455,9 @@ describe('reconcile: what change tracking can serve', () => {
     expect(register({ reconcile: { columns: ['Not A Column'] } })).toThrow(/"Not A Column" is not a column logical name/);
     expect(register({ reconcile: 'yes' })).toThrow(/reconcile is true, or \{ columns/);
     expect(() =>
-      new HandlerRegistry().decide(
-        { name: 'd', entity: 'account', message: 'Update', stage: 'PreValidation', reconcile: true } as never,
-        () => allow(),
-      ),
+      registryOf([
+        decide({ name: 'd', entity: 'account', message: 'Update', stage: 'PreValidation', reconcile: true } as never, () => allow()),
+      ]),
     ).toThrow(/"reconcile" apply to reacting handlers/);
   });
 });

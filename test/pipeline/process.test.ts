@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { DataverseEvent } from '../../src/dataverse';
 import { createMultipleOfAccounts, largeCreateMultiple, rawEntity, rawExecutionContext } from '../../src/dataverse/samplePayloads';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, replayFailures } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { SERVICE_CLOCK_MARGIN_MS } from '../../src/pipeline/ledger/ledger';
 import { processEnvelope } from '../../src/pipeline/process';
 import { readProcessSettings } from '../../src/settings';
@@ -19,9 +20,11 @@ import { blobNames, drainQueue, isolatedStorage } from '../support/storage';
 /** A handler whose effect is a list entry, so tests can count effects. */
 function recordingRegistry(filter = { entity: '*', message: '*' }) {
   const effects: Array<{ eventId: string; event: DataverseEvent; deliveryCount: number; recordId: string | null }> = [];
-  const registry = new HandlerRegistry().on({ ...filter, name: 'record' }, (event, ctx) => {
-    effects.push({ eventId: ctx.eventId, event, deliveryCount: ctx.deliveryCount, recordId: ctx.record?.id ?? null });
-  });
+  const registry = registryOf([
+    on({ ...filter, name: 'record' }, (event, ctx) => {
+      effects.push({ eventId: ctx.eventId, event, deliveryCount: ctx.deliveryCount, recordId: ctx.record?.id ?? null });
+    }),
+  ]);
   return { registry, effects };
 }
 
@@ -98,10 +101,12 @@ describe('processing, from the HTTP handler through the real queue to a handler'
   it('a handler that throws is retried, poisoned, listed, replayed and then succeeds once', async () => {
     let failing = true;
     const effects: number[] = [];
-    const registry = new HandlerRegistry().on({ name: 'flaky', entity: 'account', message: 'Update' }, (_event, ctx) => {
-      if (failing) throw new Error(`downstream unavailable (delivery ${ctx.deliveryCount})`);
-      effects.push(ctx.deliveryCount);
-    });
+    const registry = registryOf([
+      on({ name: 'flaky', entity: 'account', message: 'Update' }, (_event, ctx) => {
+        if (failing) throw new Error(`downstream unavailable (delivery ${ctx.deliveryCount})`);
+        effects.push(ctx.deliveryCount);
+      }),
+    ]);
     const eventId = await ingest(storage, fixture('08-').body);
     const run = processor(storage, registry);
     expect(await run.drain()).toEqual({ succeeded: 0, failed: 3, poisoned: 1 });
@@ -134,10 +139,12 @@ describe('processing, from the HTTP handler through the real queue to a handler'
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let effects = 0;
-    const registry = new HandlerRegistry().on({ name: 'slow', entity: '*', message: '*' }, async () => {
-      effects++;
-      await gate;
-    });
+    const registry = registryOf([
+      on({ name: 'slow', entity: '*', message: '*' }, async () => {
+        effects++;
+        await gate;
+      }),
+    ]);
     await ingest(storage, fixture('01-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     const settings = { ...readProcessSettings({}), leaseMs: 2_000, deferJitterMs: 0 };
@@ -196,10 +203,12 @@ describe('processing, from the HTTP handler through the real queue to a handler'
   it('a poisoned claim-check event keeps its blob, and its replay rebuilds the body', async () => {
     let failing = true;
     const seen: string[] = [];
-    const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'CreateMultiple' }, (event) => {
-      if (failing) throw new Error('not yet');
-      seen.push(event.messageName);
-    });
+    const registry = registryOf([
+      on({ name: 'bulk', entity: 'account', message: 'CreateMultiple' }, (event) => {
+        if (failing) throw new Error('not yet');
+        seen.push(event.messageName);
+      }),
+    ]);
     const eventId = await ingest(storage, largeCreateMultiple(300 * 1024));
     const run = processor(storage, registry);
     await run.drain();
@@ -231,12 +240,11 @@ describe('processing, from the HTTP handler through the real queue to a handler'
 
   it('skipStale: an older Update arriving after a newer one is skipped, and the outcome says so', async () => {
     const seen: unknown[] = [];
-    const registry = new HandlerRegistry().on(
-      { name: 'latest-name', entity: 'contact', message: 'Update', skipStale: true },
-      (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'latest-name', entity: 'contact', message: 'Update', skipStale: true }, (_event, ctx) => {
         seen.push(ctx.attribute('firstname'));
-      },
-    );
+      }),
+    ]);
     const id = randomUUID();
     await ingest(storage, contactUpdate({ id, versionnumber: 2000, firstname: 'Newer' }));
     const run = processor(storage, registry);
@@ -251,17 +259,16 @@ describe('processing, from the HTTP handler through the real queue to a handler'
   it('perRecord: CreateMultiple is handled per record, and a retry does not repeat the records already done', async () => {
     const calls: string[] = [];
     let failOn: string | null = '00000000-0000-4000-8000-000000000002';
-    const registry = new HandlerRegistry().on(
-      { name: 'per-account', entity: 'account', message: 'CreateMultiple', perRecord: true },
-      (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'per-account', entity: 'account', message: 'CreateMultiple', perRecord: true }, (_event, ctx) => {
         const id = ctx.record!.id;
         if (id === failOn) {
           failOn = null;
           throw new Error('transient');
         }
         calls.push(id.slice(-1));
-      },
-    );
+      }),
+    ]);
     const body = JSON.stringify(createMultipleOfAccounts(4));
     await ingest(storage, body);
     const run = processor(storage, registry);
@@ -273,7 +280,7 @@ describe('processing, from the HTTP handler through the real queue to a handler'
 
   it('a queue message that is not an envelope ends in the failures list, kept as it came', async () => {
     await sendQueueMessage(storage.eventsQueue, { hello: 'world' });
-    const run = processor(storage, new HandlerRegistry());
+    const run = processor(storage, registryOf([]));
     expect(await run.drain()).toEqual({ succeeded: 0, failed: 3, poisoned: 1 });
     const [failure] = await failureStore(storage).list();
     expect(failure?.eventId).toMatch(/^unreadable-/);

@@ -1,12 +1,15 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { DataverseEvent } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { failureStore, recordPoisonedMessage, replayFailures, sweepPoisonQueue } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { HandlerFailedError, type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
+import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
+import { HandlerFailedError } from '../../src/pipeline/runUnit';
 import { readIngestSettings, readProcessSettings, SettingsError } from '../../src/settings';
 import { createStorageClients, type StorageClients } from '../../src/storage/clients';
 import { encodeQueueMessage } from '../../src/storage/queueMessages';
@@ -41,9 +44,11 @@ describe('nothing accepted expires', () => {
   });
 
   it('a replayed event and a deferred copy have no expiry either', async () => {
-    const registry = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-      throw new Error('no');
-    });
+    const registry = registryOf([
+      on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('no');
+      }),
+    ]);
     await ingest(storage, fixture('08-').body);
     await processor(storage, registry).drain();
     expect(await replayFailures('all', { storage })).toMatchObject([{ replayed: true }]);
@@ -53,7 +58,7 @@ describe('nothing accepted expires', () => {
     // A copy of a unit held by a live processor is put back for later (here: 2 s, the lease).
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const slow = new HandlerRegistry().on({ name: 'slow', entity: '*', message: '*' }, () => gate);
+    const slow = registryOf([on({ name: 'slow', entity: '*', message: '*' }, () => gate)]);
     const settings = { ...readProcessSettings({}), leaseMs: 2_000, deferJitterMs: 0 };
     await ingest(storage, fixture('01-').body);
     const [message] = await drainQueue(storage.eventsQueue);
@@ -81,12 +86,14 @@ describe('a handler that does not finish in time', () => {
     const signals: AbortSignal[] = [];
     let hang = true;
     const effects: number[] = [];
-    const registry = new HandlerRegistry().on({ name: 'hangs-once', entity: '*', message: '*' }, async (_event, ctx) => {
-      signals.push(ctx.signal);
-      // Ignores its signal, as a careless handler would.
-      if (hang) return new Promise<void>(() => undefined);
-      effects.push(ctx.deliveryCount);
-    });
+    const registry = registryOf([
+      on({ name: 'hangs-once', entity: '*', message: '*' }, async (_event, ctx) => {
+        signals.push(ctx.signal);
+        // Ignores its signal, as a careless handler would.
+        if (hang) return new Promise<void>(() => undefined);
+        effects.push(ctx.deliveryCount);
+      }),
+    ]);
     await ingest(storage, fixture('06-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     const settings = { ...readProcessSettings({}), handlerTimeoutMs: 300 };
@@ -104,14 +111,16 @@ describe('a handler that does not finish in time', () => {
 
   it('is cut off by what is left of the invocation budget when that is shorter than its own limit', async () => {
     let aborted = false;
-    const registry = new HandlerRegistry().on({ name: 'waits', entity: '*', message: '*' }, (_event, ctx) => {
-      return new Promise<void>((resolve) =>
-        ctx.signal.addEventListener('abort', () => {
-          aborted = true;
-          resolve();
-        }),
-      );
-    });
+    const registry = registryOf([
+      on({ name: 'waits', entity: '*', message: '*' }, (_event, ctx) => {
+        return new Promise<void>((resolve) =>
+          ctx.signal.addEventListener('abort', () => {
+            aborted = true;
+            resolve();
+          }),
+        );
+      }),
+    ]);
     await ingest(storage, fixture('06-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     const run = processEnvelope(parseEnvelope(message), deps(storage, registry, { invocationBudgetMs: 250 }));
@@ -126,17 +135,18 @@ describe('the idempotency key handlers get', () => {
     const storage = await isolatedStorage();
     const keys: Record<string, string[]> = {};
     let failFirst = true;
-    const registry = new HandlerRegistry()
-      .on({ name: 'first', entity: '*', message: '*' }, (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'first', entity: '*', message: '*' }, (_event, ctx) => {
         (keys['first'] ??= []).push(ctx.idempotencyKey);
-      })
-      .on({ name: 'second', entity: '*', message: '*' }, (_event, ctx) => {
+      }),
+      on({ name: 'second', entity: '*', message: '*' }, (_event, ctx) => {
         (keys['second'] ??= []).push(ctx.idempotencyKey);
         if (failFirst) {
           failFirst = false;
           throw new Error('once');
         }
-      });
+      }),
+    ]);
     const body = fixture('06-').body;
     await ingest(storage, body);
     await processor(storage, registry).drain();
@@ -151,9 +161,11 @@ describe('the idempotency key handlers get', () => {
       parseEnvelope(copy),
       deps(
         storage,
-        new HandlerRegistry().on({ name: 'second', entity: '*', message: '*' }, (_event, ctx) => {
-          (keys['second'] ??= []).push(ctx.idempotencyKey);
-        }),
+        registryOf([
+          on({ name: 'second', entity: '*', message: '*' }, (_event, ctx) => {
+            (keys['second'] ??= []).push(ctx.idempotencyKey);
+          }),
+        ]),
       ),
     );
 
@@ -177,12 +189,14 @@ describe('under storage faults', () => {
   it('a storage blip right after the effect does not repeat it: marking it done is retried, with back-off', async () => {
     let effects = 0;
     const warnings: string[] = [];
-    const registry = new HandlerRegistry().on({ name: 'effect', entity: '*', message: '*' }, () => {
-      effects++;
-      // Table storage goes away for 2 s just as the effect is done.
-      faulty.table.down();
-      setTimeout(() => faulty.table.up(), 2_000);
-    });
+    const registry = registryOf([
+      on({ name: 'effect', entity: '*', message: '*' }, () => {
+        effects++;
+        // Table storage goes away for 2 s just as the effect is done.
+        faulty.table.down();
+        setTimeout(() => faulty.table.up(), 2_000);
+      }),
+    ]);
     await ingest(storage, fixture('06-').body);
     const [message] = await drainQueue(storage.eventsQueue);
     const log = { ...silentLog, warn: (text: string) => warnings.push(text) };
@@ -198,9 +212,11 @@ describe('under storage faults', () => {
 
   it('a 503 whose write reached storage anyway: the event is processed once, and its claim-check blob is kept for it', async () => {
     const effects: DataverseEvent[] = [];
-    const registry = new HandlerRegistry().on({ name: 'effect', entity: '*', message: '*' }, (event) => {
-      effects.push(event);
-    });
+    const registry = registryOf([
+      on({ name: 'effect', entity: '*', message: '*' }, (event) => {
+        effects.push(event);
+      }),
+    ]);
     // The queue exists (this is about the answer, not provisioning); its write lands, and its
     // answer comes back after the deadline.
     await storage.eventsQueue.createIfNotExists();
@@ -232,7 +248,7 @@ describe('invalid settings', () => {
     const [message] = await drainQueue(storage.eventsQueue);
     const invalid = new SettingsError(['PROCESSOR_LEASE_SECONDS: must be at least host.json functionTimeout (300)']);
     await expect(
-      processEnvelope(parseEnvelope(message), deps(storage, new HandlerRegistry(), { settings: invalid, deliveryCount: 5 })),
+      processEnvelope(parseEnvelope(message), deps(storage, registryOf([]), { settings: invalid, deliveryCount: 5 })),
     ).rejects.toBe(invalid);
 
     const failure = await recordPoisonedMessage(message, { storage, poisonQueue: storage.poisonQueue, log: silentLog });

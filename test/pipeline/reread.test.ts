@@ -2,8 +2,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { rawEntity, rawExecutionContext, withoutTruncatedProperties } from '../../src/dataverse/samplePayloads';
 import type { DataverseRow } from '../../src/dataverseApi';
 import { createDataverseClient, createRecordReader, type RecordReader } from '../../src/dataverseApi';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { failureStore } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import type { StorageClients } from '../../src/storage/clients';
 import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
 import { ingest, processor } from '../support/processing';
@@ -46,12 +47,11 @@ describe('re-reading the record of a truncated event', () => {
   });
 
   function rereadingRegistry(seen: Array<{ truncated: boolean; row: DataverseRow | null }>) {
-    return new HandlerRegistry().on(
-      { name: 'needs-the-record', entity: 'account', message: 'Update', rereadTruncated: ['name', 'accountnumber'] },
-      (event, ctx) => {
+    return registryOf([
+      on({ name: 'needs-the-record', entity: 'account', message: 'Update', rereadTruncated: ['name', 'accountnumber'] }, (event, ctx) => {
         seen.push({ truncated: event.truncated, row: ctx.rereadRecord });
-      },
-    );
+      }),
+    ]);
   }
 
   it('a handler that asks gets the row, read with the columns it named; a whole event is not re-read', async () => {

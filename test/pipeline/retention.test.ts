@@ -9,7 +9,6 @@ import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
 import { recordingTelemetry } from '../../src/observability/telemetry';
 import { failureStore, recordPoisoned, replayFailures, resolveFailures } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { applyRetention } from '../../src/pipeline/retention';
 import { readRetentionSettings } from '../../src/settings';
 import { createStorageClients } from '../../src/storage/clients';
@@ -75,19 +74,21 @@ describe('retention of the ledger and of settled failures', () => {
     const storage = await isolatedStorage();
     const ran: string[] = [];
     const succeeds = (name: string) => ({ name, entity: '*', message: '*' }) as const;
-    const failing = new HandlerRegistry()
-      .on(succeeds('first'), (event) => void ran.push(`first:${event.primaryEntityId}`))
-      .on(succeeds('second'), () => {
+    const failing = registryOf([
+      on(succeeds('first'), (event) => void ran.push(`first:${event.primaryEntityId}`)),
+      on(succeeds('second'), () => {
         throw new Error('down');
-      });
+      }),
+    ]);
     const poisoned = await ingest(storage, fixture('08-').body);
     await processor(storage, failing).drain();
     const [failure] = await failureStore(storage).list();
     expect(failure?.eventId).toBe(poisoned);
 
-    const working = new HandlerRegistry()
-      .on(succeeds('first'), (event) => void ran.push(`first:${event.primaryEntityId}`))
-      .on(succeeds('second'), () => undefined);
+    const working = registryOf([
+      on(succeeds('first'), (event) => void ran.push(`first:${event.primaryEntityId}`)),
+      on(succeeds('second'), () => undefined),
+    ]);
     const old = [await ingest(storage, fixture('01-').body), await ingest(storage, fixture('06-').body)];
     await processor(storage, working).drain();
     // Watermarks: one of the poisoned event's record, one of another record.
@@ -147,9 +148,11 @@ describe('retention of the ledger and of settled failures', () => {
 
   it('keeps a resolved failure, its message and its ledger rows for the period after it was resolved, then removes them', async () => {
     const storage = await isolatedStorage();
-    const failing = new HandlerRegistry().on({ name: 'fails', entity: '*', message: '*' }, () => {
-      throw new Error('down');
-    });
+    const failing = registryOf([
+      on({ name: 'fails', entity: '*', message: '*' }, () => {
+        throw new Error('down');
+      }),
+    ]);
     const [resolved, replayed] = [await ingest(storage, fixture('08-').body), await ingest(storage, fixture('01-').body)];
     await processor(storage, failing).drain();
     const at = await cutoff();
@@ -300,10 +303,12 @@ describe('retention of the ledger and of settled failures', () => {
     const storage = await isolatedStorage();
     let failing = true;
     const seen: string[] = [];
-    const registry = new HandlerRegistry().on({ name: 'bulk', entity: 'account', message: 'CreateMultiple' }, (event) => {
-      if (failing) throw new Error('not yet');
-      seen.push(event.messageName);
-    });
+    const registry = registryOf([
+      on({ name: 'bulk', entity: 'account', message: 'CreateMultiple' }, (event) => {
+        if (failing) throw new Error('not yet');
+        seen.push(event.messageName);
+      }),
+    ]);
     const eventId = await ingest(storage, largeCreateMultiple(300 * 1024));
     const run = processor(storage, registry);
     await run.drain();

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { webhookUrl } from '../../src/functionNames';
 import { parseRegistration, webhookUrlProblem } from '../../src/registration/definition';
 
-const valid = { endpoint: { name: 'hook', url: 'https://func.azurewebsites.net/api/dataverse/webhook', auth: { type: 'WebhookKey' } } };
+const valid = { endpoint: { name: 'hook', url: webhookUrl('https://func.azurewebsites.net'), auth: { type: 'WebhookKey' } } };
 
 function problems(registration: unknown): string {
   try {
@@ -49,7 +50,7 @@ describe('the registration file', () => {
   it('refuses a secret written into the file instead of an environment variable name', () => {
     const auth = { type: 'HttpHeader', settings: [{ name: 'x-key', value: 'secret' }] };
     const message = problems({ endpoint: { ...valid.endpoint, auth } });
-    expect(message).toContain('$.endpoint.auth.settings.0');
+    expect(message).toContain('$.endpoint.auth.settings[0]');
     expect(message).not.toContain('secret');
   });
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { webhookUrl } from '../../src/functionNames';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
@@ -7,7 +8,7 @@ import { type IngestSettings, readIngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 
 export interface IngestServer {
-  /** `http://127.0.0.1:<free port>/api/dataverse/webhook` */
+  /** `http://127.0.0.1:<free port>/api/dataverse/webhook` (webhookUrl) */
   url: string;
   /** The URL of every request received. */
   urls: URL[];
@@ -48,7 +49,7 @@ export async function startIngestServer(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/api/dataverse/webhook`,
+    url: webhookUrl(`http://127.0.0.1:${port}`),
     urls,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

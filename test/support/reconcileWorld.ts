@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach } from 'vitest';
 import { asFunctionInput, runUntilIdle } from '../../devhost/queueListener';
 import {
   dataContractDate,
@@ -18,9 +19,10 @@ import { type ReconcileDependencies, type ReconcileReport, type ReconcileRequest
 import { readIngestSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import type { WebApiRow } from './fakeChangeTracking';
-import type { FakeDataverse } from './fakeDataverse';
+import { type FakeDataverse, startFakeDataverse } from './fakeDataverse';
 import { accountOf, processor, TEST_QUEUES } from './processing';
 import { dataverseHeaders, FUNCTION_URL } from './requests';
+import { isolatedStorage } from './storage';
 import { scopedTokens } from './tokens';
 
 /**
@@ -63,6 +65,29 @@ function contractValue(table: TableName, name: string, value: unknown, row: WebA
 }
 
 const SYSTEM_USER = 'systemuser';
+
+/**
+ * A world of its own for each test of the enclosing describe block: a fresh Dataverse stand-in
+ * tracking `tables` (its clock at `clock`, when given), on storage of its own; the stand-in is
+ * closed after the test. Call it where beforeEach would go; the function it returns gives the
+ * current test's world.
+ */
+export function useReconcileWorld(tables: readonly TableName[], clock?: number): () => ReconcileWorld {
+  let world: ReconcileWorld | undefined;
+  beforeEach(async () => {
+    world = new ReconcileWorld(await startFakeDataverse(), await isolatedStorage());
+    for (const table of tables) world.tracking.table(table);
+    if (clock !== undefined) world.tracking.clock = () => clock;
+  });
+  afterEach(async () => {
+    await world?.fake.close();
+    world = undefined;
+  });
+  return () => {
+    if (!world) throw new Error('useReconcileWorld(): the world is made in beforeEach; use it inside a test or a hook');
+    return world;
+  };
+}
 
 export class ReconcileWorld {
   readonly posted: PostedChange[] = [];

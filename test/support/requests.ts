@@ -1,6 +1,7 @@
 import { HttpRequest, InvocationContext, type LogLevel } from '@azure/functions';
+import { FUNCTION_NAMES, LOCAL_WEBHOOK_URL } from '../../src/functionNames';
 
-export const FUNCTION_URL = 'http://localhost:7071/api/dataverse/webhook';
+export const FUNCTION_URL = LOCAL_WEBHOOK_URL;
 
 /** Headers Dataverse sends with every webhook, as in a real request. */
 export function dataverseHeaders(overrides: Record<string, string> = {}): Record<string, string> {
@@ -34,7 +35,7 @@ export interface CapturedLogs {
 }
 
 /** A real InvocationContext whose log lines are captured. */
-export function invocationContext(functionName = 'dataverseWebhook'): CapturedLogs {
+export function invocationContext(functionName: string = FUNCTION_NAMES.webhook): CapturedLogs {
   const lines: Array<{ level: LogLevel; text: string }> = [];
   const context = new InvocationContext({
     functionName,

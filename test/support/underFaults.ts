@@ -6,11 +6,12 @@ import { type QueuesOptions, readHostJson } from '../../devhost/hostJson';
 import { asFunctionInput, type QueueFunction, QueueListener } from '../../devhost/queueListener';
 import type { DataverseEvent } from '../../src/dataverse';
 import { largeCreateMultiple } from '../../src/dataverse/samplePayloads';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
 import { recordPoisonedMessage, replayFailures, sweepPoisonQueue } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { processEnvelope } from '../../src/pipeline/process';
 import { type ProcessSettings, readIngestSettings, readProcessSettings } from '../../src/settings';
 import { createStorageClients } from '../../src/storage/clients';
@@ -124,19 +125,21 @@ export async function runUnderFaults(plan: FaultPlan): Promise<FaultReport> {
     let crashes = 0;
 
     const handlers = (instance: Instance) =>
-      new HandlerRegistry().on({ name: 'effect', entity: '*', message: '*' }, async (event: DataverseEvent) => {
-        // A crashed instance does nothing more: the work it had in flight never gets this far.
-        if (instance.crashed) return new Promise<void>(() => undefined);
-        const key = event.correlationId;
-        const first = !firstRun.has(key);
-        firstRun.add(key);
-        if (first && picked(key, 'throw', plan.throwOnce)) throw new Error('the downstream API answered 500');
-        // Ignores its signal, as a careless handler would: the processor stops waiting at its limit.
-        if (first && picked(key, 'hang', plan.hangOnce)) return new Promise<void>(() => undefined);
-        effects.set(key, (effects.get(key) ?? 0) + 1);
-        instance.effectsInFlight.add(key);
-        if (first && picked(key, 'crash', plan.crashAfterEffect)) crash(instance);
-      });
+      registryOf([
+        on({ name: 'effect', entity: '*', message: '*' }, async (event: DataverseEvent) => {
+          // A crashed instance does nothing more: the work it had in flight never gets this far.
+          if (instance.crashed) return new Promise<void>(() => undefined);
+          const key = event.correlationId;
+          const first = !firstRun.has(key);
+          firstRun.add(key);
+          if (first && picked(key, 'throw', plan.throwOnce)) throw new Error('the downstream API answered 500');
+          // Ignores its signal, as a careless handler would: the processor stops waiting at its limit.
+          if (first && picked(key, 'hang', plan.hangOnce)) return new Promise<void>(() => undefined);
+          effects.set(key, (effects.get(key) ?? 0) + 1);
+          instance.effectsInFlight.add(key);
+          if (first && picked(key, 'crash', plan.crashAfterEffect)) crash(instance);
+        }),
+      ]);
 
     const startInstance = async (id: number): Promise<Instance> => {
       const network = await faultyStorage(azurite.ports);

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { type DataverseEvent, type Entity, parseDataverseWebhookOrThrow } from '../../src/dataverse';
-import { changedAttributes } from '../../src/dataverse/accessors';
 import { type ColumnSpec, columnValueProblem, entityProblems, type TableSpec } from '../../src/dataverse/tables';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
-import { type HandlerContext, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { handlerContext } from '../../src/pipeline/handlerContext';
+import type { HandlerContext, HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { fixture } from '../support/fixtures';
 import { tables } from './generated/tables.generated';
 
@@ -18,22 +20,17 @@ function event(name: string): DataverseEvent {
   return parseDataverseWebhookOrThrow({ body: fixture(name).body, headers: {} });
 }
 
-/** What the processor gives a handler (src/pipeline/process.ts), for one event and record. */
+/** What the processor gives a handler (src/pipeline/handlerContext.ts), for one event and record. */
 function context(event: DataverseEvent, record: Entity | null): HandlerContext {
-  return {
+  return handlerContext({
+    event,
     eventId: 'fixture',
+    record,
+    log: silentLog,
     deliveryCount: 1,
-    reconciled: false,
     signal: new AbortController().signal,
     idempotencyKey: '00000000-0000-0000-0000-000000000001',
-    log: silentLog,
-    record,
-    rereadRecord: null,
-    changes: (alias) => changedAttributes(event, alias),
-    attribute: (name) => (record ? record.attributes[name] : undefined),
-    preImage: (alias) => (alias === undefined ? null : (event.preEntityImages[alias] ?? null)),
-    postImage: (alias) => (alias === undefined ? null : (event.postEntityImages[alias] ?? null)),
-  };
+  });
 }
 
 async function deliver(registry: HandlerRegistry, parsed: DataverseEvent): Promise<number> {
@@ -45,9 +42,8 @@ async function deliver(registry: HandlerRegistry, parsed: DataverseEvent): Promi
 describe('real payloads in the typed context', () => {
   it('fixture 06: an account Create reaches a typed handler, every column as its type says', async () => {
     const seen: string[] = [];
-    const registry = new HandlerRegistry().on(
-      { name: 'accounts', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Synchronous' },
-      (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'accounts', entity: 'account', message: 'Create', stage: 'PostOperation', mode: 'Synchronous' }, (_event, ctx) => {
         const record = ctx.record!;
         // Typed reads, no cast: text, a choice's own options, a lookup's tables, a yes/no, a date.
         const name: string | null | undefined = record.attributes.name;
@@ -58,36 +54,37 @@ describe('real payloads in the typed context', () => {
         seen.push(`${name?.slice(0, 4)} ${status} ${owner} ${isPrivate} ${createdOn?.toISOString()}`);
         expect(tables.account.columns.statuscode.options[status!]).toBe('Active');
         expect(entityProblems(tables.account, record)).toEqual([]);
-      },
-    );
+      }),
+    ]);
     expect(await deliver(registry, event('06-'))).toBe(1);
     expect(seen).toEqual(['АаБб 1 systemuser false 2024-11-08T08:05:06.000Z']);
   });
 
   it('fixture 08: an account Update of 2018, with the columns the platform adds', async () => {
-    const registry = new HandlerRegistry().on(
-      {
-        name: 'phones',
-        entity: 'account',
-        message: 'Update',
-        stage: 'PostOperation',
-        mode: 'Synchronous',
-        filteringAttributes: ['telephone1'],
-      },
-      (_event, ctx) => {
-        expect(ctx.changes().map((change) => change.attribute)).toEqual(['telephone1']);
-        const modifiedBy: 'systemuser' | undefined = ctx.record!.attributes.modifiedby?.logicalName;
-        expect(modifiedBy).toBe('systemuser');
-        expect(entityProblems(tables.account, ctx.record!)).toEqual([]);
-      },
-    );
+    const registry = registryOf([
+      on(
+        {
+          name: 'phones',
+          entity: 'account',
+          message: 'Update',
+          stage: 'PostOperation',
+          mode: 'Synchronous',
+          filteringAttributes: ['telephone1'],
+        },
+        (_event, ctx) => {
+          expect(ctx.changes().map((change) => change.attribute)).toEqual(['telephone1']);
+          const modifiedBy: 'systemuser' | undefined = ctx.record!.attributes.modifiedby?.logicalName;
+          expect(modifiedBy).toBe('systemuser');
+          expect(entityProblems(tables.account, ctx.record!)).toEqual([]);
+        },
+      ),
+    ]);
     expect(await deliver(registry, event('08-'))).toBe(1);
   });
 
   it('fixture 03: every kind of column of a custom table (Money, base currency, decimals, a multi-select choice)', async () => {
-    const registry = new HandlerRegistry().on(
-      { name: 'all', entity: 'shko_allfields', message: 'Create', stage: 'PostOperation', mode: 'Synchronous' },
-      (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'all', entity: 'shko_allfields', message: 'Create', stage: 'PostOperation', mode: 'Synchronous' }, (_event, ctx) => {
         const attributes = ctx.record!.attributes;
         // A multi-select choice is an OptionSetValueCollection, or [] when empty (Dataverse sends a bare array).
         const selected = attributes.shko_choices;
@@ -100,21 +97,20 @@ describe('real payloads in the typed context', () => {
           attributes.shko_datetime?.toISOString(),
         ]).toEqual([100, 100, 10.12, '2023-10-17T07:00:00.000Z']);
         expect(entityProblems(tables.shko_allfields, ctx.record!)).toEqual([]);
-      },
-    );
+      }),
+    ]);
     expect(await deliver(registry, event('03-'))).toBe(1);
   });
 
   it('the use-webhooks.md sample: a contact Update whose Target carries computed and phonetic columns', async () => {
-    const registry = new HandlerRegistry().on(
-      { name: 'contacts', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'] },
-      (_event, ctx) => {
+    const registry = registryOf([
+      on({ name: 'contacts', entity: 'contact', message: 'Update', filteringAttributes: ['firstname'] }, (_event, ctx) => {
         const fullName: string | null | undefined = ctx.record!.attributes.fullname;
         const yomi: string | null | undefined = ctx.record!.attributes.yomifullname;
         expect([typeof fullName, typeof yomi]).toEqual(['string', 'string']);
         expect(entityProblems(tables.contact, ctx.record!)).toEqual([]);
-      },
-    );
+      }),
+    ]);
     expect(await deliver(registry, event('use-webhooks.md'))).toBe(1);
   });
 

@@ -5,7 +5,9 @@ import { main } from '../../src/cli/main';
 import { createTypesCommand } from '../../src/cli/types';
 import { createDataverseClient, WEB_API_VERSION } from '../../src/dataverseApi';
 import { readTableMetadata } from '../../src/dataverseApi/tableMetadata';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { on } from '../../src/handlerApi';
+import { registryOf } from '../../src/handlerApi/load';
+import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { tableSpec } from '../../src/tableTypes/fromMetadata';
 import { renderModule } from '../../src/tableTypes/render';
 import { captureIO } from '../support/cliIO';
@@ -37,7 +39,7 @@ const tokens = () => scopedTokens({ [`${dataverse.url}/.default`]: dataverse.tok
 
 async function runTypes(args: string[], options: { cwd: string; handlers?: HandlerRegistry }) {
   const io = captureIO({ cwd: options.cwd, env: { DATAVERSE_URL: dataverse.url } });
-  const command = createTypesCommand({ tokens, sleep: async () => {} }, options.handlers ?? new HandlerRegistry());
+  const command = createTypesCommand({ tokens, sleep: async () => {} }, options.handlers ?? registryOf([]));
   const code = await command(args, io);
   return { code, out: io.out(), err: io.err() };
 }
@@ -110,10 +112,11 @@ describe('dataverse-webhooks types', () => {
 
   it('defaults to the tables the handlers declare', async () => {
     const cwd = tempDir('types-');
-    const handlers = new HandlerRegistry()
-      .on({ name: 'a', entity: 'contact', message: 'Update' }, () => undefined)
-      .on({ name: 'b', entity: 'account', message: 'Create' }, () => undefined)
-      .on({ name: 'c', entity: '*', message: '*' }, () => undefined);
+    const handlers = registryOf([
+      on({ name: 'a', entity: 'contact', message: 'Update' }, () => undefined),
+      on({ name: 'b', entity: 'account', message: 'Create' }, () => undefined),
+      on({ name: 'c', entity: '*', message: '*' }, () => undefined),
+    ]);
     const result = await runTypes([], { cwd, handlers });
     expect(result.code).toBe(0);
     expect(result.out).toMatch(/: account \d+, contact \d+ columns/);

@@ -17,10 +17,8 @@ import type {
 } from '../../src/dataverse';
 import type { AttributeChange } from '../../src/dataverse/accessors';
 import type { ColumnName, ColumnValue, TableName } from '../../src/dataverse/tables';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
+import { decide, on } from '../../src/handlerApi';
 import { tables } from './generated/tables.generated';
-
-const registry = new HandlerRegistry();
 
 // The generated module is picked up by declaration merging, without an import.
 expectTypeOf<TableName>().toEqualTypeOf<'account' | 'contact' | 'shko_allfields'>();
@@ -33,7 +31,7 @@ expectTypeOf<'owneridtype'>().not.toExtend<ColumnName<'contact'>>();
 expectTypeOf<'creditlimit_base' | 'yomifullname' | 'entityimage' | 'isprivate'>().toExtend<ColumnName<'contact'>>();
 
 // An Update of contact: every column of the Target is optional, typed as the parser gives it.
-registry.on(
+on(
   {
     name: 'contact-update',
     entity: 'contact',
@@ -89,29 +87,29 @@ registry.on(
 
 // A misspelt column in a declaration does not compile, as a filtering attribute or in an image.
 // @ts-expect-error firstnme is not a column of contact
-registry.on({ name: 'typo-filter', entity: 'contact', message: 'Update', filteringAttributes: ['firstnme'] }, () => undefined);
-registry.on(
+on({ name: 'typo-filter', entity: 'contact', message: 'Update', filteringAttributes: ['firstnme'] }, () => undefined);
+on(
   // @ts-expect-error parentcustomeridname is the lookup's name, never in a Target: filter on parentcustomerid
   { name: 'companion-filter', entity: 'contact', message: 'Update', filteringAttributes: ['parentcustomeridname'] },
   () => undefined,
 );
-registry.on(
+on(
   // @ts-expect-error naem is not a column of account
   { name: 'typo-image', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } },
   () => undefined,
 );
-registry.on(
+on(
   { name: 'reconciled-columns', entity: 'account', message: 'Update', reconcile: { columns: ['name', 'accountnumber'] } },
   () => undefined,
 );
-registry.on(
+on(
   // @ts-expect-error naem is not a column of account: the columns a reconciled Target holds are the table's
   { name: 'typo-reconcile', entity: 'account', message: 'Update', reconcile: { columns: ['naem'] } },
   () => undefined,
 );
 
 // Create, per record: the record is an Entity of the table; Money, base currency, multi-select choices.
-registry.on({ name: 'all-fields', entity: 'shko_allfields', message: 'Create', perRecord: true }, (_event, ctx) => {
+on({ name: 'all-fields', entity: 'shko_allfields', message: 'Create', perRecord: true }, (_event, ctx) => {
   expectTypeOf(ctx.record.attributes.shko_currency).toEqualTypeOf<Money | null | undefined>();
   expectTypeOf(ctx.record.attributes.shko_currency_base).toEqualTypeOf<Money | null | undefined>();
   expectTypeOf(ctx.record.attributes.shko_choices).toEqualTypeOf<
@@ -121,13 +119,13 @@ registry.on({ name: 'all-fields', entity: 'shko_allfields', message: 'Create', p
 });
 
 // A table the module does not know, and `*`, keep the generic types; so does a declaration's table held in a string.
-registry.on({ name: 'other-table', entity: 'msdyn_agentstatus', message: 'Update', filteringAttributes: ['anything'] }, (_event, ctx) => {
+on({ name: 'other-table', entity: 'msdyn_agentstatus', message: 'Update', filteringAttributes: ['anything'] }, (_event, ctx) => {
   expectTypeOf(ctx.record).toEqualTypeOf<Entity | null>();
   expectTypeOf(ctx.changes()).toEqualTypeOf<AttributeChange[]>();
   expectTypeOf(ctx.attribute('anything')).toEqualTypeOf<DataverseValue | undefined>();
 });
 const someTable: string = 'contact';
-registry.on({ name: 'string-table', entity: someTable, message: 'Update', filteringAttributes: ['anything'] }, (_event, ctx) => {
+on({ name: 'string-table', entity: someTable, message: 'Update', filteringAttributes: ['anything'] }, (_event, ctx) => {
   expectTypeOf(ctx.record).toEqualTypeOf<Entity | null>();
 });
 
@@ -138,12 +136,12 @@ expectTypeOf<ColumnValue<{ type: 'Picklist'; options: { '-1': 'Unset'; 1: 'One' 
 expectTypeOf<ColumnValue<{ type: 'Other' }>>().toEqualTypeOf<DataverseValue>();
 
 // An inline handler's declaration is checked against its table as a reacting handler's is.
-registry.decide(
+decide(
   // @ts-expect-error not a column of account
   { name: 'decide-misspelt-filter', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimt'] },
   () => ({ outcome: 'allow' }),
 );
-registry.decide(
+decide(
   { name: 'decide-known-filter', entity: 'account', message: 'Update', stage: 'PreValidation', filteringAttributes: ['creditlimit'] },
   (_event, ctx) => {
     expectTypeOf(ctx.attribute('creditlimit')).toEqualTypeOf<Money | null | undefined>();

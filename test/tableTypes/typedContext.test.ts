@@ -19,7 +19,7 @@ const GENERATED = path.join(__dirname, 'generated', 'tables.generated.ts');
 const DIR = path.join(ROOT, 'node_modules', '.cache', `table-types-${process.pid}`);
 afterAll(() => rmSync(DIR, { recursive: true, force: true }));
 
-const HEADER = `import { HandlerRegistry } from '../../../../src/pipeline/handlerRegistry';\nconst registry = new HandlerRegistry();\n`;
+const HEADER = `import { decide, on } from '../../../../src/handlerApi';\n\n`;
 
 interface Program {
   code: string;
@@ -32,7 +32,7 @@ interface Program {
 const PROGRAMS: Record<string, Program> = {
   'typed-values': {
     code: [
-      `registry.on({ name: 'a', entity: 'contact', message: 'Update', filteringAttributes: ['gendercode'], images: { pre: { type: 'PreImage', columns: ['firstname'] } } }, (_e, ctx) => {`,
+      `on({ name: 'a', entity: 'contact', message: 'Update', filteringAttributes: ['gendercode'], images: { pre: { type: 'PreImage', columns: ['firstname'] } } }, (_e, ctx) => {`,
       `  const gender: 1 | 2 | undefined = ctx.record?.attributes.gendercode?.value;`,
       `  const parent: 'account' | 'contact' | undefined = ctx.record?.attributes.parentcustomerid?.logicalName;`,
       `  const first: string | null | undefined = ctx.preImage('pre')?.attributes.firstname;`,
@@ -48,33 +48,33 @@ const PROGRAMS: Record<string, Program> = {
     ],
   },
   'misspelt-filter': {
-    code: `registry.on({ name: 'a', entity: 'contact', message: 'Update', filteringAttributes: ['firstnme'] }, () => undefined);\n`,
+    code: `on({ name: 'a', entity: 'contact', message: 'Update', filteringAttributes: ['firstnme'] }, () => undefined);\n`,
     typed: [
-      /\(3,64\): error TS2322: [\s\S]*Type '"firstnme"' is not assignable to type 'ColumnName<"contact">'\. Did you mean '"firstname"'\?$/,
+      /\(3,55\): error TS2322: [\s\S]*Type '"firstnme"' is not assignable to type 'ColumnName<"contact">'\. Did you mean '"firstname"'\?$/,
     ],
     generic: [],
   },
   'misspelt-image-column': {
-    code: `registry.on({ name: 'a', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } }, () => undefined);\n`,
-    typed: [/\(3,64\): error TS2322: [\s\S]*Type '"naem"' is not assignable to type 'ColumnName<"account">'\.$/],
+    code: `on({ name: 'a', entity: 'account', message: 'Update', images: { pre: { type: 'PreImage', columns: ['naem'] } } }, () => undefined);\n`,
+    typed: [/\(3,55\): error TS2322: [\s\S]*Type '"naem"' is not assignable to type 'ColumnName<"account">'\.$/],
     generic: [],
   },
   'choice-value': {
-    code: `registry.on({ name: 'a', entity: 'contact', message: 'Update' }, (_e, ctx) => {\n  if (ctx.record?.attributes.gendercode?.value === 3) return;\n});\n`,
+    code: `on({ name: 'a', entity: 'contact', message: 'Update' }, (_e, ctx) => {\n  if (ctx.record?.attributes.gendercode?.value === 3) return;\n});\n`,
     typed: [
       /\(4,7\): error TS2367: This comparison appears to be unintentional because the types '1 \| 2 \| undefined' and '3' have no overlap/,
     ],
     generic: [/\(4,42\): error TS2551: Property 'value' does not exist on type/],
   },
   'image-columns': {
-    code: `registry.on({ name: 'a', entity: 'contact', message: 'Update', images: { pre: { type: 'PreImage', columns: ['firstname', 'lastname'] } } }, (_e, ctx) => {\n  void ctx.preImage('pre')?.attributes.emailaddress1;\n});\n`,
+    code: `on({ name: 'a', entity: 'contact', message: 'Update', images: { pre: { type: 'PreImage', columns: ['firstname', 'lastname'] } } }, (_e, ctx) => {\n  void ctx.preImage('pre')?.attributes.emailaddress1;\n});\n`,
     typed: [
       /\(4,40\): error TS2339: Property 'emailaddress1' does not exist on type 'TableAttributes<"contact", "firstname" \| "lastname">'/,
     ],
     generic: [],
   },
   'update-target-optional': {
-    code: `registry.on({ name: 'a', entity: 'contact', message: 'Update' }, (_e, ctx) => {\n  const name: string | null = ctx.record!.attributes.firstname;\n  void name;\n});\n`,
+    code: `on({ name: 'a', entity: 'contact', message: 'Update' }, (_e, ctx) => {\n  const name: string | null = ctx.record!.attributes.firstname;\n  void name;\n});\n`,
     typed: [/\(4,9\): error TS2322: Type 'string \| null \| undefined' is not assignable to type 'string \| null'/],
     generic: [/\(4,9\): error TS2322: Type 'DataverseValue \| undefined' is not assignable to type 'string \| null'/],
   },

@@ -3,6 +3,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
+import { issueList, zodIssues } from '../../dataverse/issues';
 import type { ColumnKind } from '../../dataverse/reconciledContext';
 import { deletePayload, getPayload, putPayload } from '../../storage/claimCheck';
 import { isMissingResource } from '../../storage/errors';
@@ -89,7 +90,8 @@ export function parseBatchMessage(message: unknown): BatchMessage {
     }
   }
   const parsed = batchMessageSchema.safeParse(json);
-  if (!parsed.success) throw new InvalidBatchError(`the message is not a reconcile batch (${parsed.error.issues[0]?.message ?? ''})`);
+  if (!parsed.success)
+    throw new InvalidBatchError(`the message is not a reconcile batch (${issueList(zodIssues(parsed.error, { limit: 1 }))})`);
   return parsed.data;
 }
 

@@ -6,7 +6,7 @@ import { type EventEnvelope, parseEnvelope } from '../../../src/pipeline/envelop
 import { Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
 import type { ProcessOutcome } from '../../../src/pipeline/process';
 import type { StorageClients } from '../../../src/storage/clients';
-import { fixture } from '../../support/fixtures';
+import { fixtureContext } from '../../support/fixtures';
 import { instance, type Run } from '../../support/instances';
 import { ingest } from '../../support/processing';
 import { drainQueue, isolatedStorage } from '../../support/storage';
@@ -19,12 +19,7 @@ import { drainQueue, isolatedStorage } from '../../support/storage';
  */
 
 async function oneEnvelope(storage: StorageClients): Promise<EventEnvelope> {
-  const body = JSON.parse(
-    fixture('06-')
-      .body.toString('utf8')
-      .replace(/^\uFEFF/, ''),
-  );
-  await ingest(storage, JSON.stringify({ ...body, CorrelationId: randomUUID() }));
+  await ingest(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: randomUUID() }));
   const [message] = await drainQueue(storage.eventsQueue);
   return parseEnvelope(message);
 }

@@ -10,7 +10,7 @@ import { type ProcessOutcome, processEnvelope } from '../../../src/pipeline/proc
 import { readProcessSettings } from '../../../src/settings';
 import { createStorageClients, type StorageClients } from '../../../src/storage/clients';
 import { type FaultyStorage, faultyStorage } from '../../support/faultyProxy';
-import { fixture } from '../../support/fixtures';
+import { fixtureContext } from '../../support/fixtures';
 import { ingest } from '../../support/processing';
 import { drainQueue, isolatedStorage } from '../../support/storage';
 
@@ -39,17 +39,7 @@ describe("a unit's done-mark", () => {
           runs.push(by);
         }),
       ]);
-    await ingest(
-      storage,
-      JSON.stringify({
-        ...JSON.parse(
-          fixture('06-')
-            .body.toString('utf8')
-            .replace(/^\uFEFF/, ''),
-        ),
-        CorrelationId: randomUUID(),
-      }),
-    );
+    await ingest(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: randomUUID() }));
     const [message] = await drainQueue(storage.eventsQueue);
     const envelope: EventEnvelope = parseEnvelope(message);
 

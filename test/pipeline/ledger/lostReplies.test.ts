@@ -7,7 +7,7 @@ import { registryOf } from '../../../src/handlerApi/load';
 import { failureStore } from '../../../src/pipeline/failures';
 import type { StorageClients } from '../../../src/storage/clients';
 import { type FaultyStorage, faultyStorage, type SeenRequest } from '../../support/faultyProxy';
-import { fixture } from '../../support/fixtures';
+import { fixtureContext } from '../../support/fixtures';
 import { ingest, processor } from '../../support/processing';
 import { drainQueue, isolatedStorage } from '../../support/storage';
 
@@ -85,16 +85,8 @@ describe('ledger writes whose replies are lost', () => {
       const key = randomUUID();
       keys.push(key);
       // One of them travels by claim check: its done-mark is a transaction with the `$event` row.
-      const body =
-        i === 0
-          ? largeCreateMultiple(300 * 1024)
-          : fixture('06-')
-              .body.toString('utf8')
-              .replace(/^\uFEFF/, '');
-      await ingest(
-        storage,
-        JSON.stringify({ ...JSON.parse(body), CorrelationId: key, OperationId: randomUUID(), RequestId: randomUUID() }),
-      );
+      const context = i === 0 ? (JSON.parse(largeCreateMultiple(300 * 1024)) as Record<string, unknown>) : fixtureContext('06-');
+      await ingest(storage, JSON.stringify({ ...context, CorrelationId: key, OperationId: randomUUID(), RequestId: randomUUID() }));
     }
 
     faulty.table.dropReplies(everyThirdLedgerWrite(storage.ledger.tableName));

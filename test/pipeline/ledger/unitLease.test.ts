@@ -1,19 +1,22 @@
 import { TableClient } from '@azure/data-tables';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { silentLog } from '../../src/observability/log';
-import { deliveryKey } from '../../src/pipeline/deliveryKey';
-import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
-import { failureStore, recordPoisonedMessage, replayFailures } from '../../src/pipeline/failures';
-import { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import { DIED_ERROR, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../src/pipeline/ledger/ledger';
-import { LeaseLostError } from '../../src/pipeline/ledger/unitLease';
-import { HandlerFailedError, type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
-import { type ProcessSettings, readProcessSettings } from '../../src/settings';
-import type { StorageClients } from '../../src/storage/clients';
-import { type FaultyStorage, faultyStorage } from '../support/faultyProxy';
-import { fixture } from '../support/fixtures';
-import { ingest } from '../support/processing';
-import { drainQueue, isolatedStorage } from '../support/storage';
+import { on } from '../../../src/handlerApi';
+import { registryOf } from '../../../src/handlerApi/load';
+import { silentLog } from '../../../src/observability/log';
+import { deliveryKey } from '../../../src/pipeline/deliveryKey';
+import { type EventEnvelope, parseEnvelope } from '../../../src/pipeline/envelope';
+import { failureStore, recordPoisonedMessage, replayFailures } from '../../../src/pipeline/failures';
+import type { HandlerRegistry } from '../../../src/pipeline/handlerRegistry';
+import { DIED_ERROR, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
+import { LeaseLostError } from '../../../src/pipeline/ledger/unitLease';
+import { type ProcessDependencies, processEnvelope } from '../../../src/pipeline/process';
+import { HandlerFailedError } from '../../../src/pipeline/runUnit';
+import { type ProcessSettings, readProcessSettings } from '../../../src/settings';
+import type { StorageClients } from '../../../src/storage/clients';
+import { type FaultyStorage, faultyStorage } from '../../support/faultyProxy';
+import { fixture, fixtureContext } from '../../support/fixtures';
+import { ingest } from '../../support/processing';
+import { drainQueue, isolatedStorage } from '../../support/storage';
 
 /**
  * The unit lease, renewed by its holder, and the attempts the ledger counts whichever message
@@ -57,11 +60,13 @@ describe('a unit lease its holder renews', () => {
     const settings = { ...readProcessSettings({}), leaseMs: 2_000, deferJitterMs: 0 };
     let runs = 0;
     let aborted = false;
-    const registry = new HandlerRegistry().on({ name: 'slow', entity: '*', message: '*' }, async (_event, ctx) => {
-      runs++;
-      await sleep(5_000);
-      aborted = ctx.signal.aborted;
-    });
+    const registry = registryOf([
+      on({ name: 'slow', entity: '*', message: '*' }, async (_event, ctx) => {
+        runs++;
+        await sleep(5_000);
+        aborted = ctx.signal.aborted;
+      }),
+    ]);
     const envelope = await oneEnvelope(storage);
     let firstDone = false;
     const first = processEnvelope(envelope, deps(storage, registry, settings)).finally(() => {
@@ -102,14 +107,16 @@ describe('a unit lease its holder renews', () => {
       const settings = { ...readProcessSettings({}), leaseMs, deferJitterMs: 0 };
       let abortedAfterMs = -1;
       let started = 0;
-      const registry = new HandlerRegistry().on({ name: 'waits', entity: '*', message: '*' }, async (_event, ctx) => {
-        started = Date.now();
-        // Table storage goes away for this processor as soon as its handler starts.
-        faulty.table.down('reset');
-        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
-        abortedAfterMs = Date.now() - started;
-        assertIsLeaseLost(ctx.signal.reason);
-      });
+      const registry = registryOf([
+        on({ name: 'waits', entity: '*', message: '*' }, async (_event, ctx) => {
+          started = Date.now();
+          // Table storage goes away for this processor as soon as its handler starts.
+          faulty.table.down('reset');
+          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+          abortedAfterMs = Date.now() - started;
+          assertIsLeaseLost(ctx.signal.reason);
+        }),
+      ]);
       const envelope = await oneEnvelope(broken);
       const failure = await processEnvelope(envelope, deps(broken, registry, settings)).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(HandlerFailedError);
@@ -140,10 +147,12 @@ describe('attempts the ledger counts, whichever message carries them', () => {
     const settings = { ...readProcessSettings({}), leaseMs: 300, deferJitterMs: 200 };
     const seen: number[] = [];
     let failing = true;
-    const registry = new HandlerRegistry().on({ name: 'pill', entity: '*', message: '*' }, (_event, ctx) => {
-      seen.push(ctx.deliveryCount);
-      if (failing) throw new Error('the downstream API answered 500');
-    });
+    const registry = registryOf([
+      on({ name: 'pill', entity: '*', message: '*' }, (_event, ctx) => {
+        seen.push(ctx.deliveryCount);
+        if (failing) throw new Error('the downstream API answered 500');
+      }),
+    ]);
     const envelope = await oneEnvelope(storage);
     const key = deliveryKey(envelope.summary);
     const ledger = new Ledger(storage.ledger);
@@ -190,21 +199,11 @@ describe('attempts the ledger counts, whichever message carries them', () => {
 
   it('copies of events that died together come back apart: each waits a random part of the jitter', async () => {
     const settings = { ...readProcessSettings({}), leaseMs: 300, deferJitterMs: 10_000 };
-    const registry = new HandlerRegistry().on({ name: 'effect', entity: '*', message: '*' }, () => undefined);
+    const registry = registryOf([on({ name: 'effect', entity: '*', message: '*' }, () => undefined)]);
     const ledger = new Ledger(storage.ledger);
     const envelopes: EventEnvelope[] = [];
     for (let i = 0; i < 2; i++) {
-      await ingest(
-        storage,
-        JSON.stringify({
-          ...JSON.parse(
-            fixture('06-')
-              .body.toString('utf8')
-              .replace(/^\uFEFF/, ''),
-          ),
-          CorrelationId: crypto.randomUUID(),
-        }),
-      );
+      await ingest(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: crypto.randomUUID() }));
     }
     for (const message of await drainQueue(storage.eventsQueue)) envelopes.push(parseEnvelope(message));
     for (const envelope of envelopes) await ledger.claimUnit(deliveryKey(envelope.summary), 'effect', envelope.eventId, settings.leaseMs);

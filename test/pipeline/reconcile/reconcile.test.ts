@@ -1,15 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DataverseEvent } from '../../src/dataverse';
-import { type Context, on } from '../../src/handlerApi';
-import { registryOf } from '../../src/handlerApi/load';
-import { recordingTelemetry } from '../../src/observability/telemetry';
-import { failureStore, replayFailures } from '../../src/pipeline/failures';
-import type { StorageClients } from '../../src/storage/clients';
-import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
-import { docsSample, fixture } from '../support/fixtures';
-import { ingest } from '../support/processing';
-import { ReconcileWorld, type TableName } from '../support/reconcileWorld';
-import { drainQueue, isolatedStorage } from '../support/storage';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { DataverseEvent } from '../../../src/dataverse';
+import { type Context, on } from '../../../src/handlerApi';
+import { registryOf } from '../../../src/handlerApi/load';
+import { recordingTelemetry } from '../../../src/observability/telemetry';
+import { failureStore, replayFailures } from '../../../src/pipeline/failures';
+import { docsSample, fixture } from '../../support/fixtures';
+import { ingest } from '../../support/processing';
+import { type ReconcileWorld, type TableName, useReconcileWorld } from '../../support/reconcileWorld';
+import { drainQueue } from '../../support/storage';
 
 /**
  * Reconciliation end to end, on Azurite and the Dataverse stand-in: the app's webhook is taken
@@ -95,23 +93,13 @@ function expectedEffects(world: ReconcileWorld, outageStartedAt: number): string
 const key = (effect: Effect) => `${effect.handler}|${effect.message}|${effect.id}|${effect.modifiedOn}`;
 
 describe('reconciliation recovers what Dataverse gave up on', () => {
-  let fake: FakeDataverse;
-  let storage: StorageClients;
+  const freshWorld = useReconcileWorld(['account', 'contact'], Date.UTC(2026, 4, 1, 9, 0, 0));
   let world: ReconcileWorld;
   let effects: Effect[];
 
-  beforeEach(async () => {
-    fake = await startFakeDataverse();
-    storage = await isolatedStorage();
-    world = new ReconcileWorld(fake, storage);
-    world.tracking.table('account');
-    world.tracking.table('contact');
-    const start = Date.UTC(2026, 4, 1, 9, 0, 0);
-    world.tracking.clock = () => start;
+  beforeEach(() => {
+    world = freshWorld();
     effects = [];
-  });
-  afterEach(async () => {
-    await fake.close();
   });
 
   async function scenario(instances: number) {
@@ -206,8 +194,8 @@ describe('reconciliation recovers what Dataverse gave up on', () => {
     const fannedOut = await world.fanOut(handlers);
     expect(fannedOut.reduce((sum, report) => sum + report.queued.Create + report.queued.Update + report.queued.Delete, 0)).toBe(0);
     expect(fannedOut.reduce((sum, report) => sum + report.rows, 0)).toBeGreaterThan(30);
-    expect(await drainQueue(storage.eventsQueue)).toEqual([]);
-    expect(fake.violations).toEqual([]);
+    expect(await drainQueue(world.storage.eventsQueue)).toEqual([]);
+    expect(world.fake.violations).toEqual([]);
   }
 
   it('one run: every missed change has its effect once, every delivered one none twice, and a second run finds nothing', async () => {
@@ -220,19 +208,14 @@ describe('reconciliation recovers what Dataverse gave up on', () => {
 });
 
 describe('a reconciled change and its delivered copy', () => {
-  let fake: FakeDataverse;
-  let storage: StorageClients;
+  const freshWorld = useReconcileWorld(['account'], Date.UTC(2026, 4, 1, 9, 0, 0));
   let world: ReconcileWorld;
   let effects: Effect[];
   let handlers: ReturnType<typeof handlersRecording>;
   let id: string;
 
   beforeEach(async () => {
-    fake = await startFakeDataverse();
-    storage = await isolatedStorage();
-    world = new ReconcileWorld(fake, storage);
-    world.tracking.table('account');
-    world.tracking.clock = () => Date.UTC(2026, 4, 1, 9, 0, 0);
+    world = freshWorld();
     effects = [];
     handlers = handlersRecording(effects);
     id = await world.create('account', { name: 'Contoso' });
@@ -240,16 +223,13 @@ describe('a reconciled change and its delivered copy', () => {
     await world.reconcile(handlers);
     world.tick();
   });
-  afterEach(async () => {
-    await fake.close();
-  });
 
   it('run once when both are processed at the same time', async () => {
     // Delivered and queued, not processed yet, when the run finds the same change.
     await world.update('account', id, { name: 'Fabrikam' });
     await world.reconcile(handlers);
     await world.fanOut(handlers);
-    expect((await storage.eventsQueue.getProperties()).approximateMessagesCount).toBe(2);
+    expect((await world.storage.eventsQueue.getProperties()).approximateMessagesCount).toBe(2);
     await Promise.all([world.process(handlers), world.process(handlers)]);
     expect(effects.map(key)).toEqual([
       `account-sync|Create|${id}|${Date.UTC(2026, 4, 1, 9, 0, 0)}`,
@@ -295,13 +275,13 @@ describe('a reconciled change and its delivered copy', () => {
     await world.reconcile(flaky);
     await world.fanOut(flaky);
     await world.process(flaky);
-    const [failure] = await failureStore(storage).list();
+    const [failure] = await failureStore(world.storage).list();
     expect(failure).toMatchObject({ table: 'account', message: 'Update', recordId: id, attempts: 3 });
     failing = false;
-    expect(await replayFailures('all', { storage })).toMatchObject([{ replayed: true }]);
+    expect(await replayFailures('all', { storage: world.storage })).toMatchObject([{ replayed: true }]);
     await world.process(flaky);
     expect(calls).toEqual([true, true, true, true]);
-    expect(await failureStore(storage).list()).toEqual([]);
+    expect(await failureStore(world.storage).list()).toEqual([]);
   });
 
   it('a reconciled update older than what the handler applied since is skipped as stale', async () => {
@@ -312,10 +292,10 @@ describe('a reconciled change and its delivered copy', () => {
     await world.fanOut(handlers);
     // A newer change is delivered and processed before the reconciled event is.
     world.tick();
-    const queued = await drainQueue(storage.eventsQueue);
+    const queued = await drainQueue(world.storage.eventsQueue);
     await world.update('account', id, { name: 'Northwind' });
     await world.process(handlers);
-    for (const message of queued) await storage.eventsQueue.sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'));
+    for (const message of queued) await world.storage.eventsQueue.sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'));
     await world.process(handlers);
     expect(effects).toEqual([
       expect.objectContaining({ message: 'Create', reconciled: false }),
@@ -325,19 +305,11 @@ describe('a reconciled change and its delivered copy', () => {
 });
 
 describe('on payloads as Dataverse really sends them', () => {
-  let fake: FakeDataverse;
-  let storage: StorageClients;
+  const freshWorld = useReconcileWorld(['account', 'contact']);
   let world: ReconcileWorld;
 
-  beforeEach(async () => {
-    fake = await startFakeDataverse();
-    storage = await isolatedStorage();
-    world = new ReconcileWorld(fake, storage);
-    world.tracking.table('account');
-    world.tracking.table('contact');
-  });
-  afterEach(async () => {
-    await fake.close();
+  beforeEach(() => {
+    world = freshWorld();
   });
 
   /**
@@ -364,8 +336,8 @@ describe('on payloads as Dataverse really sends them', () => {
     world.tracking.update('contact', contactId, { firstname: 'James', lastname: 'Glynn' });
     world.tracking.clock = () => 1731053106000;
     world.tracking.create('account', { accountid: accountId, name: 'Контора' });
-    await ingest(storage, docsSample().body);
-    await ingest(storage, fixture('06-').body);
+    await ingest(world.storage, docsSample().body);
+    await ingest(world.storage, fixture('06-').body);
     if (processedFirst) await world.process(handlers);
     expect(await world.reconcile(handlers)).toMatchObject({ tables: [{ changed: 1 }, { changed: 1 }] });
     const pages = await world.fanOut(handlers);

@@ -1,11 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { startDevLoopProcess } from '../devhost/test/devLoop';
-import { freeAzuritePorts, freePorts } from './support/ports';
-import { useTempDirs } from './support/tempDirs';
+import { startLocalDevLoop } from '../../devhost/test/devHost';
+import { useTempDirs } from '../support/tempDirs';
 
 /**
  * The documented commands that need no Azure, run as a new user runs them: from a fresh clone of
@@ -21,7 +20,7 @@ import { useTempDirs } from './support/tempDirs';
  * has none, and a command must exit 0, or the code a comment line just above it names ("… exit 1").
  */
 const COMMANDS_FILE = 'docs/local-development.md';
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const tempDir = useTempDirs();
 
 export interface DocumentedCommand {
@@ -88,22 +87,7 @@ describe('the documented commands, from a fresh clone', () => {
       expect.arrayContaining(['npx dataverse-webhooks send', 'npx dataverse-webhooks inspect', 'npx dataverse-webhooks register']),
     );
 
-    const files = tempDir('clone-run-');
-    const idle = path.join(files, 'idle-compiler.cjs');
-    writeFileSync(idle, 'setInterval(() => {}, 1000);\n');
-    const [httpPort] = await freePorts(1);
-    const loop = startDevLoopProcess(
-      {
-        projectRoot: clone,
-        ports: await freeAzuritePorts(),
-        azuriteLocation: null,
-        port: httpPort!,
-        watch: { command: process.execPath, args: [idle] },
-      },
-      { PATH: tempDir('no-func-'), APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
-    );
-    await loop.waitFor(/Host started: (\S+)/, 'the local host');
-    const url = `http://localhost:${httpPort}/api/dataverse/webhook`;
+    const { loop, url } = await startLocalDevLoop({ projectRoot: clone });
     try {
       const bin = JSON.parse(readFileSync(path.join(clone, 'package.json'), 'utf8')).bin['dataverse-webhooks'];
       for (const [index, { command, exitCode }] of commands.entries()) {

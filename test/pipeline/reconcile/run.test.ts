@@ -1,15 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { on } from '../../src/handlerApi';
-import { registryOf } from '../../src/handlerApi/load';
-import type { EventLog, LogProperties } from '../../src/observability/log';
-import { recordingTelemetry } from '../../src/observability/telemetry';
-import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
-import type { StorageClients } from '../../src/storage/clients';
-import { encodeQueueMessage } from '../../src/storage/queueMessages';
-import { ReconcileState } from '../../src/storage/reconcileState';
-import { type FakeDataverse, startFakeDataverse } from '../support/fakeDataverse';
-import { ReconcileWorld } from '../support/reconcileWorld';
-import { drainQueue, isolatedStorage } from '../support/storage';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { on } from '../../../src/handlerApi';
+import { registryOf } from '../../../src/handlerApi/load';
+import type { EventLog, LogProperties } from '../../../src/observability/log';
+import { recordingTelemetry } from '../../../src/observability/telemetry';
+import type { HandlerRegistry } from '../../../src/pipeline/handlerRegistry';
+import { encodeQueueMessage } from '../../../src/storage/queueMessages';
+import { ReconcileState } from '../../../src/storage/reconcileState';
+import { type ReconcileWorld, useReconcileWorld } from '../../support/reconcileWorld';
+import { drainQueue } from '../../support/storage';
 
 /** The run's own rules: the token, the lease, the pages, the tables it cannot read. */
 
@@ -26,18 +24,13 @@ const START = Date.UTC(2026, 4, 1, 9, 0, 0);
 const DAY = 24 * 60 * 60 * 1000;
 
 describe('a reconcile run', () => {
-  let fake: FakeDataverse;
-  let storage: StorageClients;
+  const freshWorld = useReconcileWorld(['account'], START);
   let world: ReconcileWorld;
   let handlers: HandlerRegistry;
   let calls: Array<{ message: string; reconciled: boolean }>;
 
-  beforeEach(async () => {
-    fake = await startFakeDataverse();
-    storage = await isolatedStorage();
-    world = new ReconcileWorld(fake, storage);
-    world.tracking.table('account');
-    world.tracking.clock = () => START;
+  beforeEach(() => {
+    world = freshWorld();
     calls = [];
     handlers = registryOf([
       on({ name: 'accounts', entity: 'account', message: ['Create', 'Update'], reconcile: { columns: ['name'] } }, (event, ctx) => {
@@ -45,14 +38,11 @@ describe('a reconcile run', () => {
       }),
     ]);
   });
-  afterEach(async () => {
-    await fake.close();
-  });
 
   it('starts over from the current state when Dataverse says the token expired, with a warning and a metric', async () => {
     await world.create('account', { name: 'Contoso' });
     await world.reconcile(handlers);
-    const position = await new ReconcileState(storage.reconcile).position('account');
+    const position = await new ReconcileState(world.storage.reconcile).position('account');
     expect(position.deltaToken).toMatch(/^\d+!05\/01\/2026 09:00:00$/);
     // Eight days later (the organization keeps changes for seven): a missed change, then a run.
     world.tick((8 * DAY) / 1000);
@@ -73,7 +63,7 @@ describe('a reconcile run', () => {
     });
     // Nothing was replayed (starting over takes a token), and the new token works.
     expect(await world.fanOut(handlers)).toEqual([]);
-    const renewed = await new ReconcileState(storage.reconcile).position('account');
+    const renewed = await new ReconcileState(world.storage.reconcile).position('account');
     expect(renewed.deltaToken).not.toBe(position.deltaToken);
     world.tick();
     await world.update('account', world.tracking.ids('account')[0]!, { name: 'Northwind' });
@@ -83,7 +73,7 @@ describe('a reconcile run', () => {
   it('starts over when the token cannot be read, saying so', async () => {
     await world.create('account', { name: 'Contoso' });
     await world.reconcile(handlers);
-    const state = new ReconcileState(storage.reconcile);
+    const state = new ReconcileState(world.storage.reconcile);
     await state.savePosition({ ...(await state.position('account')), deltaToken: 'not-a-token' });
     const telemetry = recordingTelemetry();
     expect(await world.reconcile(handlers, {}, { telemetry })).toMatchObject({ tables: [{ status: 'restarted' }] });
@@ -124,7 +114,7 @@ describe('a reconcile run', () => {
     // The deadline has passed: the run takes one page and stops.
     const partial = await world.reconcile(handlers, {}, { maxPageSize: 3, deadline: Date.now() });
     expect(partial).toMatchObject({ tables: [{ status: 'partial', changed: 3, pages: 1 }] });
-    expect((await new ReconcileState(storage.reconcile).position('account')).nextLink).toContain('$skiptoken=');
+    expect((await new ReconcileState(world.storage.reconcile).position('account')).nextLink).toContain('$skiptoken=');
     const rest = await world.reconcile(handlers, {}, { maxPageSize: 3 });
     expect(rest).toMatchObject({ tables: [{ status: 'complete', changed: 7, pages: 3 }] });
     const pages = await world.fanOut(handlers);
@@ -143,18 +133,18 @@ describe('a reconcile run', () => {
     expect(await world.reconcile(handlers, { force: false }, { settings })).toMatchObject({ status: 'not-due' });
     expect(await world.reconcile(handlers, { force: true }, { settings })).toMatchObject({ status: 'ran' });
     // A run that holds the lease keeps even a forced one out.
-    const state = new ReconcileState(storage.reconcile);
+    const state = new ReconcileState(world.storage.reconcile);
     const taken = await state.acquire('someone', 60_000, 0, true);
     expect(taken.kind).toBe('acquired');
     expect(await world.reconcile(handlers, { force: true })).toMatchObject({ status: 'held', holder: 'someone' });
   });
 
   it('puts back pages that failed every attempt, and does nothing without reconciling handlers', async () => {
-    await storage.reconcilePoisonQueue.createIfNotExists();
-    await storage.reconcilePoisonQueue.sendMessage(encodeQueueMessage({ v: 1, kind: 'reconcile-batch', page: 1 }));
+    await world.storage.reconcilePoisonQueue.createIfNotExists();
+    await world.storage.reconcilePoisonQueue.sendMessage(encodeQueueMessage({ v: 1, kind: 'reconcile-batch', page: 1 }));
     expect(await world.reconcile(handlers)).toMatchObject({ status: 'ran', requeuedBatches: 1 });
-    expect(await drainQueue(storage.reconcileQueue)).toEqual([{ v: 1, kind: 'reconcile-batch', page: 1 }]);
-    expect(await drainQueue(storage.reconcilePoisonQueue)).toEqual([]);
+    expect(await drainQueue(world.storage.reconcileQueue)).toEqual([{ v: 1, kind: 'reconcile-batch', page: 1 }]);
+    expect(await drainQueue(world.storage.reconcilePoisonQueue)).toEqual([]);
     const none = registryOf([on({ name: 'plain', entity: 'account', message: 'Update' }, () => undefined)]);
     expect(await world.reconcile(none)).toEqual({ status: 'nothing-to-reconcile' });
   });
