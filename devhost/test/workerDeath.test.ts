@@ -158,31 +158,43 @@ describe('a handler that kills its worker every time for one record (a pill)', (
     });
     const env = { PATH: process.env['PATH'], AzureWebJobsStorage: run.azurite.connectionString, APPLICATIONINSIGHTS_CONNECTION_STRING: '' };
     const pillEventId = run.eventIds.get(pill)!;
+    const bystanderIds = bystanders.map((id) => run.eventIds.get(id)!);
+    const effectsOf = () =>
+      countBy(
+        run
+          .lines()
+          .filter((line) => line.kind === 'effect')
+          .map((line) => line.recordId!),
+      );
     const begun = Date.now();
+    // Each bystander has its effect, or (rarely: it was beside the pill on every one of its attempts,
+    // however far apart the growing jitter spread them) is listed by failures beside the pill.
     const listed = await until(
       async () => {
-        const effects = new Set(
-          run
-            .lines()
-            .filter((line) => line.kind === 'effect')
-            .map((line) => line.recordId),
-        );
-        if (!bystanders.every((id) => effects.has(id))) return false;
-        const failures = await cliProcess(['failures'], env);
-        return failures.stdout.includes(pillEventId) && failures.stdout;
+        const effects = effectsOf();
+        const failures = (await cliProcess(['failures'], env)).stdout;
+        if (!failures.includes(pillEventId)) return false;
+        const settled = bystanders.every((id, index) => effects.has(id) || failures.includes(bystanderIds[index]!));
+        return settled && failures;
       },
-      'the pill to be listed by failures and every bystander to have its effect',
+      'the pill to be listed by failures and every bystander to have its effect or be listed',
       90_000,
       run.output,
     );
     const poisonedAfterMs = Date.now() - begun;
+    const poisonedBystanders = bystanderIds.filter((eventId) => listed.includes(eventId));
+    // What a user does with a listed event once the cause is fixed: replay it. It runs once more.
+    if (poisonedBystanders.length > 0) {
+      expect((await cliProcess(['replay', ...poisonedBystanders], env)).code).toBe(0);
+      await until(() => bystanders.every((id) => effectsOf().has(id)), 'every replayed bystander to have its effect', 60_000, run.output);
+    }
     await sleep(2_000);
     const lines = run.lines();
     const starts = countBy(lines.filter((line) => line.kind === 'start').map((line) => line.recordId!));
-    const effects = countBy(lines.filter((line) => line.kind === 'effect').map((line) => line.recordId!));
+    const effects = effectsOf();
     const workers = lines.filter((line) => line.kind === 'worker').length;
     process.stdout.write(
-      `pill: ran ${starts.get(pill)} times, listed by failures after ${(poisonedAfterMs / 1000).toFixed(1)} s; bystanders ran ${bystanders.map((id) => starts.get(id)).join(', ')} times, effects ${bystanders.map((id) => effects.get(id) ?? 0).join(', ')}; ${workers} workers\n`,
+      `pill: ran ${starts.get(pill)} times, listed by failures after ${(poisonedAfterMs / 1000).toFixed(1)} s; bystanders ran ${bystanders.map((id) => starts.get(id)).join(', ')} times, effects ${bystanders.map((id) => effects.get(id) ?? 0).join(', ')}, poisoned beside the pill ${poisonedBystanders.length}; ${workers} workers\n`,
     );
     expect(listed.split('\n').find((line) => line.startsWith(pillEventId))).toContain('attempts=3');
     expect(starts.get(pill)).toBeGreaterThanOrEqual(3);
@@ -191,5 +203,7 @@ describe('a handler that kills its worker every time for one record (a pill)', (
     expect(workers).toBe(starts.get(pill)! + 1);
     expect(bystanders.map((id) => effects.get(id))).toEqual([1, 1, 1]);
     expect(effects.has(pill)).toBe(false);
-  }, 120_000);
+    // Three deaths beside the pill in a row is the rare case; two of them is not a separation at all.
+    expect(poisonedBystanders.length).toBeLessThanOrEqual(1);
+  }, 180_000);
 });

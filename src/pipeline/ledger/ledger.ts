@@ -137,11 +137,23 @@ export interface ClaimOptions {
   replays?: number;
   /**
    * A unit found dead (its lease ran out while processing) is recorded failed and not run by this
-   * claimant: it answers `busy` for a random wait below this, so that the events that died with it
-   * come back apart rather than side by side with whatever killed them. 0: taken over at once.
+   * claimant: it answers `busy` for a random wait below this, doubled for each attempt the unit spent
+   * before (deadRetrySpreadMs), so that the events that died with it come back apart rather than side
+   * by side with whatever killed them. 0: taken over at once.
    */
   deadJitterMs?: number;
   random?: () => number;
+}
+
+/**
+ * How far apart a dead unit's next run is spread: the jitter after its first attempt (the run that
+ * died), doubled for each attempt spent before it (failed or dead), up to eight times: exponential
+ * back-off with full jitter ("Exponential Backoff And Jitter", AWS Architecture Blog). One random wait separates most of the events that died
+ * together; one that happened to land beside the killer again is spread twice as wide, so a bystander
+ * dies beside a pill on every attempt ever more rarely, while the pill's own attempts still run out.
+ */
+export function deadRetrySpreadMs(jitterMs: number, attemptsSpent: number): number {
+  return jitterMs * 2 ** Math.min(Math.max(attemptsSpent - 1, 0), 3);
 }
 
 /** What a unit whose lease ran out while it was processing is recorded as. */
@@ -270,7 +282,7 @@ export class Ledger {
     const jitterMs = options.deadJitterMs ?? 0;
     if (existing.state === 'processing' && (spent >= max || jitterMs > 0)) {
       // A dead run, recorded as a failure (what a poison record reports), with when the unit may run again.
-      const retryAfterMs = spent >= max ? 0 : Math.floor((options.random ?? Math.random)() * jitterMs);
+      const retryAfterMs = spent >= max ? 0 : Math.floor((options.random ?? Math.random)() * deadRetrySpreadMs(jitterMs, spent));
       const recorder = randomUUID();
       const failed: UnitRow = {
         ...this.failedRow(key, unit, existing.eventId, existing.attempts ?? 0, DIED_ERROR),

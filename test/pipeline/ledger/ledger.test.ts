@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { BEFORE_HANDLERS, DIED_ERROR, type HeldClaim, Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
+import {
+  BEFORE_HANDLERS,
+  DIED_ERROR,
+  deadRetrySpreadMs,
+  type HeldClaim,
+  Ledger,
+  SERVICE_CLOCK_MARGIN_MS,
+} from '../../../src/pipeline/ledger/ledger';
 import type { StorageClients } from '../../../src/storage/clients';
 import { isolatedStorage } from '../../support/storage';
 
@@ -102,6 +109,23 @@ describe('the ledger', () => {
     expect(early.kind === 'busy' && early.retryAfterMs).toBeLessThanOrEqual(1_000);
     await sleep(2_000);
     expect(held(await ledger.claimUnit(KEY, 'h', 'e2', leaseMs, { deadJitterMs: 2_000 })).attempts).toBe(2);
+  });
+
+  it('a unit that dies again waits a spread twice as wide: the events beside a pill come apart ever further', async () => {
+    const leaseMs = 300;
+    const deadAgain = async () => {
+      held(await ledger.claimUnit(KEY, 'h', 'e1', leaseMs, { deadJitterMs: 1_000 }));
+      await leaseOver(leaseMs);
+      const found = await ledger.claimUnit(KEY, 'h', 'e1', leaseMs, { deadJitterMs: 1_000, random: () => 0.99 });
+      expect(found).toMatchObject({ kind: 'busy', jittered: true });
+      return found.kind === 'busy' ? found.retryAfterMs : 0;
+    };
+    const first = await deadAgain();
+    await sleep(first + 1_100);
+    const second = await deadAgain();
+    expect(first).toBe(990);
+    expect(second).toBe(1_980);
+    expect([1, 2, 3, 4, 5, 9].map((spent) => deadRetrySpreadMs(1_000, spent))).toEqual([1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
   });
 
   it('a dead run on the last attempt leaves the unit exhausted, with the death as its error', async () => {
