@@ -175,7 +175,9 @@ describe('attempts the ledger counts, whichever message carries them', () => {
     await sleep(1_150);
     await dies();
     expect((await processEnvelope(envelope, deps(storage, registry, settings, more))).status).toBe('deferred');
-    await sleep(1_150);
+    // Its second death spreads its next run twice as wide.
+    expect(await unitRow(storage, envelope, 'pill')).toMatchObject({ state: 'failed', attempts: 2, retryAfterMs: 200 });
+    await sleep(1_250);
     // The third run, from a message delivered once: the handler is told it is the third attempt.
     await expect(processEnvelope(envelope, deps(storage, registry, settings, more))).rejects.toBeInstanceOf(HandlerFailedError);
     expect(seen).toEqual([3]);
