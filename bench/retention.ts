@@ -11,7 +11,7 @@ import { median, millis } from './stats';
  * Timestamp, the poisoned events' protection, the ETag-conditioned deletes) against Azurite alone
  * deleting the same rows by their keys with the same concurrency, in the same run.
  *
- * Run on its own: `npm run build && node dist/bench/retention.js [rows]` (default 20000).
+ * Run on its own: `npm run build && tsc -p bench && node dist/bench/retention.js [rows]` (default 20000).
  * To be part of `npm run bench`, bench/run.ts would print `await benchRetention()` the same way.
  */
 

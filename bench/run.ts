@@ -7,7 +7,7 @@ import { benchTableTypes } from './tableTypes';
 /**
  * `npm run bench`: every measured path as a ratio to a baseline measured alongside it in the same
  * run (its floor: the least the same work can cost), each section's detail first, then one table
- * of issue 20's ratios with the goal beside each.
+ * of the ratios issues 20 and 27 set goals for, with the goal beside each.
  */
 
 /** One line of the summary: a measured ratio, its floor, and the goal it is held to. */

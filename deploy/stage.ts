@@ -7,7 +7,8 @@ import { entryPointFiles } from '../hostRules/entryPoints';
  * Deploy exactly what runs. `npm run package` (which azure.yaml's `prepackage` hook runs for
  * `azd package`, `azd deploy` and `azd up`, before azd zips `.deploy/`, its `dist`) builds the app
  * clean and stages in `.deploy/`:
- *  - host.json and a package.json with `main`, `dependencies` and `overrides` only;
+ *  - host.json and a package.json with `name`, `version`, `engines`, `main`, `dependencies` and
+ *    `overrides` only;
  *  - the built files the host's entry points load: package.json `main` expanded as the Node worker
  *    does, then every file they `require`, transitively (no CLI, no dev host, no tests, no bench,
  *    no TypeScript, no source maps);

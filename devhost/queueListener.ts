@@ -1,6 +1,7 @@
 import type { DequeuedMessageItem, QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { isMissingResource, storageErrorCode, storageStatus } from '../src/storage/errors';
 // QSC: the host's decoding, shared with the CLI's poison sweep.
+import { poisonQueueNameFor } from '../src/storage/names';
 import { decodeMessageText } from '../src/storage/queueMessages';
 import { MIN_POLLING_INTERVAL_MS, type QueuesOptions } from './hostJson';
 
@@ -125,17 +126,6 @@ const isQueueBeingDeleted = (error: unknown) => storageStatus(error) === 409 && 
  * restarted host ends up doing.
  */
 const isTransportError = (error: unknown) => storageStatus(error) === undefined;
-
-/**
- * QLF `CreatePoisonQueueReference`: `<queue>-poison`, unless the queue is itself a poison queue
- * (its name ends in "-poison") or the longer name would not be a valid queue name (over 63
- * characters): then the queue has no poison queue at all.
- */
-export function poisonQueueNameFor(queueName: string): string | null {
-  if (queueName.endsWith('-poison')) return null;
-  const name = `${queueName}-poison`;
-  return name.length <= 63 ? name : null;
-}
 
 /** REB with QL's arguments: minimum 100 ms, maximum maxPollingInterval, delta 100 ms, ±20 % randomization. */
 export class PollingBackoff {

@@ -5,7 +5,6 @@ import type { QueuesOptions } from '../hostJson';
 import {
   type ListenerEvent,
   PollingBackoff,
-  poisonQueueNameFor,
   type QueueInvocation,
   QueueListener,
   type QueueListenerOptions,
@@ -373,15 +372,6 @@ describe.concurrent('the queue listener (QueueListener.cs, QueueProcessor.cs)', 
     expect(recorded).toEqual(['bad']);
     expect(poisonListener.of('notified')).toHaveLength(1);
   }, 60_000);
-});
-
-describe('which queues have a poison queue (QueueListenerFactory.cs CreatePoisonQueueReference)', () => {
-  it('<queue>-poison, except for a poison queue and where the name would pass 63 characters', () => {
-    expect(poisonQueueNameFor('dataverse-events')).toBe('dataverse-events-poison');
-    expect(poisonQueueNameFor('dataverse-events-poison')).toBeNull();
-    expect(poisonQueueNameFor('a'.repeat(56))).toBe(`${'a'.repeat(56)}-poison`);
-    expect(poisonQueueNameFor('a'.repeat(57))).toBeNull();
-  });
 });
 
 describe('polling back-off (RandomizedExponentialBackoffStrategy.cs)', () => {

@@ -82,7 +82,7 @@ export async function replayCommand(args: string[], io: CommandIO): Promise<numb
   const results = await replayFailures(values.all ? 'all' : positionals, { storage, telemetry: events });
   await shutdownTelemetry();
   for (const result of results) {
-    if (result.replayed) io.stdout(`${result.eventId}  replayed\n`);
+    if (result.replayed) io.stdout(`${result.eventId}  replayed${result.note ? ` (${result.note})` : ''}\n`);
     else io.stderr(`${result.eventId}  not replayed: ${result.reason}\n`);
   }
   if (results.length === 0) io.stderr('No poisoned events to replay.\n');

@@ -193,14 +193,14 @@ async function reportFailure(io: CommandIO, line: string[], { response, answer }
   }
   // An inline handler's answer names it: "rejected by credit-limit-on-create (credit-limit-exceeded): <reason>".
   const by = answer.handler ? ` by ${answer.handler}${answer.code ? ` (${answer.code})` : ''}` : '';
-  // The app's message ends with its issues ("The body is not valid JSON: $: the body is not valid
-  // JSON"): each is printed once, on its own line, and not at all when it only repeats the headline.
+  // The app's message ends with its issues ("The body is not valid JSON: $: unexpected input at
+  // character 27"): the headline alone, then each issue once, on its own line.
   const issues = answer.issues ?? [];
   const suffix = issueList(issues);
   const headline =
     answer.message && suffix && answer.message.endsWith(`: ${suffix}`) ? answer.message.slice(0, -suffix.length - 2) : answer.message;
   if (answer.error || headline) io.stderr(`${[answer.error ? `${answer.error}${by}` : undefined, headline].filter(Boolean).join(': ')}\n`);
-  for (const issue of issues) if (issue.message.toLowerCase() !== headline?.toLowerCase()) io.stderr(`  ${formatIssue(issue)}\n`);
+  for (const issue of issues) io.stderr(`  ${formatIssue(issue)}\n`);
   return 1;
 }
 

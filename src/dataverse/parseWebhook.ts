@@ -100,12 +100,20 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(json);
   } catch (error) {
-    // V8's message quotes the body around the fault; only the position is safe to report.
-    const position = /position (\d+)/.exec(String(error))?.[1];
-    throw new IssueFound('invalid-json', [
-      { path: '$', message: position === undefined ? 'the body is not valid JSON' : `unexpected input at character ${position}` },
-    ]);
+    throw new IssueFound('invalid-json', [{ path: '$', message: jsonFault(String(error)) }]);
   }
+}
+
+/**
+ * Where JSON.parse stopped, in words that add to the headline ("The body is not valid JSON") rather
+ * than repeat it. V8's message quotes the body around the fault (customer data): only its position,
+ * or that the text ended early, is safe to report. For an unexpected token V8 names no position.
+ */
+function jsonFault(message: string): string {
+  const position = /position (\d+)/.exec(message)?.[1];
+  if (position !== undefined) return `unexpected input at character ${position}`;
+  if (/end of JSON input/i.test(message)) return 'the text ends before the JSON does';
+  return 'a character JSON does not allow there (the parser names no position)';
 }
 
 /** Like parseDataverseWebhook, for callers that prefer exceptions (tests, the CLI). */

@@ -23,7 +23,7 @@ export const TELEMETRY_EVENT_NAMES = [
   'stale',
   'poisoned',
   'replayed',
-  /** One inline handler's decision, in the webhook's request: `status` is allow, reject, error, timeout or busy. */
+  /** One inline handler's decision, in the webhook's request: `status` is allow, reject, error or timeout. */
   'decided',
   /** One retention run (the applyRetention timer): `status` complete or partial; counts in measurements. */
   'retention',

@@ -4,7 +4,7 @@ import { describeError, type EventLog } from '../observability/log';
 import type { Telemetry } from '../observability/telemetry';
 import type { StorageClients } from '../storage/clients';
 import { isMissingResource } from '../storage/errors';
-import { type FailureRecord, FailureStore, messageBlobName } from '../storage/failureStore';
+import { type FailureRecord, FailureStore, type KeptFailure, messageBlobName } from '../storage/failureStore';
 import { decodeMessageText, QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { type EventEnvelope, InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers } from './envelope';
@@ -221,6 +221,8 @@ export interface ReplayResult {
   eventId: string;
   replayed: boolean;
   reason?: string;
+  /** A replayed event whose record changed while it was replayed (poisoned again): left as it is, still listed. */
+  note?: string;
 }
 
 /** Puts poisoned events back on the main queue as they were, counting the replay. */
@@ -229,41 +231,47 @@ export async function replayFailures(
   deps: { storage: FailureStorage; telemetry?: Telemetry; now?: () => Date },
 ): Promise<ReplayResult[]> {
   const store = failureStore(deps.storage);
-  const now = deps.now ?? (() => new Date());
-  const failures = eventIds === 'all' ? await store.list() : await Promise.all(eventIds.map(async (id) => (await store.get(id)) ?? id));
+  const ids = eventIds === 'all' ? (await store.list()).map((failure) => failure.eventId) : eventIds;
   const results: ReplayResult[] = [];
-  for (const failure of failures) {
-    if (typeof failure === 'string') {
-      results.push({ eventId: failure, replayed: false, reason: 'no such poisoned event' });
-      continue;
-    }
-    if (failure.state !== 'poisoned') {
-      results.push({ eventId: failure.eventId, replayed: false, reason: `already ${failure.state}` });
-      continue;
-    }
-    let envelope: EventEnvelope;
-    try {
-      envelope = parseEnvelope(await store.message(failure.eventId));
-    } catch (error) {
-      const reason =
-        error instanceof InvalidEnvelopeError
-          ? `not an event envelope, so there is nothing to process again; it is kept as it came in ${deps.storage.payloads.containerName}/${messageBlobName(failure.eventId)}`
-          : describeError(error);
-      results.push({ eventId: failure.eventId, replayed: false, reason });
-      continue;
-    }
-    try {
-      if ('blob' in envelope.body) await store.restoreBody(envelope.eventId, envelope.body.blob.name);
-      await sendQueueMessage(deps.storage.eventsQueue, { ...envelope, replays: envelope.replays + 1 });
-      await store.markReplayed(failure, now());
-      deps.telemetry?.event('replayed', { ...telemetryIdentifiers(envelope.eventId, envelope.summary) }, { replays: envelope.replays + 1 });
-      results.push({ eventId: failure.eventId, replayed: true });
-    } catch (error) {
-      results.push({ eventId: failure.eventId, replayed: false, reason: describeError(error) });
-    }
-  }
+  for (const eventId of ids) results.push(await replayOne(eventId, store, deps));
   return results;
 }
+
+/** One poisoned event back on the main queue: read with the ETags of its record and what was kept, sent, then marked. */
+async function replayOne(
+  eventId: string,
+  store: FailureStore,
+  deps: { storage: FailureStorage; telemetry?: Telemetry; now?: () => Date },
+): Promise<ReplayResult> {
+  let kept: KeptFailure | null;
+  let envelope: EventEnvelope;
+  try {
+    kept = await store.kept(eventId);
+    if (!kept) return { eventId, replayed: false, reason: 'no such poisoned event' };
+    if (kept.failure.state !== 'poisoned' || kept.message === null)
+      return { eventId, replayed: false, reason: `already ${kept.failure.state}` };
+    envelope = parseEnvelope(kept.message);
+  } catch (error) {
+    const reason =
+      error instanceof InvalidEnvelopeError
+        ? `not an event envelope, so there is nothing to process again; it is kept as it came in ${deps.storage.payloads.containerName}/${messageBlobName(eventId)}`
+        : describeError(error);
+    return { eventId, replayed: false, reason };
+  }
+  try {
+    if ('blob' in envelope.body) await store.restoreBody(envelope.eventId, envelope.body.blob.name);
+    await sendQueueMessage(deps.storage.eventsQueue, { ...envelope, replays: envelope.replays + 1 });
+    const marked = await store.markReplayed(kept, (deps.now ?? (() => new Date()))());
+    deps.telemetry?.event('replayed', { ...telemetryIdentifiers(envelope.eventId, envelope.summary) }, { replays: envelope.replays + 1 });
+    if (marked === 'changed') return { eventId, replayed: true, note: REPOISONED_NOTE };
+    return { eventId, replayed: true };
+  } catch (error) {
+    return { eventId, replayed: false, reason: describeError(error) };
+  }
+}
+
+/** Why a replayed event is still listed: its record was written again after the replay read it. */
+export const REPOISONED_NOTE = 'its record was written again while it was replayed (poisoned again): kept as it is, and listed';
 
 export interface ResolveResult {
   eventId: string;

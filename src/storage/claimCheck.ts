@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ContainerClient } from '@azure/storage-blob';
+import { downloadBlob } from './blobs';
 import { isMissingResource } from './errors';
 import { containerResource, provisioned } from './provision';
 
@@ -31,11 +32,7 @@ export async function putPayload(container: ContainerClient, name: string, body:
 
 /** The body exactly as it was accepted; a blob that changed or shrank is an error, not an event. */
 export async function getPayload(container: ContainerClient, reference: BlobReference, signal?: AbortSignal): Promise<Buffer> {
-  // One GET (downloadToBuffer would ask for the blob's properties first: a round trip more).
-  const response = await container.getBlobClient(reference.name).download(0, undefined, { abortSignal: signal });
-  const chunks: Buffer[] = [];
-  for await (const chunk of response.readableStreamBody ?? []) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  const body = Buffer.concat(chunks);
+  const { bytes: body } = await downloadBlob(container.getBlobClient(reference.name), signal);
   if (body.length !== reference.size || sha256(body) !== reference.sha256) {
     throw new ClaimCheckError(`claim-check blob ${reference.name} does not match its reference (size or sha256)`);
   }

@@ -1,9 +1,10 @@
 import { TableClient } from '@azure/data-tables';
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { type QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { BlobServiceClient, type ContainerClient, newPipeline as newBlobPipeline } from '@azure/storage-blob';
+import { newPipeline as newQueuePipeline, type QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { definedSettings } from '../settings';
 import { DEFAULT_STORAGE_NAMES, poisonQueueName, STORAGE_CONNECTION, type StorageNames } from './names';
+import { tryTimeoutFactory, tryTimeoutPolicy } from './tryTimeout';
 
 export interface StorageClients {
   names: StorageNames;
@@ -24,8 +25,10 @@ export interface StorageClients {
 export interface StorageClientOptions {
   names?: Partial<StorageNames>;
   /**
-   * The SDKs' own retries. The default keeps a whole write (with retries) well inside the ingest
-   * deadline; a deadline still bounds it from outside.
+   * Tries per request, and how long one try may wait for its answer before it is sent again (a
+   * second more per MiB it sends; see tryTimeout.ts), which blob and queue requests also give the
+   * service as its own `timeout`. The default keeps a whole write (with retries) inside the ingest
+   * deadline for a try that hangs and one that answers; a deadline still bounds it from outside.
    */
   retry?: { maxTries: number; tryTimeoutMs: number };
 }
@@ -76,29 +79,7 @@ export function storageConnectionFrom(given: Readonly<Record<string, string | un
 
 export function createStorageClients(connection: string | StorageConnection, options: StorageClientOptions = {}): StorageClients {
   const names = { ...DEFAULT_STORAGE_NAMES, ...options.names };
-  const retry = options.retry ?? DEFAULT_RETRY;
-  const retryOptions = { maxTries: retry.maxTries, tryTimeoutInMs: retry.tryTimeoutMs };
-  const resolved: StorageConnection =
-    typeof connection === 'string' ? { kind: 'connection-string', connectionString: connection } : connection;
-  let queues: QueueServiceClient;
-  let blobs: BlobServiceClient;
-  let table: (name: string) => TableClient;
-  if (resolved.kind === 'connection-string') {
-    const { connectionString } = resolved;
-    queues = QueueServiceClient.fromConnectionString(connectionString, { retryOptions });
-    blobs = BlobServiceClient.fromConnectionString(connectionString, { retryOptions });
-    table = (name) =>
-      TableClient.fromConnectionString(connectionString, name, {
-        // Azurite serves plain http on loopback; Azure connection strings say https and stay https.
-        allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(connectionString),
-        retryOptions: { maxRetries: Math.max(0, retry.maxTries - 1) },
-      });
-  } else {
-    queues = new QueueServiceClient(resolved.queueUrl, resolved.credential, { retryOptions });
-    blobs = new BlobServiceClient(resolved.blobUrl, resolved.credential, { retryOptions });
-    table = (name) =>
-      new TableClient(resolved.tableUrl, name, resolved.credential, { retryOptions: { maxRetries: Math.max(0, retry.maxTries - 1) } });
-  }
+  const { queues, blobs, table } = serviceClients(connection, options.retry ?? DEFAULT_RETRY);
   return {
     names,
     eventsQueue: queues.getQueueClient(names.eventsQueue),
@@ -112,6 +93,53 @@ export function createStorageClients(connection: string | StorageConnection, opt
     reconcilePoisonQueue: queues.getQueueClient(poisonQueueName(names.reconcileQueue)),
   };
 }
+
+/**
+ * The three services' clients, each with the SDK's retries inside a timeout per try
+ * (tryTimeout.ts). Blob and queue clients take the policy in a pipeline of their own, made with
+ * the credential and URL the connection string gives.
+ */
+function serviceClients(
+  connection: string | StorageConnection,
+  retry: { maxTries: number; tryTimeoutMs: number },
+): { queues: QueueServiceClient; blobs: BlobServiceClient; table: (name: string) => TableClient } {
+  const timeouts = { baseMs: retry.tryTimeoutMs, maxTries: retry.maxTries };
+  const pipelineOf = (pipelineFor: typeof newBlobPipeline | typeof newQueuePipeline, credential: StorageCredential) => {
+    const pipeline = pipelineFor(credential, { retryOptions: { maxTries: retry.maxTries, tryTimeoutInMs: retry.tryTimeoutMs } });
+    pipeline.factories.push(tryTimeoutFactory(timeouts));
+    return pipeline;
+  };
+  const tableOptions = {
+    retryOptions: { maxRetries: Math.max(0, retry.maxTries - 1) },
+    additionalPolicies: [{ policy: tryTimeoutPolicy(timeouts), position: 'perCall' as const }],
+  };
+  const resolved: StorageConnection =
+    typeof connection === 'string' ? { kind: 'connection-string', connectionString: connection } : connection;
+  if (resolved.kind === 'identity') {
+    return {
+      queues: new QueueServiceClient(resolved.queueUrl, pipelineOf(newQueuePipeline, resolved.credential)),
+      blobs: new BlobServiceClient(resolved.blobUrl, pipelineOf(newBlobPipeline, resolved.credential)),
+      table: (name) => new TableClient(resolved.tableUrl, name, resolved.credential, tableOptions),
+    };
+  }
+  // The SDKs read the connection string: its URLs (a SAS in them), and the account key, which the
+  // blob client shows and the queue client keeps to itself (one string, one account: the same key).
+  const { connectionString } = resolved;
+  const queues = QueueServiceClient.fromConnectionString(connectionString);
+  const blobs = BlobServiceClient.fromConnectionString(connectionString);
+  return {
+    queues: new QueueServiceClient(queues.url, pipelineOf(newQueuePipeline, blobs.credential)),
+    blobs: new BlobServiceClient(blobs.url, pipelineOf(newBlobPipeline, blobs.credential)),
+    table: (name) =>
+      TableClient.fromConnectionString(connectionString, name, {
+        ...tableOptions,
+        // Azurite serves plain http on loopback; Azure connection strings say https and stay https.
+        allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(connectionString),
+      }),
+  };
+}
+
+type StorageCredential = BlobServiceClient['credential'];
 
 /**
  * Creates every queue, container and table the app uses (idempotent). The app itself needs none of

@@ -1,5 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
 import type { BlobClient, ContainerClient } from '@azure/storage-blob';
+import { downloadBlob } from './blobs';
 import { isMissingResource, storageStatus } from './errors';
 import { containerResource, provisioned, tableResource } from './provision';
 
@@ -41,6 +42,19 @@ export interface FailureRecord {
 
 type FailureRow = FailureRecord & { partitionKey: string; rowKey: string; etag?: string };
 
+/**
+ * A poisoned event as `replay` reads it before sending it back: its record and kept message, and
+ * the ETag each (and the kept body, when there is one) had then. Marking it replayed and removing
+ * what was kept is conditioned on those, so that a copy poisoned again meanwhile (its record, message
+ * and body written anew) keeps what it wrote.
+ */
+export interface KeptFailure {
+  failure: FailureRecord;
+  /** The kept queue message, as the host passed it to the poison queue's function; null when the event is not poisoned. */
+  message: string | null;
+  etags: { record: string; message: string | null; body: string | null };
+}
+
 export class FailureStore {
   constructor(
     private readonly table: TableClient,
@@ -74,8 +88,13 @@ export class FailureStore {
   }
 
   async get(eventId: string): Promise<FailureRecord | null> {
+    const row = await this.row(eventId);
+    return row ? toRecord(row) : null;
+  }
+
+  private async row(eventId: string): Promise<FailureRow | null> {
     try {
-      return toRecord(await this.table.getEntity<FailureRow>(PARTITION, eventId));
+      return await this.table.getEntity<FailureRow>(PARTITION, eventId);
     } catch (error) {
       // No such row, or no table yet.
       if (storageStatus(error) === 404) return null;
@@ -85,6 +104,22 @@ export class FailureStore {
 
   async message(eventId: string): Promise<string> {
     return (await this.messages.getBlobClient(messageBlobName(eventId)).downloadToBuffer()).toString('utf8');
+  }
+
+  /**
+   * A poisoned event with the ETags of what was kept for it, for its replay: null when it has no
+   * record, its record alone (no message) when it is not poisoned. The record is read first, so a
+   * message written after it (poisoned again) has another ETag than the one kept here.
+   */
+  async kept(eventId: string): Promise<KeptFailure | null> {
+    const row = await this.row(eventId);
+    if (!row) return null;
+    const failure = toRecord(row);
+    const record = row.etag ?? '';
+    if (failure.state !== 'poisoned') return { failure, message: null, etags: { record, message: null, body: null } };
+    const message = await downloadBlob(this.messages.getBlobClient(messageBlobName(eventId)));
+    const body = await blobETag(this.messages.getBlobClient(bodyBlobName(eventId)));
+    return { failure, message: message.bytes.toString('utf8'), etags: { record, message: message.etag, body } };
   }
 
   /**
@@ -120,11 +155,32 @@ export class FailureStore {
     await original.uploadData(body, { blobHTTPHeaders: { blobContentType: 'application/json' } });
   }
 
-  async markReplayed(failure: FailureRecord, at: Date): Promise<void> {
-    await this.upsert({ partitionKey: PARTITION, rowKey: failure.eventId, ...failure, state: 'replayed', replayedAt: at.toISOString() });
-    await this.messages.getBlobClient(messageBlobName(failure.eventId)).deleteIfExists();
-    // Back on the queue with its claim-check blob in place; poisoned again, it is copied again.
-    await this.messages.getBlobClient(bodyBlobName(failure.eventId)).deleteIfExists();
+  /**
+   * Marks a replayed event as such, once its message is back on the queue: only if its record is
+   * still the one the replay read (its ETag). A copy poisoned again in between (the replayed one,
+   * failing fast, or a late copy of the first) wrote a record of its own, which stays listed as it
+   * is: `changed`. The kept message and body go only if they too are still as read; the event is
+   * back on the queue with its claim-check blob in place, and poisoned again, it is kept again.
+   */
+  async markReplayed(kept: KeptFailure, at: Date): Promise<'marked' | 'changed'> {
+    const { failure, etags } = kept;
+    const row: FailureRow = {
+      partitionKey: PARTITION,
+      rowKey: failure.eventId,
+      ...failure,
+      state: 'replayed',
+      replayedAt: at.toISOString(),
+    };
+    try {
+      await this.table.updateEntity<FailureRow>(row, 'Replace', { etag: etags.record });
+    } catch (error) {
+      // Written again since it was read (412), or gone (404): not this replay's to mark.
+      if (storageStatus(error) === 412 || storageStatus(error) === 404) return 'changed';
+      throw error;
+    }
+    if (etags.message) await deleteUnchanged(this.messages.getBlobClient(messageBlobName(failure.eventId)), etags.message);
+    if (etags.body) await deleteUnchanged(this.messages.getBlobClient(bodyBlobName(failure.eventId)), etags.body);
+    return 'marked';
   }
 
   /**

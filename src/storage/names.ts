@@ -46,6 +46,24 @@ export const DEFAULT_STORAGE_NAMES: StorageNames = {
   reconcileQueue: RECONCILE_QUEUE,
 };
 
-export function poisonQueueName(eventsQueue: string): string {
-  return `${eventsQueue}-poison`;
+/**
+ * The queue the Functions host moves a message to once it failed maxDequeueCount times:
+ * `<queue>-poison`, unless the queue is itself a poison queue (its name ends in "-poison") or the
+ * longer name would not be a valid queue name (over 63 characters), when the queue has no poison
+ * queue at all. Azure/azure-sdk-for-net, sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/
+ * src/Listeners/QueueListenerFactory.cs `CreatePoisonQueueReference` (commit 0efe5a88). The app's
+ * poison triggers and the dev host's queue listener both take the name from here.
+ */
+export function poisonQueueNameFor(queueName: string): string | null {
+  if (queueName.endsWith('-poison')) return null;
+  const name = `${queueName}-poison`;
+  // A queue name is 3 to 63 characters (QueueClientExtensions.IsValidQueueName).
+  return name.length <= 63 ? name : null;
+}
+
+/** The poison queue of one of the app's own queues, which always has one. */
+export function poisonQueueName(queueName: string): string {
+  const name = poisonQueueNameFor(queueName);
+  if (name === null) throw new Error(`queue ${queueName} has no poison queue: its name ends in -poison or is over 56 characters`);
+  return name;
 }

@@ -299,11 +299,16 @@ describe('dataverse-webhooks send', () => {
     await drainQueue(storage.eventsQueue);
   });
 
-  it('says "not valid JSON" once for a body that is not JSON', async () => {
-    const io = captureIO({ stdin: '{"MessageName": "Update",' });
-    expect(await createSendCommand(takesAll)(['-', '--url', app.url, ...credentials], io)).toBe(1);
-    expect(io.err()).toMatch(/^400 Bad Request {2}eventId [0-9a-f-]{36} {2}latency \d+ ms\ninvalid-json: The body is not valid JSON\n/);
-    expect(io.err().match(/not valid JSON/gi)).toHaveLength(1);
+  it('prints the headline and each issue of a 400 once, as the app said them', async () => {
+    for (const [stdin, issue] of [
+      ['{"MessageName": "Update",', '$: unexpected input at character 25'],
+      ['{"MessageName": oops}', '$: a character JSON does not allow there (the parser names no position)'],
+    ]) {
+      const io = captureIO({ stdin });
+      expect(await createSendCommand(takesAll)(['-', '--url', app.url, ...credentials], io)).toBe(1);
+      expect(io.err()).toMatch(/^400 Bad Request {2}eventId [0-9a-f-]{36} {2}latency \d+ ms\n/);
+      expect(io.err().split('\n').slice(1)).toEqual(['invalid-json: The body is not valid JSON', `  ${issue}`, '']);
+    }
   });
 
   it('exits 1 with a clear message when nothing listens at the URL, and never prints the key', async () => {

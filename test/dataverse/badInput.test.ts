@@ -20,6 +20,27 @@ describe('bad input gives a typed error with paths, never values', () => {
     expect(error.stack ?? '').not.toContain(SECRET);
   });
 
+  it('invalid JSON: the issue says where it stops being JSON, once, without repeating the headline or quoting the body', () => {
+    const cases = [
+      {
+        body: `{"MessageName": "${SECRET}", "Depth": oops}`,
+        issue: 'a character JSON does not allow there (the parser names no position)',
+      },
+      { body: `{"MessageName": "${SECRET}",`, issue: 'unexpected input at character 36' },
+      { body: `{"MessageName": "${SECRET}", "Depth":`, issue: 'the text ends before the JSON does' },
+    ];
+    for (const { body, issue } of cases) {
+      const error = failure(parseDataverseWebhook({ body, headers: {} }));
+      expect(error.toJSON()).toEqual({
+        error: 'invalid-json',
+        message: `The body is not valid JSON: $: ${issue}`,
+        issues: [{ path: '$', message: issue }],
+      });
+      expect(error.message.match(/not valid JSON/gi)).toHaveLength(1);
+      expect(error.message).not.toContain(SECRET);
+    }
+  });
+
   it('JSON that is not an object', () => {
     for (const body of ['[]', '"text"', '42', 'null']) {
       expect(failure(parseDataverseWebhook({ body, headers: {} }))).toMatchObject({ kind: 'invalid-context', issues: [{ path: '$' }] });

@@ -59,6 +59,7 @@ let service: AzdService;
 let steps: StepResult[];
 let zipped: Array<{ file: string; bytes: number }>;
 let unpacked: string;
+let zipBytes: number;
 const timings: string[] = [];
 
 beforeAll(async () => {
@@ -99,6 +100,7 @@ beforeAll(async () => {
     }
   };
   const written = await timed('zip', () => writeZip(zip, recorded(deployableZipEntries(path.join(clone, service.dist), service))));
+  zipBytes = written.bytes;
   unpacked = tempDir('azd-unpacked-');
   expect(await timed('unzip', () => extractZip(zip, unpacked))).toBe(written.entries);
 }, 300_000);
@@ -172,19 +174,7 @@ describe('azd up from a fresh clone', () => {
     const lock = JSON.parse(readFileSync(path.join(clone, 'package-lock.json'), 'utf8')) as {
       packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean }>;
     };
-    const installedAt = (file: string) => {
-      const parts = file.split('/');
-      const keys: string[] = [];
-      for (let i = 0; i < parts.length - 1; i += 1) {
-        if (parts[i] !== 'node_modules') continue;
-        const name = parts[i + 1]!.startsWith('@') ? parts.slice(i + 1, i + 3).join('/') : parts[i + 1]!;
-        keys.push([...parts.slice(0, i), 'node_modules', name].join('/'));
-      }
-      return keys.at(-1)!;
-    };
-    const packages = [
-      ...new Set(zipped.filter(({ file }) => file.startsWith('node_modules/')).map(({ file }) => installedAt(file))),
-    ].sort();
+    const packages = zippedPackages();
     const devOnly = packages.filter(
       (key) => lock.packages[key]?.dev || lock.packages[key]?.devOptional || lock.packages[key]?.optional || !lock.packages[key],
     );
@@ -192,10 +182,53 @@ describe('azd up from a fresh clone', () => {
     expect(packages).toEqual(productionPackages(clone).filter((key) => zipped.some(({ file }) => file.startsWith(`${key}/`))));
     for (const devPackage of ['typescript', 'vitest', 'azurite', 'azure-functions-core-tools'])
       expect(packages, devPackage).not.toContain(`node_modules/${devPackage}`);
-    const bytes = zipped.reduce((sum, { bytes: size }) => sum + size, 0);
-    const app = zipped.filter(({ file }) => !file.startsWith('node_modules/')).reduce((sum, { bytes: size }) => sum + size, 0);
+  });
+
+  it('is what docs/deploy.md says: the package count exactly, the sizes every change moves within their tolerance', () => {
+    const measured = {
+      files: zipped.length,
+      unpackedMB: zipped.reduce((sum, { bytes }) => sum + bytes, 0) / 1e6,
+      appKB: zipped.filter(({ file }) => !file.startsWith('node_modules/')).reduce((sum, { bytes }) => sum + bytes, 0) / 1e3,
+      packages: zippedPackages().length,
+      zipMB: zipBytes / 1e6,
+    };
     console.log(
-      `deploy package: ${zipped.length} files, ${(bytes / 1e6).toFixed(1)} MB (app ${(app / 1e3).toFixed(0)} kB, ${packages.length} production packages)`,
+      `deploy package: ${measured.files} files, ${measured.unpackedMB.toFixed(1)} MB (app ${measured.appKB.toFixed(0)} kB, ${measured.packages} production packages; ${measured.zipMB.toFixed(1)} MB as a zip)`,
     );
+    const doc = readFileSync(path.join(ROOT, 'docs', 'deploy.md'), 'utf8').replace(/\s+/g, ' ');
+    const stated = DOC_FIGURES.exec(doc);
+    expect(stated, "docs/deploy.md states the package's figures").not.toBeNull();
+    const [, files, unpackedMB, appKB, packages, zipMB] = stated!.map((figure) => Number(figure.replaceAll(',', '')));
+    // Exact: it moves only when a production dependency is added or removed, and then the doc must say so.
+    expect(measured.packages, 'production packages: docs/deploy.md gives their count exactly').toBe(packages);
+    // Within a tolerance: the app's own files move with every change of the code, the rest with dependency updates.
+    const near = (name: string, value: number, about: number, tolerance: number) => {
+      const why = `${name}: ${value.toFixed(1)} measured; docs/deploy.md says about ${about} (within ${tolerance * 100} %)`;
+      expect(value, why).toBeGreaterThanOrEqual(about * (1 - tolerance));
+      expect(value, why).toBeLessThanOrEqual(about * (1 + tolerance));
+    };
+    near('files', measured.files, files!, 0.02);
+    near('MB unpacked', measured.unpackedMB, unpackedMB!, 0.03);
+    near('MB as a zip', measured.zipMB, zipMB!, 0.05);
+    near("the app's kB", measured.appKB, appKB!, 0.25);
   });
 });
+
+/** The figures docs/deploy.md gives, in the words it gives them (whitespace collapsed). */
+const DOC_FIGURES =
+  /about ([\d,]+) files, about ([\d.]+) MB unpacked \(the app about ([\d,]+) kB, (\d+) production packages; about ([\d.]+) MB as a zip/;
+
+/** The installed packages the zip holds, by their node_modules path. */
+function zippedPackages(): string[] {
+  const installedAt = (file: string) => {
+    const parts = file.split('/');
+    const keys: string[] = [];
+    for (let i = 0; i < parts.length - 1; i += 1) {
+      if (parts[i] !== 'node_modules') continue;
+      const name = parts[i + 1]!.startsWith('@') ? parts.slice(i + 1, i + 3).join('/') : parts[i + 1]!;
+      keys.push([...parts.slice(0, i), 'node_modules', name].join('/'));
+    }
+    return keys.at(-1)!;
+  };
+  return [...new Set(zipped.filter(({ file }) => file.startsWith('node_modules/')).map(({ file }) => installedAt(file)))].sort();
+}

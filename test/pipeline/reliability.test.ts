@@ -6,7 +6,7 @@ import { registryOf } from '../../src/handlerApi/load';
 import { silentLog } from '../../src/observability/log';
 import { acceptWebhook } from '../../src/pipeline/accept';
 import { parseEnvelope } from '../../src/pipeline/envelope';
-import { failureStore, recordPoisonedMessage, replayFailures, sweepPoisonQueue } from '../../src/pipeline/failures';
+import { failureStore, REPOISONED_NOTE, recordPoisonedMessage, replayFailures, sweepPoisonQueue } from '../../src/pipeline/failures';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { type ProcessDependencies, processEnvelope } from '../../src/pipeline/process';
 import { HandlerFailedError } from '../../src/pipeline/runUnit';
@@ -288,6 +288,63 @@ describe('the poison queue, which has no poison queue of its own', () => {
     await poisonedByHost(message);
     await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
     expect(await failureStore(storage).list()).toEqual([]);
+  });
+
+  it('a copy poisoned again while it was replayed keeps its new record, message and body: the replay marks nothing', async () => {
+    // A claim-check event, so that a copy of its body is kept beside its message too.
+    const eventId = await ingest(storage, largeCreateMultiple(300 * 1024));
+    const [message] = await drainQueue(storage.eventsQueue);
+    await poisonedByHost(message);
+    await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
+    expect(await failureStore(storage).get(eventId)).toMatchObject({ state: 'poisoned', replays: 0 });
+
+    // Between the replay's send and its mark, the replayed copy fails again: the host moves it to
+    // the poison queue and its function records it (its record, message and body written anew).
+    const eventsQueue = new Proxy(storage.eventsQueue, {
+      get(queue, property, receiver) {
+        if (property !== 'sendMessage') return Reflect.get(queue, property, receiver);
+        return async (...args: Parameters<typeof queue.sendMessage>) => {
+          const sent = await queue.sendMessage(...args);
+          const [replayed] = await drainQueue(queue);
+          await poisonedByHost(replayed);
+          await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
+          return sent;
+        };
+      },
+    });
+    expect(await replayFailures([eventId], { storage: { ...storage, eventsQueue } })).toEqual([
+      { eventId, replayed: true, note: REPOISONED_NOTE },
+    ]);
+
+    // Still listed, as the second poisoning recorded it, with what a second replay needs.
+    expect(await failureStore(storage).list()).toMatchObject([{ eventId, state: 'poisoned', replays: 1 }]);
+    expect(parseEnvelope(await failureStore(storage).message(eventId))).toMatchObject({ eventId, replays: 1 });
+    expect(await blobNames(storage.payloads)).toContain(`poisoned/${eventId}.body`);
+    expect(await replayFailures([eventId], { storage })).toEqual([{ eventId, replayed: true }]);
+    expect(parseEnvelope((await drainQueue(storage.eventsQueue))[0])).toMatchObject({ eventId, replays: 2 });
+    expect(await failureStore(storage).get(eventId)).toMatchObject({ state: 'replayed', replays: 1 });
+    expect((await blobNames(storage.payloads)).filter((name) => name.startsWith('poisoned/'))).toEqual([]);
+  });
+
+  it('a message kept anew just as the replay marks its record (a copy poisoned again, half recorded) is not removed', async () => {
+    const eventId = await ingest(storage, fixture('08-').body);
+    const [message] = await drainQueue(storage.eventsQueue);
+    await poisonedByHost(message);
+    await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
+    // The recording of a second poisoning writes the message first, then the record: here, only the message yet.
+    const eventsQueue = new Proxy(storage.eventsQueue, {
+      get(queue, property, receiver) {
+        if (property !== 'sendMessage') return Reflect.get(queue, property, receiver);
+        return async (...args: Parameters<typeof queue.sendMessage>) => {
+          const sent = await queue.sendMessage(...args);
+          const [replayed] = await drainQueue(queue);
+          await storage.payloads.getBlockBlobClient(`poisoned/${eventId}.json`).uploadData(Buffer.from(JSON.stringify(replayed)));
+          return sent;
+        };
+      },
+    });
+    expect(await replayFailures([eventId], { storage: { ...storage, eventsQueue } })).toEqual([{ eventId, replayed: true }]);
+    expect(parseEnvelope(await failureStore(storage).message(eventId))).toMatchObject({ eventId, replays: 1 });
   });
 
   it('a message that is not an event envelope is listed as unreadable, kept as it came, and replay refuses it with the reason', async () => {
