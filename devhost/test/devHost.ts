@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { webhookUrl } from '../../src/functionNames';
 import { STORAGE_CONNECTION } from '../../src/storage/names';
+import { type Exited, runToExit } from '../../test/support/childProcess';
 import { freeAzuritePorts, freePorts } from '../../test/support/ports';
 import { useTempDirs } from '../../test/support/tempDirs';
 import { type AzuritePorts, connectionStringFor } from '../azurite';
@@ -197,13 +198,6 @@ export async function startHostProcess(options: {
 }
 
 /** `npx dataverse-webhooks …` as a user runs it: the project's bin in a process of its own. */
-export function cliProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+export function cliProcess(args: string[], env: NodeJS.ProcessEnv): Promise<Exited> {
+  return runToExit(process.execPath, [BIN, ...args], { cwd: REPO, env });
 }

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_DATA_ROLES } from '../../src/cli/storageConnection';
 import { type AppServiceIdentity, startAppServiceIdentity } from '../support/appServiceIdentity';
+import { type Exited, runToExit } from '../support/childProcess';
 import { type ForbiddenStorage, startForbiddenStorage } from '../support/forbiddenStorage';
 import { loopbackCertificate } from '../support/loopbackTls';
 import { useTempDirs } from '../support/tempDirs';
@@ -36,32 +36,20 @@ afterAll(async () => {
   await identity?.close();
 });
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', LOOPBACK_ONLY, BIN, ...args], {
-      cwd: tempDir('forbidden-cwd-'),
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        NODE_EXTRA_CA_CERTS: tls.certificate,
-        // DefaultAzureCredential finds the App Service identity endpoint (no az, no azd here).
-        IDENTITY_ENDPOINT: identity.endpoint,
-        IDENTITY_HEADER: identity.header,
-        AZURE_CLIENT_ID: identity.clientId,
-        APPLICATIONINSIGHTS_CONNECTION_STRING: '',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function cli(args: string[], env: Record<string, string>): Promise<Exited> {
+  return runToExit(process.execPath, ['--require', LOOPBACK_ONLY, BIN, ...args], {
+    cwd: tempDir('forbidden-cwd-'),
+    timeoutMs: 30_000,
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      NODE_EXTRA_CA_CERTS: tls.certificate,
+      // DefaultAzureCredential finds the App Service identity endpoint (no az, no azd here).
+      IDENTITY_ENDPOINT: identity.endpoint,
+      IDENTITY_HEADER: identity.header,
+      AZURE_CLIENT_ID: identity.clientId,
+      APPLICATIONINSIGHTS_CONNECTION_STRING: '',
+      ...env,
+    },
   });
 }
 

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ignore from 'ignore';
 import { parse } from 'yaml';
+import { runToExit } from '../support/childProcess';
 import type { ZipEntry } from '../support/zip';
 
 /**
@@ -73,20 +73,13 @@ export interface StepResult {
 }
 
 /** Runs a command as azd's command runner does (no shell unless asked), failing with its output. */
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code === 0) return resolve();
-      // With npm_config_offline, a package missing from the npm cache cannot be fetched.
-      const hint = /ENOTCACHED/.test(output) ? ' (the npm cache lacks a package: run "npm ci" in the project first)' : '';
-      reject(new Error(`${command} ${args.join(' ')} exited ${code} in ${cwd}${hint}:\n${output.slice(-4000)}`));
-    });
-  });
+async function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const { code, stdout, stderr } = await runToExit(command, args, { cwd, env });
+  if (code === 0) return;
+  const output = `${stdout}${stderr}`;
+  // With npm_config_offline, a package missing from the npm cache cannot be fetched.
+  const hint = /ENOTCACHED/.test(output) ? ' (the npm cache lacks a package: run "npm ci" in the project first)' : '';
+  throw new Error(`${command} ${args.join(' ')} exited ${code} in ${cwd}${hint}:\n${output.slice(-4000)}`);
 }
 
 /** Step 2's check: node/detect.go IsDependenciesUpToDate for npm. */

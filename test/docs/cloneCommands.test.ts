@@ -1,9 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { startLocalDevLoop } from '../../devhost/test/devHost';
+import { type Exited, runToExit } from '../support/childProcess';
 import { useTempDirs } from '../support/tempDirs';
 
 /**
@@ -47,18 +48,10 @@ export function documentedCommands(markdown: string): DocumentedCommand[] {
   return commands;
 }
 
-function sh(command: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('bash', ['-c', command], {
-      cwd,
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+function sh(command: string, cwd: string): Promise<Exited> {
+  return runToExit('bash', ['-c', command], {
+    cwd,
+    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '' },
   });
 }
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import {
   telemetryItemName,
 } from '../../src/observability/telemetry';
 import { type AppServiceIdentity, startAppServiceIdentity } from '../support/appServiceIdentity';
+import { runToExit } from '../support/childProcess';
 import { provisionedAppSettings } from '../support/provisionedSettings';
 import { type IngestedItem, type IngestionEndpoint, startIngestionEndpoint, trackRequests } from '../support/telemetryIngestion';
 import { useTempDirs } from '../support/tempDirs';
@@ -46,40 +46,29 @@ function blockedConnections(stderr: string): string[] {
 const ONLY_THE_VM_METADATA_PROBE = ['BLOCKED-NON-LOOPBACK 169.254.169.254'];
 
 /** Runs the built module in a child with only the environment given (never the developer's own). */
-function runChild(env: Record<string, string>, calls: Call[]): Promise<{ report: ChildReport; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', LOOPBACK_ONLY, CHILD], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        // The SDK keeps unsent telemetry on disk under the temp folder: not the developer's.
-        TMPDIR: tempDir('telemetry-child-'),
-        // Its own usage statistics go to Microsoft: off, and the loopback guard catches the rest.
-        APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
-        APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true',
-        APPLICATIONINSIGHTS_SDKSTATS_DISABLED: 'true',
-        // As on Azure Functions. (The SDK's resource detection still asks the Azure VM metadata
-        // service, 169.254.169.254, once at start; the loopback guard blocks it here.)
-        WEBSITE_SITE_NAME: 'dataverse-webhooks-test',
-        FUNCTIONS_EXTENSION_VERSION: '~4',
-        REPORT_EVERY_CONNECTION: '1',
-        TELEMETRY_CALLS: JSON.stringify(calls),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const line = stdout.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`child exited ${code}\nstdout: ${stdout}\nstderr: ${stderr}`));
-      resolve({ report: JSON.parse(line) as ChildReport, stderr });
-    });
+async function runChild(env: Record<string, string>, calls: Call[]): Promise<{ report: ChildReport; stderr: string }> {
+  const { code, stdout, stderr } = await runToExit(process.execPath, ['--require', LOOPBACK_ONLY, CHILD], {
+    timeoutMs: 20_000,
+    env: {
+      PATH: process.env.PATH ?? '',
+      // The SDK keeps unsent telemetry on disk under the temp folder: not the developer's.
+      TMPDIR: tempDir('telemetry-child-'),
+      // Its own usage statistics go to Microsoft: off, and the loopback guard catches the rest.
+      APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+      APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true',
+      APPLICATIONINSIGHTS_SDKSTATS_DISABLED: 'true',
+      // As on Azure Functions. (The SDK's resource detection still asks the Azure VM metadata
+      // service, 169.254.169.254, once at start; the loopback guard blocks it here.)
+      WEBSITE_SITE_NAME: 'dataverse-webhooks-test',
+      FUNCTIONS_EXTENSION_VERSION: '~4',
+      REPORT_EVERY_CONNECTION: '1',
+      TELEMETRY_CALLS: JSON.stringify(calls),
+      ...env,
+    },
   });
+  const line = stdout.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !line.startsWith('{')) throw new Error(`child exited ${code}\nstdout: ${stdout}\nstderr: ${stderr}`);
+  return { report: JSON.parse(line) as ChildReport, stderr };
 }
 
 const eventIds = { accepted: randomUUID(), rejected: randomUUID() };
