@@ -63,6 +63,8 @@ export interface ProcessorOptions {
   log?: EventLog;
   recordReader?: RecordReader | null;
   telemetry?: Telemetry;
+  /** host.json queue settings besides TEST_QUEUES' (e.g. `batchSize: 1` to run copies one after another). */
+  queues?: Partial<QueuesOptions>;
 }
 
 export function processor(storage: StorageClients, handlers: HandlerRegistry, options: ProcessorOptions = {}): Processor {
@@ -70,13 +72,14 @@ export function processor(storage: StorageClients, handlers: HandlerRegistry, op
   const full = { ...readProcessSettings({}), ...options.settings };
   const { log = silentLog, recordReader = null, telemetry } = options;
   const queueService = accountOf(storage.eventsQueue);
+  const queues = { ...TEST_QUEUES, ...options.queues };
   return {
     outcomes,
     async drain() {
       const result = await runUntilIdle({
         queueService,
         queueName: storage.names.eventsQueue,
-        queues: TEST_QUEUES,
+        queues,
         idleMs: IDLE_MS,
         run: async ({ body, message }) => {
           const deps = {
