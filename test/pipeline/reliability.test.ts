@@ -302,17 +302,9 @@ describe('the poison queue, which has no poison queue of its own', () => {
 
     // Between the replay's send and its mark, the replayed copy fails again: the host moves it to
     // the poison queue and its function records it (its record, message and body written anew).
-    const eventsQueue = new Proxy(storage.eventsQueue, {
-      get(queue, property, receiver) {
-        if (property !== 'sendMessage') return Reflect.get(queue, property, receiver);
-        return async (...args: Parameters<typeof queue.sendMessage>) => {
-          const sent = await queue.sendMessage(...args);
-          const [replayed] = await drainQueue(queue);
-          await poisonedByHost(replayed);
-          await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
-          return sent;
-        };
-      },
+    const eventsQueue = afterEachSend(storage.eventsQueue, async (replayed) => {
+      await poisonedByHost(replayed);
+      await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
     });
     expect(await replayFailures([eventId], { storage: { ...storage, eventsQueue } })).toEqual([
       { eventId, replayed: true, note: REPOISONED_NOTE },
@@ -334,16 +326,8 @@ describe('the poison queue, which has no poison queue of its own', () => {
     await poisonedByHost(message);
     await sweepPoisonQueue({ storage, poisonQueue: storage.poisonQueue, log: silentLog });
     // The recording of a second poisoning writes the message first, then the record: here, only the message yet.
-    const eventsQueue = new Proxy(storage.eventsQueue, {
-      get(queue, property, receiver) {
-        if (property !== 'sendMessage') return Reflect.get(queue, property, receiver);
-        return async (...args: Parameters<typeof queue.sendMessage>) => {
-          const sent = await queue.sendMessage(...args);
-          const [replayed] = await drainQueue(queue);
-          await storage.payloads.getBlockBlobClient(`poisoned/${eventId}.json`).uploadData(Buffer.from(JSON.stringify(replayed)));
-          return sent;
-        };
-      },
+    const eventsQueue = afterEachSend(storage.eventsQueue, async (replayed) => {
+      await storage.payloads.getBlockBlobClient(`poisoned/${eventId}.json`).uploadData(Buffer.from(JSON.stringify(replayed)));
     });
     expect(await replayFailures([eventId], { storage: { ...storage, eventsQueue } })).toEqual([{ eventId, replayed: true }]);
     expect(parseEnvelope(await failureStore(storage).message(eventId))).toMatchObject({ eventId, replays: 1 });
@@ -381,3 +365,23 @@ describe('the poison queue, which has no poison queue of its own', () => {
     expect((await failureStore(storage).list()).map((failure) => failure.eventId)).toEqual([eventId]);
   });
 });
+
+type EventsQueue = StorageClients['eventsQueue'];
+
+/**
+ * The events queue, as replay sees it, where each message sent is at once taken off again and
+ * handed to `meanwhile` before the send returns: what happens between a replay's send and its mark.
+ */
+function afterEachSend(queue: EventsQueue, meanwhile: (taken: unknown) => Promise<void>): EventsQueue {
+  return new Proxy(queue, {
+    get(target, property, receiver) {
+      if (property !== 'sendMessage') return Reflect.get(target, property, receiver);
+      return async (...args: Parameters<EventsQueue['sendMessage']>) => {
+        const sent = await target.sendMessage(...args);
+        const [taken] = await drainQueue(target);
+        await meanwhile(taken);
+        return sent;
+      };
+    },
+  });
+}
