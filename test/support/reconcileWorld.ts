@@ -53,6 +53,15 @@ export interface PostedChange {
 /** The columns the tests write, and their DataContract types in a webhook. */
 const CHOICE_COLUMNS = new Set(['statecode']);
 
+/** The columns a Web API write set, as a webhook's Target carries them (annotations left out). */
+function contractAttributes(table: TableName, values: WebApiRow): Record<string, RawJson> {
+  return Object.fromEntries(
+    Object.entries(values)
+      .filter(([name]) => !name.includes('@'))
+      .map(([name, value]) => contractValue(table, name, value, values)),
+  );
+}
+
 function contractValue(table: TableName, name: string, value: unknown, row: WebApiRow): [string, RawJson] {
   if (name.startsWith('_') && name.endsWith('_value')) {
     const column = name.slice(1, -'_value'.length);
@@ -113,11 +122,7 @@ export class ReconcileWorld {
   async create(table: TableName, values: WebApiRow): Promise<string> {
     const id = this.tracking.create(table, values);
     const row = this.tracking.row(table, id)!;
-    const attributes: Record<string, RawJson> = Object.fromEntries(
-      Object.entries(values)
-        .filter(([name]) => !name.includes('@'))
-        .map(([name, value]) => contractValue(table, name, value, values)),
-    );
+    const attributes = contractAttributes(table, values);
     Object.assign(attributes, {
       [`${table}id`]: id,
       createdon: dataContractDate(new Date(String(row.createdon))),
@@ -132,11 +137,7 @@ export class ReconcileWorld {
   async update(table: TableName, id: string, values: WebApiRow): Promise<void> {
     this.tracking.update(table, id, values);
     const row = this.tracking.row(table, id)!;
-    const attributes: Record<string, RawJson> = Object.fromEntries(
-      Object.entries(values)
-        .filter(([name]) => !name.includes('@'))
-        .map(([name, value]) => contractValue(table, name, value, values)),
-    );
+    const attributes = contractAttributes(table, values);
     Object.assign(attributes, {
       [`${table}id`]: id,
       modifiedon: dataContractDate(new Date(String(row.modifiedon))),
