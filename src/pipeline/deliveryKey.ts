@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { derivedGuid } from '../dataverse/reconciledContext';
 import type { EventSummary } from './envelope';
 
 /**
@@ -42,7 +43,5 @@ export function deliveryKey(summary: EventSummary): string {
  * second create of that row then fails as a duplicate instead of creating it twice.
  */
 export function unitIdempotencyKey(deliveryKeyOfEvent: string, unit: string): string {
-  const hex = createHash('sha256').update(`${deliveryKeyOfEvent}|${unit.toLowerCase()}`).digest('hex');
-  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  return derivedGuid(`${deliveryKeyOfEvent}|${unit.toLowerCase()}`);
 }
