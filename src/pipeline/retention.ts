@@ -3,6 +3,7 @@ import type { Telemetry } from '../observability/telemetry';
 import type { RetentionSettings } from '../settings';
 import type { StorageClients } from '../storage/clients';
 import { storageStatus } from '../storage/errors';
+import { settledAt } from '../storage/failureStore';
 import { type SweepResult, sweepTable } from '../storage/retention';
 import { deliveryKey } from './deliveryKey';
 import { InvalidEnvelopeError, parseEnvelope } from './envelope';
@@ -95,8 +96,8 @@ async function partitionsStillNeeded(storage: RetentionStorage, settledSince: Da
   const keep = new Set<string>();
   const since = settledSince.toISOString();
   for (const failure of await store.list({ includeReplayed: true })) {
-    const settledAt = failure.state === 'replayed' ? failure.replayedAt : failure.state === 'resolved' ? failure.resolvedAt : undefined;
-    if (failure.state !== 'poisoned' && settledAt !== undefined && settledAt < since) continue;
+    const settled = settledAt(failure);
+    if (settled !== undefined && settled < since) continue;
     if (failure.table && failure.recordId) keep.add(watermarkPartition({ table: failure.table, id: failure.recordId }));
     if (failure.deliveryKey) {
       keep.add(failure.deliveryKey);

@@ -40,6 +40,15 @@ export interface FailureRecord {
   deliveryKey?: string;
 }
 
+/**
+ * When a record stopped needing its event (replayed or resolved, as an ISO date); undefined while
+ * it is poisoned. Retention removes a record settled before its cutoff, and keeps the ledger rows
+ * of every record it does not remove: both read it here.
+ */
+export function settledAt(record: Pick<FailureRecord, 'state' | 'replayedAt' | 'resolvedAt'>): string | undefined {
+  return record.state === 'replayed' ? record.replayedAt : record.state === 'resolved' ? record.resolvedAt : undefined;
+}
+
 type FailureRow = FailureRecord & { partitionKey: string; rowKey: string; etag?: string };
 
 /**
@@ -211,8 +220,8 @@ export class FailureStore {
         queryOptions: { filter: `PartitionKey eq '${PARTITION}' and state ne 'poisoned'` },
       })) {
         if (now() >= deadline) return { removed, complete: false };
-        const settledAt = row.state === 'replayed' ? row.replayedAt : row.resolvedAt;
-        if (!settledAt || settledAt >= cutoff) continue;
+        const settled = settledAt(row);
+        if (!settled || settled >= cutoff) continue;
         const blobs = [this.messages.getBlobClient(messageBlobName(row.eventId)), this.messages.getBlobClient(bodyBlobName(row.eventId))];
         const etags = await Promise.all(blobs.map(blobETag));
         try {
