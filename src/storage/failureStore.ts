@@ -112,7 +112,7 @@ export class FailureStore {
   }
 
   async message(eventId: string): Promise<string> {
-    return (await this.messages.getBlobClient(messageBlobName(eventId)).downloadToBuffer()).toString('utf8');
+    return (await downloadBlob(this.messages.getBlobClient(messageBlobName(eventId)))).bytes.toString('utf8');
   }
 
   /**
@@ -139,7 +139,7 @@ export class FailureStore {
   async keepBody(eventId: string, blobName: string): Promise<void> {
     let body: Buffer;
     try {
-      body = await this.messages.getBlobClient(blobName).downloadToBuffer();
+      ({ bytes: body } = await downloadBlob(this.messages.getBlobClient(blobName)));
     } catch (error) {
       if (storageStatus(error) === 404) return;
       throw error;
@@ -155,7 +155,7 @@ export class FailureStore {
     if (await original.exists()) return;
     let body: Buffer;
     try {
-      body = await this.messages.getBlobClient(bodyBlobName(eventId)).downloadToBuffer();
+      ({ bytes: body } = await downloadBlob(this.messages.getBlobClient(bodyBlobName(eventId))));
     } catch (error) {
       // No copy (recorded before copies were kept): the replay fails on the missing body, and says so.
       if (storageStatus(error) === 404) return;
