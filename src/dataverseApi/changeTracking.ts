@@ -88,6 +88,8 @@ export async function readTrackedTable(client: DataverseClient, logicalName: str
 
 /** Where a run starts: a full sync of these columns, or the changes since a token. */
 export type ChangeRequest = { kind: 'initial'; select: readonly string[] } | { kind: 'delta'; select: readonly string[]; token: string };
+/** Where a query's pages start: its first request, or a `nextLink` a run stopped at. */
+export type PageRequest = ChangeRequest | { kind: 'next'; link: string };
 
 export interface ChangePage {
   /** The page exactly as Dataverse answered it. */
@@ -194,7 +196,7 @@ function isTokenRefusal(status: number): boolean {
 export async function* changePages(
   client: DataverseClient,
   table: TrackedTable,
-  start: ChangeRequest | { kind: 'next'; link: string; token: string | null },
+  start: PageRequest,
   options: { maxPageSize?: number } = {},
 ): AsyncGenerator<ChangePage> {
   const maxPageSize = options.maxPageSize ?? MAX_PAGE_SIZE;
@@ -217,12 +219,18 @@ export type ChangedRow = { kind: 'changed'; id: string; row: Record<string, unkn
 
 const DELETED = /\$deletedEntity$/;
 
+/** A `$deletedEntity` row: a row of a page that says a row was deleted. */
+export function isDeletedRow(raw: unknown): boolean {
+  if (typeof raw !== 'object' || raw === null) return false;
+  const context = (raw as Record<string, unknown>)['@odata.context'];
+  return typeof context === 'string' && DELETED.test(context);
+}
+
 /** Reads one row of a page; null for something that is neither (left out, never guessed at). */
 export function changedRow(table: Pick<TrackedTable, 'primaryIdAttribute'>, raw: unknown): ChangedRow | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const row = raw as Record<string, unknown>;
-  const context = row['@odata.context'];
-  if (typeof context === 'string' && DELETED.test(context)) return typeof row.id === 'string' ? { kind: 'deleted', id: row.id } : null;
+  if (isDeletedRow(row)) return typeof row.id === 'string' ? { kind: 'deleted', id: row.id } : null;
   const id = row[table.primaryIdAttribute];
   return typeof id === 'string' ? { kind: 'changed', id, row } : null;
 }

@@ -42,7 +42,6 @@ export interface TablePosition {
   pendingFrom: number | null;
   lastRunAt: string | null;
   lastStatus: string | null;
-  etag: string;
 }
 
 const PARTITION = 'reconcile';
@@ -101,18 +100,6 @@ export class ReconcileState {
     }
   }
 
-  /** Extends the lease; null when it was lost (another holder took it after it lapsed). */
-  async renew(lease: RunLease, leaseMs: number): Promise<RunLease | null> {
-    const leaseUntil = this.now() + leaseMs;
-    try {
-      const updated = await this.table.updateEntity({ partitionKey: PARTITION, rowKey: LEASE, leaseUntil }, 'Merge', { etag: lease.etag });
-      return { ...lease, leaseUntil, etag: updated.etag ?? lease.etag };
-    } catch (error) {
-      if (storageStatus(error) === 412 || storageStatus(error) === 404) return null;
-      throw error;
-    }
-  }
-
   /** Ends the lease now, keeping when the run started (the interval counts from it). */
   async release(lease: RunLease): Promise<void> {
     try {
@@ -143,12 +130,11 @@ export class ReconcileState {
       pendingFrom: number('pendingFrom'),
       lastRunAt: text('lastRunAt'),
       lastStatus: text('lastStatus'),
-      etag: row?.etag ?? '',
     };
   }
 
   /** Writes a table's position (the whole row); the run holds the lease, so nobody else writes it meanwhile. */
-  async savePosition(position: Omit<TablePosition, 'etag'>): Promise<void> {
+  async savePosition(position: TablePosition): Promise<void> {
     const row = positionRow(position);
     await this.write(() => this.table.upsertEntity(row, 'Replace'));
   }
@@ -157,7 +143,7 @@ export class ReconcileState {
    * A table's position and the lease renewed, in one transaction: the position is saved only by the
    * lease's holder. Returns the renewed lease, or null when the lease was lost (nothing is written then).
    */
-  async savePositionHeld(position: Omit<TablePosition, 'etag'>, lease: RunLease, leaseMs: number): Promise<RunLease | null> {
+  async savePositionHeld(position: TablePosition, lease: RunLease, leaseMs: number): Promise<RunLease | null> {
     const leaseUntil = this.now() + leaseMs;
     try {
       const response = await this.table.submitTransaction([
@@ -183,7 +169,7 @@ export class ReconcileState {
   }
 }
 
-function positionRow(position: Omit<TablePosition, 'etag'>): PositionRow {
+function positionRow(position: TablePosition): PositionRow {
   const { table, ...fields } = position;
   const row: PositionRow = { partitionKey: PARTITION, rowKey: positionKey(table) };
   // Table storage keeps no nulls: a property left out is a property that is not there.

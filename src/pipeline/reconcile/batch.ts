@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { issueList, zodIssues } from '../../dataverse/issues';
 import type { ColumnKind } from '../../dataverse/reconciledContext';
 import { deletePayload, getPayload, putPayload } from '../../storage/claimCheck';
-import { isMissingResource } from '../../storage/errors';
+import { isMissingResource, storageStatus } from '../../storage/errors';
 import { sendEncodedQueueMessage, sendQueueMessage } from '../../storage/queueMessages';
 
 /**
@@ -101,7 +101,7 @@ export async function readBatch(payloads: ContainerClient, message: BatchMessage
   try {
     body = await getPayload(payloads, message.blob);
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return null;
+    if (storageStatus(error) === 404) return null;
     throw error;
   }
   const parsed = batchBody.safeParse(JSON.parse(gunzipSync(body).toString('utf8')));

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { ColumnKind } from '../../dataverse/reconciledContext';
 import {
   type ChangePage,
-  type ChangeRequest,
   ChangeTokenRefusedError,
   ChangeTrackingOffError,
   changePages,
+  isDeletedRow,
+  type PageRequest,
   readTrackedTable,
   type TrackedTable,
   whoAmIOf,
@@ -165,7 +166,7 @@ async function reconcileTable(context: RunContext, plan: TablePlan, since: numbe
 
 /** Where this run starts for a table, and what it is: a first token, a replay from a time, or the changes since the token. */
 interface Start {
-  request: ChangeRequest | { kind: 'next'; link: string; token: string | null };
+  request: PageRequest;
   pending: NonNullable<TablePosition['pending']>;
   since: number | null;
   /** The time a row must be created at or after to be a Create. */
@@ -181,8 +182,7 @@ function startOf(position: TablePosition, table: TrackedTable, plan: TablePlan, 
   const base = { position, columns };
   const resumable = since === null ? position.pending !== 'since' : position.pending === 'since' && position.pendingSince === since;
   if (position.nextLink && position.pending && resumable) {
-    const token = position.pending === 'delta' ? position.deltaToken : null;
-    const request = { kind: 'next' as const, link: position.nextLink, token };
+    const request = { kind: 'next' as const, link: position.nextLink };
     return { ...base, request, pending: position.pending, since: position.pendingSince, from: position.pendingFrom };
   }
   if (since !== null) return { ...base, request: { kind: 'initial', select }, pending: 'since', since, from: since };
@@ -267,11 +267,7 @@ async function pages(context: RunContext, table: TrackedTable, start: Start, rep
 }
 
 function countRows(page: ChangePage): { changed: number; deleted: number } {
-  let deleted = 0;
-  for (const row of page.rows) {
-    const context = typeof row === 'object' && row !== null ? (row as Record<string, unknown>)['@odata.context'] : undefined;
-    if (typeof context === 'string' && context.endsWith('$deletedEntity')) deleted++;
-  }
+  const deleted = page.rows.filter(isDeletedRow).length;
   return { changed: page.rows.length - deleted, deleted };
 }
 
@@ -281,7 +277,7 @@ async function savePage(context: RunContext, start: Start, page: ChangePage): Pr
   // A replay from a time keeps the token it found: the next run still asks for everything since it,
   // deletions included, which a full read cannot see (what the replay ran is not run again).
   const keepToken = start.pending === 'since' && start.position.deltaToken !== null;
-  const position: Omit<TablePosition, 'etag'> = {
+  const position: TablePosition = {
     ...start.position,
     ...(last
       ? {
@@ -298,7 +294,7 @@ async function savePage(context: RunContext, start: Start, page: ChangePage): Pr
   const renewed = await context.state.savePositionHeld(position, context.lease, context.settings.leaseMs);
   if (!renewed) throw new Error('the reconcile lease was lost (another run took it after it lapsed): this run stops');
   context.lease = renewed;
-  start.position = { ...position, etag: '' };
+  start.position = position;
 }
 
 function emitReport(context: RunContext, report: TableReport): void {
