@@ -1,5 +1,5 @@
 import { app, type InvocationContext } from '@azure/functions';
-import { createAzureTokenProvider, createDataverseClient, createRecordReader, type RecordReader } from '../dataverseApi';
+import { createRecordReader, getDataverseClient, type RecordReader } from '../dataverseApi';
 import { FUNCTION_NAMES } from '../functionNames';
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
@@ -14,10 +14,9 @@ import { EVENTS_QUEUE, STORAGE_CONNECTION } from '../storage/names';
 
 let recordReader: RecordReader | null | undefined;
 
-/** One reader per worker, so the table metadata it caches and its token are reused. */
+/** One reader per worker, so the table metadata it caches is reused; its client is the worker's one. */
 function processRecordReader(dataverseUrl: string | null): RecordReader | null {
-  // The app's managed identity, named by AZURE_CLIENT_ID, which DefaultAzureCredential reads.
-  recordReader ??= dataverseUrl ? createRecordReader(createDataverseClient(dataverseUrl, { tokens: createAzureTokenProvider() })) : null;
+  recordReader ??= dataverseUrl ? createRecordReader(getDataverseClient(dataverseUrl)) : null;
   return recordReader;
 }
 

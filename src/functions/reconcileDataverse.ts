@@ -1,5 +1,5 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { createAzureTokenProvider, createDataverseClient, type DataverseClient } from '../dataverseApi';
+import { getDataverseClient } from '../dataverseApi';
 import { FUNCTION_NAMES } from '../functionNames';
 import { appHandlers, HandlerLoadError } from '../handlerApi/load';
 import { handlerFiles } from '../handlers';
@@ -20,7 +20,6 @@ export const RECONCILE_SCHEDULE = '0 * * * * *';
 /** What a run leaves itself below the invocation budget for the page in flight. */
 export const RECONCILE_MARGIN_MS = 60_000;
 
-let client: DataverseClient | undefined;
 /** Said once per worker, not every minute. */
 let saidUnset = false;
 
@@ -35,12 +34,10 @@ export async function reconcileDataverseNow(_timer: Timer, context: InvocationCo
     saidUnset = true;
     return;
   }
-  // The app's managed identity, named by AZURE_CLIENT_ID, which DefaultAzureCredential reads.
-  client ??= createDataverseClient(dataverseUrl, { tokens: createAzureTokenProvider() });
   const started = Date.now();
   await reconcileNow({
     storage: getStorageClients(),
-    client,
+    client: getDataverseClient(dataverseUrl),
     handlers,
     settings: reconcileSettings(),
     log,
