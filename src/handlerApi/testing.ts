@@ -11,7 +11,7 @@ import {
 import { type DataverseEvent, type Entity, parseDataverseWebhookOrThrow } from '../dataverse';
 import { targetEntity, targetRecords } from '../dataverse/accessors';
 import type { DataverseRow } from '../dataverseApi/recordReader';
-import type { EventLog, LogProperties } from '../observability/log';
+import { type EventLog, type LogProperties, logWith } from '../observability/log';
 import { deliveryKey, unitIdempotencyKey } from '../pipeline/deliveryKey';
 import { summarize } from '../pipeline/envelope';
 import { handlerContext } from '../pipeline/handlerContext';
@@ -135,7 +135,6 @@ interface KitRun {
   event: DataverseEvent;
   eventId: string;
   key: string;
-  log: LogLine[];
   eventLog: EventLog;
   signal: AbortSignal;
   options: RunOptions;
@@ -151,7 +150,6 @@ async function run(definition: HandlerDefinition, event: DataverseEvent, options
     event,
     eventId,
     key: deliveryKey(summarize(event)),
-    log,
     eventLog: recordingLog(log, ids),
     signal: options.signal ?? new AbortController().signal,
     options,
@@ -218,13 +216,7 @@ async function runReacting(kit: KitRun, done: Set<string>): Promise<HandlerRun> 
       eventId: kit.eventId,
       record,
       rereadRecord: rereadRecordFor(handler, event, options),
-      log: recordingLog(kit.log, {
-        eventId: kit.eventId,
-        table: event.primaryEntityName,
-        message: event.messageName,
-        handler: handler.name,
-        recordId: record?.id ?? null,
-      }),
+      log: logWith(kit.eventLog, { handler: handler.name, recordId: record?.id ?? null }),
       deliveryCount: options.deliveryCount ?? 1,
       reconciled: options.reconciled === true,
       signal: kit.signal,
