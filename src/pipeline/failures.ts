@@ -8,7 +8,7 @@ import { type FailureRecord, FailureStore, type KeptFailure, messageBlobName } f
 import { decodeMessageText, QUEUE_MESSAGE_ENCODING, sendEncodedQueueMessage, sendQueueMessage } from '../storage/queueMessages';
 import { deliveryKey } from './deliveryKey';
 import { type EventEnvelope, InvalidEnvelopeError, parseEnvelope, telemetryIdentifiers } from './envelope';
-import { Ledger } from './ledger/ledger';
+import { Ledger, type UnitFailure } from './ledger/ledger';
 
 type FailureStorage = Pick<StorageClients, 'failures' | 'payloads' | 'ledger' | 'eventsQueue'>;
 
@@ -84,12 +84,7 @@ export async function recordPoisoned(message: unknown, deps: RecordDependencies,
 }
 
 /** A poisoned event's record: what it is about, and each failed unit's attempts and error, from the ledger. */
-function failureOf(
-  envelope: EventEnvelope,
-  key: string,
-  failed: Array<{ unit: string; attempts: number; error: string }>,
-  now: Date,
-): FailureRecord {
+function failureOf(envelope: EventEnvelope, key: string, failed: UnitFailure[], now: Date): FailureRecord {
   const { summary } = envelope;
   return {
     eventId: envelope.eventId,

@@ -17,7 +17,7 @@ import {
   watermarkPartition,
 } from '../../storage/ledgerTable';
 
-export type { EventSettlement, RecordAddress, UnitState } from '../../storage/ledgerTable';
+export type { EventSettlement } from '../../storage/ledgerTable';
 export { watermarkPartition } from '../../storage/ledgerTable';
 
 /**
@@ -191,7 +191,8 @@ export class Ledger {
   constructor(
     table: TableClient,
     private readonly now: () => number = Date.now,
-    private readonly monotonic: () => number = () => performance.now(),
+    /** The holder's clock, which its lease (unitLease.ts) is kept on too: one clock for both sides of `sentAt`. */
+    readonly monotonic: () => number = () => performance.now(),
   ) {
     this.table = new LedgerTable(table);
   }

@@ -5,8 +5,6 @@ export class LeaseLostError extends Error {
 }
 
 export interface UnitLeaseOptions {
-  /** The holder's clock for its side of the lease; default performance.now (it never jumps with the wall clock). */
-  monotonic?: () => number;
   onRenewalFailed?: (error: unknown) => void;
 }
 
@@ -36,31 +34,24 @@ export class UnitLease {
   readonly #controller = new AbortController();
   readonly #lost: Promise<never>;
   #fail!: (error: LeaseLostError) => void;
-  readonly #monotonic: () => number;
   readonly #onRenewalFailed: (error: unknown) => void;
   #renewTimer: NodeJS.Timeout | undefined;
   #guardTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #handlerRunning = true;
   #takenOver = false;
-  #renewals = 0;
 
   constructor(
     readonly claim: HeldClaim,
     private readonly ledger: Ledger,
     options: UnitLeaseOptions = {},
   ) {
-    this.#monotonic = options.monotonic ?? (() => performance.now());
     this.#onRenewalFailed = options.onRenewalFailed ?? (() => undefined);
     this.#lost = new Promise<never>((_, reject) => (this.#fail = reject));
     // Nobody may be waiting when it is lost: not an unhandled rejection.
     this.#lost.catch(() => undefined);
     this.#guard();
     this.#scheduleRenewal();
-  }
-
-  get renewals(): number {
-    return this.#renewals;
   }
 
   /** Aborted when the lease could not be kept while the handler ran. */
@@ -102,10 +93,10 @@ export class UnitLease {
     this.#guardTimer = setTimeout(
       () => {
         // A renewal may have landed since this was set: it moved the lease on.
-        if (this.#monotonic() < this.#abortAt()) this.#guard();
+        if (this.ledger.monotonic() < this.#abortAt()) this.#guard();
         else this.#lose(`its ledger lease could not be renewed (it ends in ${Math.round(this.claim.leaseMs / 6)} ms)`);
       },
-      Math.max(0, this.#abortAt() - this.#monotonic()),
+      Math.max(0, this.#abortAt() - this.ledger.monotonic()),
     );
   }
 
@@ -118,7 +109,7 @@ export class UnitLease {
     this.#fail(error);
   }
 
-  #scheduleRenewal(delayMs = this.claim.sentAt + this.claim.leaseMs / 3 - this.#monotonic()): void {
+  #scheduleRenewal(delayMs = this.claim.sentAt + this.claim.leaseMs / 3 - this.ledger.monotonic()): void {
     if (this.#stopped) return;
     clearTimeout(this.#renewTimer);
     this.#renewTimer = setTimeout(() => void this.#renew(), Math.max(0, delayMs));
@@ -133,7 +124,6 @@ export class UnitLease {
         this.#lose('its ledger row was written by someone else');
         return;
       }
-      this.#renewals++;
       this.#guard();
       this.#scheduleRenewal();
     } catch (error) {
