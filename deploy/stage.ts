@@ -174,7 +174,7 @@ export function stage(root: string, out = path.join(root, STAGE_DIR)): { files: 
 }
 
 /** Every file a zip of the staged folder holds (the folder less its .funcignore, which azd never zips), with its size. */
-export function packageContents(root: string): Array<{ file: string; bytes: number }> {
+function packageContents(root: string): Array<{ file: string; bytes: number }> {
   const plan = stagePlan(root);
   const entries: Array<{ file: string; bytes: number }> = [
     { file: 'package.json', bytes: Buffer.byteLength(`${JSON.stringify(plan.manifest, null, 2)}\n`) },

@@ -17,8 +17,6 @@ import { type LocalHost, startLocalHost } from './localHost';
  * --entry-point <file> (loaded after the app's own entry points; repeatable).
  */
 
-export const DEFAULT_PORT = LOCAL_HTTP_PORT;
-
 /** The environment wins; a local setting fills only what it leaves unset (or empty). */
 export function appSettings(env: NodeJS.ProcessEnv, local: Record<string, string>): NodeJS.ProcessEnv {
   const merged: NodeJS.ProcessEnv = { ...env };
@@ -47,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   for (const signal of stopSignals) process.on(signal, onSignal);
   try {
     const local = readLocalSettings(projectRoot) ?? { values: {}, port: undefined };
-    const port = values.port === undefined ? (local.port ?? DEFAULT_PORT) : Number(values.port);
+    const port = values.port === undefined ? (local.port ?? LOCAL_HTTP_PORT) : Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a port number, not "${values.port}"`);
     host = await startLocalHost({
       projectRoot,

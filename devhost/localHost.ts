@@ -6,9 +6,6 @@ import { HttpFront } from './httpFront';
 import { describeHttpFunction, type HttpFunction, httpFunctions } from './httpRoutes';
 import { type Listener, startTriggerListeners } from './triggerListeners';
 
-export { FunctionTimeoutError } from './hostWorker';
-export { dotnetDate, queueTriggerMetadata } from './triggerListeners';
-
 /**
  * The local host: what `npm start` runs when Azure Functions Core Tools is not installed. It plays
  * the Functions host's part for this app on one machine: it starts a Node worker process that
