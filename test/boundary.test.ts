@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTypesCommand } from '../src/cli/types';
 import { webhookUrl } from '../src/functionNames';
 import { registryOf } from '../src/handlerApi/load';
+import { cleanChildEnv, type Exited, runToExit } from './support/childProcess';
 import { captureIO } from './support/cliIO';
 import { type FakeDataverse, startFakeDataverse } from './support/fakeDataverse';
 import { copyOfProject as copyOfProjectIn } from './support/projectCopy';
@@ -29,23 +28,9 @@ const tempDir = useTempDirs();
 /** The engine tests that leaned on the examples, and those of the boundary itself. */
 const ENGINE_TESTS = ['test/cli/register.test.ts', 'test/cli/status.test.ts', 'test/handlerApi/wiring.test.ts'];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(cwd: string, command: string, args: string[]): Promise<Result> {
+function run(cwd: string, command: string, args: string[]): Promise<Exited> {
   // A clean environment: the nested vitest must not think it runs inside this one.
-  const env = { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '', NO_COLOR: '1' };
-  return promisify(execFile)(command, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code?: number; stdout?: string; stderr?: string }) => ({
-      code: typeof error.code === 'number' ? error.code : 1,
-      stdout: error.stdout ?? '',
-      stderr: error.stderr ?? String(error),
-    }),
-  );
+  return runToExit(command, args, { cwd, env: cleanChildEnv() });
 }
 
 const node = (cwd: string, ...args: string[]) => run(cwd, process.execPath, args);

@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { copyOfProject, PROJECT_ROOT } from './support/projectCopy';
+import { cleanChildEnv, runToExit } from './support/childProcess';
+import { copyOfProject, PROJECT_ROOT, projectFiles } from './support/projectCopy';
 import { useTempDirs } from './support/tempDirs';
 
 /**
@@ -27,12 +26,9 @@ const DATA_TESTS = [
 ];
 
 async function testSources(): Promise<string[]> {
-  const { stdout } = await promisify(execFile)('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
-    cwd: PROJECT_ROOT,
-  });
-  return stdout
-    .split('\0')
-    .filter((file) => /^(test|devhost\/test|bench)\/.*\.(ts|cts|mts|cjs|mjs|js)$|^src\/.*\.test\.ts$|^vitest\.config\.mts$/.test(file));
+  return (await projectFiles()).filter((file) =>
+    /^(test|devhost\/test|bench)\/.*\.(ts|cts|mts|cjs|mjs|js)$|^src\/.*\.test\.ts$|^vitest\.config\.mts$/.test(file),
+  );
 }
 
 /** The checks that name ../shared to look for it: this file, the preload, and the docs' link check. */
@@ -79,27 +75,13 @@ describe('the suite reads nothing outside the repository', () => {
       path.join(copy, probe),
       `import { existsSync } from 'node:fs';\nimport path from 'node:path';\nimport { expect, it } from 'vitest';\nit('probe', () => expect(existsSync(path.join(__dirname, '..', '..', 'shared', 'probe'))).toBe(false));\n`,
     );
-    const env = {
-      PATH: process.env['PATH'],
-      HOME: process.env['HOME'],
-      APPLICATIONINSIGHTS_CONNECTION_STRING: '',
-      NO_COLOR: '1',
+    const env = cleanChildEnv({
       NODE_OPTIONS: `--require ${path.join(copy, 'test', 'support', 'outsideReads.cjs')}`,
       OUTSIDE_READS_LOG: log,
       OUTSIDE_READS_ROOT: copy,
-    };
-    const result = await promisify(execFile)(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', ...DATA_TESTS, probe], {
-      cwd: copy,
-      env,
-      maxBuffer: 16 * 1024 * 1024,
-    }).then(
-      ({ stdout }) => ({ code: 0, stdout }),
-      (error: { code?: number; stdout?: string; stderr?: string }) => ({
-        code: error.code ?? 1,
-        stdout: `${error.stdout}\n${error.stderr}`,
-      }),
-    );
-    expect(result.code, result.stdout.slice(-4000)).toBe(0);
+    });
+    const result = await runToExit(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', ...DATA_TESTS, probe], { cwd: copy, env });
+    expect(result.code, `${result.stdout}\n${result.stderr}`.slice(-4000)).toBe(0);
     expect(result.stdout).toMatch(/Test Files\s+\d+ passed/);
     const reads = [...new Set(readFileSync(log, 'utf8').split('\n').filter(Boolean))];
     expect(reads).toEqual([path.join(path.dirname(copy), 'shared', 'probe')]);

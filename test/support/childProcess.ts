@@ -14,6 +14,14 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The environment of a nested vitest or CLI run: only what finding programs needs, no telemetry,
+ * no colours, and nothing of the vitest it runs inside (which it would otherwise think it is).
+ */
+export function cleanChildEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env['PATH'], HOME: process.env['HOME'], APPLICATIONINSIGHTS_CONNECTION_STRING: '', NO_COLOR: '1', ...extra };
+}
+
 /** Runs a command (no shell) to its end, its output collected: the one way the tests run a child and read what it said. */
 export function runToExit(command: string, args: readonly string[], options: RunOptions): Promise<Exited> {
   return new Promise((resolve, reject) => {
