@@ -54,22 +54,21 @@ export interface PostedChange {
 const CHOICE_COLUMNS = new Set(['statecode']);
 
 /** The columns a Web API write set, as a webhook's Target carries them (annotations left out). */
-function contractAttributes(table: TableName, values: WebApiRow): Record<string, RawJson> {
+function contractAttributes(values: WebApiRow): Record<string, RawJson> {
   return Object.fromEntries(
     Object.entries(values)
       .filter(([name]) => !name.includes('@'))
-      .map(([name, value]) => contractValue(table, name, value, values)),
+      .map(([name, value]) => contractValue(name, value, values)),
   );
 }
 
-function contractValue(table: TableName, name: string, value: unknown, row: WebApiRow): [string, RawJson] {
+function contractValue(name: string, value: unknown, row: WebApiRow): [string, RawJson] {
   if (name.startsWith('_') && name.endsWith('_value')) {
     const column = name.slice(1, -'_value'.length);
     const target = String(row[`${name}@Microsoft.Dynamics.CRM.lookuplogicalname`] ?? 'account');
     return [column, value === null ? null : rawEntityReference(target, String(value))];
   }
   if (CHOICE_COLUMNS.has(name)) return [name, value === null ? null : rawOptionSetValue(Number(value))];
-  void table;
   return [name, value as RawJson];
 }
 
@@ -122,7 +121,7 @@ export class ReconcileWorld {
   async create(table: TableName, values: WebApiRow): Promise<string> {
     const id = this.tracking.create(table, values);
     const row = this.tracking.row(table, id)!;
-    const attributes = contractAttributes(table, values);
+    const attributes = contractAttributes(values);
     Object.assign(attributes, {
       [`${table}id`]: id,
       createdon: dataContractDate(new Date(String(row.createdon))),
@@ -137,7 +136,7 @@ export class ReconcileWorld {
   async update(table: TableName, id: string, values: WebApiRow): Promise<void> {
     this.tracking.update(table, id, values);
     const row = this.tracking.row(table, id)!;
-    const attributes = contractAttributes(table, values);
+    const attributes = contractAttributes(values);
     Object.assign(attributes, {
       [`${table}id`]: id,
       modifiedon: dataContractDate(new Date(String(row.modifiedon))),
