@@ -6,13 +6,14 @@ import type { RecordReader } from '../../src/dataverseApi';
 import { type EventLog, silentLog } from '../../src/observability/log';
 import type { Telemetry } from '../../src/observability/telemetry';
 import { acceptWebhook } from '../../src/pipeline/accept';
-import { parseEnvelope } from '../../src/pipeline/envelope';
+import { type EventEnvelope, parseEnvelope } from '../../src/pipeline/envelope';
 import { recordPoisonedMessage } from '../../src/pipeline/failures';
 import type { HandlerRegistry } from '../../src/pipeline/handlerRegistry';
 import { type ProcessOutcome, processEnvelope } from '../../src/pipeline/process';
 import { type ProcessSettings, readIngestSettings, readProcessSettings } from '../../src/settings';
 import type { StorageClients } from '../../src/storage/clients';
 import { dataverseHeaders, FUNCTION_URL } from './requests';
+import { drainQueue } from './storage';
 
 /**
  * The app's host.json queue settings, with what tests change: 3 attempts, no wait between them,
@@ -50,6 +51,13 @@ export async function ingest(
   if (result.response.status !== 202)
     throw new Error(`ingest answered ${result.response.status}: ${JSON.stringify(result.response.jsonBody)}`);
   return result.eventId;
+}
+
+/** Ingests a body and takes its message back off the queue: the envelope a test then processes by hand. */
+export async function queuedEnvelope(storage: StorageClients, body: Buffer | string): Promise<EventEnvelope> {
+  await ingest(storage, body);
+  const [message] = await drainQueue(storage.eventsQueue);
+  return parseEnvelope(message);
 }
 
 export interface Processor {

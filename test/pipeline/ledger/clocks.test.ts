@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { deliveryKey } from '../../../src/pipeline/deliveryKey';
-import { type EventEnvelope, parseEnvelope } from '../../../src/pipeline/envelope';
+import type { EventEnvelope } from '../../../src/pipeline/envelope';
 import { Ledger, SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
 import type { ProcessOutcome } from '../../../src/pipeline/process';
 import type { StorageClients } from '../../../src/storage/clients';
 import { fixtureContext } from '../../support/fixtures';
 import { instance, type Run } from '../../support/instances';
-import { ingest } from '../../support/processing';
-import { drainQueue, isolatedStorage } from '../../support/storage';
+import { queuedEnvelope } from '../../support/processing';
+import { isolatedStorage } from '../../support/storage';
 
 /**
  * Clocks (issue 26, 3). A unit's lease is measured on the Table service's own clock by whoever
@@ -18,11 +18,8 @@ import { drainQueue, isolatedStorage } from '../../support/storage';
  * stalls). The stalls: stalls.test.ts.
  */
 
-async function oneEnvelope(storage: StorageClients): Promise<EventEnvelope> {
-  await ingest(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: randomUUID() }));
-  const [message] = await drainQueue(storage.eventsQueue);
-  return parseEnvelope(message);
-}
+const oneEnvelope = (storage: StorageClients): Promise<EventEnvelope> =>
+  queuedEnvelope(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: randomUUID() }));
 
 describe('instances whose clocks disagree', () => {
   let storage: StorageClients;

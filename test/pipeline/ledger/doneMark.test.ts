@@ -4,15 +4,15 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { on } from '../../../src/handlerApi';
 import { registryOf } from '../../../src/handlerApi/load';
 import { silentLog } from '../../../src/observability/log';
-import { type EventEnvelope, parseEnvelope } from '../../../src/pipeline/envelope';
+import type { EventEnvelope } from '../../../src/pipeline/envelope';
 import { SERVICE_CLOCK_MARGIN_MS } from '../../../src/pipeline/ledger/ledger';
 import { type ProcessOutcome, processEnvelope } from '../../../src/pipeline/process';
 import { readProcessSettings } from '../../../src/settings';
 import { createStorageClients, type StorageClients } from '../../../src/storage/clients';
 import { type FaultyStorage, faultyStorage } from '../../support/faultyProxy';
 import { fixtureContext } from '../../support/fixtures';
-import { ingest } from '../../support/processing';
-import { drainQueue, isolatedStorage } from '../../support/storage';
+import { queuedEnvelope } from '../../support/processing';
+import { isolatedStorage } from '../../support/storage';
 
 /**
  * The done-mark outlives the lease (issue 26, 4): after the handler returns, its unit's lease is
@@ -41,9 +41,7 @@ describe("a unit's done-mark", () => {
           runs.push(by);
         }),
       ]);
-    await ingest(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: randomUUID() }));
-    const [message] = await drainQueue(storage.eventsQueue);
-    const envelope: EventEnvelope = parseEnvelope(message);
+    const envelope = await queuedEnvelope(storage, JSON.stringify({ ...fixtureContext('06-'), CorrelationId: randomUUID() }));
 
     // The done-mark (the unit's conditional Replace) waits, unsent, for the lease, its margin and two seconds more.
     const held = faulty.table.hold((request) => request.method === 'PUT' && request.path.includes(`/${storage.ledger.tableName}(`));

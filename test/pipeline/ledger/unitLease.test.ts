@@ -15,7 +15,7 @@ import { type ProcessSettings, readProcessSettings } from '../../../src/settings
 import type { StorageClients } from '../../../src/storage/clients';
 import { type FaultyStorage, faultyStorage } from '../../support/faultyProxy';
 import { fixture, fixtureContext } from '../../support/fixtures';
-import { ingest } from '../../support/processing';
+import { ingest, queuedEnvelope } from '../../support/processing';
 import { drainQueue, isolatedStorage } from '../../support/storage';
 
 /**
@@ -37,11 +37,7 @@ function deps(
   return { storage, handlers, settings, log: silentLog, deliveryCount: 1, ...more };
 }
 
-async function oneEnvelope(storage: StorageClients): Promise<EventEnvelope> {
-  await ingest(storage, fixture('06-').body);
-  const [message] = await drainQueue(storage.eventsQueue);
-  return parseEnvelope(message);
-}
+const oneEnvelope = (storage: StorageClients): Promise<EventEnvelope> => queuedEnvelope(storage, fixture('06-').body);
 
 async function unitRow(storage: StorageClients, envelope: EventEnvelope, unit: string) {
   return storage.ledger.getEntity<{ state: string; attempts: number; leaseUntil: number; retryAfterMs?: number; lastError?: string }>(
