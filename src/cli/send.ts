@@ -10,13 +10,11 @@ import { type HandlersSource, loadAppHandlers, resolveHandlers } from './appHand
 import { type CommandIO, parseHeaderOption, readInput, UsageError } from './io';
 import { fileWebhookRequest, generatedWebhookRequest, type StepMode, truncated, type WebhookRequestToSend } from './webhookRequest';
 
-export const DEFAULT_WEBHOOK_URL = LOCAL_WEBHOOK_URL;
-
 export const SEND_USAGE = `Usage: dataverse-webhooks send [FILE|-] [--url URL] [--code KEY] [options]
 
 Posts a Dataverse webhook request (a payload file, or one generated from options) and prints the status, eventId and latency.
 
-  --url URL                  where to post (default ${DEFAULT_WEBHOOK_URL})
+  --url URL                  where to post (default ${LOCAL_WEBHOOK_URL})
   --code KEY                 function key, sent as ?code= (a WebhookKey registration)
   --header "name: value"     a header to add (an HttpHeader registration); repeatable
   --query name=value         a query parameter to add (an HttpQueryString registration); repeatable
@@ -109,7 +107,7 @@ async function send(args: string[], io: CommandIO, handlers: HandlersSource): Pr
   if (positionals.length > 1) throw new UsageError('send takes at most one file (or - for stdin)');
   const file = positionals[0];
   const timeoutSeconds = checkArguments(values, file);
-  const url = targetUrl(values.url ?? DEFAULT_WEBHOOK_URL, values.code, values.query ?? []);
+  const url = targetUrl(values.url ?? LOCAL_WEBHOOK_URL, values.code, values.query ?? []);
   const request = await requestToSend(values, file, io);
   const headers = new Headers(request.headers);
   for (const header of values.header ?? []) headers.set(...parseHeaderOption(header));
@@ -206,9 +204,14 @@ async function reportFailure(io: CommandIO, line: string[], { response, answer }
 
 /** The one line a HandlerLoadError is, or null when the handlers load (or cannot be read here at all). */
 async function loadFailure(handlers: HandlersSource): Promise<string | null> {
+  const loaded = await loadedHandlers(handlers);
+  return typeof loaded === 'string' ? loaded : null;
+}
+
+/** The handlers; or the one line of the HandlerLoadError they refuse to load with; null when they cannot be read here at all. */
+async function loadedHandlers(handlers: HandlersSource): Promise<HandlerRegistry | string | null> {
   try {
-    await resolveHandlers(handlers);
-    return null;
+    return await resolveHandlers(handlers);
   } catch (error) {
     return error instanceof Error && error.name === 'HandlerLoadError' ? error.message : null;
   }
@@ -220,12 +223,8 @@ async function loadFailure(handlers: HandlersSource): Promise<string | null> {
  * Null when a handler takes it, or when the handlers cannot be read here.
  */
 async function unhandledLine(request: WebhookRequestToSend, handlers: HandlersSource): Promise<string | null> {
-  let registry: HandlerRegistry;
-  try {
-    registry = await resolveHandlers(handlers);
-  } catch (error) {
-    return error instanceof Error && error.name === 'HandlerLoadError' ? error.message : null;
-  }
+  const registry = await loadedHandlers(handlers);
+  if (registry === null || typeof registry === 'string') return registry;
   const parsed = parseDataverseWebhook({ body: request.body, headers: request.headers });
   if (!parsed.ok) return null;
   const event = parsed.event;
