@@ -1,4 +1,5 @@
 import { odata, type TableClient } from '@azure/data-tables';
+import { forEachConcurrently } from '../concurrency';
 import { isMissingResource, storageStatus } from './errors';
 
 /**
@@ -81,17 +82,17 @@ export async function sweepTable(table: TableClient, options: SweepOptions): Pro
       for (const [partitionKey, rows] of partitions) {
         for (let start = 0; start < rows.length; start += CHUNK_ROWS) chunks.push([partitionKey, rows.slice(start, start + CHUNK_ROWS)]);
       }
-      let next = 0;
-      const worker = async () => {
-        while (next < chunks.length && now() < options.deadline) {
-          const [partitionKey, rows] = chunks[next++]!;
+      await forEachConcurrently(
+        chunks,
+        concurrency,
+        async ([partitionKey, rows]) => {
           const counted = await deleteRows(table, partitionKey, rows);
           result.deleted += counted.deleted;
           result.alreadyGone += counted.alreadyGone;
           result.changed += counted.changed;
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, chunks.length) }, worker));
+        },
+        () => now() < options.deadline,
+      );
       if (now() >= options.deadline) return result;
     }
   } catch (error) {

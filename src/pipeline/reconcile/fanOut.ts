@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { forEachConcurrently } from '../../concurrency';
 import { parseDataverseWebhookOrThrow } from '../../dataverse';
 import { type ColumnKind, reconciledContext } from '../../dataverse/reconciledContext';
 import type { ReconcilableMessage } from '../../dataverse/reconcileRules';
@@ -54,21 +55,17 @@ export async function queueReconciledChanges(message: unknown, deps: FanOutDepen
   if (!batch) return report;
   const handlers = reconcilePlan(deps.handlers).find((plan) => plan.table === batchMessage.table.toLowerCase())?.handlers ?? [];
   const applied = new AppliedChanges(deps.storage.ledger);
-  let next = 0;
-  const worker = async () => {
-    while (next < batch.rows.length) {
-      const row = changedRow({ primaryIdAttribute: batchMessage.primaryIdAttribute }, batch.rows[next++]);
-      if (!row) continue;
-      report.rows++;
-      const events = await eventsFor(row, batch, handlers, applied);
-      if (events.length === 0) report.covered++;
-      for (const event of events) {
-        await queueEvent(deps, batch, row, event);
-        report.queued[event.message]++;
-      }
+  await forEachConcurrently(batch.rows, deps.concurrency ?? 16, async (raw) => {
+    const row = changedRow({ primaryIdAttribute: batchMessage.primaryIdAttribute }, raw);
+    if (!row) return;
+    report.rows++;
+    const events = await eventsFor(row, batch, handlers, applied);
+    if (events.length === 0) report.covered++;
+    for (const event of events) {
+      await queueEvent(deps, batch, row, event);
+      report.queued[event.message]++;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, Math.max(1, batch.rows.length)) }, worker));
+  });
   await removeBatch(deps.storage.payloads, batchMessage).catch((error: unknown) =>
     deps.log.warn('Could not remove a consumed reconcile batch; the lifecycle rule will', { error: describeError(error) }),
   );
