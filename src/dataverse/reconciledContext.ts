@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ReconcilableMessage } from './reconcileRules';
 import {
   dataContractDate,
   keyValues,
@@ -131,7 +132,7 @@ export function derivedGuid(text: string): string {
 export interface ReconciledChange {
   table: string;
   id: string;
-  message: 'Create' | 'Update' | 'Delete';
+  message: ReconcilableMessage;
   /** Identifies the change: the same change found twice (two runs, three instances) is one delivery. */
   changeKey: string;
   /** The row as the Web API returned it; null for a Delete. */
