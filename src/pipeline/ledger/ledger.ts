@@ -10,6 +10,7 @@ import {
   FAILURE_ROW,
   type Found,
   LedgerTable,
+  type Read,
   type RecordAddress,
   type UnitRow,
   type WatermarkRow,
@@ -292,7 +293,7 @@ export class Ledger {
         ...(existing.replays ? { replays: existing.replays } : {}),
       };
       const recorded = await this.table.update(failed, 'Replace', existing.etag);
-      if (typeof recorded !== 'object' && !(await this.wroteLast(key, unit, recorder))) return { kind: 'busy', retryAfterMs: 1_000 };
+      if (typeof recorded !== 'object' && !(await this.ownRow(key, unit, recorder))) return { kind: 'busy', retryAfterMs: 1_000 };
       if (spent < max) return { kind: 'busy', retryAfterMs: Math.max(1, retryAfterMs), jittered: true };
     }
     if (spent >= max) return { kind: 'exhausted', attempts: spent, error: lastError };
@@ -301,8 +302,8 @@ export class Ledger {
     const takeover = { ...this.claimRow(key, unit, eventId, token, leaseMs, attempts, replays), lastError };
     const updated = await this.table.update(takeover, 'Replace', existing.etag);
     if (typeof updated === 'object') return claimed(updated.etag, attempts, sentAt);
-    const ours = await this.table.read<UnitRow>(key, unit);
-    if (ours?.token === token) return claimed(ours.etag, attempts, sentAt);
+    const ours = await this.ownRow(key, unit, token);
+    if (ours) return claimed(ours.etag, attempts, sentAt);
     return { kind: 'busy', retryAfterMs: 1_000 };
   }
 
@@ -316,9 +317,10 @@ export class Ledger {
     return Number.isFinite(since) ? Math.max(0, since) : 0;
   }
 
-  /** Whether the row's last write is the one `token` made (a write whose reply was lost). */
-  private async wroteLast(key: string, unit: string, token: string): Promise<boolean> {
-    return (await this.table.read<UnitRow>(key, unit))?.token === token;
+  /** The row, read back, when its last write is the one `token` made (a write whose reply was lost); else null. */
+  private async ownRow(key: string, unit: string, token: string): Promise<Read<UnitRow> | null> {
+    const row = await this.table.read<UnitRow>(key, unit);
+    return row?.token === token ? row : null;
   }
 
   private claimRow(key: string, unit: string, eventId: string, token: string, leaseMs: number, attempts: number, replays: number): UnitRow {
